@@ -1,0 +1,11 @@
+//! whatsapp-exporter: polls WhatsApp Business API health surfaces and serves them as
+//! Prometheus metrics.
+//!
+//! The daemon is a poller, not a proxy: every target is polled on its own interval and the
+//! latest result is kept per target, so a scrape never waits on (or multiplies calls to) a
+//! rate-limited upstream.
+#![forbid(unsafe_code)]
+
+pub mod onprem;
+pub mod simulator;
+pub mod timestamp;
