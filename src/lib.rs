@@ -6,6 +6,10 @@
 //! rate-limited upstream.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod exposition;
 pub mod onprem;
+pub mod secret;
+pub mod self_metrics;
 pub mod simulator;
 pub mod timestamp;

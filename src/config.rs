@@ -1,0 +1,777 @@
+//! The configuration file: strict YAML (an unknown key is an error with its line), `${ENV}`
+//! expansion inside values, `*_file` variants for secrets, and every default in one place.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::secret::{Secret, SecretSource};
+
+/// Defaults, in one place: the README and `config.example.yaml` quote these.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const INTERVAL: Duration = Duration::from_secs(30);
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// Data series survive this many intervals of failed polls before they are dropped.
+    pub const STALE_AFTER_INTERVALS: u32 = 3;
+    pub const MAX_CONCURRENT_POLLS: usize = 64;
+    pub const BODY_SIZE_LIMIT: u64 = 1024 * 1024;
+    pub const ONPREM_API_KEY_LEN: std::ops::RangeInclusive<usize> = 12..=128;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Syntax errors, unknown keys and bad values: serde_yaml's message carries the line.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub global: Global,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Global {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub stale_after: Option<Duration>,
+    pub max_concurrent_polls: usize,
+    pub body_size_limit: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub base_url: reqwest::Url,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub stale_after: Duration,
+    pub body_size_limit: u64,
+    /// User metadata, exported only on `whatsapp_target_info`.
+    pub labels: BTreeMap<String, String>,
+    pub tls: TlsConfig,
+    pub kind: TargetKind,
+}
+
+impl Target {
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            TargetKind::OnPrem(_) => TargetType::OnPrem.as_str(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TargetKind {
+    OnPrem(OnPremTarget),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TlsConfig {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnPremTarget {
+    pub api_key: Option<SecretSource>,
+    pub login: Option<Login>,
+    pub bearer_token: Option<SecretSource>,
+    pub endpoints: Vec<OnPremEndpoint>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Login {
+    pub username: String,
+    pub password: SecretSource,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPremEndpoint {
+    Health,
+    Support,
+}
+
+impl OnPremEndpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnPremEndpoint::Health => "health",
+            OnPremEndpoint::Support => "support",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum TargetType {
+    #[serde(rename = "onprem")]
+    OnPrem,
+}
+
+impl TargetType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetType::OnPrem => "onprem",
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?
+        };
+        raw.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The file as written. Every struct denies unknown keys, so a typo is an error with a line.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    global: RawGlobal,
+    #[serde(default)]
+    targets: Vec<RawTarget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlobal {
+    interval: Option<HumanDuration>,
+    timeout: Option<HumanDuration>,
+    stale_after: Option<HumanDuration>,
+    max_concurrent_polls: Option<usize>,
+    body_size_limit: Option<ByteSize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: EnvString,
+    #[serde(rename = "type")]
+    kind: TargetType,
+    base_url: Option<EnvString>,
+    interval: Option<HumanDuration>,
+    timeout: Option<HumanDuration>,
+    stale_after: Option<HumanDuration>,
+    body_size_limit: Option<ByteSize>,
+    endpoints: Option<Vec<OnPremEndpoint>>,
+    #[serde(default)]
+    labels: BTreeMap<String, EnvString>,
+    #[serde(default)]
+    tls_config: RawTls,
+    api_key: Option<EnvString>,
+    api_key_file: Option<EnvString>,
+    username: Option<EnvString>,
+    password: Option<EnvString>,
+    password_file: Option<EnvString>,
+    bearer_token: Option<EnvString>,
+    bearer_token_file: Option<EnvString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_file: Option<EnvString>,
+    cert_file: Option<EnvString>,
+    key_file: Option<EnvString>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
+}
+
+/// Label names the exporter sets itself on `whatsapp_target_info`.
+const RESERVED_LABELS: [&str; 2] = ["target", "type"];
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, String> {
+        let interval = self.global.interval.map_or(defaults::INTERVAL, |d| d.0);
+        let timeout = self.global.timeout.map_or(defaults::TIMEOUT, |d| d.0);
+        let global = Global {
+            interval,
+            timeout,
+            stale_after: self.global.stale_after.map(|d| d.0),
+            max_concurrent_polls: self
+                .global
+                .max_concurrent_polls
+                .unwrap_or(defaults::MAX_CONCURRENT_POLLS),
+            body_size_limit: self
+                .global
+                .body_size_limit
+                .map_or(defaults::BODY_SIZE_LIMIT, |b| b.0),
+        };
+        check_timing(
+            "global",
+            global.interval,
+            global.timeout,
+            global.stale_after,
+        )?;
+        if global.max_concurrent_polls == 0 {
+            return Err("global.max_concurrent_polls must be at least 1".into());
+        }
+        let mut seen = HashSet::new();
+        let mut targets = Vec::with_capacity(self.targets.len());
+        for (index, raw) in self.targets.into_iter().enumerate() {
+            let name = raw.name.0.clone();
+            let context = format!("targets[{index}] ({name:?})");
+            if name.is_empty() {
+                return Err(format!("targets[{index}]: name must not be empty"));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(format!("{context}: duplicate target name {name:?}"));
+            }
+            let target = raw
+                .validate(&global)
+                .map_err(|message| format!("{context}: {message}"))?;
+            targets.push(target);
+        }
+        Ok(Config { global, targets })
+    }
+}
+
+fn check_timing(
+    context: &str,
+    interval: Duration,
+    timeout: Duration,
+    stale_after: Option<Duration>,
+) -> Result<(), String> {
+    if interval.is_zero() {
+        return Err(format!("{context}: interval must be greater than 0"));
+    }
+    if timeout.is_zero() {
+        return Err(format!("{context}: timeout must be greater than 0"));
+    }
+    if timeout > interval {
+        return Err(format!(
+            "{context}: timeout ({}) must not be longer than interval ({})",
+            humantime::format_duration(timeout),
+            humantime::format_duration(interval)
+        ));
+    }
+    if let Some(stale_after) = stale_after {
+        if stale_after < interval {
+            return Err(format!(
+                "{context}: stale_after ({}) must not be shorter than interval ({})",
+                humantime::format_duration(stale_after),
+                humantime::format_duration(interval)
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RawTarget {
+    fn validate(self, global: &Global) -> Result<Target, String> {
+        let interval = self.interval.map_or(global.interval, |d| d.0);
+        let timeout = self.timeout.map_or(global.timeout.min(interval), |d| d.0);
+        let stale_after = self
+            .stale_after
+            .map(|d| d.0)
+            .or(global.stale_after)
+            .unwrap_or(interval * defaults::STALE_AFTER_INTERVALS)
+            .max(interval);
+        check_timing("timing", interval, timeout, Some(stale_after))
+            .map_err(|e| e.trim_start_matches("timing: ").to_owned())?;
+        for name in self.labels.keys() {
+            if !is_label_name(name) {
+                return Err(format!(
+                    "labels: {name:?} is not a valid Prometheus label name"
+                ));
+            }
+            if RESERVED_LABELS.contains(&name.as_str()) || name.starts_with("__") {
+                return Err(format!("labels: {name:?} is reserved by the exporter"));
+            }
+        }
+        let base_url = match &self.base_url {
+            Some(url) => parse_base_url(&url.0)?,
+            None => return Err("base_url is required for type onprem".into()),
+        };
+        let kind = match self.kind {
+            TargetType::OnPrem => TargetKind::OnPrem(self.onprem()?),
+        };
+        let tls = TlsConfig {
+            ca_file: self.tls_config.ca_file.map(|p| PathBuf::from(p.0)),
+            cert_file: self.tls_config.cert_file.map(|p| PathBuf::from(p.0)),
+            key_file: self.tls_config.key_file.map(|p| PathBuf::from(p.0)),
+            insecure_skip_verify: self.tls_config.insecure_skip_verify,
+        };
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return Err("tls_config: cert_file and key_file go together".into());
+        }
+        Ok(Target {
+            name: self.name.0,
+            base_url,
+            interval,
+            timeout,
+            stale_after,
+            body_size_limit: self.body_size_limit.map_or(global.body_size_limit, |b| b.0),
+            labels: self.labels.into_iter().map(|(k, v)| (k, v.0)).collect(),
+            tls,
+            kind,
+        })
+    }
+
+    fn onprem(&self) -> Result<OnPremTarget, String> {
+        let api_key = secret_source("api_key", &self.api_key, &self.api_key_file)?;
+        if let Some(source) = &api_key {
+            check_api_key_length(source)?;
+        }
+        let password = secret_source("password", &self.password, &self.password_file)?;
+        let login = match (&self.username, password) {
+            (Some(username), Some(password)) => Some(Login {
+                username: username.0.clone(),
+                password,
+            }),
+            (None, None) => None,
+            (Some(_), None) => return Err("username needs password or password_file".into()),
+            (None, Some(_)) => return Err("password needs username".into()),
+        };
+        let bearer_token =
+            secret_source("bearer_token", &self.bearer_token, &self.bearer_token_file)?;
+        if login.is_some() && bearer_token.is_some() {
+            return Err("set either username/password (login) or bearer_token, not both".into());
+        }
+        let has_bearer = login.is_some() || bearer_token.is_some();
+        if api_key.is_none() && !has_bearer {
+            return Err(
+                "no credentials: set api_key, username and password, or bearer_token".into(),
+            );
+        }
+        let endpoints = match &self.endpoints {
+            Some(list) => {
+                let mut list = list.clone();
+                list.sort();
+                list.dedup();
+                if list.is_empty() {
+                    return Err("endpoints must not be empty".into());
+                }
+                if list.contains(&OnPremEndpoint::Support) && !has_bearer {
+                    return Err("endpoint support needs a Bearer token: set username and \
+                         password (login) or bearer_token; an api_key is accepted by \
+                         /v1/health only"
+                        .into());
+                }
+                list
+            }
+            None if has_bearer => vec![OnPremEndpoint::Health, OnPremEndpoint::Support],
+            None => vec![OnPremEndpoint::Health],
+        };
+        Ok(OnPremTarget {
+            api_key,
+            login,
+            bearer_token,
+            endpoints,
+        })
+    }
+}
+
+fn secret_source(
+    key: &str,
+    inline: &Option<EnvString>,
+    file: &Option<EnvString>,
+) -> Result<Option<SecretSource>, String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(format!("set {key} or {key}_file, not both")),
+        (Some(value), None) if value.0.is_empty() => Err(format!("{key} must not be empty")),
+        (Some(value), None) => Ok(Some(SecretSource::Inline(Secret::new(value.0.clone())))),
+        (None, Some(path)) => Ok(Some(SecretSource::File(PathBuf::from(&path.0)))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The Webapp rejects keys outside 12..128 characters; say so at load rather than as a
+/// 401 at every poll. A key file that cannot be read yet is checked at each use instead.
+fn check_api_key_length(source: &SecretSource) -> Result<(), String> {
+    let key = match source {
+        SecretSource::Inline(secret) => secret.clone(),
+        SecretSource::File(path) => match source.read() {
+            Ok(secret) => secret,
+            Err(_) if !path.exists() => return Ok(()),
+            Err(e) => return Err(format!("api_key_file: {e}")),
+        },
+    };
+    let len = key.expose().chars().count();
+    if defaults::ONPREM_API_KEY_LEN.contains(&len) {
+        Ok(())
+    } else {
+        Err(format!(
+            "api_key must be 12 to 128 characters long (it has {len})"
+        ))
+    }
+}
+
+pub fn check_onprem_api_key(key: &Secret) -> Result<(), String> {
+    check_api_key_length(&SecretSource::Inline(key.clone()))
+}
+
+fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("base_url {text:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("base_url {text:?}: scheme must be http or https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("base_url must not carry credentials: use the target's auth keys".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("base_url {text:?}: no query or fragment allowed"));
+    }
+    Ok(url)
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+// ---------------------------------------------------------------------------------------
+// Value types with their own parsing; their errors go through serde, so serde_yaml adds the
+// line and column.
+
+/// A string value with `${VAR}` replaced by the environment variable (`$$` for a literal
+/// `$`). Expansion happens on values, after YAML parsing, so a value cannot change the
+/// structure of the file.
+#[derive(Clone, Debug, PartialEq)]
+struct EnvString(String);
+
+impl<'de> Deserialize<'de> for EnvString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        expand_env(&raw, |name| std::env::var(name).ok())
+            .map(EnvString)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix('{') {
+            let end = tail
+                .find('}')
+                .ok_or_else(|| "unterminated ${ in value".to_owned())?;
+            let name = &tail[..end];
+            if !is_label_name(name) {
+                return Err(format!("invalid environment variable name {name:?}"));
+            }
+            let value =
+                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&value);
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A duration in humantime form: `30s`, `5m`, `1h30m`.
+#[derive(Clone, Copy, Debug)]
+struct HumanDuration(Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        humantime::parse_duration(raw.trim())
+            .map(HumanDuration)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {raw:?}: {e}")))
+    }
+}
+
+/// A size in bytes: a plain number or a number with B, KiB, MiB, GiB (or KB, MB, GB).
+#[derive(Clone, Copy, Debug)]
+struct ByteSize(u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(text) => parse_byte_size(&text)
+                .map(ByteSize)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid size {text:?}"))),
+        }
+    }
+}
+
+fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+impl fmt::Display for OnPremEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("test.yaml")).map_err(|e| e.to_string())
+    }
+
+    const MINIMAL: &str = "targets:\n  - name: a\n    type: onprem\n    base_url: https://wa.example.com\n    api_key: abcdefghijkl\n";
+
+    #[test]
+    fn defaults_apply() {
+        let config = parse(MINIMAL).unwrap();
+        let target = &config.targets[0];
+        assert_eq!(target.interval, Duration::from_secs(30));
+        assert_eq!(target.timeout, Duration::from_secs(10));
+        assert_eq!(target.stale_after, Duration::from_secs(90));
+        assert_eq!(target.body_size_limit, 1 << 20);
+        assert_eq!(config.global.max_concurrent_polls, 64);
+        let TargetKind::OnPrem(onprem) = &target.kind;
+        assert_eq!(onprem.endpoints, vec![OnPremEndpoint::Health]);
+    }
+
+    #[test]
+    fn empty_file_is_a_config_without_targets() {
+        assert_eq!(parse("").unwrap().targets.len(), 0);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = parse(&format!("{MINIMAL}    intervall: 5s\n")).unwrap_err();
+        assert!(
+            err.starts_with("test.yaml: targets[0]: unknown field `intervall`"),
+            "{err}"
+        );
+        assert!(err.contains("line 6"), "{err}");
+        let err = parse("global:\n  scrape_interval: 5s\n").unwrap_err();
+        assert!(err.contains("unknown field `scrape_interval`"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn unknown_type_names_line() {
+        let err = parse("targets:\n  - name: a\n    type: telegram\n").unwrap_err();
+        assert!(err.contains("unknown variant `telegram`"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_names_line() {
+        let err = parse(&format!("global:\n  interval: soon\n{MINIMAL}")).unwrap_err();
+        assert!(err.contains("invalid duration \"soon\""), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn env_expansion_in_values() {
+        let lookup = |name: &str| (name == "KEY").then(|| "v4lue".to_owned());
+        assert_eq!(expand_env("a${KEY}b", lookup).unwrap(), "av4lueb");
+        assert_eq!(
+            expand_env("cost $$5 and $x", lookup).unwrap(),
+            "cost $5 and $x"
+        );
+        assert_eq!(
+            expand_env("${MISSING}", lookup).unwrap_err(),
+            "environment variable MISSING is not set"
+        );
+        assert_eq!(
+            expand_env("${KEY", lookup).unwrap_err(),
+            "unterminated ${ in value"
+        );
+    }
+
+    #[test]
+    fn env_expansion_through_the_parser() {
+        std::env::set_var("WAE_TEST_API_KEY", "key-from-the-environment");
+        let text = MINIMAL.replace("abcdefghijkl", "${WAE_TEST_API_KEY}");
+        let config = parse(&text).unwrap();
+        let TargetKind::OnPrem(onprem) = &config.targets[0].kind;
+        assert_eq!(
+            onprem.api_key,
+            Some(SecretSource::Inline(Secret::new(
+                "key-from-the-environment"
+            )))
+        );
+        let err = parse(&MINIMAL.replace("abcdefghijkl", "${WAE_TEST_UNSET_VAR}")).unwrap_err();
+        assert!(
+            err.contains("environment variable WAE_TEST_UNSET_VAR is not set"),
+            "{err}"
+        );
+        // serde_yaml places errors raised inside a value at the start of the enclosing
+        // mapping: the target's first line.
+        assert!(err.contains("line 2 column 5"), "{err}");
+    }
+
+    #[test]
+    fn api_key_length_is_checked_without_echoing_it() {
+        let err = parse(&MINIMAL.replace("abcdefghijkl", "short-key")).unwrap_err();
+        assert_eq!(
+            err,
+            "test.yaml: targets[0] (\"a\"): api_key must be 12 to 128 characters long (it has 9)"
+        );
+        let long = "k".repeat(129);
+        let err = parse(&MINIMAL.replace("abcdefghijkl", &long)).unwrap_err();
+        assert!(err.ends_with("(it has 129)"), "{err}");
+    }
+
+    #[test]
+    fn support_with_only_an_api_key_is_an_error() {
+        let err = parse(&format!("{MINIMAL}    endpoints: [health, support]\n")).unwrap_err();
+        assert!(
+            err.contains("endpoint support needs a Bearer token"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn login_enables_support_by_default() {
+        let text = format!("{MINIMAL}    username: admin\n    password_file: /run/pw\n");
+        let config = parse(&text).unwrap();
+        let TargetKind::OnPrem(onprem) = &config.targets[0].kind;
+        assert_eq!(
+            onprem.endpoints,
+            vec![OnPremEndpoint::Health, OnPremEndpoint::Support]
+        );
+        assert_eq!(
+            onprem.login,
+            Some(Login {
+                username: "admin".into(),
+                password: SecretSource::File("/run/pw".into())
+            })
+        );
+    }
+
+    #[test]
+    fn conflicting_and_missing_credentials() {
+        let both = format!("{MINIMAL}    api_key_file: /k\n");
+        assert!(parse(&both)
+            .unwrap_err()
+            .ends_with("set api_key or api_key_file, not both"));
+        let none = "targets:\n  - name: a\n    type: onprem\n    base_url: http://h\n";
+        assert!(parse(none)
+            .unwrap_err()
+            .ends_with("no credentials: set api_key, username and password, or bearer_token"));
+        let user_only = format!("{MINIMAL}    username: admin\n");
+        assert!(parse(&user_only)
+            .unwrap_err()
+            .ends_with("username needs password or password_file"));
+    }
+
+    #[test]
+    fn duplicate_names_and_bad_labels() {
+        let dup = format!("{MINIMAL}{}", MINIMAL.trim_start_matches("targets:\n"));
+        assert_eq!(
+            parse(&dup).unwrap_err(),
+            "test.yaml: targets[1] (\"a\"): duplicate target name \"a\""
+        );
+        let bad = format!("{MINIMAL}    labels:\n      team-name: x\n");
+        assert!(parse(&bad)
+            .unwrap_err()
+            .ends_with("labels: \"team-name\" is not a valid Prometheus label name"));
+        let reserved = format!("{MINIMAL}    labels:\n      target: x\n");
+        assert!(parse(&reserved)
+            .unwrap_err()
+            .ends_with("labels: \"target\" is reserved by the exporter"));
+    }
+
+    #[test]
+    fn timing_rules() {
+        let slow = format!("{MINIMAL}    interval: 5s\n    timeout: 6s\n");
+        assert!(parse(&slow)
+            .unwrap_err()
+            .ends_with("timeout (6s) must not be longer than interval (5s)"));
+        let short_interval = format!("{MINIMAL}    interval: 5s\n");
+        let target = &parse(&short_interval).unwrap().targets[0];
+        assert_eq!(target.timeout, Duration::from_secs(5));
+        assert_eq!(target.stale_after, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn base_url_rules() {
+        let prefixed = MINIMAL.replace("https://wa.example.com", "https://wa.example.com/waba/");
+        assert_eq!(
+            parse(&prefixed).unwrap().targets[0].base_url.path(),
+            "/waba/"
+        );
+        let creds = MINIMAL.replace("https://wa.example.com", "https://u:p@wa.example.com");
+        assert!(parse(&creds)
+            .unwrap_err()
+            .ends_with("base_url must not carry credentials: use the target's auth keys"));
+        let ftp = MINIMAL.replace("https://wa.example.com", "ftp://wa.example.com");
+        assert!(parse(&ftp)
+            .unwrap_err()
+            .contains("scheme must be http or https"));
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("512"), Some(512));
+        assert_eq!(parse_byte_size("2MiB"), Some(2 << 20));
+        assert_eq!(parse_byte_size("10 KB"), Some(10_000));
+        assert_eq!(parse_byte_size("lots"), None);
+        let text = format!("global:\n  body_size_limit: 64KiB\n{MINIMAL}");
+        assert_eq!(parse(&text).unwrap().targets[0].body_size_limit, 65536);
+    }
+}

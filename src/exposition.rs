@@ -1,0 +1,473 @@
+//! The metrics contract and its text encodings.
+//!
+//! Every metric family the exporter publishes for its targets is declared once in
+//! [`Family`]. A poll renders its samples straight to exposition lines ([`Samples`]), kept per
+//! family, so a scrape only concatenates what the polls left: its cost does not depend on
+//! how the data got there, and nothing stale can linger in a registry. Label values come
+//! from upstream payloads and are escaped here: `prometheus-client` does not escape them.
+
+use std::fmt::Write as _;
+
+/// How a family is typed in the exposition formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    /// The name ends in `_total`; OpenMetrics names the family without it.
+    Counter,
+    /// The name ends in `_info`; OpenMetrics types it `info`, text 0.0.4 `gauge`.
+    Info,
+}
+
+macro_rules! families {
+    ($($variant:ident => $name:literal, $kind:ident, $help:literal;)+) => {
+        /// Every per-target metric family, in exposition order.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Family { $($variant),+ }
+
+        impl Family {
+            pub const ALL: &'static [Family] = &[$(Family::$variant),+];
+
+            pub fn name(self) -> &'static str {
+                match self { $(Family::$variant => $name),+ }
+            }
+
+            pub fn kind(self) -> Kind {
+                match self { $(Family::$variant => Kind::$kind),+ }
+            }
+
+            pub fn help(self) -> &'static str {
+                match self { $(Family::$variant => $help),+ }
+            }
+        }
+    };
+}
+
+families! {
+    TargetInfo => "whatsapp_target_info", Info,
+        "Configured target: its type and the user labels from the config. Join on target.";
+    Up => "whatsapp_up", Gauge,
+        "1 when the last poll of every endpoint of the target succeeded, else 0.";
+    PollSuccess => "whatsapp_poll_success", Gauge,
+        "1 when the last poll of this endpoint succeeded, else 0.";
+    PollDuration => "whatsapp_poll_duration_seconds", Gauge,
+        "Duration of the last poll of this endpoint, login included.";
+    LastPollSuccess => "whatsapp_last_poll_success_timestamp_seconds", Gauge,
+        "Unix time of the last successful poll of this endpoint.";
+    PollErrors => "whatsapp_poll_errors_total", Counter,
+        "Failed polls of this endpoint by reason: timeout, connect, tls, http_status, unauthorized, rate_limited, decode, body_too_large.";
+    AuthTokenExpiry => "whatsapp_auth_token_expiry_timestamp_seconds", Gauge,
+        "Unix time at which the current login (Bearer) token expires.";
+    ApiInfo => "whatsapp_api_info", Info,
+        "API version and status (deprecated, experimental, stable) from the response envelope's meta.";
+    GatewayStatus => "whatsapp_gateway_status", Gauge,
+        "Connection of the node to the WhatsApp servers, one series per status; 1 marks the current one.";
+    NodeRole => "whatsapp_node_role", Gauge,
+        "Role of the node in a High Availability or multiconnect cluster; 1 marks the current one.";
+    SocketConnection => "whatsapp_socket_connection", Gauge,
+        "socket_conn of the node as sent (UP, DN, SC, UP receiving offline, UNK); 1 marks the current one.";
+    FreeSpace => "whatsapp_free_space_bytes", Gauge,
+        "Free bytes on the node's volume (data, logs, media_incoming, media_outgoing).";
+    SchemaVersion => "whatsapp_schema_version", Gauge,
+        "Database schema version of the node, per schema.";
+    MulticonnectEnabled => "whatsapp_multiconnect_enabled", Gauge,
+        "1 when the node runs in multiconnect mode.";
+    NodeShards => "whatsapp_node_shards", Gauge,
+        "Number of shard ids the node owns.";
+    BuildInfo => "whatsapp_build_info", Info,
+        "Build of the node's WhatsApp Business API client.";
+    BuildExpiry => "whatsapp_build_expiry_timestamp_seconds", Gauge,
+        "Unix time at which the node's client build expires (expire_timestamp, read as UTC).";
+    ClockSkew => "whatsapp_clock_skew_seconds", Gauge,
+        "The node's clock (device_iso8601) minus the exporter's clock when the response arrived.";
+}
+
+/// Which text format a scrape gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0.0.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// OpenMetrics when the Accept header prefers it to plain text, else text 0.0.4.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+        for range in accept.split(',') {
+            let mut params = range.split(';').map(str::trim);
+            let media = params.next().unwrap_or_default().to_ascii_lowercase();
+            let q = params
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// Exposition lines of one target, per family. Every line starts with the target label.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Samples {
+    target_label: String,
+    lines: Vec<String>,
+    /// (family, value) pairs that a state set did not know: the poller logs each once.
+    unknown: Vec<(Family, String)>,
+}
+
+impl Samples {
+    pub fn new(target: &str) -> Self {
+        let mut target_label = String::from("target=\"");
+        escape_label_value(&mut target_label, target);
+        target_label.push('"');
+        Samples {
+            target_label,
+            lines: Vec::new(),
+            unknown: Vec::new(),
+        }
+    }
+
+    /// Adds one sample of `family` with the target label followed by `labels`.
+    pub fn push(&mut self, family: Family, labels: &[(&str, &str)], value: f64) {
+        if self.lines.is_empty() {
+            self.lines = vec![String::new(); Family::ALL.len()];
+        }
+        let out = &mut self.lines[family as usize];
+        out.push_str(family.name());
+        out.push('{');
+        out.push_str(&self.target_label);
+        for (name, value) in labels {
+            out.push(',');
+            out.push_str(name);
+            out.push_str("=\"");
+            escape_label_value(out, value);
+            out.push('"');
+        }
+        out.push_str("} ");
+        write_value(out, value);
+        out.push('\n');
+    }
+
+    /// A state set: one series per known state, 1 for `current` and 0 for the rest. A
+    /// state the exporter does not know becomes one more series with value 1.
+    pub fn state_set(
+        &mut self,
+        family: Family,
+        labels: &[(&str, &str)],
+        state_label: &str,
+        known: &[&str],
+        current: &str,
+    ) {
+        let mut all = Vec::with_capacity(labels.len() + 1);
+        all.extend_from_slice(labels);
+        all.push((state_label, ""));
+        let last = all.len() - 1;
+        for state in known {
+            all[last].1 = state;
+            self.push(family, &all, if *state == current { 1.0 } else { 0.0 });
+        }
+        if !known.contains(&current) {
+            all[last].1 = current;
+            self.push(family, &all, 1.0);
+            self.unknown.push((family, current.to_owned()));
+        }
+    }
+
+    /// The rendered lines of one family (empty when it has none).
+    pub fn lines(&self, family: Family) -> &str {
+        self.lines.get(family as usize).map_or("", String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.iter().all(String::is_empty)
+    }
+
+    /// State values no state set knew, for logging.
+    pub fn unknown_values(&self) -> &[(Family, String)] {
+        &self.unknown
+    }
+
+    /// Bytes of exposition held, for sizing buffers.
+    pub fn len(&self) -> usize {
+        self.lines.iter().map(String::len).sum()
+    }
+}
+
+/// Writes the HELP and TYPE lines of a family.
+pub fn write_header(out: &mut String, family: Family, format: Format) {
+    let name = family.name();
+    let (type_name, kind) = match (format, family.kind()) {
+        (Format::Text, Kind::Counter) => (name, "counter"),
+        (Format::Text, Kind::Gauge | Kind::Info) => (name, "gauge"),
+        (Format::OpenMetrics, Kind::Gauge) => (name, "gauge"),
+        (Format::OpenMetrics, Kind::Counter) => {
+            (name.strip_suffix("_total").unwrap_or(name), "counter")
+        }
+        (Format::OpenMetrics, Kind::Info) => (name.strip_suffix("_info").unwrap_or(name), "info"),
+    };
+    let _ = writeln!(out, "# HELP {type_name} {}", family.help());
+    let _ = writeln!(out, "# TYPE {type_name} {kind}");
+}
+
+/// Renders the families of all `parts` (each a target's samples), grouped by family as
+/// both formats require.
+pub fn render_families(out: &mut String, format: Format, parts: &[&Samples]) {
+    for &family in Family::ALL {
+        let mut header_written = false;
+        for part in parts {
+            let lines = part.lines(family);
+            if lines.is_empty() {
+                continue;
+            }
+            if !header_written {
+                write_header(out, family, format);
+                header_written = true;
+            }
+            out.push_str(lines);
+        }
+    }
+}
+
+/// Escapes a label value as both text formats require: backslash, double quote, newline.
+pub fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Writes a sample value the way Prometheus parses it (`+Inf`, `-Inf`, `NaN`; integers
+/// without a fraction).
+pub fn write_value(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+/// Converts OpenMetrics text from `prometheus-client` into text 0.0.4: counters are typed
+/// under their `_total` name, info families become gauges named `_info`, and the UNIT and
+/// EOF lines go.
+pub fn openmetrics_to_text(openmetrics: &str, out: &mut String) {
+    let mut pending_help: Option<(&str, &str)> = None;
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            pending_help = Some((name, help));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "gauge" => (name.to_owned(), "gauge"),
+                _ => (name.to_owned(), "untyped"),
+            };
+            if let Some((_, help)) = pending_help.take() {
+                let _ = writeln!(out, "# HELP {name} {help}");
+            }
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        } else if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_names_follow_the_conventions() {
+        let mut names = std::collections::HashSet::new();
+        for &family in Family::ALL {
+            let name = family.name();
+            assert!(names.insert(name), "{name} declared twice");
+            assert!(name.starts_with("whatsapp_"), "{name}");
+            match family.kind() {
+                Kind::Counter => assert!(name.ends_with("_total"), "{name}"),
+                Kind::Info => assert!(name.ends_with("_info"), "{name}"),
+                Kind::Gauge => assert!(!name.ends_with("_total"), "{name}"),
+            }
+            assert!(family.help().ends_with('.'), "{name}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut samples = Samples::new("t\"1");
+        samples.push(
+            Family::ApiInfo,
+            &[("version", "a\\b\"c\nd"), ("api_status", "ünïcode")],
+            1.0,
+        );
+        assert_eq!(
+            samples.lines(Family::ApiInfo),
+            "whatsapp_api_info{target=\"t\\\"1\",version=\"a\\\\b\\\"c\\nd\",api_status=\"ünïcode\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn values_format_as_prometheus_parses_them() {
+        let cases = [
+            (1.0, "1"),
+            (0.0, "0"),
+            (-3.0, "-3"),
+            (0.25, "0.25"),
+            (9223372036853727000.0, "9223372036853727000"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+            (1700000000.5, "1700000000.5"),
+        ];
+        for (value, expected) in cases {
+            let mut out = String::new();
+            write_value(&mut out, value);
+            assert_eq!(out, expected);
+        }
+    }
+
+    #[test]
+    fn state_set_marks_current_and_passes_unknown_through() {
+        let mut samples = Samples::new("a");
+        samples.state_set(
+            Family::GatewayStatus,
+            &[("node", "")],
+            "status",
+            &["connected", "disconnected"],
+            "disconnected",
+        );
+        assert_eq!(
+            samples.lines(Family::GatewayStatus),
+            "whatsapp_gateway_status{target=\"a\",node=\"\",status=\"connected\"} 0\n\
+             whatsapp_gateway_status{target=\"a\",node=\"\",status=\"disconnected\"} 1\n"
+        );
+        assert!(samples.unknown_values().is_empty());
+        let mut samples = Samples::new("a");
+        samples.state_set(
+            Family::GatewayStatus,
+            &[("node", "n")],
+            "status",
+            &["connected"],
+            "rebooting",
+        );
+        assert_eq!(
+            samples.lines(Family::GatewayStatus),
+            "whatsapp_gateway_status{target=\"a\",node=\"n\",status=\"connected\"} 0\n\
+             whatsapp_gateway_status{target=\"a\",node=\"n\",status=\"rebooting\"} 1\n"
+        );
+        assert_eq!(
+            samples.unknown_values(),
+            &[(Family::GatewayStatus, "rebooting".to_owned())]
+        );
+    }
+
+    #[test]
+    fn render_groups_families_across_targets() {
+        let mut a = Samples::new("a");
+        a.push(Family::Up, &[], 1.0);
+        a.push(
+            Family::PollErrors,
+            &[("endpoint", "health"), ("reason", "timeout")],
+            2.0,
+        );
+        let mut b = Samples::new("b");
+        b.push(Family::Up, &[], 0.0);
+        let mut text = String::new();
+        render_families(&mut text, Format::Text, &[&a, &b]);
+        assert_eq!(
+            text,
+            "# HELP whatsapp_up 1 when the last poll of every endpoint of the target succeeded, else 0.\n\
+             # TYPE whatsapp_up gauge\n\
+             whatsapp_up{target=\"a\"} 1\n\
+             whatsapp_up{target=\"b\"} 0\n\
+             # HELP whatsapp_poll_errors_total Failed polls of this endpoint by reason: timeout, connect, tls, http_status, unauthorized, rate_limited, decode, body_too_large.\n\
+             # TYPE whatsapp_poll_errors_total counter\n\
+             whatsapp_poll_errors_total{target=\"a\",endpoint=\"health\",reason=\"timeout\"} 2\n"
+        );
+        let mut om = String::new();
+        render_families(&mut om, Format::OpenMetrics, &[&a]);
+        assert!(om.contains("# TYPE whatsapp_poll_errors counter\n"), "{om}");
+        assert!(
+            om.contains("whatsapp_poll_errors_total{target=\"a\""),
+            "{om}"
+        );
+    }
+
+    #[test]
+    fn info_families_per_format() {
+        let mut a = Samples::new("a");
+        a.push(Family::TargetInfo, &[("type", "onprem")], 1.0);
+        let mut om = String::new();
+        render_families(&mut om, Format::OpenMetrics, &[&a]);
+        assert!(om.contains("# TYPE whatsapp_target info\n"), "{om}");
+        let mut text = String::new();
+        render_families(&mut text, Format::Text, &[&a]);
+        assert!(
+            text.contains("# TYPE whatsapp_target_info gauge\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;q=0.2,text/plain;q=0.9")),
+            Format::Text
+        );
+        assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
+    }
+
+    #[test]
+    fn openmetrics_conversion() {
+        let om = "# HELP x_reloads Reloads.\n# TYPE x_reloads counter\nx_reloads_total{result=\"success\"} 1\n\
+                  # HELP x_build Build.\n# TYPE x_build info\nx_build_info{version=\"1\"} 1\n\
+                  # HELP x_up Up.\n# TYPE x_up gauge\n# UNIT x_up seconds\nx_up 1\n# EOF\n";
+        let mut text = String::new();
+        openmetrics_to_text(om, &mut text);
+        assert_eq!(
+            text,
+            "# HELP x_reloads_total Reloads.\n# TYPE x_reloads_total counter\nx_reloads_total{result=\"success\"} 1\n\
+             # HELP x_build_info Build.\n# TYPE x_build_info gauge\nx_build_info{version=\"1\"} 1\n\
+             # HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n"
+        );
+    }
+}
