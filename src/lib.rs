@@ -6,10 +6,16 @@
 //! rate-limited upstream.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
+pub mod exporter;
 pub mod exposition;
+pub mod logging;
 pub mod onprem;
+pub mod poller;
 pub mod secret;
 pub mod self_metrics;
 pub mod simulator;
 pub mod timestamp;
+pub mod upstream;
+pub mod web;

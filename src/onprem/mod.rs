@@ -1,3 +1,269 @@
-//! The On-Premises API client (Webapp): `/v1/health`, `/v1/support` and login.
+//! The On-Premises API client (Webapp): `/v1/health`, `/v1/support` and login, turned into
+//! the metrics of the contract.
 
+pub mod client;
 pub mod payload;
+
+use std::time::SystemTime;
+
+use crate::exposition::{Family, Samples};
+use payload::{HealthReport, Meta, Nodes, SupportReport};
+
+/// Documented values, pre-declared in each state set (seed 000 and 001).
+pub const GATEWAY_STATUSES: &[&str] = &[
+    "connected",
+    "connecting",
+    "disconnected",
+    "uninitialized",
+    "unregistered",
+];
+pub const ROLES: &[&str] = &["primary_master", "secondary_master", "coreapp"];
+pub const SOCKET_STATES: &[&str] = &["UP", "DN", "SC", "UP receiving offline", "UNK"];
+
+/// Which endpoint's response supplies the series both endpoints could: the envelope's
+/// `whatsapp_api_info` and, in clusters, `whatsapp_node_role`. Health is preferred when
+/// polled, so a series never appears twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedSeries {
+    pub api_info: bool,
+    pub role: bool,
+}
+
+fn nodes<T>(nodes: &Nodes<T>) -> Vec<(&str, &T)> {
+    match nodes {
+        Nodes::Single(node) => vec![("", node)],
+        Nodes::Cluster(list) => list
+            .iter()
+            .map(|(key, node)| (key.as_str(), node))
+            .collect(),
+    }
+}
+
+fn api_info(out: &mut Samples, meta: &Option<Meta>) {
+    if let Some(meta) = meta {
+        out.push(
+            Family::ApiInfo,
+            &[
+                ("version", meta.version.as_deref().unwrap_or("")),
+                ("api_status", meta.api_status.as_deref().unwrap_or("")),
+            ],
+            1.0,
+        );
+    }
+}
+
+pub fn health_samples(out: &mut Samples, report: &HealthReport, shared: SharedSeries) {
+    if shared.api_info {
+        api_info(out, &report.meta);
+    }
+    for (node, health) in nodes(&report.nodes) {
+        out.state_set(
+            Family::GatewayStatus,
+            &[("node", node)],
+            "status",
+            GATEWAY_STATUSES,
+            &health.gateway_status,
+        );
+        if let (true, Some(role)) = (shared.role, &health.role) {
+            out.state_set(Family::NodeRole, &[("node", node)], "role", ROLES, role);
+        }
+    }
+}
+
+pub fn support_samples(
+    out: &mut Samples,
+    report: &SupportReport,
+    shared: SharedSeries,
+    received_at: SystemTime,
+) {
+    if shared.api_info {
+        api_info(out, &report.meta);
+    }
+    let now = unix_seconds(received_at);
+    for (node, support) in nodes(&report.nodes) {
+        let labels = [("node", node)];
+        if let (true, Some(role)) = (shared.role, &support.role) {
+            out.state_set(Family::NodeRole, &labels, "role", ROLES, role);
+        }
+        if let Some(state) = &support.socket_conn {
+            out.state_set(
+                Family::SocketConnection,
+                &labels,
+                "state",
+                SOCKET_STATES,
+                state,
+            );
+        }
+        for (volume, bytes) in &support.free_space {
+            out.push(
+                Family::FreeSpace,
+                &[("node", node), ("volume", volume)],
+                *bytes,
+            );
+        }
+        for (schema, version) in &support.schema {
+            out.push(
+                Family::SchemaVersion,
+                &[("node", node), ("schema", schema)],
+                *version,
+            );
+        }
+        if let Some(enabled) = support.multi_connect {
+            out.push(
+                Family::MulticonnectEnabled,
+                &labels,
+                if enabled { 1.0 } else { 0.0 },
+            );
+        }
+        if let Some(shards) = support.shard_count {
+            out.push(Family::NodeShards, &labels, shards as f64);
+        }
+        if let Some(version) = &support.version {
+            out.push(
+                Family::BuildInfo,
+                &[
+                    ("node", node),
+                    ("version", version),
+                    ("db_engine", support.db_engine.as_deref().unwrap_or("")),
+                    ("os_name", support.os_name.as_deref().unwrap_or("")),
+                    ("os_version", support.os_version.as_deref().unwrap_or("")),
+                ],
+                1.0,
+            );
+        }
+        if let Some(expiry) = support.expire_timestamp {
+            out.push(Family::BuildExpiry, &labels, expiry);
+        }
+        if let Some(device_time) = support.device_time {
+            out.push(Family::ClockSkew, &labels, device_time - now);
+        }
+    }
+}
+
+pub fn unix_seconds(time: SystemTime) -> f64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use payload::{HealthNode, SupportNode};
+    use std::time::Duration;
+
+    const BOTH: SharedSeries = SharedSeries {
+        api_info: true,
+        role: true,
+    };
+
+    #[test]
+    fn single_instance_health() {
+        let report = payload::parse_health(
+            br#"{"health":{"gateway_status":"connected"},"meta":{"version":"v2.53.2","api_status":"stable"}}"#,
+        )
+        .unwrap();
+        let mut out = Samples::new("wa");
+        health_samples(&mut out, &report, BOTH);
+        assert_eq!(
+            out.lines(Family::ApiInfo),
+            "whatsapp_api_info{target=\"wa\",version=\"v2.53.2\",api_status=\"stable\"} 1\n"
+        );
+        assert_eq!(
+            out.lines(Family::GatewayStatus),
+            "whatsapp_gateway_status{target=\"wa\",node=\"\",status=\"connected\"} 1\n\
+             whatsapp_gateway_status{target=\"wa\",node=\"\",status=\"connecting\"} 0\n\
+             whatsapp_gateway_status{target=\"wa\",node=\"\",status=\"disconnected\"} 0\n\
+             whatsapp_gateway_status{target=\"wa\",node=\"\",status=\"uninitialized\"} 0\n\
+             whatsapp_gateway_status{target=\"wa\",node=\"\",status=\"unregistered\"} 0\n"
+        );
+        assert_eq!(out.lines(Family::NodeRole), "");
+    }
+
+    #[test]
+    fn cluster_roles_come_from_one_endpoint_only() {
+        let report = HealthReport {
+            meta: None,
+            nodes: Nodes::Cluster(vec![(
+                "h1:c1".into(),
+                HealthNode {
+                    gateway_status: "disconnected".into(),
+                    role: Some("primary_master".into()),
+                },
+            )]),
+        };
+        let mut out = Samples::new("wa");
+        health_samples(
+            &mut out,
+            &report,
+            SharedSeries {
+                api_info: true,
+                role: false,
+            },
+        );
+        assert_eq!(out.lines(Family::NodeRole), "");
+        assert_eq!(out.lines(Family::ApiInfo), "");
+        let mut out = Samples::new("wa");
+        health_samples(&mut out, &report, BOTH);
+        assert!(out.lines(Family::NodeRole).contains(
+            "whatsapp_node_role{target=\"wa\",node=\"h1:c1\",role=\"primary_master\"} 1\n"
+        ));
+    }
+
+    #[test]
+    fn support_node_series() {
+        let node = SupportNode {
+            role: None,
+            multi_connect: Some(true),
+            shard_count: Some(2),
+            version: Some("v2.53.2".into()),
+            db_engine: Some("MYSQL".into()),
+            os_name: Some("ubuntu-x86_64".into()),
+            os_version: None,
+            expire_timestamp: Some(1_538_058_367.0),
+            device_time: Some(1_700_000_030.0),
+            socket_conn: Some("UP receiving offline".into()),
+            free_space: vec![("data".into(), 9223372036853727000.0)],
+            schema: vec![("axolotl".into(), 1.0)],
+        };
+        let report = SupportReport {
+            meta: None,
+            nodes: Nodes::Single(node),
+        };
+        let mut out = Samples::new("wa");
+        let received = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        support_samples(&mut out, &report, BOTH, received);
+        assert_eq!(
+            out.lines(Family::FreeSpace),
+            "whatsapp_free_space_bytes{target=\"wa\",node=\"\",volume=\"data\"} 9223372036853727000\n"
+        );
+        assert_eq!(
+            out.lines(Family::BuildInfo),
+            "whatsapp_build_info{target=\"wa\",node=\"\",version=\"v2.53.2\",db_engine=\"MYSQL\",os_name=\"ubuntu-x86_64\",os_version=\"\"} 1\n"
+        );
+        assert_eq!(
+            out.lines(Family::ClockSkew),
+            "whatsapp_clock_skew_seconds{target=\"wa\",node=\"\"} 30\n"
+        );
+        assert_eq!(
+            out.lines(Family::BuildExpiry),
+            "whatsapp_build_expiry_timestamp_seconds{target=\"wa\",node=\"\"} 1538058367\n"
+        );
+        assert_eq!(
+            out.lines(Family::NodeShards),
+            "whatsapp_node_shards{target=\"wa\",node=\"\"} 2\n"
+        );
+        assert_eq!(
+            out.lines(Family::MulticonnectEnabled),
+            "whatsapp_multiconnect_enabled{target=\"wa\",node=\"\"} 1\n"
+        );
+        assert!(out.lines(Family::SocketConnection).contains(
+            "whatsapp_socket_connection{target=\"wa\",node=\"\",state=\"UP receiving offline\"} 1\n"
+        ));
+        assert_eq!(
+            out.lines(Family::SchemaVersion),
+            "whatsapp_schema_version{target=\"wa\",node=\"\",schema=\"axolotl\"} 1\n"
+        );
+    }
+}

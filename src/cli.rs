@@ -1,0 +1,357 @@
+//! Command line, in Prometheus' conventions: `--config.file`, `--web.listen-address`,
+//! `--config.check`, and the `demo` and `simulate` subcommands.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::exporter::Exporter;
+use crate::logging::{self, LogFormat, LogLevel};
+use crate::simulator::{Cluster, Simulator, SimulatorOptions};
+use crate::web::{self, WebOptions};
+
+/// The exporter's own port: outside 9100-9999, which the Prometheus port registry has
+/// entirely allocated.
+pub const DEFAULT_PORT: u16 = 10109;
+pub const DEFAULT_SIMULATOR_PORT: u16 = 10110;
+
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("WHATSAPP_EXPORTER_REVISION"),
+    ")"
+);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "whatsapp-exporter",
+    version = LONG_VERSION,
+    about = "Prometheus exporter for WhatsApp Business API health: polls each target on its \
+             interval and serves the latest results on /metrics."
+)]
+pub struct Cli {
+    /// Configuration file (YAML).
+    #[arg(long = "config.file", default_value = "whatsapp-exporter.yaml")]
+    config_file: PathBuf,
+    /// Validate the configuration file, print what is wrong, and exit 0 (valid) or 1.
+    #[arg(long = "config.check")]
+    config_check: bool,
+    /// Address to listen on for /metrics and the web pages [default: :10109; demo: 127.0.0.1:10109].
+    #[arg(long = "web.listen-address", global = true)]
+    listen_address: Option<String>,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics", global = true)]
+    telemetry_path: String,
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
+    log_level: LogLevel,
+    /// Output format of log messages.
+    #[arg(
+        long = "log.format",
+        value_enum,
+        default_value = "logfmt",
+        global = true
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the built-in simulator and the exporter against it, with a generated config:
+    /// no credentials needed.
+    Demo(DemoArgs),
+    /// Serve the built-in simulator of the WhatsApp Business APIs alone.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Address for the simulator (port 0 picks a free one).
+    #[arg(long = "simulator.listen-address", default_value = "127.0.0.1:0")]
+    simulator_address: String,
+    /// Poll interval of the demo's targets.
+    #[arg(long = "interval", default_value = "5s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// How often the simulated states move on.
+    #[arg(long = "step", default_value = "15s", value_parser = humantime::parse_duration)]
+    step: Duration,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Address for the simulator.
+    #[arg(long = "listen-address", default_value = "127.0.0.1:10110")]
+    listen_address: String,
+    /// How often the simulated states move on (0s: never).
+    #[arg(long = "step", default_value = "15s", value_parser = humantime::parse_duration)]
+    step: Duration,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log_level, cli.log_format) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    if cli.config_check {
+        return check_config(&cli.config_file);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None => run(&cli.config_file, cli.listen_address, cli.telemetry_path).await,
+            Some(Command::Demo(args)) => demo(args, cli.listen_address, cli.telemetry_path).await,
+            Some(Command::Simulate(args)) => simulate(args).await,
+        }
+    });
+    // Polls still in flight are abandoned: they only read.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exiting");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            println!(
+                "SUCCESS: {} is valid: {} target(s)",
+                path.display(),
+                config.targets.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `:10109` means every interface, as in Prometheus' flags.
+pub fn parse_listen_address(text: &str) -> anyhow::Result<SocketAddr> {
+    let text = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_owned()
+    };
+    text.parse()
+        .with_context(|| format!("invalid --web.listen-address {text:?}: want host:port"))
+}
+
+async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    let address = parse_listen_address(address)?;
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))
+}
+
+async fn run(
+    config_file: &std::path::Path,
+    listen_address: Option<String>,
+    telemetry_path: String,
+) -> anyhow::Result<()> {
+    let config = Config::load(config_file)?;
+    let listener = bind(listen_address.as_deref().unwrap_or(":10109")).await?;
+    let exporter = Exporter::start(config, Some(config_file.to_owned()))?;
+    tracing::info!(
+        version = LONG_VERSION,
+        address = %listener.local_addr()?,
+        config = %config_file.display(),
+        targets = exporter.targets().len(),
+        "whatsapp-exporter listening"
+    );
+    serve_until_signal(listener, exporter, telemetry_path).await
+}
+
+async fn serve_until_signal(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    telemetry_path: String,
+) -> anyhow::Result<()> {
+    let reloader = tokio::spawn(reload_on_sighup(Arc::clone(&exporter)));
+    web::serve(
+        listener,
+        Arc::clone(&exporter),
+        WebOptions { telemetry_path },
+        termination(),
+    )
+    .await?;
+    reloader.abort();
+    exporter.shutdown();
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn reload_on_sighup(exporter: Arc<Exporter>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP: reload through POST /-/reload only");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        // The outcome is logged and counted by reload itself.
+        let _ = exporter.reload().await;
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub fn termination() -> impl Future<Output = ()> {
+    async {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = terminate => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        }
+    }
+}
+
+/// The demo's configuration: one target of each On-Premises shape against the simulator,
+/// with the simulator's own (public) demo credentials.
+pub fn demo_config(simulator: &crate::simulator::SimulatorHandle, interval: Duration) -> String {
+    let options = simulator.simulator().options();
+    let interval = humantime::format_duration(interval);
+    format!(
+        "global:\n  interval: {interval}\n  timeout: {interval}\ntargets:\n\
+         - name: onprem-single\n  type: onprem\n  base_url: {single}\n  api_key: {key}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: single\n\
+         - name: onprem-ha\n  type: onprem\n  base_url: {ha}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: ha\n\
+         - name: onprem-multiconnect\n  type: onprem\n  base_url: {mc}\n  api_key: {key}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: multiconnect\n",
+        single = simulator.base_url(Cluster::Single),
+        ha = simulator.base_url(Cluster::Ha),
+        mc = simulator.base_url(Cluster::Multiconnect),
+        key = options.api_key,
+        user = options.username,
+        password = options.password,
+    )
+}
+
+async fn demo(
+    args: DemoArgs,
+    listen_address: Option<String>,
+    telemetry_path: String,
+) -> anyhow::Result<()> {
+    let simulator = Simulator::new(SimulatorOptions {
+        auto_step: Some(args.step).filter(|s| !s.is_zero()),
+        ..SimulatorOptions::default()
+    })
+    .spawn(&args.simulator_address)
+    .await
+    .with_context(|| format!("cannot start the simulator on {}", args.simulator_address))?;
+    let config_text = demo_config(&simulator, args.interval);
+    let config = Config::parse(&config_text, std::path::Path::new("<demo>"))?;
+    let listener = bind(listen_address.as_deref().unwrap_or("127.0.0.1:10109")).await?;
+    let address = listener.local_addr()?;
+    let exporter = Exporter::start(config, None)?;
+    println!("whatsapp-exporter demo");
+    println!("  metrics:      http://{address}{telemetry_path}");
+    println!("  landing page: http://{address}/");
+    println!(
+        "  simulator:    http://{}/ (single, ha, multiconnect)",
+        simulator.addr
+    );
+    println!(
+        "Targets are polled every {}; simulated states move every {}. Ctrl-C stops.",
+        humantime::format_duration(args.interval),
+        humantime::format_duration(args.step)
+    );
+    let result = serve_until_signal(listener, exporter, telemetry_path).await;
+    simulator.shutdown().await;
+    result
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let simulator = Simulator::new(SimulatorOptions {
+        auto_step: Some(args.step).filter(|s| !s.is_zero()),
+        ..SimulatorOptions::default()
+    });
+    let options = simulator.options().clone();
+    let handle = simulator
+        .spawn(&args.listen_address)
+        .await
+        .with_context(|| format!("cannot start the simulator on {}", args.listen_address))?;
+    println!("WhatsApp Business API simulator on http://{}", handle.addr);
+    for cluster in [Cluster::Single, Cluster::Ha, Cluster::Multiconnect] {
+        println!("  {:<13} {}", cluster.as_str(), handle.base_url(cluster));
+    }
+    println!(
+        "  credentials:  api_key {}  username {}  password {}",
+        options.api_key, options.username, options.password
+    );
+    termination().await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_address(":10109").unwrap(),
+            "0.0.0.0:10109".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_address("127.0.0.1:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        assert!(parse_listen_address("localhost").is_err());
+    }
+
+    #[test]
+    fn flags_follow_prometheus_conventions() {
+        let cli = Cli::try_parse_from([
+            "whatsapp-exporter",
+            "--config.file=/etc/wa.yaml",
+            "--web.listen-address=:9999",
+            "--web.telemetry-path=/m",
+            "--log.level=debug",
+            "--log.format=json",
+        ])
+        .unwrap();
+        assert_eq!(cli.config_file, PathBuf::from("/etc/wa.yaml"));
+        assert_eq!(cli.listen_address.as_deref(), Some(":9999"));
+        assert_eq!(cli.telemetry_path, "/m");
+        assert_eq!(cli.log_level, LogLevel::Debug);
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert!(Cli::try_parse_from(["whatsapp-exporter", "--log.format=xml"]).is_err());
+        let demo = Cli::try_parse_from(["whatsapp-exporter", "demo", "--interval=2s"]).unwrap();
+        assert!(
+            matches!(demo.command, Some(Command::Demo(DemoArgs { interval, .. })) if interval == Duration::from_secs(2))
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! Talks to one On-Premises Webapp: chooses the credential per endpoint, logs in with
+//! Basic auth when it needs a Bearer token, renews the token before it expires, and logs
+//! in once more when a token is refused.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, Url};
+
+use super::payload::{self, ApiError, LoginToken};
+use crate::config::{self, OnPremEndpoint, OnPremTarget};
+use crate::secret::{Secret, SecretSource};
+use crate::upstream::{self, Fetched, PollError, Reason};
+
+/// How long before its expiry a login token is renewed: a fifth of its lifetime, at most
+/// an hour (tokens last 7 days; simulators and tests use seconds).
+const MAX_RENEW_MARGIN: Duration = Duration::from_secs(3600);
+
+#[derive(Debug)]
+struct Token {
+    value: Secret,
+    expires_at: Option<SystemTime>,
+    renew_at: Option<SystemTime>,
+}
+
+/// A successful response: its body, and when it arrived (for clock skew).
+#[derive(Debug)]
+pub struct Response {
+    pub body: bytes::Bytes,
+    pub received_at: SystemTime,
+}
+
+#[derive(Debug)]
+pub struct OnPremClient {
+    http: reqwest::Client,
+    base: Url,
+    auth: OnPremTarget,
+    body_limit: u64,
+    token: Option<Token>,
+}
+
+enum Credential {
+    ApiKey(Secret),
+    StaticBearer(Secret),
+    Login(Secret),
+}
+
+impl OnPremClient {
+    pub fn new(http: reqwest::Client, target: &config::Target, auth: &OnPremTarget) -> Self {
+        OnPremClient {
+            http,
+            base: with_trailing_slash(&target.base_url),
+            auth: auth.clone(),
+            body_limit: target.body_size_limit,
+            token: None,
+        }
+    }
+
+    pub fn endpoints(&self) -> &[OnPremEndpoint] {
+        &self.auth.endpoints
+    }
+
+    /// When the current login token expires, if there is one.
+    pub fn token_expiry(&self) -> Option<SystemTime> {
+        self.token.as_ref().and_then(|t| t.expires_at)
+    }
+
+    /// GETs one endpoint with the right credential; on a 401 with a login token, logs in
+    /// once more and retries once.
+    pub async fn get(&mut self, endpoint: OnPremEndpoint) -> Result<Response, PollError> {
+        let path = match endpoint {
+            OnPremEndpoint::Health => "v1/health",
+            OnPremEndpoint::Support => "v1/support",
+        };
+        let credential = self.credential(endpoint).await?;
+        let fetched = self.send(path, &credential).await?;
+        if fetched.status.as_u16() == 401 {
+            if let Credential::Login(_) = credential {
+                tracing::debug!("login token refused, logging in again");
+                self.token = None;
+                let credential = self.credential(endpoint).await?;
+                let fetched = self.send(path, &credential).await?;
+                return self.accept(fetched);
+            }
+        }
+        self.accept(fetched)
+    }
+
+    fn accept(&self, fetched: Fetched) -> Result<Response, PollError> {
+        if !fetched.status.is_success() {
+            return Err(upstream::status_error(
+                fetched.status,
+                &fetched.headers,
+                &describe_errors(&payload::envelope_errors(&fetched.body)),
+            ));
+        }
+        check_json_content_type(fetched.headers.get(CONTENT_TYPE))?;
+        Ok(Response {
+            body: fetched.body,
+            received_at: SystemTime::now(),
+        })
+    }
+
+    async fn send(&self, path: &str, credential: &Credential) -> Result<Fetched, PollError> {
+        let url = self.url(path)?;
+        let header = match credential {
+            Credential::ApiKey(key) => format!("Apikey {}", key.expose()),
+            Credential::StaticBearer(token) | Credential::Login(token) => {
+                format!("Bearer {}", token.expose())
+            }
+        };
+        let mut value = HeaderValue::from_str(&header).map_err(|_| {
+            PollError::new(
+                Reason::Unauthorized,
+                "credential contains characters not allowed in a header",
+            )
+        })?;
+        value.set_sensitive(true);
+        upstream::fetch(
+            self.http.get(url).header(AUTHORIZATION, value),
+            self.body_limit,
+        )
+        .await
+    }
+
+    fn url(&self, path: &str) -> Result<Url, PollError> {
+        self.base
+            .join(path)
+            .map_err(|e| PollError::new(Reason::Connect, format!("building URL: {e}")))
+    }
+
+    async fn credential(&mut self, endpoint: OnPremEndpoint) -> Result<Credential, PollError> {
+        if endpoint == OnPremEndpoint::Health {
+            if let Some(source) = &self.auth.api_key {
+                let key = read_secret(source)?;
+                config::check_onprem_api_key(&key)
+                    .map_err(|e| PollError::new(Reason::Unauthorized, e))?;
+                return Ok(Credential::ApiKey(key));
+            }
+        }
+        if let Some(source) = &self.auth.bearer_token {
+            return Ok(Credential::StaticBearer(read_secret(source)?));
+        }
+        if self.auth.login.is_some() {
+            return Ok(Credential::Login(self.login_token().await?));
+        }
+        Err(PollError::new(
+            Reason::Unauthorized,
+            format!("no credential for /v1/{endpoint}"),
+        ))
+    }
+
+    async fn login_token(&mut self) -> Result<Secret, PollError> {
+        let now = SystemTime::now();
+        if let Some(token) = &self.token {
+            if token.renew_at.is_none_or(|at| now < at) {
+                return Ok(token.value.clone());
+            }
+            tracing::debug!("login token expires soon, renewing");
+        }
+        let fresh = self.login().await?;
+        let expires_at = fresh
+            .expires_after
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s));
+        let renew_at = expires_at.map(|at| {
+            let lifetime = at.duration_since(now).unwrap_or(Duration::ZERO);
+            at - (lifetime / 5).min(MAX_RENEW_MARGIN)
+        });
+        let value = Secret::new(fresh.token);
+        self.token = Some(Token {
+            value: value.clone(),
+            expires_at,
+            renew_at,
+        });
+        Ok(value)
+    }
+
+    async fn login(&self) -> Result<LoginToken, PollError> {
+        let Some(login) = &self.auth.login else {
+            return Err(PollError::new(Reason::Unauthorized, "no login configured"));
+        };
+        let password = read_secret(&login.password)?;
+        let request = self
+            .http
+            .request(Method::POST, self.url("v1/users/login")?)
+            .basic_auth(&login.username, Some(password.expose()));
+        let fetched = upstream::fetch(request, self.body_limit).await?;
+        if !fetched.status.is_success() {
+            let mut err = upstream::status_error(
+                fetched.status,
+                &fetched.headers,
+                &describe_errors(&payload::envelope_errors(&fetched.body)),
+            );
+            err.message = format!("login: {}", err.message);
+            return Err(err);
+        }
+        payload::parse_login(&fetched.body)
+            .map_err(|e| PollError::new(Reason::Decode, format!("login: {e}")))
+    }
+}
+
+fn read_secret(source: &SecretSource) -> Result<Secret, PollError> {
+    source
+        .read()
+        .map_err(|e| PollError::new(Reason::Unauthorized, e.to_string()))
+}
+
+fn with_trailing_slash(url: &Url) -> Url {
+    let mut url = url.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+/// A wrong content type is bad input; no content type at all is tolerated.
+fn check_json_content_type(value: Option<&HeaderValue>) -> Result<(), PollError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let media = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if media == "application/json" || media.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(PollError::new(
+            Reason::Decode,
+            format!(
+                "unexpected content type {:?}",
+                upstream::truncate(&media, 64)
+            ),
+        ))
+    }
+}
+
+/// "1005 Access denied (details)" for each error of an envelope, joined.
+pub fn describe_errors(errors: &[ApiError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            let mut text = String::new();
+            if let Some(code) = e.code {
+                text.push_str(&code.to_string());
+            }
+            if let Some(title) = &e.title {
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(&upstream::truncate(title, 200));
+            }
+            if let Some(details) = &e.details {
+                text.push_str(&format!(" ({})", upstream::truncate(details, 200)));
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_keeps_its_prefix() {
+        let base = with_trailing_slash(&Url::parse("https://h:9090/waba").unwrap());
+        assert_eq!(
+            base.join("v1/health").unwrap().as_str(),
+            "https://h:9090/waba/v1/health"
+        );
+        let root = with_trailing_slash(&Url::parse("https://h").unwrap());
+        assert_eq!(
+            root.join("v1/support").unwrap().as_str(),
+            "https://h/v1/support"
+        );
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(check_json_content_type(None).is_ok());
+        assert!(check_json_content_type(Some(&HeaderValue::from_static(
+            "application/json; charset=utf-8"
+        )))
+        .is_ok());
+        let err =
+            check_json_content_type(Some(&HeaderValue::from_static("text/html"))).unwrap_err();
+        assert_eq!(err.reason, Reason::Decode);
+        assert_eq!(err.message, "unexpected content type \"text/html\"");
+    }
+
+    #[test]
+    fn error_descriptions() {
+        let errors = vec![
+            ApiError {
+                code: Some(1005),
+                title: Some("Access denied".into()),
+                details: Some("Invalid credentials".into()),
+            },
+            ApiError {
+                code: None,
+                title: Some("Other".into()),
+                details: None,
+            },
+        ];
+        assert_eq!(
+            describe_errors(&errors),
+            "1005 Access denied (Invalid credentials); Other"
+        );
+    }
+}

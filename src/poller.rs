@@ -1,0 +1,456 @@
+//! One task per target: polls its endpoints on the target's interval, keeps the last good
+//! data of each endpoint until it goes stale, and publishes an immutable snapshot that
+//! scrapes read without waiting on a poll.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+use tokio::time::sleep_until;
+
+use crate::config::{OnPremEndpoint, Target, TargetKind};
+use crate::exposition::{Family, Samples};
+use crate::onprem::{self, client::OnPremClient, payload, SharedSeries};
+use crate::upstream::{PollError, Reason};
+
+/// First delay of the backoff after a rate limit without Retry-After; it doubles up to
+/// the interval.
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+
+/// What a scrape and the landing page see of a target: replaced whole after every poll.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// `whatsapp_target_info`, then the poll series, then each endpoint's last good data.
+    pub parts: Vec<Arc<Samples>>,
+    pub status: TargetStatus,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TargetStatus {
+    pub last_poll: Option<SystemTime>,
+    pub up: Option<bool>,
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EndpointStatus {
+    pub name: &'static str,
+    pub success: Option<bool>,
+    pub last_success: Option<SystemTime>,
+    pub error: Option<String>,
+}
+
+/// The shared face of a target: its config and latest snapshot.
+#[derive(Debug)]
+pub struct TargetState {
+    pub config: Arc<Target>,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+impl TargetState {
+    pub fn new(config: Arc<Target>) -> Self {
+        let info = Arc::new(target_info(&config));
+        TargetState {
+            config,
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                parts: vec![info],
+                status: TargetStatus::default(),
+            }),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+}
+
+fn target_info(config: &Target) -> Samples {
+    let mut samples = Samples::new(&config.name);
+    let mut labels: Vec<(&str, &str)> = vec![("type", config.type_name())];
+    labels.extend(config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    samples.push(Family::TargetInfo, &labels, 1.0);
+    samples
+}
+
+/// A stable 64-bit FNV-1a hash: the same name always lands on the same phase (and, later,
+/// shard) across restarts and Rust versions.
+pub fn stable_hash(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// Where in its interval a target is polled, so polls spread over the interval.
+pub fn phase(name: &str, interval: Duration) -> Duration {
+    let nanos = interval.as_nanos().max(1);
+    Duration::from_nanos((u128::from(stable_hash(name)) % nanos) as u64)
+}
+
+/// The upstream API of a target.
+#[derive(Debug)]
+pub enum Client {
+    OnPrem(OnPremClient),
+}
+
+impl Client {
+    pub fn new(http: reqwest::Client, config: &Target) -> Self {
+        match &config.kind {
+            TargetKind::OnPrem(onprem) => Client::OnPrem(OnPremClient::new(http, config, onprem)),
+        }
+    }
+
+    fn endpoints(&self) -> Vec<&'static str> {
+        match self {
+            Client::OnPrem(c) => c.endpoints().iter().map(|e| e.as_str()).collect(),
+        }
+    }
+
+    fn token_expiry(&self) -> Option<SystemTime> {
+        match self {
+            Client::OnPrem(c) => c.token_expiry(),
+        }
+    }
+
+    async fn poll(&mut self, index: usize, target: &str) -> Result<Samples, PollError> {
+        match self {
+            Client::OnPrem(client) => {
+                let endpoints = client.endpoints().to_vec();
+                let endpoint = endpoints[index];
+                let has_health = endpoints.contains(&OnPremEndpoint::Health);
+                let shared = SharedSeries {
+                    api_info: endpoint == OnPremEndpoint::Health || !has_health,
+                    role: endpoint == OnPremEndpoint::Health || !has_health,
+                };
+                let response = client.get(endpoint).await?;
+                let mut samples = Samples::new(target);
+                let decode =
+                    |e: payload::PayloadError| PollError::new(Reason::Decode, e.to_string());
+                match endpoint {
+                    OnPremEndpoint::Health => {
+                        let report = payload::parse_health(&response.body).map_err(decode)?;
+                        onprem::health_samples(&mut samples, &report, shared);
+                    }
+                    OnPremEndpoint::Support => {
+                        let report = payload::parse_support(&response.body).map_err(decode)?;
+                        onprem::support_samples(
+                            &mut samples,
+                            &report,
+                            shared,
+                            response.received_at,
+                        );
+                    }
+                }
+                Ok(samples)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct EndpointRun {
+    name: &'static str,
+    data: Option<Arc<Samples>>,
+    data_at: Option<Instant>,
+    success: Option<bool>,
+    last_success: Option<SystemTime>,
+    duration: Duration,
+    errors: BTreeMap<Reason, u64>,
+    last_error: Option<PollError>,
+}
+
+/// The private side of a target's task.
+pub struct Runner {
+    state: Arc<TargetState>,
+    client: Client,
+    semaphore: Arc<Semaphore>,
+    info: Arc<Samples>,
+    endpoints: Vec<EndpointRun>,
+    rate_limited_in_a_row: u32,
+    logged_unknown: HashSet<(Family, String)>,
+    last_poll: Option<SystemTime>,
+}
+
+impl Runner {
+    pub fn new(state: Arc<TargetState>, client: Client, semaphore: Arc<Semaphore>) -> Self {
+        let endpoints = client
+            .endpoints()
+            .into_iter()
+            .map(|name| EndpointRun {
+                name,
+                data: None,
+                data_at: None,
+                success: None,
+                last_success: None,
+                duration: Duration::ZERO,
+                errors: BTreeMap::new(),
+                last_error: None,
+            })
+            .collect();
+        let info = Arc::new(target_info(&state.config));
+        Runner {
+            state,
+            client,
+            semaphore,
+            info,
+            endpoints,
+            rate_limited_in_a_row: 0,
+            logged_unknown: HashSet::new(),
+            last_poll: None,
+        }
+    }
+
+    /// Polls forever on the target's schedule; the task is aborted to stop it.
+    pub async fn run(mut self) {
+        let config = Arc::clone(&self.state.config);
+        let mut next = Instant::now() + phase(&config.name, config.interval);
+        loop {
+            if let Some(stale_at) = self.next_stale_deadline(config.stale_after) {
+                if stale_at < next {
+                    sleep_until(stale_at.into()).await;
+                    self.drop_stale(config.stale_after);
+                    continue;
+                }
+            }
+            sleep_until(next.into()).await;
+            let retry = {
+                let semaphore = Arc::clone(&self.semaphore);
+                let Ok(_permit) = semaphore.acquire().await else {
+                    return; // closed: the exporter is shutting down
+                };
+                self.poll_once().await
+            };
+            let now = Instant::now();
+            next = match retry {
+                Some(delay) => now + delay,
+                None => {
+                    let mut due = next + config.interval;
+                    while due <= now {
+                        due += config.interval;
+                    }
+                    due
+                }
+            };
+        }
+    }
+
+    fn next_stale_deadline(&self, stale_after: Duration) -> Option<Instant> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.data.is_some())
+            .filter_map(|e| e.data_at)
+            .map(|at| at + stale_after)
+            .min()
+    }
+
+    fn drop_stale(&mut self, stale_after: Duration) {
+        let now = Instant::now();
+        let mut dropped = false;
+        for endpoint in &mut self.endpoints {
+            if endpoint.data.is_some() && endpoint.data_at.is_some_and(|at| now >= at + stale_after)
+            {
+                tracing::warn!(
+                    target_name = %self.state.config.name,
+                    endpoint = endpoint.name,
+                    stale_after = %humantime::format_duration(stale_after),
+                    "no successful poll within stale_after: dropping the endpoint's data series"
+                );
+                endpoint.data = None;
+                dropped = true;
+            }
+        }
+        if dropped {
+            self.publish();
+        }
+    }
+
+    /// Polls every endpoint once and publishes the result. Returns an earlier retry when
+    /// the upstream rate-limited us.
+    pub async fn poll_once(&mut self) -> Option<Duration> {
+        let config = Arc::clone(&self.state.config);
+        let mut retry_after: Option<Duration> = None;
+        let mut rate_limited = false;
+        for index in 0..self.endpoints.len() {
+            let started = Instant::now();
+            let result =
+                match tokio::time::timeout(config.timeout, self.client.poll(index, &config.name))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(PollError::new(
+                        Reason::Timeout,
+                        format!(
+                            "no complete response within the timeout of {}",
+                            humantime::format_duration(config.timeout)
+                        ),
+                    )),
+                };
+            let endpoint = &mut self.endpoints[index];
+            endpoint.duration = started.elapsed();
+            match result {
+                Ok(samples) => {
+                    for (family, value) in samples.unknown_values() {
+                        if self.logged_unknown.insert((*family, value.clone())) {
+                            tracing::warn!(
+                                target_name = %config.name,
+                                endpoint = endpoint.name,
+                                metric = family.name(),
+                                value = %value,
+                                "unknown value from upstream, exported as its own series"
+                            );
+                        }
+                    }
+                    if let Some(previous) = endpoint.last_error.take() {
+                        tracing::info!(
+                            target_name = %config.name,
+                            endpoint = endpoint.name,
+                            after = %previous,
+                            "poll succeeded again"
+                        );
+                    }
+                    endpoint.data = Some(Arc::new(samples));
+                    endpoint.data_at = Some(Instant::now());
+                    endpoint.success = Some(true);
+                    endpoint.last_success = Some(SystemTime::now());
+                }
+                Err(err) => {
+                    *endpoint.errors.entry(err.reason).or_insert(0) += 1;
+                    if endpoint.last_error.as_ref() != Some(&err) {
+                        tracing::warn!(
+                            target_name = %config.name,
+                            endpoint = endpoint.name,
+                            reason = err.reason.as_str(),
+                            error = %err.message,
+                            "poll failed"
+                        );
+                    }
+                    if err.reason == Reason::RateLimited {
+                        rate_limited = true;
+                        retry_after = retry_after.max(err.retry_after);
+                    }
+                    endpoint.success = Some(false);
+                    endpoint.last_error = Some(err);
+                }
+            }
+        }
+        self.last_poll = Some(SystemTime::now());
+        self.publish();
+        if !rate_limited {
+            self.rate_limited_in_a_row = 0;
+            return None;
+        }
+        self.rate_limited_in_a_row = self.rate_limited_in_a_row.saturating_add(1);
+        Some(match retry_after {
+            Some(delay) => delay.max(Duration::from_secs(1)),
+            None => backoff(self.rate_limited_in_a_row, config.interval),
+        })
+    }
+
+    fn publish(&self) {
+        let config = &self.state.config;
+        let mut poll = Samples::new(&config.name);
+        let polled = self.endpoints.iter().any(|e| e.success.is_some());
+        if polled {
+            let up = self.endpoints.iter().all(|e| e.success == Some(true));
+            poll.push(Family::Up, &[], if up { 1.0 } else { 0.0 });
+        }
+        for endpoint in &self.endpoints {
+            let labels = [("endpoint", endpoint.name)];
+            if let Some(success) = endpoint.success {
+                poll.push(
+                    Family::PollSuccess,
+                    &labels,
+                    if success { 1.0 } else { 0.0 },
+                );
+                poll.push(
+                    Family::PollDuration,
+                    &labels,
+                    endpoint.duration.as_secs_f64(),
+                );
+            }
+            if let Some(at) = endpoint.last_success {
+                poll.push(Family::LastPollSuccess, &labels, onprem::unix_seconds(at));
+            }
+            for (reason, count) in &endpoint.errors {
+                poll.push(
+                    Family::PollErrors,
+                    &[("endpoint", endpoint.name), ("reason", reason.as_str())],
+                    *count as f64,
+                );
+            }
+        }
+        if let Some(expiry) = self.client.token_expiry() {
+            poll.push(Family::AuthTokenExpiry, &[], onprem::unix_seconds(expiry));
+        }
+        let mut parts = Vec::with_capacity(2 + self.endpoints.len());
+        parts.push(Arc::clone(&self.info));
+        parts.push(Arc::new(poll));
+        parts.extend(self.endpoints.iter().filter_map(|e| e.data.clone()));
+        let status = TargetStatus {
+            last_poll: self.last_poll,
+            up: polled.then(|| self.endpoints.iter().all(|e| e.success == Some(true))),
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| EndpointStatus {
+                    name: e.name,
+                    success: e.success,
+                    last_success: e.last_success,
+                    error: e.last_error.as_ref().map(ToString::to_string),
+                })
+                .collect(),
+        };
+        self.state.publish(Snapshot { parts, status });
+    }
+}
+
+/// Exponential backoff with jitter, capped at the interval.
+fn backoff(attempt: u32, interval: Duration) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(interval);
+    capped.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_are_stable_and_spread() {
+        let interval = Duration::from_secs(30);
+        assert_eq!(phase("alpha", interval), phase("alpha", interval));
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        // 1,000 names land in every tenth of the interval, none far from 100.
+        let mut buckets = [0u32; 10];
+        for i in 0..1000 {
+            let p = phase(&format!("target-{i}"), interval);
+            assert!(p < interval);
+            buckets[(p.as_secs_f64() / 3.0) as usize] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&n| (60..=140).contains(&n)),
+            "{buckets:?}"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_interval() {
+        let interval = Duration::from_secs(10);
+        for attempt in 1..=8 {
+            let delay = backoff(attempt, interval);
+            let cap = BACKOFF_BASE
+                .saturating_mul(1 << (attempt - 1))
+                .min(interval);
+            assert!(delay <= cap && delay >= cap / 2, "{attempt}: {delay:?}");
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! What every upstream API has in common: HTTP clients, bounded body reads, and the
+//! classification of a failed poll into one of the contract's reasons.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+
+use crate::config::TlsConfig;
+
+/// Why a poll failed: the `reason` label of `whatsapp_poll_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    Timeout,
+    Connect,
+    Tls,
+    HttpStatus,
+    Unauthorized,
+    RateLimited,
+    Decode,
+    BodyTooLarge,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Connect => "connect",
+            Reason::Tls => "tls",
+            Reason::HttpStatus => "http_status",
+            Reason::Unauthorized => "unauthorized",
+            Reason::RateLimited => "rate_limited",
+            Reason::Decode => "decode",
+            Reason::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed poll of one endpoint: counted by reason, logged with the message, and (for
+/// rate limits) carrying the upstream's Retry-After.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct PollError {
+    pub reason: Reason,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl PollError {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        PollError {
+            reason,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("tls_config: cannot read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("tls_config: {0}")]
+    Build(String),
+}
+
+/// One pooled keep-alive client per distinct TLS setting, shared by every target that uses
+/// it, so many targets on one upstream host reuse connections.
+#[derive(Default)]
+pub struct Clients {
+    by_tls: Mutex<HashMap<TlsConfig, reqwest::Client>>,
+}
+
+impl Clients {
+    pub fn get(&self, tls: &TlsConfig) -> Result<reqwest::Client, ClientError> {
+        let mut map = self.by_tls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = map.get(tls) {
+            return Ok(client.clone());
+        }
+        let client = build_client(tls)?;
+        map.insert(tls.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// Forgets clients no target uses any more (after a reload).
+    pub fn retain(&self, in_use: &[&TlsConfig]) {
+        let mut map = self.by_tls.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|tls, _| in_use.contains(&tls));
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path).map_err(|source| ClientError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+pub fn build_client(tls: &TlsConfig) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("whatsapp-exporter/", env!("CARGO_PKG_VERSION")))
+        .redirect(same_origin_redirects())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_keepalive(Duration::from_secs(60))
+        .danger_accept_invalid_certs(tls.insecure_skip_verify);
+    if let Some(path) = &tls.ca_file {
+        let pem = read_file(path)?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ClientError::Build(format!("ca_file {}: {e}", path.display())))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = read_file(cert)?;
+        pem.push(b'\n');
+        pem.extend(read_file(key)?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| ClientError::Build(format!("client certificate: {e}")))?;
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| ClientError::Build(e.to_string()))
+}
+
+/// Redirects are followed only within the origin the request was sent to, so credentials
+/// sent as headers never reach another host.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            attempt.error("redirect to another origin refused")
+        } else if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// A response read whole, its body capped.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Sends the request and reads at most `limit` bytes of body. The caller bounds the whole
+/// call with its timeout, body included.
+pub async fn fetch(request: reqwest::RequestBuilder, limit: u64) -> Result<Fetched, PollError> {
+    let mut response = request.send().await.map_err(|e| classify(&e))?;
+    if let Some(length) = response.content_length() {
+        if length > limit {
+            return Err(too_large(limit));
+        }
+    }
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched {
+        status,
+        headers,
+        body: body.freeze(),
+    })
+}
+
+fn too_large(limit: u64) -> PollError {
+    PollError::new(
+        Reason::BodyTooLarge,
+        format!("response body exceeds the limit of {limit} bytes"),
+    )
+}
+
+/// Maps a transport error to its reason. The message names what failed, never the URL's
+/// query or any header.
+pub fn classify(err: &reqwest::Error) -> PollError {
+    if err.is_timeout() {
+        return PollError::new(Reason::Timeout, "request timed out");
+    }
+    if let Some(tls) = tls_cause(err) {
+        return PollError::new(Reason::Tls, format!("TLS: {tls}"));
+    }
+    if err.is_redirect() {
+        return PollError::new(Reason::HttpStatus, format!("redirect: {}", root_cause(err)));
+    }
+    if err.is_connect() {
+        return PollError::new(Reason::Connect, format!("connect: {}", root_cause(err)));
+    }
+    if err.is_decode() || err.is_body() {
+        return PollError::new(
+            Reason::Connect,
+            format!("reading body: {}", root_cause(err)),
+        );
+    }
+    PollError::new(Reason::Connect, root_cause(err))
+}
+
+fn tls_cause(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        // io::Error hides its inner error from source(): look inside explicitly.
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(tls.to_string());
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// The reason an HTTP status maps to: 401/403 unauthorized, 429 and 503 (the On-Premises
+/// API's capacity limits) rate limited, anything else not 2xx an HTTP status error.
+pub fn status_error(status: StatusCode, headers: &HeaderMap, detail: &str) -> PollError {
+    let reason = match status.as_u16() {
+        401 | 403 => Reason::Unauthorized,
+        429 | 503 => Reason::RateLimited,
+        _ => Reason::HttpStatus,
+    };
+    let mut message = format!("HTTP {}", status.as_u16());
+    if !detail.is_empty() {
+        message.push_str(": ");
+        message.push_str(detail);
+    }
+    PollError {
+        reason,
+        message,
+        retry_after: if reason == Reason::RateLimited {
+            headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()))
+        } else {
+            None
+        },
+    }
+}
+
+/// Retry-After in delay-seconds or as an HTTP date.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(date.timestamp()).ok()?);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Cuts an upstream string for a log line or label value, on a character boundary.
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn status_reasons() {
+        let headers = HeaderMap::new();
+        assert_eq!(
+            status_error(StatusCode::UNAUTHORIZED, &headers, "").reason,
+            Reason::Unauthorized
+        );
+        assert_eq!(
+            status_error(StatusCode::FORBIDDEN, &headers, "").reason,
+            Reason::Unauthorized
+        );
+        assert_eq!(
+            status_error(StatusCode::SERVICE_UNAVAILABLE, &headers, "").reason,
+            Reason::RateLimited
+        );
+        let err = status_error(StatusCode::INTERNAL_SERVER_ERROR, &headers, "oops");
+        assert_eq!(err.reason, Reason::HttpStatus);
+        assert_eq!(err.to_string(), "http_status: HTTP 500: oops");
+    }
+
+    #[test]
+    fn retry_after_from_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        let err = status_error(StatusCode::TOO_MANY_REQUESTS, &headers, "");
+        assert_eq!(err.reason, Reason::RateLimited);
+        assert_eq!(err.retry_after, Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn retry_after_as_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("ééééé", 3), "ééé…");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_connect() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = build_client(&TlsConfig::default()).unwrap();
+        let err = fetch(client.get(format!("http://{addr}/")), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::Connect, "{err}");
+    }
+}

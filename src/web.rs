@@ -1,0 +1,318 @@
+//! The exporter's HTTP server: `/metrics`, the landing page, `/-/healthy`, `/-/ready` and
+//! `/-/reload`.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::exporter::Exporter;
+use crate::exposition::Format;
+use crate::self_metrics::{REVISION, VERSION};
+
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 512;
+/// A client that has not sent its request headers by then is dropped.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct WebOptions {
+    pub telemetry_path: String,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        WebOptions {
+            telemetry_path: "/metrics".to_owned(),
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves; connections in flight are then dropped.
+pub async fn serve(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    options: WebOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let options = Arc::new(options);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return Ok(()),
+            },
+        };
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let exporter = Arc::clone(&exporter);
+        let options = Arc::clone(&options);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let exporter = Arc::clone(&exporter);
+                let options = Arc::clone(&options);
+                async move { Ok::<_, Infallible>(route(request, &exporter, &options).await) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn route(
+    request: Request<Incoming>,
+    exporter: &Exporter,
+    options: &WebOptions,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    match (request.method(), path) {
+        (&Method::GET | &Method::HEAD, p) if p == options.telemetry_path => {
+            metrics(&request, exporter)
+        }
+        (&Method::GET | &Method::HEAD, "/") => html(landing_page(exporter, options)),
+        (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
+        (&Method::GET | &Method::HEAD, "/-/ready") => text(StatusCode::OK, "Ready\n"),
+        (&Method::POST | &Method::PUT, "/-/reload") => match exporter.reload().await {
+            Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("failed to reload config: {e}\n"),
+            ),
+        },
+        (_, "/-/reload") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This endpoint requires a POST request.\n",
+        ),
+        (_, p) if p == options.telemetry_path || p == "/" || p.starts_with("/-/") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "Not found.\n"),
+    }
+}
+
+fn metrics(request: &Request<Incoming>, exporter: &Exporter) -> Response<Full<Bytes>> {
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let format = Format::negotiate(header(ACCEPT));
+    let body = exporter.render(format);
+    let mut response = Response::builder()
+        .header(CONTENT_TYPE, format.content_type())
+        .header(VARY, "Accept, Accept-Encoding");
+    let bytes = if accepts_gzip(header(ACCEPT_ENCODING)) {
+        response = response.header(CONTENT_ENCODING, "gzip");
+        gzip(body.as_bytes())
+    } else {
+        Bytes::from(body)
+    };
+    response
+        .body(Full::new(bytes))
+        .unwrap_or_else(|_| plain_error())
+}
+
+fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|value| {
+        value.split(',').any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let q = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            name.eq_ignore_ascii_case("gzip") && q > 0.0
+        })
+    })
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap_or_else(|_| plain_error())
+}
+
+fn html(body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .header(CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| plain_error())
+}
+
+fn plain_error() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"internal error\n")));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape_html(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn ago(time: Option<SystemTime>) -> String {
+    match time.and_then(|t| SystemTime::now().duration_since(t).ok()) {
+        Some(elapsed) => format!(
+            "{} ago",
+            humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
+        ),
+        None => "never".to_owned(),
+    }
+}
+
+fn landing_page(exporter: &Exporter, options: &WebOptions) -> String {
+    let mut page = String::with_capacity(4096);
+    page.push_str(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>WhatsApp Exporter</title>\
+         <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
+         td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
+         .ok{color:#2a7d2a}.fail{color:#b00020}</style></head><body>\n\
+         <h1>WhatsApp Exporter</h1>\n<p>Version ",
+    );
+    escape_html(&mut page, VERSION);
+    page.push_str(" (revision ");
+    escape_html(&mut page, REVISION);
+    page.push_str(")</p>\n<ul><li><a href=\"");
+    escape_html(&mut page, &options.telemetry_path);
+    page.push_str(
+        "\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li>\
+         <li><a href=\"/-/ready\">Readiness</a></li></ul>\n<h2>Targets</h2>\n",
+    );
+    let targets = exporter.targets();
+    if targets.is_empty() {
+        page.push_str("<p>No targets configured.</p>\n");
+    } else {
+        page.push_str(
+            "<table><tr><th>Target</th><th>Type</th><th>Endpoint</th><th>Last poll</th>\
+             <th>Result</th><th>Last success</th><th>Error</th></tr>\n",
+        );
+        for target in targets.iter() {
+            let snapshot = target.state.snapshot();
+            let config = &target.state.config;
+            let status = &snapshot.status;
+            if status.endpoints.is_empty() {
+                page.push_str("<tr><td>");
+                escape_html(&mut page, &config.name);
+                let _ = write!(
+                    page,
+                    "</td><td>{}</td><td></td><td>never</td><td>pending</td><td></td><td></td></tr>\n",
+                    config.type_name()
+                );
+            }
+            for endpoint in &status.endpoints {
+                page.push_str("<tr><td>");
+                escape_html(&mut page, &config.name);
+                let _ = write!(
+                    page,
+                    "</td><td>{}</td><td>{}</td><td>{}</td>",
+                    config.type_name(),
+                    endpoint.name,
+                    ago(status.last_poll)
+                );
+                page.push_str(match endpoint.success {
+                    Some(true) => "<td class=\"ok\">up</td>",
+                    Some(false) => "<td class=\"fail\">down</td>",
+                    None => "<td>pending</td>",
+                });
+                let _ = write!(page, "<td>{}</td><td>", ago(endpoint.last_success));
+                if let Some(error) = &endpoint.error {
+                    escape_html(&mut page, error);
+                }
+                page.push_str("</td></tr>\n");
+            }
+        }
+        page.push_str("</table>\n");
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(Some("gzip")));
+        assert!(accepts_gzip(Some("deflate, gzip;q=0.5")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let body = b"whatsapp_up{target=\"a\"} 1\n".repeat(100);
+        let compressed = gzip(&body);
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&compressed[..])
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, body);
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        let mut out = String::new();
+        escape_html(&mut out, "<script>\"x\" & 'y'</script>");
+        assert_eq!(
+            out,
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+        );
+    }
+}
