@@ -15,8 +15,9 @@ use crate::exposition::{Family, Samples};
 use crate::onprem::{self, client::OnPremClient, payload, SharedSeries};
 use crate::upstream::{PollError, Reason};
 
-/// First delay of the backoff after a rate limit without Retry-After; it doubles up to
-/// the interval.
+/// After a rate limit without Retry-After the next poll waits the interval plus this,
+/// doubled at each refusal in a row, up to one more interval: an overloaded upstream sees
+/// fewer polls, never more.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 
 /// What a scrape and the landing page see of a target: replaced whole after every poll.
@@ -272,8 +273,9 @@ impl Runner {
         }
     }
 
-    /// Polls every endpoint once and publishes the result. Returns an earlier retry when
-    /// the upstream rate-limited us.
+    /// Polls every endpoint once and publishes the result. When the upstream rate-limited
+    /// a poll, returns the delay until the next one: its Retry-After if longer than the
+    /// interval, else the interval plus a backoff.
     pub async fn poll_once(&mut self) -> Option<Duration> {
         let config = Arc::clone(&self.state.config);
         let mut retry_after: Option<Duration> = None;
@@ -349,8 +351,8 @@ impl Runner {
         }
         self.rate_limited_in_a_row = self.rate_limited_in_a_row.saturating_add(1);
         Some(match retry_after {
-            Some(delay) => delay.max(Duration::from_secs(1)),
-            None => backoff(self.rate_limited_in_a_row, config.interval),
+            Some(delay) => delay.max(config.interval),
+            None => config.interval + backoff(self.rate_limited_in_a_row, config.interval),
         })
     }
 
@@ -412,7 +414,8 @@ impl Runner {
     }
 }
 
-/// Exponential backoff with jitter, capped at the interval.
+/// Exponential backoff with jitter, capped at the interval: the extra wait after the
+/// `attempt`-th refusal in a row.
 fn backoff(attempt: u32, interval: Duration) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(16));
     let capped = exp.min(interval);
