@@ -1,7 +1,6 @@
 //! Command line, in Prometheus' conventions: `--config.file`, `--web.listen-address`,
 //! `--config.check`, and the `demo` and `simulate` subcommands.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -222,20 +221,18 @@ async fn reload_on_sighup(exporter: Arc<Exporter>) {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-pub fn termination() -> impl Future<Output = ()> {
-    async {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
+pub async fn termination() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
             }
-        };
-        tokio::select! {
-            _ = terminate => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            Err(_) => std::future::pending::<()>().await,
         }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
 }
 

@@ -247,9 +247,9 @@ fn landing_page(exporter: &Exporter, options: &WebOptions) -> String {
             if status.endpoints.is_empty() {
                 page.push_str("<tr><td>");
                 escape_html(&mut page, &config.name);
-                let _ = write!(
+                let _ = writeln!(
                     page,
-                    "</td><td>{}</td><td></td><td>never</td><td>pending</td><td></td><td></td></tr>\n",
+                    "</td><td>{}</td><td></td><td>never</td><td>pending</td><td></td><td></td></tr>",
                     config.type_name()
                 );
             }

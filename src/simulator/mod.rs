@@ -1,1 +1,1236 @@
-//! stub
+//! A built-in simulator of the WhatsApp Business APIs the exporter polls.
+//!
+//! `whatsapp-exporter simulate` serves it alone, `whatsapp-exporter demo` runs it beside the
+//! exporter in one process, and integration tests start it in-process on `127.0.0.1:0`.
+//!
+//! This module holds the HTTP server, the routing and the machinery every simulated API
+//! shares (authentication, rate limiting, fault injection, request counters);
+//! [`onprem`] holds the On-Premises API clusters, their payloads and the scripted scenario.
+//!
+//! # Routes
+//!
+//! Three On-Premises installations are served under path prefixes, so that a target's
+//! `base_url` is `http://ADDR/single`, `http://ADDR/ha` or `http://ADDR/multiconnect`
+//! ([`SimulatorHandle::base_url`]):
+//!
+//! | route | method | accepted `Authorization` |
+//! |---|---|---|
+//! | `/{cluster}/v1/health` | `GET` | `Apikey <api_key>` or `Bearer <token>` |
+//! | `/{cluster}/v1/support` | `GET` | `Bearer <token>` |
+//! | `/{cluster}/v1/users/login` | `POST` | `Basic base64(username:password)` |
+//!
+//! Authentication schemes are matched case-insensitively. A login answers
+//! `{"users":[{"token":"…","expires_after":"YYYY-MM-DD HH:MM:SS+00:00"}],"meta":{…}}`; the
+//! token is valid on that cluster for [`SimulatorOptions::token_ttl`] or until
+//! [`Simulator::revoke_tokens`]. Every answer carries
+//! `"meta":{"version":"v2.53.2","api_status":"stable"}` ([`Simulator::set_api_status`]).
+//!
+//! # Order of checks
+//!
+//! For every request on a known route: the request is counted ([`Simulator::requests`]),
+//! then the method is checked (405), then the cluster's rate limit (429, `Retry-After: 1`),
+//! then the credentials (401), and only then an injected [`Fault`] replaces or damages the
+//! answer. Unknown paths answer 404. Every failure uses the On-Premises envelope
+//! `{"errors":[{"code":…,"title":"…","details":"…"}],"meta":{…}}`:
+//!
+//! | status | code | title |
+//! |---|---|---|
+//! | 401 | 1005 | `Access denied` |
+//! | 404 | 1006 | `Resource not found` |
+//! | 405 | 1000 | `Method not allowed` |
+//! | 429 | 1015 | `Too many requests` |
+//! | 503 | 1016 | `System overloaded` |
+//!
+//! # State
+//!
+//! The initial state is fixed and documented in [`onprem`] (node keys, roles, statuses,
+//! free space, schema versions, …). [`Simulator::step`] plays the scripted scenario one step
+//! further, and [`SimulatorOptions::auto_step`] makes the server do so on a timer.
+//! The setters (`set_*`) take a node selector: on the single instance every selector names
+//! the instance; on `ha`/`multiconnect` `None` names every node and `Some(key)` one node.
+//! Selectors naming no node are ignored.
+
+pub mod onprem;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use onprem::{
+    FREE_SPACE_UNLIMITED, HA_NODES, META_VERSION, MULTICONNECT_NODES, SCENARIO_LEN, SINGLE_VERSION,
+    VERSION,
+};
+
+/// Most connections served at once; further ones wait to be accepted.
+const MAX_CONNECTIONS: usize = 512;
+/// How long a connection may take to send its request head. hyper counts idle keep-alive
+/// time too, so this is longer than reqwest's 90 s pool idle timeout: the client closes an
+/// idle connection before the server does, and never sends on one being closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long in-flight answers get to finish once shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Largest body [`Fault::OversizedBody`] builds (256 MiB).
+const MAX_OVERSIZED_BODY: usize = 256 << 20;
+/// How long a [`Fault::Truncated`] answer waits after its first half before the connection
+/// is cut, so that the first half is flushed to the client.
+const TRUNCATE_DELAY: Duration = Duration::from_millis(20);
+
+/// How the simulator is set up. Fixed for the simulator's lifetime.
+#[derive(Clone)]
+pub struct SimulatorOptions {
+    /// Accepted as `Authorization: Apikey <api_key>` on `/v1/health` (12..128 characters).
+    pub api_key: String,
+    /// The login user.
+    pub username: String,
+    /// The login password.
+    pub password: String,
+    /// How long a token from `/v1/users/login` stays valid.
+    pub token_ttl: Duration,
+    /// When set, the server calls [`Simulator::step`] at this period.
+    pub auto_step: Option<Duration>,
+    /// Per-cluster request rate limit; `None` disables it.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for SimulatorOptions {
+    fn default() -> Self {
+        SimulatorOptions {
+            api_key: "sim-api-key-0123456789".to_string(),
+            username: "admin".to_string(),
+            password: "sim-password-1".to_string(),
+            token_ttl: Duration::from_secs(7 * 24 * 3600),
+            auto_step: None,
+            rate_limit: Some(RateLimit::default()),
+        }
+    }
+}
+
+impl fmt::Debug for SimulatorOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatorOptions")
+            .field("api_key", &"<secret>")
+            .field("username", &self.username)
+            .field("password", &"<secret>")
+            .field("token_ttl", &self.token_ttl)
+            .field("auto_step", &self.auto_step)
+            .field("rate_limit", &self.rate_limit)
+            .finish()
+    }
+}
+
+/// A token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Largest burst (the bucket's size).
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    /// The On-Premises limit of every endpoint but messages: 20/s, bursts to 60.
+    fn default() -> Self {
+        RateLimit {
+            per_second: 20,
+            burst: 60,
+        }
+    }
+}
+
+/// One simulated On-Premises installation, served under `/{as_str()}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cluster {
+    /// One instance.
+    Single,
+    /// High availability: two masters and one Coreapp.
+    Ha,
+    /// Multiconnect: two masters and two Coreapps owning one shard each.
+    Multiconnect,
+}
+
+impl Cluster {
+    /// Every cluster.
+    pub const ALL: [Cluster; 3] = [Cluster::Single, Cluster::Ha, Cluster::Multiconnect];
+
+    /// The path prefix: `single`, `ha` or `multiconnect`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cluster::Single => "single",
+            Cluster::Ha => "ha",
+            Cluster::Multiconnect => "multiconnect",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Cluster::Single => 0,
+            Cluster::Ha => 1,
+            Cluster::Multiconnect => 2,
+        }
+    }
+}
+
+impl fmt::Display for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Cluster {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Cluster::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownName(s.to_string()))
+    }
+}
+
+/// A name that is not a [`Cluster`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown simulator cluster {0:?} (expected single, ha or multiconnect)")]
+pub struct UnknownName(pub String);
+
+/// One simulated endpoint of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `GET /v1/health`.
+    Health,
+    /// `GET /v1/support`.
+    Support,
+    /// `POST /v1/users/login`.
+    Login,
+}
+
+impl Endpoint {
+    /// Every endpoint.
+    pub const ALL: [Endpoint; 3] = [Endpoint::Health, Endpoint::Support, Endpoint::Login];
+
+    /// The path below the cluster prefix, e.g. `/v1/health`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Health => "/v1/health",
+            Endpoint::Support => "/v1/support",
+            Endpoint::Login => "/v1/users/login",
+        }
+    }
+
+    /// The one method the endpoint answers.
+    pub fn method(self) -> Method {
+        match self {
+            Endpoint::Login => Method::POST,
+            Endpoint::Health | Endpoint::Support => Method::GET,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Endpoint::Health => 0,
+            Endpoint::Support => 1,
+            Endpoint::Login => 2,
+        }
+    }
+}
+
+/// Faults injected per cluster+endpoint, for the exporter's bad-input tests.
+///
+/// A fault applies, after the method, rate-limit and credential checks, to every request
+/// of its cluster and endpoint until it is cleared with `set_fault(.., None)`.
+/// For the login endpoint the "field" faults damage `users[0].token`
+/// (missing, `null`, and `expires_after` `never` for [`Fault::UnknownValue`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// 200 with a body that is not JSON (the first `:` of the payload removed).
+    MalformedJson,
+    /// 200 announcing the whole body's `Content-Length`, sending its first half, then
+    /// closing the connection.
+    Truncated,
+    /// The normal JSON payload, as `text/html`.
+    WrongContentType,
+    /// Health without `gateway_status`; support without `socket_conn`; login without the token.
+    MissingField,
+    /// `gateway_status: null` (health), `socket_conn: null` (support), `token: null` (login).
+    NullField,
+    /// 200 `application/json` with an empty body.
+    EmptyBody,
+    /// The errors envelope with this status, code and title. A status outside 200..=999
+    /// becomes 500.
+    ErrorEnvelope {
+        /// HTTP status.
+        status: u16,
+        /// `errors[0].code`.
+        code: i64,
+        /// `errors[0].title`.
+        title: String,
+    },
+    /// This status with a small HTML page, as a load balancer in front would answer.
+    /// A status outside 200..=999 becomes 500.
+    Status(u16),
+    /// 429 with the errors envelope and, when given, this `Retry-After` header.
+    TooManyRequests {
+        /// `Retry-After` value, sent as is when it is a valid header value.
+        retry_after: Option<String>,
+    },
+    /// 503 with the errors envelope and, when given, this `Retry-After` header.
+    ServiceUnavailable {
+        /// `Retry-After` value, sent as is when it is a valid header value.
+        retry_after: Option<String>,
+    },
+    /// Never answers; the request ends when the client drops the connection or the server
+    /// shuts down (then the connection is closed without an answer).
+    Hang,
+    /// The normal answer, after this delay.
+    Slow(Duration),
+    /// The normal payload padded (a `padding` string field) to exactly this many bytes, at
+    /// most 256 MiB; a size below the normal payload's leaves it as is.
+    OversizedBody(usize),
+    /// Values outside the documented sets: health `gateway_status` `rebooting`, support
+    /// `socket_conn` `XYZ`, login `expires_after` `never`.
+    UnknownValue,
+}
+
+/// The simulator: cheap to clone, every clone drives the same state.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulator")
+            .field("options", &self.inner.opts)
+            .field("started_at", &self.inner.started_at)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    opts: SimulatorOptions,
+    started_at: DateTime<Utc>,
+    state: Mutex<State>,
+    /// `[cluster][endpoint]`.
+    requests: [[AtomicU64; 3]; 3],
+    logins: [AtomicU64; 3],
+}
+
+struct State {
+    clusters: [onprem::ClusterState; 3],
+    api_status: String,
+    steps: u64,
+    /// `[cluster][endpoint]`.
+    faults: [[Option<Fault>; 3]; 3],
+    /// Per cluster: token -> expiry (`None`: a lifetime too long to represent).
+    tokens: [HashMap<String, Option<Instant>>; 3],
+    buckets: [Bucket; 3],
+}
+
+fn initial_clusters(started_at: DateTime<Utc>) -> [onprem::ClusterState; 3] {
+    Cluster::ALL.map(|c| onprem::ClusterState::initial(c, started_at))
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    /// Set on first use, so the bucket starts full whatever the limit.
+    primed: bool,
+}
+
+impl Bucket {
+    fn new() -> Self {
+        Bucket {
+            tokens: 0.0,
+            last: Instant::now(),
+            primed: false,
+        }
+    }
+
+    fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
+        let burst = f64::from(limit.burst);
+        if !self.primed {
+            self.primed = true;
+            self.tokens = burst;
+        } else {
+            let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * f64::from(limit.per_second)).min(burst);
+        }
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Simulator {
+    /// A simulator in the documented initial state.
+    pub fn new(opts: SimulatorOptions) -> Self {
+        let len = opts.api_key.chars().count();
+        if !(12..=128).contains(&len) {
+            tracing::warn!(
+                len,
+                "simulator api_key should have 12 to 128 characters, as the Webapp requires"
+            );
+        }
+        let started_at = Utc::now();
+        let state = State {
+            clusters: initial_clusters(started_at),
+            api_status: "stable".to_string(),
+            steps: 0,
+            faults: Default::default(),
+            tokens: Default::default(),
+            buckets: [Bucket::new(); 3],
+        };
+        Simulator {
+            inner: Arc::new(Inner {
+                opts,
+                started_at,
+                state: Mutex::new(state),
+                requests: Default::default(),
+                logins: Default::default(),
+            }),
+        }
+    }
+
+    /// The options the simulator was built with.
+    pub fn options(&self) -> &SimulatorOptions {
+        &self.inner.opts
+    }
+
+    /// When the simulator was created (`expire_timestamp` counts from it).
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.inner.started_at
+    }
+
+    /// The `Authorization` header value that logs in: `Basic base64(username:password)`.
+    pub fn basic_authorization(&self) -> String {
+        let o = &self.inner.opts;
+        format!(
+            "Basic {}",
+            base64_encode(format!("{}:{}", o.username, o.password).as_bytes())
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_nodes(&self, cluster: Cluster, node: Option<&str>, f: impl Fn(&mut onprem::Node)) {
+        let mut state = self.lock();
+        let mut matched = false;
+        for n in state.clusters[cluster.index()].select(node) {
+            matched = true;
+            f(n);
+        }
+        if !matched {
+            tracing::debug!(%cluster, ?node, "simulator: no such node");
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then lets in-flight answers finish
+    /// (for at most 2 s) and returns once every connection is closed.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let (notify_shutdown, shutdown_rx) = watch::channel(false);
+        let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel::<()>(1);
+
+        if let Some(period) = self.inner.opts.auto_step {
+            if period.is_zero() {
+                tracing::warn!("simulator auto_step of zero ignored");
+            } else {
+                let sim = self.clone();
+                let mut rx = shutdown_rx.clone();
+                let done = shutdown_complete_tx.clone();
+                tokio::spawn(async move {
+                    let _done = done;
+                    // `sleep` saturates a huge period instead of overflowing.
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep(period) => sim.step(),
+                            _ = wait_shutdown(&mut rx) => break,
+                        }
+                    }
+                });
+            }
+        }
+
+        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        tokio::select! {
+            _ = self.accept_loop(&listener, &limit, &shutdown_rx, &shutdown_complete_tx) => {}
+            _ = shutdown => {
+                tracing::debug!("simulator shutting down");
+            }
+        }
+
+        // Tell every task, then wait for all of them to drop their `shutdown_complete` sender.
+        let _ = notify_shutdown.send(true);
+        drop(shutdown_rx);
+        drop(shutdown_complete_tx);
+        let _ = shutdown_complete_rx.recv().await;
+        Ok(())
+    }
+
+    async fn accept_loop(
+        &self,
+        listener: &TcpListener,
+        limit: &Arc<Semaphore>,
+        shutdown_rx: &watch::Receiver<bool>,
+        shutdown_complete: &mpsc::Sender<()>,
+    ) {
+        loop {
+            let Ok(permit) = limit.clone().acquire_owned().await else {
+                return;
+            };
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and the like pass; back off a little.
+                    tracing::warn!(error = %e, "simulator accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let inner = self.inner.clone();
+            let mut rx = shutdown_rx.clone();
+            let done = shutdown_complete.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _done = done;
+                let service_rx = rx.clone();
+                let service = service_fn(move |req| {
+                    let sim = Simulator {
+                        inner: inner.clone(),
+                    };
+                    let rx = service_rx.clone();
+                    async move { sim.handle(req, rx).await }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    res = conn.as_mut() => {
+                        if let Err(e) = res {
+                            tracing::debug!(error = %e, "simulator connection ended");
+                        }
+                    }
+                    _ = wait_shutdown(&mut rx) => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Binds `addr` (`127.0.0.1:0` when empty), spawns [`Simulator::run`] on the current
+    /// tokio runtime and returns a handle. Dropping the handle also stops the server.
+    pub async fn spawn(self, addr: &str) -> io::Result<SimulatorHandle> {
+        let addr = if addr.is_empty() { "127.0.0.1:0" } else { addr };
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let simulator = self.clone();
+        let task = tokio::spawn(self.run(listener, async move {
+            let _ = rx.await;
+        }));
+        tracing::info!(addr = %local, "simulator listening");
+        Ok(SimulatorHandle {
+            addr: local,
+            simulator,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Plays the next step of the scripted scenario (see [`onprem`]).
+    pub fn step(&self) {
+        let mut state = self.lock();
+        state.steps = state.steps.wrapping_add(1);
+        let step = state.steps.wrapping_sub(1) % SCENARIO_LEN + 1;
+        onprem::apply_step(&mut state.clusters, step);
+        tracing::debug!(step, "simulator scenario step");
+    }
+
+    /// How many times [`Simulator::step`] ran.
+    pub fn steps(&self) -> u64 {
+        self.lock().steps
+    }
+
+    /// Back to the documented initial state (nodes, statuses, api_status, step count).
+    /// Faults, tokens and counters are left alone.
+    pub fn reset(&self) {
+        let mut state = self.lock();
+        state.clusters = initial_clusters(self.inner.started_at);
+        state.api_status = "stable".to_string();
+        state.steps = 0;
+    }
+
+    /// The node keys a cluster currently has (empty string for the single instance).
+    pub fn node_keys(&self, cluster: Cluster) -> Vec<String> {
+        self.lock().clusters[cluster.index()]
+            .nodes
+            .iter()
+            .map(|n| n.key.clone())
+            .collect()
+    }
+
+    /// Sets `gateway_status` (any string, documented or not).
+    pub fn set_gateway_status(&self, cluster: Cluster, node: Option<&str>, status: &str) {
+        self.with_nodes(cluster, node, |n| n.gateway_status = status.to_string());
+    }
+
+    /// Sets a node's `role`; ignored on the single instance, which has none.
+    pub fn set_role(&self, cluster: Cluster, node: &str, role: &str) {
+        if cluster == Cluster::Single {
+            return;
+        }
+        self.with_nodes(cluster, Some(node), |n| n.role = Some(role.to_string()));
+    }
+
+    /// Sets `socket_conn` (any string, documented or not).
+    pub fn set_socket_conn(&self, cluster: Cluster, node: Option<&str>, state: &str) {
+        self.with_nodes(cluster, node, |n| n.socket_conn = state.to_string());
+    }
+
+    /// Sets `free_space_<volume>`; `volume` is `data`, `logs`, `media_incoming` or
+    /// `media_outgoing` (the `free_space_` prefix may be included). Unknown volumes are
+    /// ignored.
+    pub fn set_free_space(&self, cluster: Cluster, node: Option<&str>, volume: &str, bytes: u64) {
+        let Some(i) = onprem::volume_index(volume) else {
+            tracing::warn!(volume, "simulator: unknown volume");
+            return;
+        };
+        self.with_nodes(cluster, node, |n| n.free_space[i] = bytes);
+    }
+
+    /// Skews the node's clock (`device_iso8601`) by this many seconds (negative: behind).
+    pub fn set_clock_skew(&self, cluster: Cluster, node: Option<&str>, skew_seconds: i64) {
+        self.with_nodes(cluster, node, |n| n.clock_skew_secs = skew_seconds);
+    }
+
+    /// Sets a schema table's version (`axolotl`, `callback`, `cluster`, `config`, `contact`,
+    /// `jobqueue`, `message`); unknown tables are ignored.
+    pub fn set_schema_version(
+        &self,
+        cluster: Cluster,
+        node: Option<&str>,
+        table: &str,
+        version: u64,
+    ) {
+        let Some(i) = onprem::schema_index(table) else {
+            tracing::warn!(table, "simulator: unknown schema table");
+            return;
+        };
+        self.with_nodes(cluster, node, |n| n.schema[i] = version);
+    }
+
+    /// Sets the build `version` (and so `description`) of nodes.
+    pub fn set_version(&self, cluster: Cluster, node: Option<&str>, version: &str) {
+        self.with_nodes(cluster, node, |n| n.version = version.to_string());
+    }
+
+    /// Sets `expire_timestamp` of nodes (sent whole seconds, without zone).
+    pub fn set_expire_timestamp(&self, cluster: Cluster, node: Option<&str>, at: DateTime<Utc>) {
+        let at = at.naive_utc();
+        self.with_nodes(cluster, node, |n| n.expire_timestamp = at);
+    }
+
+    /// Sets `meta.api_status` of every answer (`deprecated`, `experimental`, `stable`, or
+    /// anything else).
+    pub fn set_api_status(&self, status: &str) {
+        self.lock().api_status = status.to_string();
+    }
+
+    /// Removes a node from health and support; ignored on the single instance.
+    pub fn remove_node(&self, cluster: Cluster, node: &str) {
+        if !self.lock().clusters[cluster.index()].remove(node) {
+            tracing::debug!(%cluster, node, "simulator: no node removed");
+        }
+    }
+
+    /// Injects (or with `None` clears) a fault on one endpoint of one cluster.
+    pub fn set_fault(&self, cluster: Cluster, endpoint: Endpoint, fault: Option<Fault>) {
+        self.lock().faults[cluster.index()][endpoint.index()] = fault;
+    }
+
+    /// Revokes every token of a cluster (as a logout or a removed user would).
+    pub fn revoke_tokens(&self, cluster: Cluster) {
+        self.lock().tokens[cluster.index()].clear();
+    }
+
+    /// Requests received on a cluster's endpoint, rejected ones (405, 429, 401) included.
+    pub fn requests(&self, cluster: Cluster, endpoint: Endpoint) -> u64 {
+        self.inner.requests[cluster.index()][endpoint.index()].load(Ordering::Relaxed)
+    }
+
+    /// Tokens issued by a cluster's login (successful logins).
+    pub fn logins(&self, cluster: Cluster) -> u64 {
+        self.inner.logins[cluster.index()].load(Ordering::Relaxed)
+    }
+
+    async fn handle(
+        self,
+        req: Request<Incoming>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<Response<SimBody>, io::Error> {
+        // `prepare` is synchronous: the state lock is never held across an await.
+        match self.prepare(&req) {
+            Action::Respond(resp) => Ok(resp),
+            Action::Slow(delay, resp) => tokio::select! {
+                _ = tokio::time::sleep(delay) => Ok(resp),
+                _ = wait_shutdown(&mut shutdown) => Err(io::Error::other("simulator shutting down")),
+            },
+            Action::Hang => {
+                wait_shutdown(&mut shutdown).await;
+                Err(io::Error::other("hang fault ended by shutdown"))
+            }
+        }
+    }
+
+    fn prepare(&self, req: &Request<Incoming>) -> Action {
+        let path = req.uri().path();
+        let Some((cluster, endpoint)) = route(path) else {
+            let shown: String = path.chars().take(200).collect();
+            let meta = self.meta();
+            return Action::Respond(envelope(
+                StatusCode::NOT_FOUND,
+                1006,
+                "Resource not found",
+                &format!("Unknown path {shown}"),
+                meta,
+            ));
+        };
+        let (c, e) = (cluster.index(), endpoint.index());
+        self.inner.requests[c][e].fetch_add(1, Ordering::Relaxed);
+
+        let mut state = self.lock();
+        let meta = meta_of(&state);
+
+        if req.method() != endpoint.method() {
+            let mut resp = envelope(
+                StatusCode::METHOD_NOT_ALLOWED,
+                1000,
+                "Method not allowed",
+                &format!("{} accepts {} only", endpoint.path(), endpoint.method()),
+                meta,
+            );
+            resp.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static(match endpoint {
+                    Endpoint::Login => "POST",
+                    Endpoint::Health | Endpoint::Support => "GET",
+                }),
+            );
+            return Action::Respond(resp);
+        }
+
+        let now = Instant::now();
+        if let Some(limit) = self.inner.opts.rate_limit {
+            if !state.buckets[c].take(limit, now) {
+                let mut resp = envelope(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    1015,
+                    "Too many requests",
+                    &format!(
+                        "Request rate limit of {} per second (bursts to {}) exceeded",
+                        limit.per_second, limit.burst
+                    ),
+                    meta,
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return Action::Respond(resp);
+            }
+        }
+
+        if let Err(details) = self.authorize(&mut state, cluster, endpoint, req, now) {
+            return Action::Respond(envelope(
+                StatusCode::UNAUTHORIZED,
+                1005,
+                "Access denied",
+                details,
+                meta,
+            ));
+        }
+
+        let fault = state.faults[c][e].clone();
+        let shape = match fault {
+            Some(Fault::MissingField) => onprem::Shape::MissingField,
+            Some(Fault::NullField) => onprem::Shape::NullField,
+            Some(Fault::UnknownValue) => onprem::Shape::UnknownValue,
+            _ => onprem::Shape::Normal,
+        };
+        let payload =
+            |state: &mut State| self.payload(state, cluster, endpoint, shape, meta_of(state));
+        let action = match fault {
+            None
+            | Some(Fault::MissingField)
+            | Some(Fault::NullField)
+            | Some(Fault::UnknownValue) => {
+                Action::Respond(json_response(StatusCode::OK, &payload(&mut state)))
+            }
+            Some(Fault::MalformedJson) => {
+                let text = to_bytes(&payload(&mut state));
+                let broken = match text.iter().position(|&b| b == b':') {
+                    Some(i) => [&text[..i], &text[i + 1..]].concat(),
+                    None => b"{".to_vec(),
+                };
+                Action::Respond(body_response(
+                    StatusCode::OK,
+                    "application/json",
+                    broken.into(),
+                ))
+            }
+            Some(Fault::Truncated) => {
+                let full = to_bytes(&payload(&mut state));
+                let len = full.len();
+                let head = Bytes::from(full).slice(..len / 2);
+                let mut resp = Response::new(SimBody::truncated(head));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                Action::Respond(resp)
+            }
+            Some(Fault::WrongContentType) => Action::Respond(body_response(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                to_bytes(&payload(&mut state)).into(),
+            )),
+            Some(Fault::EmptyBody) => Action::Respond(body_response(
+                StatusCode::OK,
+                "application/json",
+                Bytes::new(),
+            )),
+            Some(Fault::ErrorEnvelope {
+                status,
+                code,
+                title,
+            }) => Action::Respond(envelope(
+                status_or_500(status),
+                code,
+                &title,
+                "Injected by the simulator",
+                meta,
+            )),
+            Some(Fault::Status(status)) => {
+                let status = status_or_500(status);
+                let line = format!(
+                    "{} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("Error")
+                );
+                let html = format!(
+                    "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n\
+                     <center><h1>{line}</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                     </body>\r\n</html>\r\n"
+                );
+                Action::Respond(body_response(status, "text/html", html.into()))
+            }
+            Some(Fault::TooManyRequests { retry_after }) => {
+                let mut resp = envelope(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    1015,
+                    "Too many requests",
+                    "Request rate limit exceeded",
+                    meta,
+                );
+                set_retry_after(&mut resp, retry_after.as_deref());
+                Action::Respond(resp)
+            }
+            Some(Fault::ServiceUnavailable { retry_after }) => {
+                let mut resp = envelope(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    1016,
+                    "System overloaded",
+                    "The Coreapp is under heavy load",
+                    meta,
+                );
+                set_retry_after(&mut resp, retry_after.as_deref());
+                Action::Respond(resp)
+            }
+            Some(Fault::Hang) => Action::Hang,
+            Some(Fault::Slow(delay)) => {
+                Action::Slow(delay, json_response(StatusCode::OK, &payload(&mut state)))
+            }
+            Some(Fault::OversizedBody(size)) => {
+                let body = padded(payload(&mut state), size.min(MAX_OVERSIZED_BODY));
+                Action::Respond(body_response(
+                    StatusCode::OK,
+                    "application/json",
+                    body.into(),
+                ))
+            }
+        };
+        drop(state);
+        action
+    }
+
+    /// Checks the request's credentials for `endpoint`; `Err` carries the 401 details.
+    fn authorize(
+        &self,
+        state: &mut State,
+        cluster: Cluster,
+        endpoint: Endpoint,
+        req: &Request<Incoming>,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+            return Err("Missing Authorization header");
+        };
+        let Ok(value) = value.to_str() else {
+            return Err("Invalid Authorization header");
+        };
+        let value = value.trim();
+        let (scheme, credentials) = value
+            .split_once(|c: char| c.is_ascii_whitespace())
+            .map(|(s, c)| (s, c.trim()))
+            .unwrap_or((value, ""));
+        let scheme = scheme.to_ascii_lowercase();
+        match (endpoint, scheme.as_str()) {
+            (Endpoint::Login, "basic") => {
+                let o = &self.inner.opts;
+                let expected = base64_encode(format!("{}:{}", o.username, o.password).as_bytes());
+                if credentials == expected {
+                    Ok(())
+                } else {
+                    Err("Invalid username or password")
+                }
+            }
+            (Endpoint::Login, _) => Err("Log in with Basic authentication"),
+            (Endpoint::Health, "apikey") => {
+                if !credentials.is_empty() && credentials == self.inner.opts.api_key {
+                    Ok(())
+                } else {
+                    Err("Invalid API key")
+                }
+            }
+            (Endpoint::Support, "apikey") => {
+                Err("API keys are accepted on the health, metrics and stats nodes only")
+            }
+            (Endpoint::Health | Endpoint::Support, "bearer") => {
+                let tokens = &mut state.tokens[cluster.index()];
+                match tokens.get(credentials) {
+                    Some(expiry) if expiry.is_none_or(|e| e > now) => Ok(()),
+                    Some(_) => {
+                        tokens.remove(credentials);
+                        Err("Token expired")
+                    }
+                    None => Err("Invalid token"),
+                }
+            }
+            _ => Err("Unsupported authorization scheme"),
+        }
+    }
+
+    /// The normal answer of an endpoint (a login issues a token).
+    fn payload(
+        &self,
+        state: &mut State,
+        cluster: Cluster,
+        endpoint: Endpoint,
+        shape: onprem::Shape,
+        meta: Value,
+    ) -> Value {
+        let c = cluster.index();
+        match endpoint {
+            Endpoint::Health => json!({
+                "health": state.clusters[c].health(shape),
+                "meta": meta,
+            }),
+            Endpoint::Support => json!({
+                "support": state.clusters[c].support(Utc::now(), shape),
+                "meta": meta,
+            }),
+            Endpoint::Login => {
+                let now = Instant::now();
+                let ttl = self.inner.opts.token_ttl;
+                let tokens = &mut state.tokens[c];
+                tokens.retain(|_, expiry| expiry.is_none_or(|e| e > now));
+                let token = new_token();
+                tokens.insert(token.clone(), now.checked_add(ttl));
+                self.inner.logins[c].fetch_add(1, Ordering::Relaxed);
+                let expires = chrono::TimeDelta::from_std(ttl)
+                    .ok()
+                    .and_then(|d| Utc::now().checked_add_signed(d))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                let expires_after = expires.format("%Y-%m-%d %H:%M:%S+00:00").to_string();
+                let user = match shape {
+                    onprem::Shape::Normal => {
+                        json!({"token": token, "expires_after": expires_after})
+                    }
+                    onprem::Shape::MissingField => json!({"expires_after": expires_after}),
+                    onprem::Shape::NullField => {
+                        json!({"token": null, "expires_after": expires_after})
+                    }
+                    onprem::Shape::UnknownValue => {
+                        json!({"token": token, "expires_after": "never"})
+                    }
+                };
+                json!({"users": [user], "meta": meta})
+            }
+        }
+    }
+
+    fn meta(&self) -> Value {
+        meta_of(&self.lock())
+    }
+}
+
+fn meta_of(state: &State) -> Value {
+    json!({"version": META_VERSION, "api_status": state.api_status})
+}
+
+/// `/{cluster}/v1/...` -> (cluster, endpoint).
+fn route(path: &str) -> Option<(Cluster, Endpoint)> {
+    let rest = path.strip_prefix('/')?;
+    let slash = rest.find('/')?;
+    let cluster = rest[..slash].parse::<Cluster>().ok()?;
+    let tail = &rest[slash..];
+    let endpoint = Endpoint::ALL.into_iter().find(|e| e.path() == tail)?;
+    Some((cluster, endpoint))
+}
+
+enum Action {
+    Respond(Response<SimBody>),
+    Slow(Duration, Response<SimBody>),
+    Hang,
+}
+
+async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: shutting down as well.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+fn status_or_500(status: u16) -> StatusCode {
+    StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| !s.is_informational())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn set_retry_after(resp: &mut Response<SimBody>, retry_after: Option<&str>) {
+    if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+}
+
+fn to_bytes(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn body_response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<SimBody> {
+    let mut resp = Response::new(SimBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<SimBody> {
+    body_response(status, "application/json", to_bytes(value).into())
+}
+
+fn envelope(
+    status: StatusCode,
+    code: i64,
+    title: &str,
+    details: &str,
+    meta: Value,
+) -> Response<SimBody> {
+    json_response(
+        status,
+        &json!({
+            "errors": [{"code": code, "title": title, "details": details}],
+            "meta": meta,
+        }),
+    )
+}
+
+/// `value` serialized and padded with a `padding` string field to exactly `size` bytes
+/// (when it is an object smaller than that).
+fn padded(mut value: Value, size: usize) -> Vec<u8> {
+    let Some(obj) = value.as_object_mut() else {
+        return to_bytes(&value);
+    };
+    obj.insert("padding".to_string(), Value::String(String::new()));
+    let base = to_bytes(&value).len();
+    if let Some(obj) = value.as_object_mut() {
+        if size > base {
+            obj.insert(
+                "padding".to_string(),
+                Value::String("x".repeat(size - base)),
+            );
+        } else {
+            obj.remove("padding");
+        }
+    }
+    to_bytes(&value)
+}
+
+fn new_token() -> String {
+    // A JWT-like shape: three base64url-ish segments.
+    let seg = |n: usize| -> String {
+        std::iter::repeat_with(fastrand::alphanumeric)
+            .take(n)
+            .collect()
+    };
+    format!("eyJ{}.{}.{}", seg(33), seg(86), seg(43))
+}
+
+/// Standard base64 with padding.
+fn base64_encode(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A handle on a spawned simulator.
+#[derive(Debug)]
+pub struct SimulatorHandle {
+    /// The address the simulator listens on.
+    pub addr: SocketAddr,
+    simulator: Simulator,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl SimulatorHandle {
+    /// The base URL of a cluster, e.g. `http://127.0.0.1:40123/ha`.
+    pub fn base_url(&self, cluster: Cluster) -> String {
+        format!("http://{}/{}", self.addr, cluster.as_str())
+    }
+
+    /// The simulator, to drive its state.
+    pub fn simulator(&self) -> &Simulator {
+        &self.simulator
+    }
+
+    /// Stops the server and waits until every connection is closed.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "simulator stopped with an error"),
+                Err(e) => tracing::warn!(error = %e, "simulator task failed"),
+            }
+        }
+    }
+}
+
+/// The simulator's response body: whole, or cut after its first half.
+pub(crate) enum SimBody {
+    Full(Option<Bytes>),
+    Truncated {
+        head: Option<Bytes>,
+        delay: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+}
+
+impl SimBody {
+    fn full(bytes: Bytes) -> Self {
+        SimBody::Full(Some(bytes))
+    }
+
+    fn truncated(head: Bytes) -> Self {
+        SimBody::Truncated {
+            head: Some(head),
+            delay: Some(Box::pin(tokio::time::sleep(TRUNCATE_DELAY))),
+        }
+    }
+}
+
+impl Body for SimBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.get_mut() {
+            SimBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            SimBody::Truncated { head, delay } => {
+                if let Some(h) = head.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(h))));
+                }
+                match delay {
+                    Some(sleep) => {
+                        // Pending here lets hyper flush the first half before the cut.
+                        if sleep.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        *delay = None;
+                        Poll::Ready(Some(Err(io::Error::other("simulated truncated response"))))
+                    }
+                    None => Poll::Ready(None),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, SimBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            SimBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            SimBody::Full(None) => SizeHint::with_exact(0),
+            SimBody::Truncated { .. } => SizeHint::default(),
+        }
+    }
+}
