@@ -14,8 +14,18 @@ async fn start() -> Running {
     common::start(SimulatorOptions::default(), |s| {
         let o = s.simulator().options();
         let mut text = global("300ms");
-        text.push_str(&onprem_target("victim", &s.base_url(Cluster::Single), o, Auth::ApiKeyAndLogin));
-        text.push_str(&onprem_target("bystander", &s.base_url(Cluster::Ha), o, Auth::Login));
+        text.push_str(&onprem_target(
+            "victim",
+            &s.base_url(Cluster::Single),
+            o,
+            Auth::ApiKeyAndLogin,
+        ));
+        text.push_str(&onprem_target(
+            "bystander",
+            &s.base_url(Cluster::Ha),
+            o,
+            Auth::Login,
+        ));
         text
     })
     .await
@@ -52,9 +62,15 @@ async fn expect_failure(run: &Running, endpoint: Endpoint, fault: Fault, reason:
             &format!("{fault:?} counted as {reason}"),
         )
         .await;
-    assert!(has_line(&after, "whatsapp_up{target=\"victim\"} 0"), "{fault:?}\n{after}");
     assert!(
-        has_line(&after, &format!("whatsapp_poll_success{{target=\"victim\",endpoint=\"{name}\"}} 0")),
+        has_line(&after, "whatsapp_up{target=\"victim\"} 0"),
+        "{fault:?}\n{after}"
+    );
+    assert!(
+        has_line(
+            &after,
+            &format!("whatsapp_poll_success{{target=\"victim\",endpoint=\"{name}\"}} 0")
+        ),
         "{fault:?}"
     );
     // The other target polled on while this one failed.
@@ -64,16 +80,23 @@ async fn expect_failure(run: &Running, endpoint: Endpoint, fault: Fault, reason:
     )
     .await;
     let metrics = run.metrics().await;
-    assert!(has_line(&metrics, "whatsapp_up{target=\"bystander\"} 1"), "{fault:?}");
+    assert!(
+        has_line(&metrics, "whatsapp_up{target=\"bystander\"} 1"),
+        "{fault:?}"
+    );
     sim.set_fault(Cluster::Single, endpoint, None);
-    run.wait_for_lines(&["whatsapp_up{target=\"victim\"} 1"]).await;
+    run.wait_for_lines(&["whatsapp_up{target=\"victim\"} 1"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_payload_is_counted_with_its_reason() {
     let run = start().await;
-    run.wait_for_lines(&["whatsapp_up{target=\"victim\"} 1", "whatsapp_up{target=\"bystander\"} 1"])
-        .await;
+    run.wait_for_lines(&[
+        "whatsapp_up{target=\"victim\"} 1",
+        "whatsapp_up{target=\"bystander\"} 1",
+    ])
+    .await;
     let cases = [
         (Endpoint::Health, Fault::MalformedJson, "decode"),
         (Endpoint::Support, Fault::MalformedJson, "decode"),
@@ -101,9 +124,17 @@ async fn each_bad_payload_is_counted_with_its_reason() {
         ),
         (Endpoint::Health, Fault::Status(502), "http_status"),
         (Endpoint::Health, Fault::Truncated, "connect"),
-        (Endpoint::Health, Fault::OversizedBody(2 << 20), "body_too_large"),
+        (
+            Endpoint::Health,
+            Fault::OversizedBody(2 << 20),
+            "body_too_large",
+        ),
         (Endpoint::Health, Fault::Hang, "timeout"),
-        (Endpoint::Health, Fault::Slow(Duration::from_secs(2)), "timeout"),
+        (
+            Endpoint::Health,
+            Fault::Slow(Duration::from_secs(2)),
+            "timeout",
+        ),
         (
             Endpoint::Health,
             Fault::ServiceUnavailable {
@@ -124,7 +155,10 @@ async fn each_bad_payload_is_counted_with_its_reason() {
     let metrics = run
         .wait_for_absence("whatsapp_socket_connection{target=\"victim\"")
         .await;
-    assert!(has_line(&metrics, "whatsapp_up{target=\"victim\"} 1"), "{metrics}");
+    assert!(
+        has_line(&metrics, "whatsapp_up{target=\"victim\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("whatsapp_free_space_bytes{target=\"victim\""));
     run.stop().await;
 }
@@ -138,11 +172,26 @@ async fn unreachable_and_refused_targets_fail_alone() {
     let run = common::start(SimulatorOptions::default(), |s| {
         let o = s.simulator().options();
         let mut text = global("300ms");
-        text.push_str(&onprem_target("refused", &format!("http://{closed}"), o, Auth::ApiKey));
+        text.push_str(&onprem_target(
+            "refused",
+            &format!("http://{closed}"),
+            o,
+            Auth::ApiKey,
+        ));
         let mut wrong = o.clone();
         wrong.api_key = "a-wrong-api-key-1234".into();
-        text.push_str(&onprem_target("wrong-key", &s.base_url(Cluster::Single), &wrong, Auth::ApiKey));
-        text.push_str(&onprem_target("bystander", &s.base_url(Cluster::Ha), o, Auth::Login));
+        text.push_str(&onprem_target(
+            "wrong-key",
+            &s.base_url(Cluster::Single),
+            &wrong,
+            Auth::ApiKey,
+        ));
+        text.push_str(&onprem_target(
+            "bystander",
+            &s.base_url(Cluster::Ha),
+            o,
+            Auth::Login,
+        ));
         text
     })
     .await;
@@ -171,7 +220,8 @@ async fn unreachable_and_refused_targets_fail_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn landing_page_shows_errors_and_escapes_them() {
     let run = start().await;
-    run.wait_for_lines(&["whatsapp_up{target=\"victim\"} 1"]).await;
+    run.wait_for_lines(&["whatsapp_up{target=\"victim\"} 1"])
+        .await;
     run.simulator.simulator().set_fault(
         Cluster::Single,
         Endpoint::Health,
@@ -181,9 +231,13 @@ async fn landing_page_shows_errors_and_escapes_them() {
             title: "<b>Internal</b> error".into(),
         }),
     );
-    run.wait_for_lines(&["whatsapp_up{target=\"victim\"} 0"]).await;
+    run.wait_for_lines(&["whatsapp_up{target=\"victim\"} 0"])
+        .await;
     let page = run.get("/").await.text().await.unwrap();
-    assert!(page.contains("<td>victim</td><td>onprem</td><td>health</td>"), "{page}");
+    assert!(
+        page.contains("<td>victim</td><td>onprem</td><td>health</td>"),
+        "{page}"
+    );
     assert!(page.contains("<td class=\"fail\">down</td>"));
     assert!(
         page.contains("http_status: HTTP 500: 1014 &lt;b&gt;Internal&lt;/b&gt; error"),

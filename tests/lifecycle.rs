@@ -42,31 +42,55 @@ async fn reload_adds_and_removes_targets_and_rejects_invalid_configs() {
     let sim = run.simulator.simulator().clone();
     std::fs::write(
         &path,
-        config(&run.simulator, &[("first", Cluster::Single), ("third", Cluster::Multiconnect)]),
+        config(
+            &run.simulator,
+            &[("first", Cluster::Single), ("third", Cluster::Multiconnect)],
+        ),
     )
     .unwrap();
     let response = run.post("/-/reload").await;
     assert_eq!(response.status(), 200);
     let metrics = run
-        .wait_for_lines(&["whatsapp_up{target=\"third\"} 1", "whatsapp_exporter_targets 2"])
+        .wait_for_lines(&[
+            "whatsapp_up{target=\"third\"} 1",
+            "whatsapp_exporter_targets 2",
+        ])
         .await;
     assert!(!metrics.contains("target=\"second\""), "{metrics}");
-    assert!(has_line(&metrics, "whatsapp_exporter_config_reloads_total{result=\"success\"} 2"));
-    let reloaded_at = value(&metrics, "whatsapp_exporter_config_last_reload_success_timestamp_seconds")
-        .expect("reload timestamp");
+    assert!(has_line(
+        &metrics,
+        "whatsapp_exporter_config_reloads_total{result=\"success\"} 2"
+    ));
+    let reloaded_at = value(
+        &metrics,
+        "whatsapp_exporter_config_last_reload_success_timestamp_seconds",
+    )
+    .expect("reload timestamp");
     assert!(reloaded_at > 1.7e9);
 
     // An invalid config: refused with its error, the running config stays.
-    std::fs::write(&path, "targets:\n  - name: x\n    type: onprem\n    bogus_key: 1\n").unwrap();
+    std::fs::write(
+        &path,
+        "targets:\n  - name: x\n    type: onprem\n    bogus_key: 1\n",
+    )
+    .unwrap();
     let response = run.post("/-/reload").await;
     assert_eq!(response.status(), 500);
     let body = response.text().await.unwrap();
     assert!(body.contains("unknown field `bogus_key`"), "{body}");
     assert!(body.contains("line 4"), "{body}");
-    let requests = sim.requests(Cluster::Multiconnect, whatsapp_exporter::simulator::Endpoint::Health);
+    let requests = sim.requests(
+        Cluster::Multiconnect,
+        whatsapp_exporter::simulator::Endpoint::Health,
+    );
     let metrics = run
         .wait_until(
-            |_| sim.requests(Cluster::Multiconnect, whatsapp_exporter::simulator::Endpoint::Health) > requests + 1,
+            |_| {
+                sim.requests(
+                    Cluster::Multiconnect,
+                    whatsapp_exporter::simulator::Endpoint::Health,
+                ) > requests + 1
+            },
             "the old config to keep polling",
         )
         .await;
@@ -93,7 +117,11 @@ fn config_check_of_the_example_and_of_a_bad_file() {
     let text = std::fs::read_to_string(example).expect("config.example.yaml exists");
     // Give every ${VAR} the example uses a value of a valid length.
     let mut command = Command::new(BIN);
-    for var in text.split("${").skip(1).filter_map(|rest| rest.split('}').next()) {
+    for var in text
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split('}').next())
+    {
         command.env(var, "example-secret-value-0123");
     }
     let out = command
@@ -101,7 +129,11 @@ fn config_check_of_the_example_and_of_a_bad_file() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.starts_with("SUCCESS: "), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -118,7 +150,13 @@ fn config_check_of_the_example_and_of_a_bad_file() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with(&format!("FAILED: {}: targets[0]: unknown field `intervall`", bad.display())), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "FAILED: {}: targets[0]: unknown field `intervall`",
+            bad.display()
+        )),
+        "{stdout}"
+    );
     assert!(stdout.contains("at line 8"), "{stdout}");
 
     // Starting with a bad config exits 1 with the same message.
@@ -138,7 +176,10 @@ fn version_names_the_revision() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with(&format!("whatsapp-exporter {} (revision ", env!("CARGO_PKG_VERSION"))),
+        text.starts_with(&format!(
+            "whatsapp-exporter {} (revision ",
+            env!("CARGO_PKG_VERSION")
+        )),
         "{text}"
     );
 }
@@ -178,7 +219,10 @@ fn scrape(url: &str) -> String {
         if let Ok(response) = http_get::get(url) {
             return response;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "{url} never answered");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{url} never answered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -191,7 +235,10 @@ mod http_get {
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut stream = std::net::TcpStream::connect(host)?;
         stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -220,7 +267,13 @@ fn wait_for(url: &str, done: impl Fn(&str) -> bool) -> String {
 #[test]
 fn demo_output_passes_promtool_and_stops_on_sigterm() {
     let child = Command::new(BIN)
-        .args(["demo", "--web.listen-address", "127.0.0.1:0", "--interval", "1s"])
+        .args([
+            "demo",
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--interval",
+            "1s",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -295,7 +348,10 @@ fn demo_output_passes_promtool_and_stops_on_sigterm() {
             assert!(status.success(), "{status}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "no exit 5 s after SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no exit 5 s after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -307,7 +363,13 @@ async fn binary_reloads_on_sighup() {
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, config(&simulator, &[("first", Cluster::Single)])).unwrap();
     let child = Command::new(BIN)
-        .args(["--web.listen-address", "127.0.0.1:0", "--log.format", "json", "--config.file"])
+        .args([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--log.format",
+            "json",
+            "--config.file",
+        ])
         .arg(&path)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -335,10 +397,14 @@ async fn binary_reloads_on_sighup() {
         let url = url.clone();
         tokio::task::spawn_blocking(move || wait_for(&url, predicate))
     };
-    wait(|m| m.contains("whatsapp_up{target=\"first\"} 1")).await.unwrap();
+    wait(|m| m.contains("whatsapp_up{target=\"first\"} 1"))
+        .await
+        .unwrap();
     std::fs::write(&path, config(&simulator, &[("second", Cluster::Ha)])).unwrap();
     signal(&process.0, "HUP");
-    let metrics = wait(|m| m.contains("whatsapp_up{target=\"second\"} 1")).await.unwrap();
+    let metrics = wait(|m| m.contains("whatsapp_up{target=\"second\"} 1"))
+        .await
+        .unwrap();
     assert!(!metrics.contains("target=\"first\""));
     signal(&process.0, "TERM");
     let status = tokio::task::spawn_blocking(move || {
@@ -353,6 +419,9 @@ async fn binary_reloads_on_sighup() {
     let log = status.1.join("\n");
     assert!(log.contains("SIGHUP: reloading the configuration"), "{log}");
     assert!(log.contains("configuration reloaded"), "{log}");
-    assert!(!log.contains(&simulator.simulator().options().api_key), "secret in the log");
+    assert!(
+        !log.contains(&simulator.simulator().options().api_key),
+        "secret in the log"
+    );
     simulator.shutdown().await;
 }

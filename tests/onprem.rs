@@ -11,10 +11,25 @@ use whatsapp_exporter::simulator::{onprem as sim, Cluster, Endpoint, Fault, Simu
 fn three_clusters(s: &whatsapp_exporter::simulator::SimulatorHandle) -> String {
     let o = s.simulator().options();
     let mut text = global("300ms");
-    text.push_str(&onprem_target("single", &s.base_url(Cluster::Single), o, Auth::ApiKeyAndLogin));
+    text.push_str(&onprem_target(
+        "single",
+        &s.base_url(Cluster::Single),
+        o,
+        Auth::ApiKeyAndLogin,
+    ));
     text.push_str("    labels:\n      team: messaging\n      site: \"eu-1\"\n");
-    text.push_str(&onprem_target("ha", &s.base_url(Cluster::Ha), o, Auth::Login));
-    text.push_str(&onprem_target("mc", &s.base_url(Cluster::Multiconnect), o, Auth::ApiKeyAndLogin));
+    text.push_str(&onprem_target(
+        "ha",
+        &s.base_url(Cluster::Ha),
+        o,
+        Auth::Login,
+    ));
+    text.push_str(&onprem_target(
+        "mc",
+        &s.base_url(Cluster::Multiconnect),
+        o,
+        Auth::ApiKeyAndLogin,
+    ));
     text
 }
 
@@ -50,13 +65,19 @@ async fn single_instance_exact_lines() {
     // A single instance has no role series.
     assert!(!metrics.contains("whatsapp_node_role{target=\"single\""));
     // The build expires 42 days after the simulator started; the clock is in step.
-    let expiry = value(&metrics, "whatsapp_build_expiry_timestamp_seconds{target=\"single\",node=\"\"}")
-        .expect("build expiry");
-    let expected = run.simulator.simulator().started_at().timestamp() as f64
-        + sim::EXPIRE_AFTER.as_secs_f64();
+    let expiry = value(
+        &metrics,
+        "whatsapp_build_expiry_timestamp_seconds{target=\"single\",node=\"\"}",
+    )
+    .expect("build expiry");
+    let expected =
+        run.simulator.simulator().started_at().timestamp() as f64 + sim::EXPIRE_AFTER.as_secs_f64();
     assert!((expiry - expected).abs() <= 1.0, "{expiry} vs {expected}");
-    let skew = value(&metrics, "whatsapp_clock_skew_seconds{target=\"single\",node=\"\"}")
-        .expect("clock skew");
+    let skew = value(
+        &metrics,
+        "whatsapp_clock_skew_seconds{target=\"single\",node=\"\"}",
+    )
+    .expect("clock skew");
     assert!(skew.abs() < 2.0, "{skew}");
     // User labels are on the info metric only.
     assert_eq!(metrics.matches("team=\"messaging\"").count(), 1);
@@ -78,8 +99,9 @@ async fn ha_cluster_exact_lines() {
             );
             assert!(has_line(&metrics, &line), "missing {line}\n{metrics}");
         }
-        let line =
-            format!("whatsapp_gateway_status{{target=\"ha\",node=\"{node}\",status=\"{status}\"}} 1");
+        let line = format!(
+            "whatsapp_gateway_status{{target=\"ha\",node=\"{node}\",status=\"{status}\"}} 1"
+        );
         assert!(has_line(&metrics, &line), "missing {line}");
     }
     // Roles come from one endpoint only: three nodes x three roles.
@@ -130,9 +152,18 @@ async fn multiconnect_shards() {
 async fn state_transitions_and_vanishing_node() {
     let run = common::start(SimulatorOptions::default(), three_clusters).await;
     let sim = run.simulator.simulator().clone();
-    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1", "whatsapp_up{target=\"ha\"} 1"])
-        .await;
-    for status in ["connecting", "disconnected", "uninitialized", "unregistered", "connected"] {
+    run.wait_for_lines(&[
+        "whatsapp_up{target=\"single\"} 1",
+        "whatsapp_up{target=\"ha\"} 1",
+    ])
+    .await;
+    for status in [
+        "connecting",
+        "disconnected",
+        "uninitialized",
+        "unregistered",
+        "connected",
+    ] {
         sim.set_gateway_status(Cluster::Single, None, status);
         run.wait_for_lines(&[&format!(
             "whatsapp_gateway_status{{target=\"single\",node=\"\",status=\"{status}\"}} 1"
@@ -149,8 +180,14 @@ async fn state_transitions_and_vanishing_node() {
     sim.set_role(Cluster::Ha, sim::HA_NODES[2], "secondary_master");
     sim.set_role(Cluster::Ha, sim::HA_NODES[1], "coreapp");
     run.wait_for_lines(&[
-        &format!("whatsapp_node_role{{target=\"ha\",node=\"{}\",role=\"coreapp\"}} 1", sim::HA_NODES[1]),
-        &format!("whatsapp_node_role{{target=\"ha\",node=\"{}\",role=\"secondary_master\"}} 1", sim::HA_NODES[2]),
+        &format!(
+            "whatsapp_node_role{{target=\"ha\",node=\"{}\",role=\"coreapp\"}} 1",
+            sim::HA_NODES[1]
+        ),
+        &format!(
+            "whatsapp_node_role{{target=\"ha\",node=\"{}\",role=\"secondary_master\"}} 1",
+            sim::HA_NODES[2]
+        ),
     ])
     .await;
     // A node the next successful poll does not return vanishes at once.
@@ -171,7 +208,11 @@ async fn unknown_values_pass_through() {
     let run = common::start(SimulatorOptions::default(), three_clusters).await;
     let sim = run.simulator.simulator().clone();
     sim.set_fault(Cluster::Single, Endpoint::Health, Some(Fault::UnknownValue));
-    sim.set_fault(Cluster::Single, Endpoint::Support, Some(Fault::UnknownValue));
+    sim.set_fault(
+        Cluster::Single,
+        Endpoint::Support,
+        Some(Fault::UnknownValue),
+    );
     let metrics = run
         .wait_for_lines(&[
             "whatsapp_gateway_status{target=\"single\",node=\"\",status=\"rebooting\"} 1",
@@ -194,18 +235,27 @@ async fn login_token_renewed_before_expiry_and_after_revocation() {
     let run = common::start(options, three_clusters).await;
     let sim = run.simulator.simulator().clone();
     let metrics = run.wait_for_lines(&["whatsapp_up{target=\"ha\"} 1"]).await;
-    let first_expiry = value(&metrics, "whatsapp_auth_token_expiry_timestamp_seconds{target=\"ha\"}")
-        .expect("token expiry exported");
+    let first_expiry = value(
+        &metrics,
+        "whatsapp_auth_token_expiry_timestamp_seconds{target=\"ha\"}",
+    )
+    .expect("token expiry exported");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    assert!(first_expiry > now && first_expiry <= now + 6.0, "{first_expiry} vs {now}");
+    assert!(
+        first_expiry > now && first_expiry <= now + 6.0,
+        "{first_expiry} vs {now}"
+    );
     let metrics = run
         .wait_until(
             |m| {
-                value(m, "whatsapp_auth_token_expiry_timestamp_seconds{target=\"ha\"}")
-                    .is_some_and(|e| e > first_expiry)
+                value(
+                    m,
+                    "whatsapp_auth_token_expiry_timestamp_seconds{target=\"ha\"}",
+                )
+                .is_some_and(|e| e > first_expiry)
             },
             "a renewed token",
         )
@@ -229,7 +279,10 @@ async fn login_token_renewed_before_expiry_and_after_revocation() {
     assert!(after > logins, "no login after revocation");
     assert!(after <= logins + 2, "login storm: {logins} -> {after}");
     let metrics = run.metrics().await;
-    assert!(has_line(&metrics, "whatsapp_up{target=\"ha\"} 1"), "{metrics}");
+    assert!(
+        has_line(&metrics, "whatsapp_up{target=\"ha\"} 1"),
+        "{metrics}"
+    );
     assert!(!metrics.contains("whatsapp_poll_errors_total{target=\"ha\""));
     run.stop().await;
 }
@@ -240,7 +293,12 @@ async fn wrong_password_is_unauthorized_without_a_login_storm() {
         let mut options = s.simulator().options().clone();
         options.password = "not-the-password".into();
         let mut text = global("300ms");
-        text.push_str(&onprem_target("ha", &s.base_url(Cluster::Ha), &options, Auth::Login));
+        text.push_str(&onprem_target(
+            "ha",
+            &s.base_url(Cluster::Ha),
+            &options,
+            Auth::Login,
+        ));
         text
     })
     .await;
@@ -255,10 +313,16 @@ async fn wrong_password_is_unauthorized_without_a_login_storm() {
         .await;
     assert!(has_line(&metrics, "whatsapp_up{target=\"ha\"} 0"));
     // At most one login per endpoint poll: no retry loop on a refused login.
-    let polls = run.simulator.simulator().requests(Cluster::Ha, Endpoint::Login);
+    let polls = run
+        .simulator
+        .simulator()
+        .requests(Cluster::Ha, Endpoint::Login);
     let errors = value(&metrics, "whatsapp_poll_errors_total{target=\"ha\",endpoint=\"health\",reason=\"unauthorized\"}").unwrap_or(0.0)
         + value(&metrics, "whatsapp_poll_errors_total{target=\"ha\",endpoint=\"support\",reason=\"unauthorized\"}").unwrap_or(0.0);
-    assert!(polls as f64 <= errors + 2.0, "{polls} logins for {errors} failed polls");
+    assert!(
+        polls as f64 <= errors + 2.0,
+        "{polls} logins for {errors} failed polls"
+    );
     // The password is in no line of /metrics.
     assert!(!metrics.contains("not-the-password"));
     run.stop().await;
@@ -268,7 +332,8 @@ async fn wrong_password_is_unauthorized_without_a_login_storm() {
 async fn rate_limit_with_retry_after_is_honoured() {
     let run = common::start(SimulatorOptions::default(), three_clusters).await;
     let sim = run.simulator.simulator().clone();
-    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"]).await;
+    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"])
+        .await;
     sim.set_fault(
         Cluster::Single,
         Endpoint::Health,
@@ -297,7 +362,8 @@ async fn rate_limit_with_retry_after_is_honoured() {
     let ha_polls = sim.requests(Cluster::Ha, Endpoint::Health);
     assert!(ha_polls > 3, "{ha_polls}");
     sim.set_fault(Cluster::Single, Endpoint::Health, None);
-    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"]).await;
+    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"])
+        .await;
     run.stop().await;
 }
 
@@ -305,7 +371,8 @@ async fn rate_limit_with_retry_after_is_honoured() {
 async fn overload_without_retry_after_backs_off() {
     let run = common::start(SimulatorOptions::default(), three_clusters).await;
     let sim = run.simulator.simulator().clone();
-    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"]).await;
+    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"])
+        .await;
     sim.set_fault(
         Cluster::Single,
         Endpoint::Health,
@@ -325,10 +392,14 @@ async fn overload_without_retry_after_backs_off() {
     let before = sim.requests(Cluster::Single, Endpoint::Health);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let polls = sim.requests(Cluster::Single, Endpoint::Health) - before;
-    assert!((3..=7).contains(&polls), "{polls} polls in 3 s at a 300 ms interval");
+    assert!(
+        (3..=7).contains(&polls),
+        "{polls} polls in 3 s at a 300 ms interval"
+    );
     // Recovery brings the normal pace back.
     sim.set_fault(Cluster::Single, Endpoint::Health, None);
-    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"]).await;
+    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"])
+        .await;
     run.stop().await;
 }
 
@@ -337,21 +408,31 @@ async fn stale_data_goes_after_stale_after_and_poll_series_stay() {
     let run = common::start(SimulatorOptions::default(), |s| {
         let o = s.simulator().options();
         let mut text = global("300ms");
-        text.push_str(&onprem_target("single", &s.base_url(Cluster::Single), o, Auth::ApiKey));
+        text.push_str(&onprem_target(
+            "single",
+            &s.base_url(Cluster::Single),
+            o,
+            Auth::ApiKey,
+        ));
         text.push_str("    stale_after: 1500ms\n");
         text
     })
     .await;
     let sim = run.simulator.simulator().clone();
-    run.wait_for_lines(&["whatsapp_gateway_status{target=\"single\",node=\"\",status=\"connected\"} 1"])
-        .await;
+    run.wait_for_lines(&[
+        "whatsapp_gateway_status{target=\"single\",node=\"\",status=\"connected\"} 1",
+    ])
+    .await;
     sim.set_fault(Cluster::Single, Endpoint::Health, Some(Fault::Status(500)));
     let failing = run
         .wait_for_lines(&["whatsapp_poll_success{target=\"single\",endpoint=\"health\"} 0"])
         .await;
     // Kept while younger than stale_after (the failure came within a poll or two).
     assert!(
-        has_line(&failing, "whatsapp_gateway_status{target=\"single\",node=\"\",status=\"connected\"} 1"),
+        has_line(
+            &failing,
+            "whatsapp_gateway_status{target=\"single\",node=\"\",status=\"connected\"} 1"
+        ),
         "{failing}"
     );
     let stale = run.wait_for_absence("whatsapp_gateway_status{").await;
@@ -363,22 +444,32 @@ async fn stale_data_goes_after_stale_after_and_poll_series_stay() {
     ] {
         assert!(has_line(&stale, line), "missing {line}\n{stale}");
     }
-    assert!(stale.contains("whatsapp_last_poll_success_timestamp_seconds{target=\"single\",endpoint=\"health\"}"));
-    assert!(stale.contains("whatsapp_poll_errors_total{target=\"single\",endpoint=\"health\",reason=\"http_status\"}"));
+    assert!(stale.contains(
+        "whatsapp_last_poll_success_timestamp_seconds{target=\"single\",endpoint=\"health\"}"
+    ));
+    assert!(stale.contains(
+        "whatsapp_poll_errors_total{target=\"single\",endpoint=\"health\",reason=\"http_status\"}"
+    ));
     sim.set_fault(Cluster::Single, Endpoint::Health, None);
-    run.wait_for_lines(&["whatsapp_gateway_status{target=\"single\",node=\"\",status=\"connected\"} 1"])
-        .await;
+    run.wait_for_lines(&[
+        "whatsapp_gateway_status{target=\"single\",node=\"\",status=\"connected\"} 1",
+    ])
+    .await;
     run.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openmetrics_and_gzip_when_asked() {
     let run = common::start(SimulatorOptions::default(), three_clusters).await;
-    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"]).await;
+    run.wait_for_lines(&["whatsapp_up{target=\"single\"} 1"])
+        .await;
     let client = reqwest::Client::builder().build().unwrap();
     let response = client
         .get(format!("{}/metrics", run.url))
-        .header("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
         .send()
         .await
         .unwrap();

@@ -105,8 +105,11 @@ impl Running {
     /// Scrapes until every line of `lines` is in /metrics; fails the test after
     /// [`WAIT_LIMIT`], showing the last scrape.
     pub async fn wait_for_lines(&self, lines: &[&str]) -> String {
-        self.wait_until(|m| lines.iter().all(|l| has_line(m, l)), &format!("{lines:#?}"))
-            .await
+        self.wait_until(
+            |m| lines.iter().all(|l| has_line(m, l)),
+            &format!("{lines:#?}"),
+        )
+        .await
     }
 
     /// Scrapes until no line of /metrics starts with `prefix`.
