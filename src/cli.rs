@@ -136,7 +136,17 @@ pub fn main() -> ExitCode {
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
+    let loaded = Config::load(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            // The TLS files are read when clients are built: check them too.
+            for target in &config.targets {
+                crate::upstream::build_client(&target.tls)
+                    .with_context(|| format!("target {:?}", target.name))?;
+            }
+            Ok(config)
+        });
+    match loaded {
         Ok(config) => {
             println!(
                 "SUCCESS: {} is valid: {} target(s)",
@@ -146,7 +156,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("FAILED: {e}");
+            println!("FAILED: {e:#}");
             ExitCode::FAILURE
         }
     }

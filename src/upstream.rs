@@ -118,9 +118,15 @@ pub fn build_client(tls: &TlsConfig) -> Result<reqwest::Client, ClientError> {
         .danger_accept_invalid_certs(tls.insecure_skip_verify);
     if let Some(path) = &tls.ca_file {
         let pem = read_file(path)?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ClientError::Build(format!("ca_file {}: {e}", path.display())))?
-        {
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ClientError::Build(format!("ca_file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(ClientError::Build(format!(
+                "ca_file {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
     }
@@ -342,6 +348,35 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("ééééé", 3), "ééé…");
+    }
+
+    #[test]
+    fn unusable_ca_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let tls = TlsConfig {
+            ca_file: Some(missing.clone()),
+            ..TlsConfig::default()
+        };
+        let err = build_client(&tls).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("tls_config: cannot read {}", missing.display())),
+            "{err}"
+        );
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n").unwrap();
+        let tls = TlsConfig {
+            ca_file: Some(garbage.clone()),
+            ..TlsConfig::default()
+        };
+        let err = build_client(&tls).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "tls_config: ca_file {}: no PEM certificate in it",
+                garbage.display()
+            )
+        );
     }
 
     #[tokio::test]

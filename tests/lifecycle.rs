@@ -159,6 +159,24 @@ fn config_check_of_the_example_and_of_a_bad_file() {
     );
     assert!(stdout.contains("at line 8"), "{stdout}");
 
+    // A TLS file that cannot be used is found by the check too.
+    let tls = dir.path().join("tls.yaml");
+    std::fs::write(
+        &tls,
+        "targets:\n  - name: a\n    type: onprem\n    base_url: https://h\n    api_key: abcdefghijklmnop\n    tls_config:\n      ca_file: /nonexistent/ca.pem\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--config.check", "--config.file"])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "FAILED: target \"a\": tls_config: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)\n"
+    );
+
     // Starting with a bad config exits 1 with the same message.
     let out = Command::new(BIN)
         .args(["--web.listen-address", "127.0.0.1:0", "--config.file"])
