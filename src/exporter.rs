@@ -20,8 +20,8 @@ use crate::upstream::{ClientError, Clients};
 pub enum ReloadError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("target {target:?}: {source}")]
-    Client { target: String, source: ClientError },
+    #[error("target {target:?}: {error}")]
+    Client { target: String, error: ClientError },
     #[error("no config file to reload: the exporter was started with a generated config")]
     NoFile,
 }
@@ -134,7 +134,7 @@ impl Exporter {
                             .get(&target.tls)
                             .map_err(|source| ReloadError::Client {
                                 target: target.name.clone(),
-                                source,
+                                error: source,
                             })?;
                     plan.push(Err((target.clone(), http)));
                 }

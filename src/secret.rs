@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("cannot read secret file {path}: {source}")]
+    #[error("cannot read secret file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("secret file {path} is empty")]
     Empty { path: PathBuf },
@@ -59,7 +59,7 @@ impl SecretSource {
             SecretSource::File(path) => {
                 let raw = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
                     path: path.clone(),
-                    source,
+                    error: source,
                 })?;
                 let value = raw.strip_suffix('\n').unwrap_or(&raw);
                 let value = value.strip_suffix('\r').unwrap_or(value);

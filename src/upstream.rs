@@ -68,10 +68,10 @@ impl PollError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("tls_config: cannot read {path}: {source}")]
+    #[error("tls_config: cannot read {path}: {error}")]
     Read {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("tls_config: {0}")]
     Build(String),
@@ -105,7 +105,7 @@ impl Clients {
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
     std::fs::read(path).map_err(|source| ClientError::Read {
         path: path.to_owned(),
-        source,
+        error: source,
     })
 }
 
