@@ -81,16 +81,13 @@ struct DemoArgs {
     /// Poll interval of the demo's targets.
     #[arg(long = "interval", default_value = "5s", value_parser = humantime::parse_duration)]
     interval: Duration,
-    /// How often the simulated states move on.
+    /// How often the simulated states move on (0s: never).
     #[arg(long = "step", default_value = "15s", value_parser = humantime::parse_duration)]
     step: Duration,
 }
 
 #[derive(Debug, Args)]
 struct SimulateArgs {
-    /// Address for the simulator.
-    #[arg(long = "listen-address", default_value = "127.0.0.1:10110")]
-    listen_address: String,
     /// How often the simulated states move on (0s: never).
     #[arg(long = "step", default_value = "15s", value_parser = humantime::parse_duration)]
     step: Duration,
@@ -120,7 +117,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             None => run(&cli.config_file, cli.listen_address, cli.telemetry_path).await,
             Some(Command::Demo(args)) => demo(args, cli.listen_address, cli.telemetry_path).await,
-            Some(Command::Simulate(args)) => simulate(args).await,
+            Some(Command::Simulate(args)) => simulate(args, cli.listen_address).await,
         }
     });
     // Polls still in flight are abandoned: they only read.
@@ -285,10 +282,8 @@ async fn demo(
     println!("whatsapp-exporter demo");
     println!("  metrics:      http://{address}{telemetry_path}");
     println!("  landing page: http://{address}/");
-    println!(
-        "  simulator:    http://{}/ (single, ha, multiconnect)",
-        simulator.addr
-    );
+    println!("  simulator:    http://{}", simulator.addr);
+    print_simulator(&simulator);
     println!(
         "Targets are polled every {}; simulated states move every {}. Ctrl-C stops.",
         humantime::format_duration(args.interval),
@@ -299,27 +294,37 @@ async fn demo(
     result
 }
 
-async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+async fn simulate(args: SimulateArgs, listen_address: Option<String>) -> anyhow::Result<()> {
+    let address = listen_address.unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_SIMULATOR_PORT}"));
     let simulator = Simulator::new(SimulatorOptions {
         auto_step: Some(args.step).filter(|s| !s.is_zero()),
         ..SimulatorOptions::default()
     });
-    let options = simulator.options().clone();
     let handle = simulator
-        .spawn(&args.listen_address)
+        .spawn(&parse_listen_address(&address)?.to_string())
         .await
-        .with_context(|| format!("cannot start the simulator on {}", args.listen_address))?;
+        .with_context(|| format!("cannot start the simulator on {address}"))?;
     println!("WhatsApp Business API simulator on http://{}", handle.addr);
-    for cluster in [Cluster::Single, Cluster::Ha, Cluster::Multiconnect] {
-        println!("  {:<13} {}", cluster.as_str(), handle.base_url(cluster));
-    }
-    println!(
-        "  credentials:  api_key {}  username {}  password {}",
-        options.api_key, options.username, options.password
-    );
+    print_simulator(&handle);
     termination().await;
     handle.shutdown().await;
     Ok(())
+}
+
+/// The simulator's base URLs and credentials, as a target's config would use them.
+fn print_simulator(handle: &crate::simulator::SimulatorHandle) {
+    let options = handle.simulator().options();
+    for cluster in [Cluster::Single, Cluster::Ha, Cluster::Multiconnect] {
+        println!(
+            "  onprem {:<13} base_url {}",
+            cluster.as_str(),
+            handle.base_url(cluster)
+        );
+    }
+    println!(
+        "  onprem credentials:  api_key {}  username {}  password {}",
+        options.api_key, options.username, options.password
+    );
 }
 
 #[cfg(test)]

@@ -21,6 +21,14 @@ pub mod defaults {
     pub const MAX_CONCURRENT_POLLS: usize = 64;
     pub const BODY_SIZE_LIMIT: u64 = 1024 * 1024;
     pub const ONPREM_API_KEY_LEN: std::ops::RangeInclusive<usize> = 12..=128;
+    pub const DIALOG360_BASE_URL: &str = "https://waba-v2.360dialog.io";
+    pub const KAPSO_BASE_URL: &str = "https://app.kapso.ai";
+    pub const GRAPH_BASE_URL: &str = "https://graph.facebook.com";
+    /// The first Graph API version with `whatsapp_business_manager_messaging_limit`.
+    pub const GRAPH_API_VERSION: &str = "v24.0";
+    pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
+    /// Rate-limit usage (0..1) above which a Cloud API target polls more slowly.
+    pub const USAGE_THRESHOLD: f64 = 0.8;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +79,9 @@ impl Target {
     pub fn type_name(&self) -> &'static str {
         match self.kind {
             TargetKind::OnPrem(_) => TargetType::OnPrem.as_str(),
+            TargetKind::Dialog360(_) => TargetType::Dialog360.as_str(),
+            TargetKind::Kapso(_) => TargetType::Kapso.as_str(),
+            TargetKind::CloudApi(_) => TargetType::CloudApi.as_str(),
         }
     }
 }
@@ -78,6 +89,41 @@ impl Target {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TargetKind {
     OnPrem(OnPremTarget),
+    Dialog360(Dialog360Target),
+    Kapso(KapsoTarget),
+    CloudApi(CloudApiTarget),
+}
+
+/// A 360dialog channel: `GET /health_status` with its channel key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dialog360Target {
+    pub api_key: SecretSource,
+}
+
+/// A Kapso WhatsApp config: `GET /api/v1/whatsapp_configs/{config_id}/health`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KapsoTarget {
+    pub api_key: SecretSource,
+    pub config_id: String,
+}
+
+/// Meta's Graph API for a WABA and/or phone numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CloudApiTarget {
+    pub access_token: SecretSource,
+    pub api_version: String,
+    pub phone_number_ids: Vec<String>,
+    pub waba_id: Option<String>,
+    pub discover: bool,
+    pub discovery_interval: Duration,
+    pub usage_threshold: f64,
+}
+
+impl CloudApiTarget {
+    /// The major version, for fields that exist only from some version on.
+    pub fn api_major_version(&self) -> u32 {
+        parse_api_version(&self.api_version).map_or(0, |(major, _)| major)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -122,12 +168,60 @@ impl OnPremEndpoint {
 pub enum TargetType {
     #[serde(rename = "onprem")]
     OnPrem,
+    #[serde(rename = "dialog360")]
+    Dialog360,
+    #[serde(rename = "kapso")]
+    Kapso,
+    #[serde(rename = "cloud_api")]
+    CloudApi,
 }
 
 impl TargetType {
     pub fn as_str(self) -> &'static str {
         match self {
             TargetType::OnPrem => "onprem",
+            TargetType::Dialog360 => "dialog360",
+            TargetType::Kapso => "kapso",
+            TargetType::CloudApi => "cloud_api",
+        }
+    }
+
+    fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            TargetType::OnPrem => None,
+            TargetType::Dialog360 => Some(defaults::DIALOG360_BASE_URL),
+            TargetType::Kapso => Some(defaults::KAPSO_BASE_URL),
+            TargetType::CloudApi => Some(defaults::GRAPH_BASE_URL),
+        }
+    }
+
+    /// The keys of a target that only some types take.
+    fn accepts(self, key: &str) -> bool {
+        match self {
+            TargetType::OnPrem => matches!(
+                key,
+                "api_key"
+                    | "api_key_file"
+                    | "username"
+                    | "password"
+                    | "password_file"
+                    | "bearer_token"
+                    | "bearer_token_file"
+                    | "endpoints"
+            ),
+            TargetType::Dialog360 => matches!(key, "api_key" | "api_key_file"),
+            TargetType::Kapso => matches!(key, "api_key" | "api_key_file" | "config_id"),
+            TargetType::CloudApi => matches!(
+                key,
+                "access_token"
+                    | "access_token_file"
+                    | "api_version"
+                    | "phone_number_ids"
+                    | "waba_id"
+                    | "discover"
+                    | "discovery_interval"
+                    | "usage_threshold"
+            ),
         }
     }
 }
@@ -204,6 +298,15 @@ struct RawTarget {
     password_file: Option<EnvString>,
     bearer_token: Option<EnvString>,
     bearer_token_file: Option<EnvString>,
+    config_id: Option<Id>,
+    access_token: Option<EnvString>,
+    access_token_file: Option<EnvString>,
+    api_version: Option<EnvString>,
+    phone_number_ids: Option<Vec<Id>>,
+    waba_id: Option<Id>,
+    discover: Option<bool>,
+    discovery_interval: Option<HumanDuration>,
+    usage_threshold: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +345,9 @@ impl RawConfig {
             global.timeout,
             global.stale_after,
         )?;
+        if global.body_size_limit == 0 {
+            return Err("global.body_size_limit must be at least 1 byte".into());
+        }
         if global.max_concurrent_polls == 0 {
             return Err("global.max_concurrent_polls must be at least 1".into());
         }
@@ -304,8 +410,10 @@ impl RawTarget {
             .stale_after
             .map(|d| d.0)
             .or(global.stale_after)
-            .unwrap_or(interval * defaults::STALE_AFTER_INTERVALS)
-            .max(interval);
+            .unwrap_or(interval * defaults::STALE_AFTER_INTERVALS);
+        if self.body_size_limit.is_some_and(|b| b.0 == 0) {
+            return Err("body_size_limit must be at least 1 byte".into());
+        }
         check_timing("timing", interval, timeout, Some(stale_after))
             .map_err(|e| e.trim_start_matches("timing: ").to_owned())?;
         for name in self.labels.keys() {
@@ -318,12 +426,24 @@ impl RawTarget {
                 return Err(format!("labels: {name:?} is reserved by the exporter"));
             }
         }
-        let base_url = match &self.base_url {
-            Some(url) => parse_base_url(&url.0)?,
-            None => return Err("base_url is required for type onprem".into()),
+        self.check_keys_apply()?;
+        let base_url = match (&self.base_url, self.kind.default_base_url()) {
+            (Some(url), _) => parse_base_url(&url.0)?,
+            (None, Some(default)) => parse_base_url(default)?,
+            (None, None) => {
+                return Err(format!(
+                    "base_url is required for type {}",
+                    self.kind.as_str()
+                ))
+            }
         };
         let kind = match self.kind {
             TargetType::OnPrem => TargetKind::OnPrem(self.onprem()?),
+            TargetType::Dialog360 => TargetKind::Dialog360(Dialog360Target {
+                api_key: self.required_secret("api_key", &self.api_key, &self.api_key_file)?,
+            }),
+            TargetType::Kapso => TargetKind::Kapso(self.kapso()?),
+            TargetType::CloudApi => TargetKind::CloudApi(self.cloud_api(interval)?),
         };
         let tls = TlsConfig {
             ca_file: self.tls_config.ca_file.map(|p| PathBuf::from(p.0)),
@@ -344,6 +464,129 @@ impl RawTarget {
             labels: self.labels.into_iter().map(|(k, v)| (k, v.0)).collect(),
             tls,
             kind,
+        })
+    }
+
+    /// Every type-specific key set must belong to this target's type.
+    fn check_keys_apply(&self) -> Result<(), String> {
+        let set = [
+            ("api_key", self.api_key.is_some()),
+            ("api_key_file", self.api_key_file.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+            ("password_file", self.password_file.is_some()),
+            ("bearer_token", self.bearer_token.is_some()),
+            ("bearer_token_file", self.bearer_token_file.is_some()),
+            ("endpoints", self.endpoints.is_some()),
+            ("config_id", self.config_id.is_some()),
+            ("access_token", self.access_token.is_some()),
+            ("access_token_file", self.access_token_file.is_some()),
+            ("api_version", self.api_version.is_some()),
+            ("phone_number_ids", self.phone_number_ids.is_some()),
+            ("waba_id", self.waba_id.is_some()),
+            ("discover", self.discover.is_some()),
+            ("discovery_interval", self.discovery_interval.is_some()),
+            ("usage_threshold", self.usage_threshold.is_some()),
+        ];
+        match set
+            .iter()
+            .find(|(key, present)| *present && !self.kind.accepts(key))
+        {
+            Some((key, _)) => Err(format!(
+                "{key} does not apply to type {}",
+                self.kind.as_str()
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn required_secret(
+        &self,
+        key: &str,
+        inline: &Option<EnvString>,
+        file: &Option<EnvString>,
+    ) -> Result<SecretSource, String> {
+        secret_source(key, inline, file)?.ok_or_else(|| {
+            format!(
+                "{key} or {key}_file is required for type {}",
+                self.kind.as_str()
+            )
+        })
+    }
+
+    fn kapso(&self) -> Result<KapsoTarget, String> {
+        let api_key = self.required_secret("api_key", &self.api_key, &self.api_key_file)?;
+        let config_id = match &self.config_id {
+            Some(id) if !id.0.is_empty() => id.0.clone(),
+            _ => return Err("config_id is required for type kapso".into()),
+        };
+        if config_id.contains(['/', '?', '#']) {
+            return Err(format!(
+                "config_id {config_id:?} must not contain '/', '?' or '#'"
+            ));
+        }
+        Ok(KapsoTarget { api_key, config_id })
+    }
+
+    fn cloud_api(&self, interval: Duration) -> Result<CloudApiTarget, String> {
+        let access_token =
+            self.required_secret("access_token", &self.access_token, &self.access_token_file)?;
+        let api_version = self
+            .api_version
+            .as_ref()
+            .map_or_else(|| defaults::GRAPH_API_VERSION.to_owned(), |v| v.0.clone());
+        if parse_api_version(&api_version).is_none() {
+            return Err(format!(
+                "api_version {api_version:?} is not of the form v24.0"
+            ));
+        }
+        let phone_number_ids: Vec<String> = self
+            .phone_number_ids
+            .iter()
+            .flatten()
+            .map(|id| id.0.clone())
+            .collect();
+        let waba_id = self.waba_id.as_ref().map(|id| id.0.clone());
+        for id in phone_number_ids.iter().chain(&waba_id) {
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{id:?} is not a Graph API id (digits only)"));
+            }
+        }
+        let mut unique = HashSet::new();
+        if let Some(dup) = phone_number_ids.iter().find(|id| !unique.insert(*id)) {
+            return Err(format!("phone_number_ids lists {dup} twice"));
+        }
+        let discover = self.discover.unwrap_or(false);
+        if discover && waba_id.is_none() {
+            return Err("discover: true needs waba_id".into());
+        }
+        if phone_number_ids.is_empty() && waba_id.is_none() {
+            return Err("set phone_number_ids, waba_id, or both".into());
+        }
+        let discovery_interval = self
+            .discovery_interval
+            .map_or(defaults::DISCOVERY_INTERVAL, |d| d.0);
+        if discovery_interval < interval {
+            return Err(format!(
+                "discovery_interval ({}) must not be shorter than interval ({})",
+                humantime::format_duration(discovery_interval),
+                humantime::format_duration(interval)
+            ));
+        }
+        let usage_threshold = self.usage_threshold.unwrap_or(defaults::USAGE_THRESHOLD);
+        if !(usage_threshold > 0.0 && usage_threshold <= 1.0) {
+            return Err(format!(
+                "usage_threshold must be above 0 and at most 1 (a ratio), not {usage_threshold}"
+            ));
+        }
+        Ok(CloudApiTarget {
+            access_token,
+            api_version,
+            phone_number_ids,
+            waba_id,
+            discover,
+            discovery_interval,
+            usage_threshold,
         })
     }
 
@@ -454,6 +697,12 @@ fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
+/// `v24.0` -> (24, 0).
+fn parse_api_version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.strip_prefix('v')?.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -507,6 +756,26 @@ fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Stri
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A Graph API, Kapso or 360dialog id: YAML reads long digit strings as numbers, so both
+/// forms are taken.
+#[derive(Clone, Debug, PartialEq)]
+struct Id(String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(EnvString),
+        }
+        Ok(Id(match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => n.to_string(),
+            Raw::Text(text) => text.0,
+        }))
+    }
 }
 
 /// A duration in humantime form: `30s`, `5m`, `1h30m`.
@@ -577,6 +846,126 @@ mod tests {
         Config::parse(text, Path::new("test.yaml")).map_err(|e| e.to_string())
     }
 
+    fn onprem_of(target: &Target) -> &OnPremTarget {
+        match &target.kind {
+            TargetKind::OnPrem(onprem) => onprem,
+            other => panic!("not onprem: {other:?}"),
+        }
+    }
+
+    fn cloud_of(target: &Target) -> &CloudApiTarget {
+        match &target.kind {
+            TargetKind::CloudApi(cloud) => cloud,
+            other => panic!("not cloud_api: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn provider_types_with_their_defaults() {
+        let text = "targets:\n\
+            - name: d\n  type: dialog360\n  api_key_file: /run/d360\n\
+            - name: k\n  type: kapso\n  api_key: kapso-key\n  config_id: abc-123\n\
+            - name: c\n  type: cloud_api\n  access_token: tok\n  phone_number_ids: [106540352242922, \"106540352242923\"]\n";
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config.targets[0].base_url.as_str(),
+            "https://waba-v2.360dialog.io/"
+        );
+        assert_eq!(config.targets[0].type_name(), "dialog360");
+        assert_eq!(config.targets[1].base_url.as_str(), "https://app.kapso.ai/");
+        assert_eq!(
+            config.targets[1].kind,
+            TargetKind::Kapso(KapsoTarget {
+                api_key: SecretSource::Inline(Secret::new("kapso-key")),
+                config_id: "abc-123".into()
+            })
+        );
+        assert_eq!(
+            config.targets[2].base_url.as_str(),
+            "https://graph.facebook.com/"
+        );
+        let cloud = cloud_of(&config.targets[2]);
+        assert_eq!(
+            cloud.phone_number_ids,
+            vec!["106540352242922", "106540352242923"]
+        );
+        assert_eq!(cloud.api_version, "v24.0");
+        assert_eq!(cloud.api_major_version(), 24);
+        assert_eq!(cloud.discovery_interval, Duration::from_secs(600));
+        assert_eq!(cloud.usage_threshold, 0.8);
+        assert!(!cloud.discover);
+    }
+
+    #[test]
+    fn keys_of_another_type_are_errors() {
+        let err = parse(&format!("{MINIMAL}    config_id: x\n")).unwrap_err();
+        assert!(
+            err.ends_with("config_id does not apply to type onprem"),
+            "{err}"
+        );
+        let err =
+            parse("targets:\n  - name: d\n    type: dialog360\n    api_key: k\n    waba_id: 1\n")
+                .unwrap_err();
+        assert!(
+            err.ends_with("waba_id does not apply to type dialog360"),
+            "{err}"
+        );
+        let err = parse("targets:\n  - name: d\n    type: dialog360\n").unwrap_err();
+        assert!(
+            err.ends_with("api_key or api_key_file is required for type dialog360"),
+            "{err}"
+        );
+        let err = parse("targets:\n  - name: k\n    type: kapso\n    api_key: k\n").unwrap_err();
+        assert!(
+            err.ends_with("config_id is required for type kapso"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cloud_api_rules() {
+        let base = "targets:\n  - name: c\n    type: cloud_api\n    access_token: t\n";
+        let cases = [
+            ("", "set phone_number_ids, waba_id, or both"),
+            (
+                "    discover: true\n    phone_number_ids: [1]\n",
+                "discover: true needs waba_id",
+            ),
+            (
+                "    waba_id: abc\n",
+                "\"abc\" is not a Graph API id (digits only)",
+            ),
+            (
+                "    waba_id: 1\n    api_version: \"24\"\n",
+                "api_version \"24\" is not of the form v24.0",
+            ),
+            (
+                "    waba_id: 1\n    usage_threshold: 80\n",
+                "usage_threshold must be above 0 and at most 1 (a ratio), not 80",
+            ),
+            (
+                "    phone_number_ids: [1, 1]\n",
+                "phone_number_ids lists 1 twice",
+            ),
+            (
+                "    waba_id: 1\n    discovery_interval: 10s\n",
+                "discovery_interval (10s) must not be shorter than interval (30s)",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let err = parse(&format!("{base}{extra}")).unwrap_err();
+            assert!(err.ends_with(expected), "{extra}: {err}");
+        }
+        let ok = parse(&format!(
+            "{base}    waba_id: 102290129340398\n    discover: true\n    api_version: v23.0\n"
+        ))
+        .unwrap();
+        let cloud = cloud_of(&ok.targets[0]);
+        assert_eq!(cloud.waba_id.as_deref(), Some("102290129340398"));
+        assert_eq!(cloud.api_major_version(), 23);
+        assert!(cloud.discover);
+    }
+
     const MINIMAL: &str = "targets:\n  - name: a\n    type: onprem\n    base_url: https://wa.example.com\n    api_key: abcdefghijkl\n";
 
     #[test]
@@ -588,7 +977,7 @@ mod tests {
         assert_eq!(target.stale_after, Duration::from_secs(90));
         assert_eq!(target.body_size_limit, 1 << 20);
         assert_eq!(config.global.max_concurrent_polls, 64);
-        let TargetKind::OnPrem(onprem) = &target.kind;
+        let onprem = onprem_of(&target);
         assert_eq!(onprem.endpoints, vec![OnPremEndpoint::Health]);
     }
 
@@ -647,7 +1036,7 @@ mod tests {
         std::env::set_var("WAE_TEST_API_KEY", "key-from-the-environment");
         let text = MINIMAL.replace("abcdefghijkl", "${WAE_TEST_API_KEY}");
         let config = parse(&text).unwrap();
-        let TargetKind::OnPrem(onprem) = &config.targets[0].kind;
+        let onprem = onprem_of(&config.targets[0]);
         assert_eq!(
             onprem.api_key,
             Some(SecretSource::Inline(Secret::new(
@@ -689,7 +1078,7 @@ mod tests {
     fn login_enables_support_by_default() {
         let text = format!("{MINIMAL}    username: admin\n    password_file: /run/pw\n");
         let config = parse(&text).unwrap();
-        let TargetKind::OnPrem(onprem) = &config.targets[0].kind;
+        let onprem = onprem_of(&config.targets[0]);
         assert_eq!(
             onprem.endpoints,
             vec![OnPremEndpoint::Health, OnPremEndpoint::Support]
@@ -742,6 +1131,21 @@ mod tests {
         assert!(parse(&slow)
             .unwrap_err()
             .ends_with("timeout (6s) must not be longer than interval (5s)"));
+        let short_stale = format!("{MINIMAL}    interval: 1m\n    stale_after: 30s\n");
+        assert!(parse(&short_stale)
+            .unwrap_err()
+            .ends_with("stale_after (30s) must not be shorter than interval (1m)"));
+        // A global stale_after too short for one target's interval names that target.
+        let global_stale =
+            format!("global:\n  stale_after: 1m\n{MINIMAL}    interval: 2m\n    timeout: 10s\n");
+        assert_eq!(
+            parse(&global_stale).unwrap_err(),
+            "test.yaml: targets[0] (\"a\"): stale_after (1m) must not be shorter than interval (2m)"
+        );
+        let zero = format!("{MINIMAL}    body_size_limit: 0\n");
+        assert!(parse(&zero)
+            .unwrap_err()
+            .ends_with("body_size_limit must be at least 1 byte"));
         let short_interval = format!("{MINIMAL}    interval: 5s\n");
         let target = &parse(&short_interval).unwrap().targets[0];
         assert_eq!(target.timeout, Duration::from_secs(5));

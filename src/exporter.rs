@@ -12,9 +12,10 @@ use tokio::task::AbortHandle;
 
 use crate::config::{Config, ConfigError, Target};
 use crate::exposition::{render_families, Format};
-use crate::poller::{Client, Runner, TargetState};
+use crate::poller::{Runner, TargetState};
 use crate::self_metrics::{ReloadLabels, SelfMetrics};
-use crate::upstream::{ClientError, Clients};
+use crate::target::Client;
+use crate::upstream::{ClientError, ClientFor, Clients};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -30,6 +31,7 @@ pub enum ReloadError {
 #[derive(Debug)]
 pub struct RunningTarget {
     pub state: Arc<TargetState>,
+    tls_fingerprint: u64,
     task: AbortHandle,
 }
 
@@ -121,23 +123,28 @@ impl Exporter {
             .iter()
             .map(|t| (t.state.config.name.as_str(), t))
             .collect();
-        // Build every client first, so an invalid TLS file rejects the whole reload.
+        // Get every client first (reading the TLS files), so an unusable TLS file rejects
+        // the whole reload. A target keeps running only if neither its config nor its TLS
+        // files changed.
         let mut plan = Vec::with_capacity(config.targets.len());
+        let mut in_use = Vec::with_capacity(config.targets.len());
         for target in &config.targets {
+            let http = self
+                .clients
+                .get(&target.tls)
+                .map_err(|error| ReloadError::Client {
+                    target: target.name.clone(),
+                    error,
+                })?;
+            in_use.push((&target.tls, http.tls_fingerprint));
             match by_name.remove(target.name.as_str()) {
-                Some(running) if *running.state.config == *target => {
+                Some(running)
+                    if *running.state.config == *target
+                        && running.tls_fingerprint == http.tls_fingerprint =>
+                {
                     plan.push(Ok(Arc::clone(running)))
                 }
-                _ => {
-                    let http =
-                        self.clients
-                            .get(&target.tls)
-                            .map_err(|source| ReloadError::Client {
-                                target: target.name.clone(),
-                                error: source,
-                            })?;
-                    plan.push(Err((target.clone(), http)));
-                }
+                _ => plan.push(Err((target.clone(), http))),
             }
         }
         self.resize_semaphore(config.global.max_concurrent_polls);
@@ -150,24 +157,26 @@ impl Exporter {
             .collect();
         self.metrics.targets.set(next.len() as i64);
         self.targets.store(Arc::new(next));
-        let in_use: Vec<&crate::config::TlsConfig> =
-            config.targets.iter().map(|t| &t.tls).collect();
         self.clients.retain(&in_use);
         self.config.store(Arc::new(config));
         // Targets left in `current` only are dropped with it, which aborts their tasks.
         Ok(())
     }
 
-    fn spawn(&self, target: Target, http: reqwest::Client) -> Arc<RunningTarget> {
+    fn spawn(&self, target: Target, http: ClientFor) -> Arc<RunningTarget> {
         let config = Arc::new(target);
         let state = Arc::new(TargetState::new(Arc::clone(&config)));
         let runner = Runner::new(
             Arc::clone(&state),
-            Client::new(http, &config),
+            Client::new(http.client, &config),
             Arc::clone(&self.semaphore),
         );
         let task = tokio::spawn(runner.run()).abort_handle();
-        Arc::new(RunningTarget { state, task })
+        Arc::new(RunningTarget {
+            state,
+            tls_fingerprint: http.tls_fingerprint,
+            task,
+        })
     }
 
     fn resize_semaphore(&self, size: usize) {

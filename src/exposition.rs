@@ -54,7 +54,7 @@ families! {
     LastPollSuccess => "whatsapp_last_poll_success_timestamp_seconds", Gauge,
         "Unix time of the last successful poll of this endpoint.";
     PollErrors => "whatsapp_poll_errors_total", Counter,
-        "Failed polls of this endpoint by reason: timeout, connect, tls, http_status, unauthorized, rate_limited, decode, body_too_large.";
+        "Failed polls of this endpoint by reason: timeout, connect, tls, http_status, unauthorized, rate_limited, unavailable, decode, body_too_large.";
     AuthTokenExpiry => "whatsapp_auth_token_expiry_timestamp_seconds", Gauge,
         "Unix time at which the current login (Bearer) token expires.";
     ApiInfo => "whatsapp_api_info", Info,
@@ -79,6 +79,46 @@ families! {
         "Unix time at which the node's client build expires (expire_timestamp, read as UTC).";
     ClockSkew => "whatsapp_clock_skew_seconds", Gauge,
         "The node's clock (device_iso8601) minus the exporter's clock when the response arrived.";
+    UpstreamErrors => "whatsapp_upstream_errors_total", Counter,
+        "Errors the upstream reported inside an otherwise good answer (Kapso's error field).";
+    GraphApiUsage => "whatsapp_graph_api_usage_ratio", Gauge,
+        "Graph API rate-limit usage from the x-business-use-case-usage and x-app-usage headers, 0..1 (1 = throttled).";
+    MessagingHealthStatus => "whatsapp_messaging_health_status", Gauge,
+        "Overall can_send_message of the target (AVAILABLE, LIMITED, BLOCKED); 1 marks the current one.";
+    CanSendMessage => "whatsapp_can_send_message", Gauge,
+        "can_send_message of each entity (phone number, WABA, business, app, template); 1 marks the current one.";
+    CanReceiveCallSip => "whatsapp_can_receive_call_sip", Gauge,
+        "can_receive_call_sip of each entity that has it; 1 marks the current one.";
+    EntityErrorInfo => "whatsapp_entity_error_info", Info,
+        "One series per error of a BLOCKED entity: its code, description and possible solution.";
+    EntityLimitationInfo => "whatsapp_entity_limitation_info", Info,
+        "One series per additional_info line of a LIMITED entity.";
+    ConfigHealthStatus => "whatsapp_config_health_status", Gauge,
+        "Kapso's overall status of the WhatsApp config (healthy, degraded, unhealthy, error); 1 marks the current one.";
+    HealthCheckPassed => "whatsapp_health_check_passed", Gauge,
+        "1 when Kapso's health check of that name passed, else 0.";
+    WebhookSubscribed => "whatsapp_webhook_subscribed", Gauge,
+        "1 when Kapso reports the app subscribed to the WABA's webhooks.";
+    WebhookVerified => "whatsapp_webhook_verified_timestamp_seconds", Gauge,
+        "Unix time at which Kapso last verified the webhook.";
+    PhoneQualityRating => "whatsapp_phone_quality_rating", Gauge,
+        "Quality rating of the phone number (GREEN, YELLOW, RED, UNKNOWN, NA); 1 marks the current one.";
+    PhoneNumberInfo => "whatsapp_phone_number_info", Info,
+        "Display number and verified name of the phone number.";
+    PhoneMessagingLimitTier => "whatsapp_phone_messaging_limit_tier", Gauge,
+        "Messaging limit tier of the phone number; 1 marks the current one.";
+    PhoneMessagingLimit => "whatsapp_phone_messaging_limit", Gauge,
+        "Business-initiated conversations the phone number may open per 24 hours (+Inf when unlimited).";
+    PhoneNumberStatus => "whatsapp_phone_number_status", Gauge,
+        "Status of the phone number (CONNECTED, FLAGGED, RESTRICTED, ...); 1 marks the current one.";
+    PhoneNameStatus => "whatsapp_phone_name_status", Gauge,
+        "Review status of the phone number's display name; 1 marks the current one.";
+    PhoneThroughputLevel => "whatsapp_phone_throughput_level", Gauge,
+        "Throughput level of the phone number; 1 marks the current one.";
+    TemplateStatus => "whatsapp_template_status", Gauge,
+        "Review status of the message template (APPROVED, PAUSED, DISABLED, ...); 1 marks the current one.";
+    TemplateQuality => "whatsapp_template_quality", Gauge,
+        "Quality of the message template (GREEN, YELLOW, RED, UNKNOWN); 1 marks the current one.";
 }
 
 /// Which text format a scrape gets.
@@ -411,7 +451,7 @@ mod tests {
              # TYPE whatsapp_up gauge\n\
              whatsapp_up{target=\"a\"} 1\n\
              whatsapp_up{target=\"b\"} 0\n\
-             # HELP whatsapp_poll_errors_total Failed polls of this endpoint by reason: timeout, connect, tls, http_status, unauthorized, rate_limited, decode, body_too_large.\n\
+             # HELP whatsapp_poll_errors_total Failed polls of this endpoint by reason: timeout, connect, tls, http_status, unauthorized, rate_limited, unavailable, decode, body_too_large.\n\
              # TYPE whatsapp_poll_errors_total counter\n\
              whatsapp_poll_errors_total{target=\"a\",endpoint=\"health\",reason=\"timeout\"} 2\n"
         );

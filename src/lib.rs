@@ -8,14 +8,18 @@
 
 pub mod cli;
 pub mod config;
+pub mod dialog360;
 pub mod exporter;
 pub mod exposition;
+pub mod graph;
+pub mod kapso;
 pub mod logging;
 pub mod onprem;
 pub mod poller;
 pub mod secret;
 pub mod self_metrics;
 pub mod simulator;
+pub mod target;
 pub mod timestamp;
 pub mod upstream;
 pub mod web;

@@ -10,9 +10,10 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 use tokio::time::sleep_until;
 
-use crate::config::{OnPremEndpoint, Target, TargetKind};
+use crate::config::Target;
 use crate::exposition::{Family, Samples};
-use crate::onprem::{self, client::OnPremClient, payload, SharedSeries};
+use crate::onprem;
+use crate::target::{Client, Polled};
 use crate::upstream::{PollError, Reason};
 
 /// After a rate limit without Retry-After the next poll waits the interval plus this,
@@ -96,69 +97,10 @@ pub fn phase(name: &str, interval: Duration) -> Duration {
     Duration::from_nanos((u128::from(stable_hash(name)) % nanos) as u64)
 }
 
-/// The upstream API of a target.
-#[derive(Debug)]
-pub enum Client {
-    OnPrem(OnPremClient),
-}
-
-impl Client {
-    pub fn new(http: reqwest::Client, config: &Target) -> Self {
-        match &config.kind {
-            TargetKind::OnPrem(onprem) => Client::OnPrem(OnPremClient::new(http, config, onprem)),
-        }
-    }
-
-    fn endpoints(&self) -> Vec<&'static str> {
-        match self {
-            Client::OnPrem(c) => c.endpoints().iter().map(|e| e.as_str()).collect(),
-        }
-    }
-
-    fn token_expiry(&self) -> Option<SystemTime> {
-        match self {
-            Client::OnPrem(c) => c.token_expiry(),
-        }
-    }
-
-    async fn poll(&mut self, index: usize, target: &str) -> Result<Samples, PollError> {
-        match self {
-            Client::OnPrem(client) => {
-                let endpoints = client.endpoints().to_vec();
-                let endpoint = endpoints[index];
-                let has_health = endpoints.contains(&OnPremEndpoint::Health);
-                let shared = SharedSeries {
-                    api_info: endpoint == OnPremEndpoint::Health || !has_health,
-                    role: endpoint == OnPremEndpoint::Health || !has_health,
-                };
-                let response = client.get(endpoint).await?;
-                let mut samples = Samples::new(target);
-                let decode =
-                    |e: payload::PayloadError| PollError::new(Reason::Decode, e.to_string());
-                match endpoint {
-                    OnPremEndpoint::Health => {
-                        let report = payload::parse_health(&response.body).map_err(decode)?;
-                        onprem::health_samples(&mut samples, &report, shared);
-                    }
-                    OnPremEndpoint::Support => {
-                        let report = payload::parse_support(&response.body).map_err(decode)?;
-                        onprem::support_samples(
-                            &mut samples,
-                            &report,
-                            shared,
-                            response.received_at,
-                        );
-                    }
-                }
-                Ok(samples)
-            }
-        }
-    }
-}
-
 #[derive(Debug)]
 struct EndpointRun {
     name: &'static str,
+    stale_after: Duration,
     data: Option<Arc<Samples>>,
     data_at: Option<Instant>,
     success: Option<bool>,
@@ -166,6 +108,8 @@ struct EndpointRun {
     duration: Duration,
     errors: BTreeMap<Reason, u64>,
     last_error: Option<PollError>,
+    upstream_errors: u64,
+    last_upstream_error: Option<String>,
 }
 
 /// The private side of a target's task.
@@ -182,11 +126,14 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(state: Arc<TargetState>, client: Client, semaphore: Arc<Semaphore>) -> Self {
+        let default_stale = state.config.stale_after;
         let endpoints = client
             .endpoints()
             .into_iter()
-            .map(|name| EndpointRun {
+            .enumerate()
+            .map(|(index, name)| EndpointRun {
                 name,
+                stale_after: client.stale_after(index, default_stale),
                 data: None,
                 data_at: None,
                 success: None,
@@ -194,6 +141,8 @@ impl Runner {
                 duration: Duration::ZERO,
                 errors: BTreeMap::new(),
                 last_error: None,
+                upstream_errors: 0,
+                last_upstream_error: None,
             })
             .collect();
         let info = Arc::new(target_info(&state.config));
@@ -214,10 +163,10 @@ impl Runner {
         let config = Arc::clone(&self.state.config);
         let mut next = Instant::now() + phase(&config.name, config.interval);
         loop {
-            if let Some(stale_at) = self.next_stale_deadline(config.stale_after) {
+            if let Some(stale_at) = self.next_stale_deadline() {
                 if stale_at < next {
                     sleep_until(stale_at.into()).await;
-                    self.drop_stale(config.stale_after);
+                    self.drop_stale();
                     continue;
                 }
             }
@@ -230,8 +179,10 @@ impl Runner {
                 self.poll_once().await
             };
             let now = Instant::now();
+            let factor = self.client.interval_factor();
             next = match retry {
                 Some(delay) => now + delay,
+                None if factor > 1 => now + config.interval * factor,
                 None => {
                     let mut due = next + config.interval;
                     while due <= now {
@@ -243,25 +194,26 @@ impl Runner {
         }
     }
 
-    fn next_stale_deadline(&self, stale_after: Duration) -> Option<Instant> {
+    fn next_stale_deadline(&self) -> Option<Instant> {
         self.endpoints
             .iter()
             .filter(|e| e.data.is_some())
-            .filter_map(|e| e.data_at)
-            .map(|at| at + stale_after)
+            .filter_map(|e| e.data_at.map(|at| at + e.stale_after))
             .min()
     }
 
-    fn drop_stale(&mut self, stale_after: Duration) {
+    fn drop_stale(&mut self) {
         let now = Instant::now();
         let mut dropped = false;
         for endpoint in &mut self.endpoints {
-            if endpoint.data.is_some() && endpoint.data_at.is_some_and(|at| now >= at + stale_after)
-            {
+            let stale = endpoint
+                .data_at
+                .is_some_and(|at| now >= at + endpoint.stale_after);
+            if endpoint.data.is_some() && stale {
                 tracing::warn!(
                     target_name = %self.state.config.name,
                     endpoint = endpoint.name,
-                    stale_after = %humantime::format_duration(stale_after),
+                    stale_after = %humantime::format_duration(endpoint.stale_after),
                     "no successful poll within stale_after: dropping the endpoint's data series"
                 );
                 endpoint.data = None;
@@ -296,9 +248,13 @@ impl Runner {
                     )),
                 };
             let endpoint = &mut self.endpoints[index];
-            endpoint.duration = started.elapsed();
             match result {
-                Ok(samples) => {
+                Ok(Polled::NotDue) => continue,
+                Ok(Polled::Data {
+                    samples,
+                    upstream_error,
+                }) => {
+                    endpoint.duration = started.elapsed();
                     for (family, value) in samples.unknown_values() {
                         if self.logged_unknown.insert((*family, value.clone())) {
                             tracing::warn!(
@@ -318,12 +274,25 @@ impl Runner {
                             "poll succeeded again"
                         );
                     }
+                    if let Some(message) = &upstream_error {
+                        endpoint.upstream_errors += 1;
+                        if endpoint.last_upstream_error.as_ref() != Some(message) {
+                            tracing::warn!(
+                                target_name = %config.name,
+                                endpoint = endpoint.name,
+                                error = %message,
+                                "the upstream reports an error"
+                            );
+                        }
+                    }
+                    endpoint.last_upstream_error = upstream_error;
                     endpoint.data = Some(Arc::new(samples));
                     endpoint.data_at = Some(Instant::now());
                     endpoint.success = Some(true);
                     endpoint.last_success = Some(SystemTime::now());
                 }
                 Err(err) => {
+                    endpoint.duration = started.elapsed();
                     *endpoint.errors.entry(err.reason).or_insert(0) += 1;
                     if endpoint.last_error.as_ref() != Some(&err) {
                         tracing::warn!(
@@ -334,12 +303,18 @@ impl Runner {
                             "poll failed"
                         );
                     }
-                    if err.reason == Reason::RateLimited {
+                    endpoint.success = Some(false);
+                    let slow_down = err.reason == Reason::RateLimited;
+                    if slow_down {
                         rate_limited = true;
                         retry_after = retry_after.max(err.retry_after);
                     }
-                    endpoint.success = Some(false);
                     endpoint.last_error = Some(err);
+                    if slow_down {
+                        // The upstream asked us to slow down: the target's other endpoints
+                        // wait for the next poll.
+                        break;
+                    }
                 }
             }
         }
@@ -388,10 +363,15 @@ impl Runner {
                     *count as f64,
                 );
             }
+            if endpoint.upstream_errors > 0 {
+                poll.push(
+                    Family::UpstreamErrors,
+                    &labels,
+                    endpoint.upstream_errors as f64,
+                );
+            }
         }
-        if let Some(expiry) = self.client.token_expiry() {
-            poll.push(Family::AuthTokenExpiry, &[], onprem::unix_seconds(expiry));
-        }
+        self.client.status_samples(&mut poll);
         let mut parts = Vec::with_capacity(2 + self.endpoints.len());
         parts.push(Arc::clone(&self.info));
         parts.push(Arc::new(poll));
@@ -406,7 +386,11 @@ impl Runner {
                     name: e.name,
                     success: e.success,
                     last_success: e.last_success,
-                    error: e.last_error.as_ref().map(ToString::to_string),
+                    error: e
+                        .last_error
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .or_else(|| e.last_upstream_error.clone()),
                 })
                 .collect(),
         };

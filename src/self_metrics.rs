@@ -100,7 +100,7 @@ impl SelfMetrics {
 }
 
 /// The standard process metrics, read from /proc at each scrape. (prometheus-client adds
-/// the final period to HELP texts itself.)
+/// the final period to the HELP of registered metrics, not to a collector's.)
 #[derive(Debug)]
 struct ProcessCollector;
 
@@ -114,21 +114,21 @@ impl Collector for ProcessCollector {
             let cpu = ConstCounter::new((stat.utime + stat.stime) as f64 / ticks);
             cpu.encode(encoder.encode_descriptor(
                 "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds",
+                "Total user and system CPU time spent in seconds.",
                 None,
                 cpu.metric_type(),
             )?)?;
             let rss = ConstGauge::new((stat.rss * procfs::page_size()) as i64);
             rss.encode(encoder.encode_descriptor(
                 "process_resident_memory_bytes",
-                "Resident memory size in bytes",
+                "Resident memory size in bytes.",
                 None,
                 rss.metric_type(),
             )?)?;
             let vsize = ConstGauge::new(stat.vsize as i64);
             vsize.encode(encoder.encode_descriptor(
                 "process_virtual_memory_bytes",
-                "Virtual memory size in bytes",
+                "Virtual memory size in bytes.",
                 None,
                 vsize.metric_type(),
             )?)?;
@@ -136,7 +136,7 @@ impl Collector for ProcessCollector {
                 let start = ConstGauge::new(boot as f64 + stat.starttime as f64 / ticks);
                 start.encode(encoder.encode_descriptor(
                     "process_start_time_seconds",
-                    "Start time of the process since unix epoch in seconds",
+                    "Start time of the process since unix epoch in seconds.",
                     None,
                     start.metric_type(),
                 )?)?;
@@ -146,7 +146,7 @@ impl Collector for ProcessCollector {
             let fds = ConstGauge::new(count as i64);
             fds.encode(encoder.encode_descriptor(
                 "process_open_fds",
-                "Number of open file descriptors",
+                "Number of open file descriptors.",
                 None,
                 fds.metric_type(),
             )?)?;
@@ -156,7 +156,7 @@ impl Collector for ProcessCollector {
                 let max = ConstGauge::new(max as i64);
                 max.encode(encoder.encode_descriptor(
                     "process_max_fds",
-                    "Maximum number of open file descriptors",
+                    "Maximum number of open file descriptors.",
                     None,
                     max.metric_type(),
                 )?)?;
@@ -191,9 +191,10 @@ mod tests {
         assert!(text.contains("\nwhatsapp_exporter_config_reloads_total{result=\"success\"} 1\n"));
         assert!(text.contains("\nwhatsapp_exporter_config_reloads_total{result=\"failure\"} 0\n"));
         assert!(
-            text.contains("# TYPE process_cpu_seconds_total counter\n"),
+            text.contains("# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n"),
             "{text}"
         );
+        assert!(!text.contains(".."), "{text}");
         assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
         assert!(text.contains("# TYPE process_open_fds gauge\n"));
         assert!(!text.contains("# EOF"));

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
 
 use crate::config::TlsConfig;
 
@@ -21,6 +21,8 @@ pub enum Reason {
     HttpStatus,
     Unauthorized,
     RateLimited,
+    /// The upstream said it is down for now (Graph API error code 2).
+    Unavailable,
     Decode,
     BodyTooLarge,
 }
@@ -34,6 +36,7 @@ impl Reason {
             Reason::HttpStatus => "http_status",
             Reason::Unauthorized => "unauthorized",
             Reason::RateLimited => "rate_limited",
+            Reason::Unavailable => "unavailable",
             Reason::Decode => "decode",
             Reason::BodyTooLarge => "body_too_large",
         }
@@ -78,27 +81,44 @@ pub enum ClientError {
 }
 
 /// One pooled keep-alive client per distinct TLS setting, shared by every target that uses
-/// it, so many targets on one upstream host reuse connections.
+/// it, so many targets on one upstream host reuse connections. Clients are keyed by the
+/// contents of the TLS files as well, so a reload after a certificate rotation builds a
+/// new client.
 #[derive(Default)]
 pub struct Clients {
-    by_tls: Mutex<HashMap<TlsConfig, reqwest::Client>>,
+    by_tls: Mutex<HashMap<(TlsConfig, u64), reqwest::Client>>,
+}
+
+/// A client and the fingerprint of the TLS files it was built from.
+pub struct ClientFor {
+    pub client: reqwest::Client,
+    pub tls_fingerprint: u64,
 }
 
 impl Clients {
-    pub fn get(&self, tls: &TlsConfig) -> Result<reqwest::Client, ClientError> {
+    /// Reads the TLS files now, and returns the client for their current contents.
+    pub fn get(&self, tls: &TlsConfig) -> Result<ClientFor, ClientError> {
+        let material = TlsMaterial::read(tls)?;
+        let key = (tls.clone(), material.fingerprint());
         let mut map = self.by_tls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = map.get(tls) {
-            return Ok(client.clone());
+        if let Some(client) = map.get(&key) {
+            return Ok(ClientFor {
+                client: client.clone(),
+                tls_fingerprint: key.1,
+            });
         }
-        let client = build_client(tls)?;
-        map.insert(tls.clone(), client.clone());
-        Ok(client)
+        let client = material.build(tls)?;
+        map.insert(key.clone(), client.clone());
+        Ok(ClientFor {
+            client,
+            tls_fingerprint: key.1,
+        })
     }
 
-    /// Forgets clients no target uses any more (after a reload).
-    pub fn retain(&self, in_use: &[&TlsConfig]) {
+    /// Forgets clients no running target uses any more (after a reload).
+    pub fn retain(&self, in_use: &[(&TlsConfig, u64)]) {
         let mut map = self.by_tls.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|tls, _| in_use.contains(&tls));
+        map.retain(|(tls, fingerprint), _| in_use.contains(&(tls, *fingerprint)));
     }
 }
 
@@ -109,38 +129,69 @@ fn read_file(path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
     })
 }
 
+/// The contents of a target's TLS files.
+struct TlsMaterial {
+    ca: Option<Vec<u8>>,
+    identity: Option<Vec<u8>>,
+}
+
+impl TlsMaterial {
+    fn read(tls: &TlsConfig) -> Result<Self, ClientError> {
+        let ca = tls.ca_file.as_deref().map(read_file).transpose()?;
+        let identity = match (&tls.cert_file, &tls.key_file) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read_file(cert)?;
+                pem.push(b'\n');
+                pem.extend(read_file(key)?);
+                Some(pem)
+            }
+            _ => None,
+        };
+        Ok(TlsMaterial { ca, identity })
+    }
+
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.ca.hash(&mut hasher);
+        self.identity.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn build(&self, tls: &TlsConfig) -> Result<reqwest::Client, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("whatsapp-exporter/", env!("CARGO_PKG_VERSION")))
+            .redirect(same_origin_redirects())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(60))
+            .danger_accept_invalid_certs(tls.insecure_skip_verify);
+        if let (Some(pem), Some(path)) = (&self.ca, &tls.ca_file) {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Build(format!("ca_file {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(ClientError::Build(format!(
+                    "ca_file {}: no PEM certificate in it",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &self.identity {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| ClientError::Build(format!("client certificate: {e}")))?;
+            builder = builder.identity(identity);
+        }
+        builder
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))
+    }
+}
+
+/// Builds a client for `tls`, reading its files (for `--config.check` and tests).
 pub fn build_client(tls: &TlsConfig) -> Result<reqwest::Client, ClientError> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("whatsapp-exporter/", env!("CARGO_PKG_VERSION")))
-        .redirect(same_origin_redirects())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_keepalive(Duration::from_secs(60))
-        .danger_accept_invalid_certs(tls.insecure_skip_verify);
-    if let Some(path) = &tls.ca_file {
-        let pem = read_file(path)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ClientError::Build(format!("ca_file {}: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(ClientError::Build(format!(
-                "ca_file {}: no PEM certificate in it",
-                path.display()
-            )));
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = read_file(cert)?;
-        pem.push(b'\n');
-        pem.extend(read_file(key)?);
-        let identity = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| ClientError::Build(format!("client certificate: {e}")))?;
-        builder = builder.identity(identity);
-    }
-    builder
-        .build()
-        .map_err(|e| ClientError::Build(e.to_string()))
+    TlsMaterial::read(tls)?.build(tls)
 }
 
 /// Redirects are followed only within the origin the request was sent to, so credentials
@@ -288,6 +339,52 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// A header value that carries a credential: refused if it holds characters a header
+/// cannot, and marked sensitive so no debug output of the request shows it.
+pub fn secret_header(value: &str) -> Result<HeaderValue, PollError> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
+        PollError::new(
+            Reason::Unauthorized,
+            "credential contains characters not allowed in a header",
+        )
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// The URL with a trailing slash, so joining a relative path keeps any path prefix.
+pub fn with_trailing_slash(url: &Url) -> Url {
+    let mut url = url.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+/// A wrong content type is bad input; no content type at all is tolerated.
+pub fn check_json_content_type(value: Option<&HeaderValue>) -> Result<(), PollError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let media = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if media == "application/json" || media.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(PollError::new(
+            Reason::Decode,
+            format!("unexpected content type {:?}", truncate(&media, 64)),
+        ))
+    }
+}
+
 /// Cuts an upstream string for a log line or label value, on a character boundary.
 pub fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
@@ -342,6 +439,33 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn base_url_keeps_its_prefix() {
+        let base = with_trailing_slash(&Url::parse("https://h:9090/waba").unwrap());
+        assert_eq!(
+            base.join("v1/health").unwrap().as_str(),
+            "https://h:9090/waba/v1/health"
+        );
+        let root = with_trailing_slash(&Url::parse("https://h").unwrap());
+        assert_eq!(
+            root.join("v1/support").unwrap().as_str(),
+            "https://h/v1/support"
+        );
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(check_json_content_type(None).is_ok());
+        assert!(check_json_content_type(Some(&HeaderValue::from_static(
+            "application/json; charset=utf-8"
+        )))
+        .is_ok());
+        let err =
+            check_json_content_type(Some(&HeaderValue::from_static("text/html"))).unwrap_err();
+        assert_eq!(err.reason, Reason::Decode);
+        assert_eq!(err.message, "unexpected content type \"text/html\"");
     }
 
     #[test]

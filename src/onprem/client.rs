@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, Url};
 
 use super::payload::{self, ApiError, LoginToken};
@@ -49,7 +49,7 @@ impl OnPremClient {
     pub fn new(http: reqwest::Client, target: &config::Target, auth: &OnPremTarget) -> Self {
         OnPremClient {
             http,
-            base: with_trailing_slash(&target.base_url),
+            base: upstream::with_trailing_slash(&target.base_url),
             auth: auth.clone(),
             body_limit: target.body_size_limit,
             token: None,
@@ -94,7 +94,7 @@ impl OnPremClient {
                 &describe_errors(&payload::envelope_errors(&fetched.body)),
             ));
         }
-        check_json_content_type(fetched.headers.get(CONTENT_TYPE))?;
+        upstream::check_json_content_type(fetched.headers.get(CONTENT_TYPE))?;
         Ok(Response {
             body: fetched.body,
             received_at: SystemTime::now(),
@@ -109,13 +109,7 @@ impl OnPremClient {
                 format!("Bearer {}", token.expose())
             }
         };
-        let mut value = HeaderValue::from_str(&header).map_err(|_| {
-            PollError::new(
-                Reason::Unauthorized,
-                "credential contains characters not allowed in a header",
-            )
-        })?;
-        value.set_sensitive(true);
+        let value = upstream::secret_header(&header)?;
         upstream::fetch(
             self.http.get(url).header(AUTHORIZATION, value),
             self.body_limit,
@@ -206,41 +200,6 @@ fn read_secret(source: &SecretSource) -> Result<Secret, PollError> {
         .map_err(|e| PollError::new(Reason::Unauthorized, e.to_string()))
 }
 
-fn with_trailing_slash(url: &Url) -> Url {
-    let mut url = url.clone();
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    url
-}
-
-/// A wrong content type is bad input; no content type at all is tolerated.
-fn check_json_content_type(value: Option<&HeaderValue>) -> Result<(), PollError> {
-    let Some(value) = value else {
-        return Ok(());
-    };
-    let media = value
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if media == "application/json" || media.ends_with("+json") {
-        Ok(())
-    } else {
-        Err(PollError::new(
-            Reason::Decode,
-            format!(
-                "unexpected content type {:?}",
-                upstream::truncate(&media, 64)
-            ),
-        ))
-    }
-}
-
 /// "1005 Access denied (details)" for each error of an envelope, joined.
 pub fn describe_errors(errors: &[ApiError]) -> String {
     errors
@@ -268,33 +227,6 @@ pub fn describe_errors(errors: &[ApiError]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_url_keeps_its_prefix() {
-        let base = with_trailing_slash(&Url::parse("https://h:9090/waba").unwrap());
-        assert_eq!(
-            base.join("v1/health").unwrap().as_str(),
-            "https://h:9090/waba/v1/health"
-        );
-        let root = with_trailing_slash(&Url::parse("https://h").unwrap());
-        assert_eq!(
-            root.join("v1/support").unwrap().as_str(),
-            "https://h/v1/support"
-        );
-    }
-
-    #[test]
-    fn content_types() {
-        assert!(check_json_content_type(None).is_ok());
-        assert!(check_json_content_type(Some(&HeaderValue::from_static(
-            "application/json; charset=utf-8"
-        )))
-        .is_ok());
-        let err =
-            check_json_content_type(Some(&HeaderValue::from_static("text/html"))).unwrap_err();
-        assert_eq!(err.reason, Reason::Decode);
-        assert_eq!(err.message, "unexpected content type \"text/html\"");
-    }
 
     #[test]
     fn error_descriptions() {

@@ -1,0 +1,122 @@
+//! 360dialog: `GET /health_status` with the channel's `D360-API-KEY`. The body is Meta's
+//! health_status; errors come in 360dialog's own envelope.
+
+pub mod payload;
+
+use reqwest::header::CONTENT_TYPE;
+use reqwest::Url;
+
+use crate::config::{Dialog360Target, Target};
+use crate::exposition::Samples;
+use crate::upstream::{self, PollError, Reason};
+
+pub const ENDPOINT: &str = "health_status";
+
+#[derive(Debug)]
+pub struct Dialog360Client {
+    http: reqwest::Client,
+    url: Url,
+    config: Dialog360Target,
+    body_limit: u64,
+}
+
+impl Dialog360Client {
+    pub fn new(http: reqwest::Client, target: &Target, config: &Dialog360Target) -> Self {
+        let base = upstream::with_trailing_slash(&target.base_url);
+        Dialog360Client {
+            http,
+            // Joining a fixed relative path onto a valid base URL cannot fail.
+            url: base.join("health_status").unwrap_or(base),
+            config: config.clone(),
+            body_limit: target.body_size_limit,
+        }
+    }
+
+    pub async fn poll(&mut self, target: &str) -> Result<Samples, PollError> {
+        let key = self
+            .config
+            .api_key
+            .read()
+            .map_err(|e| PollError::new(Reason::Unauthorized, e.to_string()))?;
+        let request = self
+            .http
+            .get(self.url.clone())
+            .header("D360-API-KEY", upstream::secret_header(key.expose())?);
+        let fetched = upstream::fetch(request, self.body_limit).await?;
+        if !fetched.status.is_success() {
+            return Err(error(fetched.status, &fetched.headers, &fetched.body));
+        }
+        upstream::check_json_content_type(fetched.headers.get(CONTENT_TYPE))?;
+        let health = payload::parse_health_status_body(&fetched.body).map_err(|e| {
+            // 360dialog sometimes wraps a failure in a 2xx: its envelope says what it is.
+            match payload::parse_error(&fetched.body) {
+                Some(_) => error(fetched.status, &fetched.headers, &fetched.body),
+                None => PollError::new(Reason::Decode, e.to_string()),
+            }
+        })?;
+        let mut samples = Samples::new(target);
+        crate::graph::messaging_samples(&mut samples, &[&health]);
+        Ok(samples)
+    }
+}
+
+/// 360dialog's envelope names the problem in `meta.developerMessage`; its "exceeded the
+/// limit of 1 request every N seconds" (a 400) is a rate limit with an N-second wait.
+fn error(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> PollError {
+    let Some(envelope) = payload::parse_error(body) else {
+        return upstream::status_error(status, headers, "");
+    };
+    let detail = upstream::truncate(envelope.developer_message.as_deref().unwrap_or(""), 200);
+    let mut err = upstream::status_error(status, headers, &detail);
+    if status.is_success() {
+        err.reason = match envelope.http_code {
+            Some(401 | 403) => Reason::Unauthorized,
+            _ => Reason::HttpStatus,
+        };
+    }
+    if payload::is_rate_limit(&envelope) {
+        err.reason = Reason::RateLimited;
+        err.retry_after = err
+            .retry_after
+            .or_else(|| payload::rate_limit_window(&envelope));
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+    use reqwest::StatusCode;
+    use std::time::Duration;
+
+    #[test]
+    fn envelope_errors() {
+        let headers = HeaderMap::new();
+        let err = error(
+            StatusCode::UNAUTHORIZED,
+            &headers,
+            br#"{"meta":{"httpCode":401,"developerMessage":"Invalid api_key","success":false}}"#,
+        );
+        assert_eq!(err.reason, Reason::Unauthorized);
+        assert_eq!(err.message, "HTTP 401: Invalid api_key");
+        let err = error(
+            StatusCode::BAD_REQUEST,
+            &headers,
+            br#"{"meta":{"httpCode":400,"developerMessage":"You have exceeded the limit of 1 request every 5 seconds","success":false}}"#,
+        );
+        assert_eq!(err.reason, Reason::RateLimited);
+        assert_eq!(err.retry_after, Some(Duration::from_secs(5)));
+        let err = error(
+            StatusCode::BAD_GATEWAY,
+            &headers,
+            b"<html>bad gateway</html>",
+        );
+        assert_eq!(err.reason, Reason::HttpStatus);
+        assert_eq!(err.message, "HTTP 502");
+    }
+}

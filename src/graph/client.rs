@@ -1,0 +1,371 @@
+//! Polls a Cloud API target through Meta's Graph API: the health_status and fields of each
+//! phone number and of the WABA every interval, and (with `discover: true`) the WABA's
+//! phone numbers and message templates on the slower discovery interval.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::Url;
+
+use super::payload::{self, HealthStatus, Page, PayloadError, PhoneNumber, Template};
+use crate::config::{defaults, CloudApiTarget, Target};
+use crate::exposition::Samples;
+use crate::target::Polled;
+use crate::upstream::{self, PollError, Reason};
+
+pub const HEALTH: &str = "health";
+pub const DISCOVERY: &str = "discovery";
+
+/// Listing stops after this many pages: a paging loop upstream cannot hold a poll forever.
+const MAX_PAGES: usize = 100;
+/// A slowed-down target waits at most this many intervals between polls.
+const MAX_SLOWDOWN: u32 = 8;
+
+#[derive(Debug)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    base: Url,
+    config: CloudApiTarget,
+    body_limit: u64,
+    discovered: Vec<String>,
+    last_discovery: Option<Instant>,
+    /// Latest usage per (business object, usage type, measure), from the response headers.
+    usage: BTreeMap<(String, String, String), f64>,
+    slowdown: u32,
+}
+
+impl GraphClient {
+    pub fn new(http: reqwest::Client, target: &Target, config: &CloudApiTarget) -> Self {
+        GraphClient {
+            http,
+            base: upstream::with_trailing_slash(&target.base_url),
+            config: config.clone(),
+            body_limit: target.body_size_limit,
+            discovered: Vec::new(),
+            last_discovery: None,
+            usage: BTreeMap::new(),
+            slowdown: 1,
+        }
+    }
+
+    pub fn endpoints(&self) -> Vec<&'static str> {
+        if self.config.discover {
+            vec![DISCOVERY, HEALTH]
+        } else {
+            vec![HEALTH]
+        }
+    }
+
+    /// Discovery data is refreshed only every discovery interval: it stays for as many of
+    /// those as other data stays intervals.
+    pub fn stale_after(&self, index: usize, default: Duration) -> Duration {
+        if self.endpoints().get(index) == Some(&DISCOVERY) {
+            default.max(self.config.discovery_interval * defaults::STALE_AFTER_INTERVALS)
+        } else {
+            default
+        }
+    }
+
+    pub fn usage_samples(&self, out: &mut Samples) {
+        let usage: Vec<payload::Usage> = self
+            .usage
+            .iter()
+            .map(|((object, kind, measure), ratio)| payload::Usage {
+                business_object_id: object.clone(),
+                usage_type: kind.clone(),
+                measure: measure.clone(),
+                ratio: *ratio,
+            })
+            .collect();
+        super::usage_samples(out, &usage);
+    }
+
+    /// Doubles the wait between polls while any usage is at or above the threshold, up to
+    /// [`MAX_SLOWDOWN`] intervals; back to one interval once all usage is below it.
+    pub fn interval_factor(&mut self) -> u32 {
+        let peak = self.usage.values().copied().fold(0.0, f64::max);
+        let previous = self.slowdown;
+        self.slowdown = if peak >= self.config.usage_threshold {
+            (self.slowdown * 2).clamp(2, MAX_SLOWDOWN)
+        } else {
+            1
+        };
+        if self.slowdown != previous {
+            tracing::info!(
+                usage = peak,
+                threshold = self.config.usage_threshold,
+                intervals = self.slowdown,
+                "Graph API usage: polling every {} interval(s)",
+                self.slowdown
+            );
+        }
+        self.slowdown
+    }
+
+    pub async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
+        match self.endpoints().get(index).copied() {
+            Some(DISCOVERY) => self.discover(target).await,
+            _ => self.health(target).await.map(Polled::data),
+        }
+    }
+
+    async fn discover(&mut self, target: &str) -> Result<Polled, PollError> {
+        if self
+            .last_discovery
+            .is_some_and(|at| at.elapsed() < self.config.discovery_interval)
+        {
+            return Ok(Polled::NotDue);
+        }
+        let Some(waba) = self.config.waba_id.clone() else {
+            return Ok(Polled::NotDue);
+        };
+        let version = self.config.api_version.clone();
+        let numbers = self
+            .list(
+                &format!("{version}/{waba}/phone_numbers?fields=id&limit=100"),
+                payload::parse_phone_numbers_page,
+            )
+            .await?;
+        let templates: Vec<Template> = self
+            .list(
+                &format!(
+                    "{version}/{waba}/message_templates?fields=id,name,language,status,category,quality_score&limit=100"
+                ),
+                payload::parse_templates_page,
+            )
+            .await?;
+        let ids: Vec<String> = numbers.into_iter().map(|n| n.id).collect();
+        if ids != self.discovered {
+            tracing::info!(
+                target_name = target,
+                phone_numbers = ids.len(),
+                templates = templates.len(),
+                "discovery found the WABA's phone numbers and templates"
+            );
+        }
+        self.discovered = ids;
+        self.last_discovery = Some(Instant::now());
+        let mut samples = Samples::new(target);
+        super::template_samples(&mut samples, &templates);
+        Ok(Polled::data(samples))
+    }
+
+    /// Every configured and discovered number, then the WABA: one endpoint, so entities the
+    /// answers share (WABA, business, app) are merged into one series each.
+    async fn health(&mut self, target: &str) -> Result<Samples, PollError> {
+        let version = self.config.api_version.clone();
+        let limit_field = if self.config.api_major_version() >= 24 {
+            "whatsapp_business_manager_messaging_limit"
+        } else {
+            "messaging_limit_tier"
+        };
+        let mut ids = self.config.phone_number_ids.clone();
+        for id in &self.discovered {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        let mut phones: Vec<PhoneNumber> = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let body = self
+                .get(&format!(
+                    "{version}/{id}?fields=health_status,quality_rating,{limit_field},status,name_status,throughput,display_phone_number,verified_name"
+                ))
+                .await?;
+            phones.push(payload::parse_phone_number(&body).map_err(decode)?);
+        }
+        let waba_health = match self.config.waba_id.clone() {
+            Some(waba) => {
+                let body = self
+                    .get(&format!("{version}/{waba}?fields=health_status"))
+                    .await?;
+                Some(payload::parse_health_status_body(&body).map_err(decode)?)
+            }
+            None => None,
+        };
+        let mut samples = Samples::new(target);
+        for phone in &phones {
+            super::phone_samples(&mut samples, phone);
+        }
+        let statuses: Vec<&HealthStatus> = phones
+            .iter()
+            .filter_map(|p| p.health_status.as_ref())
+            .chain(waba_health.as_ref())
+            .collect();
+        super::messaging_samples(&mut samples, &statuses);
+        Ok(samples)
+    }
+
+    /// Follows `paging.next` through every page, within the base URL's origin.
+    async fn list<T>(
+        &mut self,
+        first: &str,
+        parse: fn(&[u8]) -> Result<Page<T>, PayloadError>,
+    ) -> Result<Vec<T>, PollError> {
+        let mut url = self.url(first)?;
+        let mut all = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let body = self.get_url(url).await?;
+            let page = parse(&body).map_err(decode)?;
+            all.extend(page.data);
+            let Some(next) = page.next else {
+                return Ok(all);
+            };
+            url = Url::parse(&next)
+                .map_err(|e| PollError::new(Reason::Decode, format!("paging.next: {e}")))?;
+            if url.origin() != self.base.origin() {
+                return Err(PollError::new(
+                    Reason::Decode,
+                    "paging.next leads to another origin: not followed",
+                ));
+            }
+        }
+        Err(PollError::new(
+            Reason::Decode,
+            format!("more than {MAX_PAGES} pages: listing abandoned"),
+        ))
+    }
+
+    fn url(&self, path: &str) -> Result<Url, PollError> {
+        self.base
+            .join(path)
+            .map_err(|e| PollError::new(Reason::Connect, format!("building URL: {e}")))
+    }
+
+    async fn get(&mut self, path: &str) -> Result<Bytes, PollError> {
+        let url = self.url(path)?;
+        self.get_url(url).await
+    }
+
+    async fn get_url(&mut self, url: Url) -> Result<Bytes, PollError> {
+        let token = self
+            .config
+            .access_token
+            .read()
+            .map_err(|e| PollError::new(Reason::Unauthorized, e.to_string()))?;
+        let header = upstream::secret_header(&format!("Bearer {}", token.expose()))?;
+        let fetched = upstream::fetch(
+            self.http.get(url).header(AUTHORIZATION, header),
+            self.body_limit,
+        )
+        .await?;
+        self.record_usage(&fetched.headers);
+        if !fetched.status.is_success() {
+            return Err(graph_error(fetched.status, &fetched.headers, &fetched.body));
+        }
+        Ok(fetched.body)
+    }
+
+    fn record_usage(&mut self, headers: &HeaderMap) {
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let parsed = [
+            header("x-business-use-case-usage").map(payload::parse_business_use_case_usage),
+            header("x-app-usage").map(payload::parse_app_usage),
+        ];
+        for result in parsed.into_iter().flatten() {
+            match result {
+                Ok(usage) => {
+                    for u in usage {
+                        self.usage
+                            .insert((u.business_object_id, u.usage_type, u.measure), u.ratio);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "unreadable Graph API usage header"),
+            }
+        }
+    }
+}
+
+fn decode(e: PayloadError) -> PollError {
+    PollError::new(Reason::Decode, e.to_string())
+}
+
+/// Maps a Graph API error answer to its reason: 190 unauthorized (token expired or
+/// invalid), 4/17/32/613/80007/80008 rate limited, 2 unavailable, 10 and 200-299
+/// (permissions) unauthorized, anything else an HTTP status error.
+pub fn graph_error(status: reqwest::StatusCode, headers: &HeaderMap, body: &[u8]) -> PollError {
+    let Some(error) = payload::parse_graph_error(body) else {
+        return upstream::status_error(status, headers, "");
+    };
+    let code = error.code.unwrap_or_default();
+    let reason = match code {
+        190 | 10 | 200..=299 => Reason::Unauthorized,
+        4 | 17 | 32 | 613 | 80007 | 80008 => Reason::RateLimited,
+        2 => Reason::Unavailable,
+        _ => Reason::HttpStatus,
+    };
+    let mut message = format!("HTTP {}: Graph error {code}", status.as_u16());
+    if let Some(subcode) = error.error_subcode {
+        message.push_str(&format!(" (subcode {subcode})"));
+    }
+    if let Some(text) = &error.message {
+        message.push_str(": ");
+        message.push_str(&upstream::truncate(text, 200));
+    }
+    let retry_after = (reason == Reason::RateLimited)
+        .then(|| {
+            headers
+                .get("x-business-use-case-usage")
+                .and_then(|v| v.to_str().ok())
+                .and_then(payload::regain_access_minutes)
+                .filter(|m| *m > 0.0)
+                .map(|m| Duration::from_secs_f64(m * 60.0))
+        })
+        .flatten();
+    PollError {
+        reason,
+        message,
+        retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+    use reqwest::StatusCode;
+
+    fn error_body(code: i64) -> Vec<u8> {
+        format!(r#"{{"error":{{"message":"m{code}","type":"OAuthException","code":{code},"fbtrace_id":"x"}}}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn graph_error_codes_map_to_reasons() {
+        let headers = HeaderMap::new();
+        let cases = [
+            (190, Reason::Unauthorized),
+            (4, Reason::RateLimited),
+            (80007, Reason::RateLimited),
+            (80008, Reason::RateLimited),
+            (2, Reason::Unavailable),
+            (200, Reason::Unauthorized),
+            (100, Reason::HttpStatus),
+        ];
+        for (code, reason) in cases {
+            let err = graph_error(StatusCode::BAD_REQUEST, &headers, &error_body(code));
+            assert_eq!(err.reason, reason, "{code}");
+            assert_eq!(
+                err.message,
+                format!("HTTP 400: Graph error {code}: m{code}")
+            );
+        }
+        let err = graph_error(StatusCode::BAD_GATEWAY, &headers, b"<html>");
+        assert_eq!(err.reason, Reason::HttpStatus);
+    }
+
+    #[test]
+    fn rate_limit_waits_for_regained_access() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-business-use-case-usage",
+            HeaderValue::from_static(
+                r#"{"1":[{"type":"whatsapp_business_management","call_count":100,"total_cputime":5,"total_time":5,"estimated_time_to_regain_access":3}]}"#,
+            ),
+        );
+        let err = graph_error(StatusCode::BAD_REQUEST, &headers, &error_body(80008));
+        assert_eq!(err.retry_after, Some(Duration::from_secs(180)));
+    }
+}

@@ -1,0 +1,2175 @@
+//! Parsing of Meta Graph API (Cloud API / WhatsApp Business Management API) response bodies
+//! and rate-limit usage headers into typed reports.
+//!
+//! Pure functions over the raw bytes: no I/O. The shapes covered:
+//!
+//! * the `health_status` of a node (`GET /<NODE_ID>?fields=health_status`), which 360dialog
+//!   returns unchanged from `/health_status` and Kapso relays under
+//!   `checks.messaging_health.details`;
+//! * a phone number node (`GET /<PHONE_NUMBER_ID>?fields=...`) and the pages of the
+//!   `phone_numbers` and `message_templates` edges of a WABA;
+//! * the `{"error":{...}}` envelope Graph answers with on failure;
+//! * the `x-business-use-case-usage` and `x-app-usage` response headers.
+//!
+//! Enumerated values (`can_send_message`, `entity_type`, `quality_rating`, `status`, ...)
+//! are kept exactly as sent: Meta's documents disagree on the value sets and keep adding to
+//! them. Upstream strings are kept whole in the returned values; where one is quoted in an
+//! error message it is cut at 200 characters, and whole bodies never go into error messages.
+
+use serde_json::{Map, Value};
+
+/// Longest upstream string (in characters) copied into an error message.
+const CLIP_CHARS: usize = 200;
+
+/// Path used in errors for the top-level JSON value.
+const ROOT: &str = "$";
+
+/// The usage measures Graph reports, in percent of the budget (sorted by name).
+const MEASURES: &[&str] = &["call_count", "total_cputime", "total_time"];
+
+/// Minutes until a rate-limited business object can call again.
+const REGAIN_ACCESS: &str = "estimated_time_to_regain_access";
+
+pub(crate) type Obj = Map<String, Value>;
+
+/// Meta's messaging health of a node: the overall value and one entry per entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthStatus {
+    /// Overall value (`AVAILABLE`, `LIMITED`, `BLOCKED`, or anything new), as sent.
+    pub can_send_message: String,
+    pub entities: Vec<Entity>,
+}
+
+/// One node of the messaging path (phone number, WABA, business, app, template).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    /// Kept as sent: `PHONE_NUMBER`, `WABA`, `BUSINESS`, `APP`, `MESSAGE_TEMPLATE`, or
+    /// anything new.
+    pub entity_type: String,
+    /// A JSON string, or a JSON number turned into its decimal text.
+    pub id: String,
+    pub can_send_message: Option<String>,
+    pub can_receive_call_sip: Option<String>,
+    /// Context for a `LIMITED` entity, one line per entry.
+    pub additional_info: Vec<String>,
+    /// Reasons for a `BLOCKED` entity.
+    pub errors: Vec<EntityError>,
+}
+
+/// One entry of an entity's `errors`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityError {
+    pub error_code: Option<i64>,
+    pub error_description: Option<String>,
+    pub possible_solution: Option<String>,
+}
+
+/// A business phone number node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhoneNumber {
+    pub id: String,
+    pub health_status: Option<HealthStatus>,
+    /// `GREEN`, `YELLOW`, `RED`, `UNKNOWN`, `NA`, ... as sent.
+    pub quality_rating: Option<String>,
+    /// `whatsapp_business_manager_messaging_limit` (v24.0+) when present, else the older
+    /// `messaging_limit_tier`.
+    pub messaging_limit_tier: Option<String>,
+    pub status: Option<String>,
+    pub name_status: Option<String>,
+    /// `throughput.level`.
+    pub throughput_level: Option<String>,
+    pub display_phone_number: Option<String>,
+    pub verified_name: Option<String>,
+}
+
+/// One entry of the `message_templates` edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub language: String,
+    pub status: String,
+    pub category: Option<String>,
+    /// `quality_score` given as a string, or the `score` of `{"score": ...}`.
+    pub quality: Option<String>,
+}
+
+/// One page of a Graph edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    /// `paging.next`: the URL of the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// The `error` object of a Graph error envelope.
+///
+/// Strings are kept whole; [`Display`](std::fmt::Display) clips them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphError {
+    pub message: Option<String>,
+    /// The envelope's `type` (e.g. `OAuthException`).
+    pub error_type: Option<String>,
+    pub code: Option<i64>,
+    pub error_subcode: Option<i64>,
+    pub fbtrace_id: Option<String>,
+    pub is_transient: Option<bool>,
+}
+
+impl std::fmt::Display for GraphError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Graph API error")?;
+        if let Some(code) = self.code {
+            write!(f, " {code}")?;
+        }
+        let mut qualifiers = Vec::new();
+        if let Some(t) = &self.error_type {
+            qualifiers.push(clip(t));
+        }
+        if let Some(subcode) = self.error_subcode {
+            qualifiers.push(format!("subcode {subcode}"));
+        }
+        if self.is_transient == Some(true) {
+            qualifiers.push("transient".to_owned());
+        }
+        if !qualifiers.is_empty() {
+            write!(f, " ({})", qualifiers.join(", "))?;
+        }
+        match &self.message {
+            Some(m) => write!(f, ": {}", clip(m))?,
+            None => f.write_str(": (no message)")?,
+        }
+        if let Some(trace) = &self.fbtrace_id {
+            write!(f, " [fbtrace_id {}]", clip(trace))?;
+        }
+        Ok(())
+    }
+}
+
+/// One usage figure from a rate-limit header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    /// The header's key (WABA, app or business id); empty for `x-app-usage`.
+    pub business_object_id: String,
+    /// The entry's `type` (e.g. `whatsapp_business_management`); `app` for `x-app-usage`.
+    pub usage_type: String,
+    /// `call_count`, `total_cputime` or `total_time`.
+    pub measure: String,
+    /// Percent of the budget used, divided by 100 (may exceed 1).
+    pub ratio: f64,
+}
+
+/// Why a body (or header) could not be parsed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PayloadError {
+    /// The body is empty (or only whitespace).
+    #[error("empty response body")]
+    EmptyBody,
+    /// The body ends in the middle of a JSON value.
+    #[error("truncated JSON: unexpected end of input at line {line}, column {column}")]
+    Truncated { line: usize, column: usize },
+    /// The body is not valid JSON.
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    Malformed {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A required object or field is absent or `null`.
+    #[error("missing required field `{path}` (absent or null)")]
+    Missing { path: String },
+    /// A field is present with the wrong JSON type.
+    #[error("wrong type at `{path}`: expected {expected}, found {found}")]
+    WrongType {
+        path: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// A field has the right type but a value that cannot be used.
+    #[error("invalid value at `{path}`: {reason}")]
+    Invalid { path: String, reason: String },
+    /// A 2xx body that is a Graph error envelope.
+    #[error("{0}")]
+    Graph(GraphError),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health status
+
+/// Parses `{"health_status":{...},"id":"..."}` (a Graph node, or 360dialog's `/health_status`).
+///
+/// The top-level `id` is not used (it is the node asked for).
+pub fn parse_health_status_body(body: &[u8]) -> Result<HealthStatus, PayloadError> {
+    let root = load_graph(body)?;
+    let value = present(&root, "health_status").ok_or_else(|| PayloadError::Missing {
+        path: "health_status".to_owned(),
+    })?;
+    health_status_from_value(value, "health_status")
+}
+
+/// Parses the `health_status` object itself; `path` names it in errors.
+///
+/// `can_send_message` is required; `entities` may be absent or null (no entities).
+pub fn health_status_from_value(value: &Value, path: &str) -> Result<HealthStatus, PayloadError> {
+    health_status_from_object(as_object(value, path)?, path)
+}
+
+/// [`health_status_from_value`] on an object already in hand.
+pub(crate) fn health_status_from_object(o: &Obj, path: &str) -> Result<HealthStatus, PayloadError> {
+    let can_send_message = required_str(o, path, "can_send_message")?;
+    let entities = match present(o, "entities") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => {
+            let base = field(path, "entities");
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| entity(v, &index(&base, i)))
+                .collect::<Result<_, _>>()?
+        }
+        Some(v) => return Err(wrong_type(&field(path, "entities"), "array", v)),
+    };
+    Ok(HealthStatus {
+        can_send_message,
+        entities,
+    })
+}
+
+fn entity(v: &Value, path: &str) -> Result<Entity, PayloadError> {
+    let o = as_object(v, path)?;
+    Ok(Entity {
+        entity_type: required_str(o, path, "entity_type")?,
+        id: required_id(o, path, "id")?,
+        can_send_message: opt_str(o, path, "can_send_message")?,
+        can_receive_call_sip: opt_str(o, path, "can_receive_call_sip")?,
+        additional_info: string_list(o, path, "additional_info")?,
+        errors: entity_errors(o, path)?,
+    })
+}
+
+/// A list of strings; a lone string counts as a one-line list and `null` entries are skipped.
+fn string_list(o: &Obj, base: &str, name: &str) -> Result<Vec<String>, PayloadError> {
+    let path = field(base, name);
+    match present(o, name) {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::Null => {}
+                    Value::String(s) => out.push(s.clone()),
+                    other => return Err(wrong_type(&index(&path, i), "string", other)),
+                }
+            }
+            Ok(out)
+        }
+        Some(v) => Err(wrong_type(&path, "array", v)),
+    }
+}
+
+/// An entity's `errors`: an array of objects (a lone object counts as one error).
+fn entity_errors(o: &Obj, base: &str) -> Result<Vec<EntityError>, PayloadError> {
+    let path = field(base, "errors");
+    match present(o, "errors") {
+        None => Ok(Vec::new()),
+        Some(Value::Object(e)) => Ok(vec![entity_error(e, &path)?]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let p = index(&path, i);
+                entity_error(as_object(v, &p)?, &p)
+            })
+            .collect(),
+        Some(v) => Err(wrong_type(&path, "array", v)),
+    }
+}
+
+fn entity_error(o: &Obj, path: &str) -> Result<EntityError, PayloadError> {
+    Ok(EntityError {
+        error_code: opt_integer(o, path, "error_code")?,
+        error_description: opt_str(o, path, "error_description")?,
+        possible_solution: opt_str(o, path, "possible_solution")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phone numbers and templates
+
+/// Parses a phone number node (`GET /<PHONE_NUMBER_ID>?fields=health_status,quality_rating,...`).
+pub fn parse_phone_number(body: &[u8]) -> Result<PhoneNumber, PayloadError> {
+    let root = load_graph(body)?;
+    phone_number(&root, "")
+}
+
+/// Parses a page of `/<WABA_ID>/phone_numbers` (each entry needs at least an `id`).
+pub fn parse_phone_numbers_page(body: &[u8]) -> Result<Page<PhoneNumber>, PayloadError> {
+    page(body, phone_number)
+}
+
+/// Parses a page of `/<WABA_ID>/message_templates`.
+pub fn parse_templates_page(body: &[u8]) -> Result<Page<Template>, PayloadError> {
+    page(body, template)
+}
+
+fn phone_number(o: &Obj, base: &str) -> Result<PhoneNumber, PayloadError> {
+    let id = required_id(o, base, "id")?;
+    let health_status = match present(o, "health_status") {
+        None => None,
+        Some(v) => Some(health_status_from_value(v, &field(base, "health_status"))?),
+    };
+    let new_limit = opt_str(o, base, "whatsapp_business_manager_messaging_limit")?;
+    let old_limit = opt_str(o, base, "messaging_limit_tier")?;
+    let throughput_level = match present(o, "throughput") {
+        None => None,
+        Some(Value::Object(t)) => opt_str(t, &field(base, "throughput"), "level")?,
+        // Lenient: a bare level.
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => return Err(wrong_type(&field(base, "throughput"), "object", v)),
+    };
+    Ok(PhoneNumber {
+        id,
+        health_status,
+        quality_rating: opt_str(o, base, "quality_rating")?,
+        messaging_limit_tier: new_limit.or(old_limit),
+        status: opt_str(o, base, "status")?,
+        name_status: opt_str(o, base, "name_status")?,
+        throughput_level,
+        display_phone_number: opt_str(o, base, "display_phone_number")?,
+        verified_name: opt_str(o, base, "verified_name")?,
+    })
+}
+
+fn template(o: &Obj, base: &str) -> Result<Template, PayloadError> {
+    let id = required_id(o, base, "id")?;
+    let name = required_str(o, base, "name")?;
+    let language = required_str(o, base, "language")?;
+    let status = required_str(o, base, "status")?;
+    let category = opt_str(o, base, "category")?;
+    let quality = match present(o, "quality_score") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Object(q)) => opt_str(q, &field(base, "quality_score"), "score")?,
+        Some(v) => {
+            return Err(wrong_type(
+                &field(base, "quality_score"),
+                "string or object",
+                v,
+            ))
+        }
+    };
+    Ok(Template {
+        id,
+        name,
+        language,
+        status,
+        category,
+        quality,
+    })
+}
+
+fn page<T>(
+    body: &[u8],
+    item: fn(&Obj, &str) -> Result<T, PayloadError>,
+) -> Result<Page<T>, PayloadError> {
+    let root = load_graph(body)?;
+    let data = present(&root, "data").ok_or_else(|| PayloadError::Missing {
+        path: "data".to_owned(),
+    })?;
+    let items = data
+        .as_array()
+        .ok_or_else(|| wrong_type("data", "array", data))?;
+    let data = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let path = index("data", i);
+            item(as_object(v, &path)?, &path)
+        })
+        .collect::<Result<_, _>>()?;
+    let next = match present(&root, "paging") {
+        None => None,
+        Some(Value::Object(p)) => opt_str(p, "paging", "next")?.filter(|s| !s.is_empty()),
+        Some(v) => return Err(wrong_type("paging", "object", v)),
+    };
+    Ok(Page { data, next })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error envelope
+
+/// The `error` object of a Graph error envelope `{"error":{...}}`, for a body of any status.
+///
+/// `None` when the body is not JSON, not an object, or has no `error` object. Fields are read
+/// leniently: codes may be numbers or numeric strings, `is_transient` a boolean or
+/// `"true"`/`"false"`; fields of other types are left out. Never fails.
+pub fn parse_graph_error(body: &[u8]) -> Option<GraphError> {
+    match serde_json::from_slice::<Value>(strip_bom(body)) {
+        Ok(Value::Object(root)) => graph_error_of(&root),
+        _ => None,
+    }
+}
+
+fn graph_error_of(root: &Obj) -> Option<GraphError> {
+    let e = root.get("error")?.as_object()?;
+    let text = |k: &str| match e.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    Some(GraphError {
+        message: text("message"),
+        error_type: text("type"),
+        code: e.get("code").and_then(lenient_i64),
+        error_subcode: e.get("error_subcode").and_then(lenient_i64),
+        fbtrace_id: text("fbtrace_id"),
+        is_transient: e.get("is_transient").and_then(lenient_bool),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage headers
+
+/// Parses `x-business-use-case-usage`:
+/// `{"<business_object_id>":[{"type":"...","call_count":28,"total_cputime":25,"total_time":25,"estimated_time_to_regain_access":0}]}`.
+///
+/// One [`Usage`] per (object, type, measure) present, sorted by (object, type, measure).
+/// Figures may be numbers or numeric strings; above 100 they are kept, negative ones are
+/// errors. A lone object instead of an array counts as one entry; a `null` entry list is
+/// skipped.
+pub fn parse_business_use_case_usage(header: &str) -> Result<Vec<Usage>, PayloadError> {
+    let root = load_header(header)?;
+    let mut out = Vec::new();
+    for (id, v) in &root {
+        let base = key(ROOT, id);
+        let entries: Vec<(String, &Value)> = match v {
+            Value::Null => Vec::new(),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (index(&base, i), e))
+                .collect(),
+            Value::Object(_) => vec![(base.clone(), v)],
+            other => return Err(wrong_type(&base, "array", other)),
+        };
+        for (path, entry) in entries {
+            let o = as_object(entry, &path)?;
+            let usage_type = required_str(o, &path, "type")?;
+            for (measure, ratio) in measures(o, &path)? {
+                out.push(Usage {
+                    business_object_id: id.clone(),
+                    usage_type: usage_type.clone(),
+                    measure,
+                    ratio,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.business_object_id, &a.usage_type, &a.measure).cmp(&(
+            &b.business_object_id,
+            &b.usage_type,
+            &b.measure,
+        ))
+    });
+    Ok(out)
+}
+
+/// Parses `x-app-usage`: `{"call_count":28,"total_time":25,"total_cputime":25}`, with
+/// `business_object_id` empty and `usage_type` `app`, sorted by measure.
+pub fn parse_app_usage(header: &str) -> Result<Vec<Usage>, PayloadError> {
+    let root = load_header(header)?;
+    Ok(measures(&root, "")?
+        .into_iter()
+        .map(|(measure, ratio)| Usage {
+            business_object_id: String::new(),
+            usage_type: "app".to_owned(),
+            measure,
+            ratio,
+        })
+        .collect())
+}
+
+/// The largest `estimated_time_to_regain_access` (minutes) over all entries of an
+/// `x-business-use-case-usage` header: `Some(0.0)` when no object is rate limited, `None`
+/// when the header is unusable or no entry carries the field. Unusable figures are skipped.
+pub fn regain_access_minutes(header: &str) -> Option<f64> {
+    let Ok(Value::Object(root)) = serde_json::from_str::<Value>(header.trim()) else {
+        return None;
+    };
+    let mut best: Option<f64> = None;
+    let mut consider = |o: &Obj| {
+        let minutes = o
+            .get(REGAIN_ACCESS)
+            .and_then(lenient_f64)
+            .filter(|m| *m >= 0.0);
+        if let Some(m) = minutes {
+            best = Some(best.map_or(m, |b| b.max(m)));
+        }
+    };
+    consider(&root);
+    for v in root.values() {
+        match v {
+            Value::Object(o) => consider(o),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_object)
+                .for_each(&mut consider),
+            _ => {}
+        }
+    }
+    best
+}
+
+/// (measure, percent / 100) for each of [`MEASURES`] present in `o`.
+fn measures(o: &Obj, base: &str) -> Result<Vec<(String, f64)>, PayloadError> {
+    let mut out = Vec::new();
+    for measure in MEASURES {
+        if let Some(v) = present(o, measure) {
+            let percent = percentage(v, &field(base, measure))?;
+            out.push(((*measure).to_owned(), percent / 100.0));
+        }
+    }
+    Ok(out)
+}
+
+fn percentage(v: &Value, path: &str) -> Result<f64, PayloadError> {
+    let n = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => {
+            let n = s.trim().parse::<f64>().ok().filter(|n| n.is_finite());
+            if n.is_none() {
+                return Err(PayloadError::Invalid {
+                    path: path.to_owned(),
+                    reason: format!("not a number: \"{}\"", clip(s).escape_debug()),
+                });
+            }
+            n
+        }
+        other => return Err(wrong_type(path, "number", other)),
+    };
+    match n {
+        Some(n) if n < 0.0 => Err(PayloadError::Invalid {
+            path: path.to_owned(),
+            reason: format!("negative percentage {n}"),
+        }),
+        Some(n) => Ok(n),
+        None => Err(PayloadError::Invalid {
+            path: path.to_owned(),
+            reason: "number out of range".to_owned(),
+        }),
+    }
+}
+
+fn load_header(header: &str) -> Result<Obj, PayloadError> {
+    let header = header.trim();
+    if header.is_empty() {
+        return Err(PayloadError::Invalid {
+            path: ROOT.to_owned(),
+            reason: "empty header value".to_owned(),
+        });
+    }
+    match serde_json::from_str::<Value>(header) {
+        Ok(Value::Object(root)) => Ok(root),
+        Ok(other) => Err(wrong_type(ROOT, "object", &other)),
+        Err(e) => Err(json_error(&e)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading (shared with the 360dialog and Kapso parsers)
+
+fn strip_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
+/// Decodes the body into its top-level object.
+pub(crate) fn load(body: &[u8]) -> Result<Obj, PayloadError> {
+    let body = strip_bom(body);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(PayloadError::EmptyBody);
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(root)) => Ok(root),
+        Ok(other) => Err(wrong_type(ROOT, "object", &other)),
+        Err(e) => Err(json_error(&e)),
+    }
+}
+
+/// [`load`], turning a Graph error envelope into [`PayloadError::Graph`].
+fn load_graph(body: &[u8]) -> Result<Obj, PayloadError> {
+    let root = load(body)?;
+    match graph_error_of(&root) {
+        Some(e) => Err(PayloadError::Graph(e)),
+        None => Ok(root),
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> PayloadError {
+    let (line, column) = (e.line(), e.column());
+    if e.is_eof() {
+        return PayloadError::Truncated { line, column };
+    }
+    let full = e.to_string();
+    let suffix = format!(" at line {line} column {column}");
+    let message = full.strip_suffix(&suffix).unwrap_or(&full);
+    PayloadError::Malformed {
+        line,
+        column,
+        message: clip(message),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field access (shared with the 360dialog and Kapso parsers)
+
+/// The value of `name`, treating `null` as absent.
+pub(crate) fn present<'a>(o: &'a Obj, name: &str) -> Option<&'a Value> {
+    o.get(name).filter(|v| !v.is_null())
+}
+
+pub(crate) fn as_object<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, PayloadError> {
+    v.as_object().ok_or_else(|| wrong_type(path, "object", v))
+}
+
+pub(crate) fn required_str(o: &Obj, base: &str, name: &str) -> Result<String, PayloadError> {
+    opt_str(o, base, name)?.ok_or_else(|| PayloadError::Missing {
+        path: field(base, name),
+    })
+}
+
+pub(crate) fn opt_str(o: &Obj, base: &str, name: &str) -> Result<Option<String>, PayloadError> {
+    match present(o, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(wrong_type(&field(base, name), "string", v)),
+    }
+}
+
+pub(crate) fn opt_bool(o: &Obj, base: &str, name: &str) -> Result<Option<bool>, PayloadError> {
+    match present(o, name) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(wrong_type(&field(base, name), "boolean", v)),
+    }
+}
+
+/// An id given as a JSON string or number (numbers become their decimal text).
+pub(crate) fn opt_id(o: &Obj, base: &str, name: &str) -> Result<Option<String>, PayloadError> {
+    match present(o, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(v) => Err(wrong_type(&field(base, name), "string or number", v)),
+    }
+}
+
+/// A required, non-empty id.
+fn required_id(o: &Obj, base: &str, name: &str) -> Result<String, PayloadError> {
+    let path = || field(base, name);
+    match opt_id(o, base, name)? {
+        None => Err(PayloadError::Missing { path: path() }),
+        Some(id) if id.is_empty() => Err(PayloadError::Invalid {
+            path: path(),
+            reason: "empty id".to_owned(),
+        }),
+        Some(id) => Ok(id),
+    }
+}
+
+/// An integer given as a number (integral) or a numeric string.
+fn opt_integer(o: &Obj, base: &str, name: &str) -> Result<Option<i64>, PayloadError> {
+    let Some(v) = present(o, name) else {
+        return Ok(None);
+    };
+    let path = field(base, name);
+    match v {
+        Value::Number(_) => lenient_i64(v).map(Some).ok_or(PayloadError::WrongType {
+            path,
+            expected: "integer",
+            found: "non-integer number",
+        }),
+        Value::String(s) => match s.trim().parse::<i64>() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(PayloadError::Invalid {
+                path,
+                reason: format!("not an integer: \"{}\"", clip(s).escape_debug()),
+            }),
+        },
+        other => Err(wrong_type(&path, "integer", other)),
+    }
+}
+
+/// An integer from a number (integral, including `1005.0`) or a numeric string.
+pub(crate) fn lenient_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A finite number from a number or a numeric string.
+fn lenient_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|f| f.is_finite())
+}
+
+/// A boolean from a boolean or `"true"`/`"false"` (any case).
+pub(crate) fn lenient_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+pub(crate) fn wrong_type(path: &str, expected: &'static str, found: &Value) -> PayloadError {
+    PayloadError::WrongType {
+        path: path.to_owned(),
+        expected,
+        found: kind(found),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths and clipping (shared with the 360dialog and Kapso parsers)
+
+/// `base.name` for identifier-like names, else `base["name"]`; just `name` at the top level
+/// (empty `base`).
+pub(crate) fn field(base: &str, name: &str) -> String {
+    let ident = !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    match (base.is_empty(), ident) {
+        (true, true) => name.to_owned(),
+        (false, true) => format!("{base}.{name}"),
+        (_, false) => key(base, name),
+    }
+}
+
+/// `base["key"]` for a dynamic key, escaped and clipped (`$["key"]` at the top level).
+pub(crate) fn key(base: &str, k: &str) -> String {
+    let base = if base.is_empty() { ROOT } else { base };
+    format!("{base}[\"{}\"]", clip(k).escape_debug())
+}
+
+fn index(base: &str, i: usize) -> String {
+    format!("{base}[{i}]")
+}
+
+/// Cuts an upstream string at [`CLIP_CHARS`] characters (marking the cut with `…`) and
+/// replaces control characters with spaces, so it is safe to put in an error message.
+pub(crate) fn clip(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(CLIP_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(CLIP_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! fixture {
+        ($dir:literal, $name:literal) => {
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/",
+                $dir,
+                "/",
+                $name
+            ))
+            .as_slice()
+        };
+    }
+
+    const FIXTURES: &[&[u8]] = &[
+        fixture!("dialog360", "health_status_placeholders.json"),
+        fixture!("dialog360", "health_status_available.json"),
+        fixture!("dialog360", "health_status_limited.json"),
+        fixture!("dialog360", "health_status_blocked.json"),
+        fixture!("graph", "phone_number_v24.json"),
+        fixture!("graph", "phone_number_legacy.json"),
+        fixture!("graph", "phone_numbers_page.json"),
+        fixture!("graph", "templates_page_1.json"),
+        fixture!("graph", "templates_page_2.json"),
+        fixture!("graph", "error_190.json"),
+        fixture!("graph", "error_4.json"),
+        fixture!("graph", "error_80007.json"),
+        fixture!("graph", "error_2.json"),
+    ];
+
+    const LIMITED_INFO: &str = "Your display name has not been approved yet. Your message limit will increase after the display name is approved.";
+
+    fn ent(entity_type: &str, id: &str, can_send: &str) -> Entity {
+        Entity {
+            entity_type: entity_type.into(),
+            id: id.into(),
+            can_send_message: Some(can_send.into()),
+            can_receive_call_sip: None,
+            additional_info: vec![],
+            errors: vec![],
+        }
+    }
+
+    fn bare(entity_type: &str, id: &str) -> Entity {
+        Entity {
+            can_send_message: None,
+            ..ent(entity_type, id, "")
+        }
+    }
+
+    fn waba_business_app_available() -> Vec<Entity> {
+        vec![
+            ent("WABA", "102290129340398", "AVAILABLE"),
+            ent("BUSINESS", "506914307656634", "AVAILABLE"),
+            ent("APP", "634974688087057", "AVAILABLE"),
+        ]
+    }
+
+    fn health_err(body: &str) -> PayloadError {
+        parse_health_status_body(body.as_bytes()).unwrap_err()
+    }
+
+    fn phone_err(body: &str) -> PayloadError {
+        parse_phone_number(body.as_bytes()).unwrap_err()
+    }
+
+    fn templates_err(body: &str) -> PayloadError {
+        parse_templates_page(body.as_bytes()).unwrap_err()
+    }
+
+    fn missing(path: &str) -> PayloadError {
+        PayloadError::Missing { path: path.into() }
+    }
+
+    fn wrong(path: &str, expected: &'static str, found: &'static str) -> PayloadError {
+        PayloadError::WrongType {
+            path: path.into(),
+            expected,
+            found,
+        }
+    }
+
+    fn invalid(path: &str, reason: &str) -> PayloadError {
+        PayloadError::Invalid {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn phone(id: &str) -> PhoneNumber {
+        PhoneNumber {
+            id: id.into(),
+            health_status: None,
+            quality_rating: None,
+            messaging_limit_tier: None,
+            status: None,
+            name_status: None,
+            throughput_level: None,
+            display_phone_number: None,
+            verified_name: None,
+        }
+    }
+
+    fn usage(id: &str, usage_type: &str, measure: &str, ratio: f64) -> Usage {
+        Usage {
+            business_object_id: id.into(),
+            usage_type: usage_type.into(),
+            measure: measure.into(),
+            ratio,
+        }
+    }
+
+    // --- health_status: seed 002, exactly as printed ---------------------------------------
+
+    #[test]
+    fn health_status_seed_placeholders() {
+        let h = parse_health_status_body(fixture!("dialog360", "health_status_placeholders.json"))
+            .unwrap();
+        assert_eq!(
+            h,
+            HealthStatus {
+                can_send_message: "<OVERALL_MESSAGING_STATUS>".into(),
+                entities: vec![
+                    Entity {
+                        can_receive_call_sip: Some("<BUSINESS_PHONE_NUMBER_SIP_STATUS>".into()),
+                        ..ent(
+                            "PHONE_NUMBER",
+                            "<BUSINESS_PHONE_NUMBER_ID>",
+                            "<BUSINESS_PHONE_NUMBER_MESSAGING_STATUS>"
+                        )
+                    },
+                    ent("WABA", "<WABA_ID>", "<WABA_MESSAGING_STATUS>"),
+                    ent("BUSINESS", "<BUSINESS_ID>", "<BUSINESS_MESSAGING_STATUS>"),
+                    Entity {
+                        can_receive_call_sip: Some("<BUSINESS_PHONE_NUMBER_SIP_STATUS>".into()),
+                        ..ent("APP", "<APP_ID>", "<APP_MESSAGING_STATUS>")
+                    },
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn health_status_seed_available() {
+        let h = parse_health_status_body(fixture!("dialog360", "health_status_available.json"))
+            .unwrap();
+        let mut entities = vec![ent("PHONE_NUMBER", "106540352242922", "AVAILABLE")];
+        entities.extend(waba_business_app_available());
+        assert_eq!(
+            h,
+            HealthStatus {
+                can_send_message: "AVAILABLE".into(),
+                entities,
+            }
+        );
+    }
+
+    #[test]
+    fn health_status_seed_limited() {
+        let h =
+            parse_health_status_body(fixture!("dialog360", "health_status_limited.json")).unwrap();
+        let mut entities = vec![Entity {
+            additional_info: vec![LIMITED_INFO.into()],
+            ..ent("PHONE_NUMBER", "106540352242922", "LIMITED")
+        }];
+        entities.extend(waba_business_app_available());
+        assert_eq!(
+            h,
+            HealthStatus {
+                can_send_message: "LIMITED".into(),
+                entities,
+            }
+        );
+    }
+
+    #[test]
+    fn health_status_seed_blocked() {
+        let h =
+            parse_health_status_body(fixture!("dialog360", "health_status_blocked.json")).unwrap();
+        let mut entities = vec![Entity {
+            errors: vec![EntityError {
+                error_code: Some(141002),
+                error_description: Some(
+                    "Message templates can only be sent out if they are approved.".into(),
+                ),
+                possible_solution: Some(
+                    "Edit or appeal the message template review decision.".into(),
+                ),
+            }],
+            ..ent("MESSAGE_TEMPLATE", "2632273056924580", "BLOCKED")
+        }];
+        entities.extend(waba_business_app_available());
+        assert_eq!(
+            h,
+            HealthStatus {
+                can_send_message: "BLOCKED".into(),
+                entities,
+            }
+        );
+    }
+
+    // --- health_status: leniency and errors ------------------------------------------------
+
+    #[test]
+    fn health_status_unknown_entity_types_and_values_kept() {
+        let h = parse_health_status_body(
+            br#"{"health_status":{"can_send_message":"DEGRADED","entities":[{"entity_type":"FLOW","id":"1","can_send_message":"THROTTLED","can_receive_call_sip":"NOT_CONFIGURED","new_field":{"x":1}},{"entity_type":"","id":"2","can_send_message":""}],"extra":true},"id":"1","other":[1]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            h,
+            HealthStatus {
+                can_send_message: "DEGRADED".into(),
+                entities: vec![
+                    Entity {
+                        can_receive_call_sip: Some("NOT_CONFIGURED".into()),
+                        ..ent("FLOW", "1", "THROTTLED")
+                    },
+                    ent("", "2", ""),
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn health_status_numeric_ids_become_text() {
+        let h = parse_health_status_body(
+            br#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":102290129340398},{"entity_type":"APP","id":1.5}]},"id":7}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            h.entities,
+            vec![bare("WABA", "102290129340398"), bare("APP", "1.5")]
+        );
+    }
+
+    #[test]
+    fn health_status_entities_absent_null_or_empty() {
+        for body in [
+            r#"{"health_status":{"can_send_message":"AVAILABLE"}}"#,
+            r#"{"health_status":{"can_send_message":"AVAILABLE","entities":null}}"#,
+            r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[]}}"#,
+        ] {
+            assert_eq!(
+                parse_health_status_body(body.as_bytes()).unwrap(),
+                HealthStatus {
+                    can_send_message: "AVAILABLE".into(),
+                    entities: vec![]
+                },
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn health_status_nulls_are_absent() {
+        let h = parse_health_status_body(
+            br#"{"health_status":{"can_send_message":"BLOCKED","entities":[{"entity_type":"WABA","id":"9","can_send_message":null,"can_receive_call_sip":null,"additional_info":null,"errors":null},{"entity_type":"APP","id":"8","additional_info":[null,"a"],"errors":[{"error_code":null,"error_description":null,"possible_solution":null}]}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            h.entities,
+            vec![
+                bare("WABA", "9"),
+                Entity {
+                    additional_info: vec!["a".into()],
+                    errors: vec![EntityError {
+                        error_code: None,
+                        error_description: None,
+                        possible_solution: None
+                    }],
+                    ..bare("APP", "8")
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn health_status_lenient_shapes() {
+        // A lone additional_info string, a lone error object, codes as strings or 1.0 floats.
+        let h = parse_health_status_body(
+            br#"{"health_status":{"can_send_message":"BLOCKED","entities":[{"entity_type":"WABA","id":"9","additional_info":"one line","errors":{"error_code":"141006","error_description":"Payment"}},{"entity_type":"APP","id":"8","errors":[{"error_code":138024.0},{"error_code":" 138025 "}]}]}}"#,
+        )
+        .unwrap();
+        let err = |code: i64, description: Option<&str>| EntityError {
+            error_code: Some(code),
+            error_description: description.map(Into::into),
+            possible_solution: None,
+        };
+        assert_eq!(
+            h.entities,
+            vec![
+                Entity {
+                    additional_info: vec!["one line".into()],
+                    errors: vec![err(141006, Some("Payment"))],
+                    ..bare("WABA", "9")
+                },
+                Entity {
+                    errors: vec![err(138024, None), err(138025, None)],
+                    ..bare("APP", "8")
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn health_status_missing_required_fields() {
+        let e = health_err(r#"{"id":"1"}"#);
+        assert_eq!(e, missing("health_status"));
+        assert_eq!(
+            e.to_string(),
+            "missing required field `health_status` (absent or null)"
+        );
+        assert_eq!(
+            health_err(r#"{"health_status":null}"#),
+            missing("health_status")
+        );
+        let e = health_err(r#"{"health_status":{"entities":[]}}"#);
+        assert_eq!(e, missing("health_status.can_send_message"));
+        assert_eq!(
+            e.to_string(),
+            "missing required field `health_status.can_send_message` (absent or null)"
+        );
+        assert_eq!(
+            health_err(r#"{"health_status":{"can_send_message":null}}"#),
+            missing("health_status.can_send_message")
+        );
+    }
+
+    #[test]
+    fn health_status_entity_without_type_or_id_names_its_index() {
+        let e = health_err(
+            r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":"1"},{"entity_type":"APP","id":"2"},{"id":"3","can_send_message":"AVAILABLE"}]}}"#,
+        );
+        assert_eq!(e, missing("health_status.entities[2].entity_type"));
+        assert_eq!(
+            e.to_string(),
+            "missing required field `health_status.entities[2].entity_type` (absent or null)"
+        );
+        let e = health_err(
+            r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":"1"},{"entity_type":"APP"}]}}"#,
+        );
+        assert_eq!(e, missing("health_status.entities[1].id"));
+        assert_eq!(
+            e.to_string(),
+            "missing required field `health_status.entities[1].id` (absent or null)"
+        );
+        assert_eq!(
+            health_err(
+                r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"APP","id":null}]}}"#
+            ),
+            missing("health_status.entities[0].id")
+        );
+        let e = health_err(
+            r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"APP","id":""}]}}"#,
+        );
+        assert_eq!(e, invalid("health_status.entities[0].id", "empty id"));
+        assert_eq!(
+            e.to_string(),
+            "invalid value at `health_status.entities[0].id`: empty id"
+        );
+    }
+
+    #[test]
+    fn health_status_wrong_types() {
+        let entity = |fields: &str| {
+            format!(
+                r#"{{"health_status":{{"can_send_message":"BLOCKED","entities":[{{"entity_type":"WABA","id":"1",{fields}}}]}}}}"#
+            )
+        };
+        let e0 = "health_status.entities[0]";
+        for (body, path, expected, found) in [
+            (
+                r#"{"health_status":"AVAILABLE"}"#.to_owned(),
+                "health_status".to_owned(),
+                "object",
+                "string",
+            ),
+            (
+                r#"{"health_status":{"can_send_message":true}}"#.to_owned(),
+                "health_status.can_send_message".to_owned(),
+                "string",
+                "boolean",
+            ),
+            (
+                r#"{"health_status":{"can_send_message":"AVAILABLE","entities":{}}}"#.to_owned(),
+                "health_status.entities".to_owned(),
+                "array",
+                "object",
+            ),
+            (
+                r#"{"health_status":{"can_send_message":"AVAILABLE","entities":["WABA"]}}"#
+                    .to_owned(),
+                e0.to_owned(),
+                "object",
+                "string",
+            ),
+            (
+                r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[null]}}"#
+                    .to_owned(),
+                e0.to_owned(),
+                "object",
+                "null",
+            ),
+            (
+                r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":1,"id":"1"}]}}"#
+                    .to_owned(),
+                format!("{e0}.entity_type"),
+                "string",
+                "number",
+            ),
+            (
+                r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":true}]}}"#
+                    .to_owned(),
+                format!("{e0}.id"),
+                "string or number",
+                "boolean",
+            ),
+            (
+                entity(r#""can_send_message":["BLOCKED"]"#),
+                format!("{e0}.can_send_message"),
+                "string",
+                "array",
+            ),
+            (
+                entity(r#""can_receive_call_sip":0"#),
+                format!("{e0}.can_receive_call_sip"),
+                "string",
+                "number",
+            ),
+            (
+                entity(r#""additional_info":{"a":"b"}"#),
+                format!("{e0}.additional_info"),
+                "array",
+                "object",
+            ),
+            (
+                entity(r#""additional_info":["a",2]"#),
+                format!("{e0}.additional_info[1]"),
+                "string",
+                "number",
+            ),
+            (
+                entity(r#""errors":"payment""#),
+                format!("{e0}.errors"),
+                "array",
+                "string",
+            ),
+            (
+                entity(r#""errors":[{"error_code":1},"payment"]"#),
+                format!("{e0}.errors[1]"),
+                "object",
+                "string",
+            ),
+            (
+                entity(r#""errors":[{"error_code":true}]"#),
+                format!("{e0}.errors[0].error_code"),
+                "integer",
+                "boolean",
+            ),
+            (
+                entity(r#""errors":[{"error_code":1.5}]"#),
+                format!("{e0}.errors[0].error_code"),
+                "integer",
+                "non-integer number",
+            ),
+            (
+                entity(r#""errors":[{"error_description":{}}]"#),
+                format!("{e0}.errors[0].error_description"),
+                "string",
+                "object",
+            ),
+            (
+                entity(r#""errors":{"possible_solution":7}"#),
+                format!("{e0}.errors.possible_solution"),
+                "string",
+                "number",
+            ),
+        ] {
+            assert_eq!(health_err(&body), wrong(&path, expected, found), "{body}");
+        }
+        let e = health_err(&entity(r#""errors":[{"error_code":"14x"}]"#));
+        assert_eq!(
+            e.to_string(),
+            r#"invalid value at `health_status.entities[0].errors[0].error_code`: not an integer: "14x""#
+        );
+    }
+
+    #[test]
+    fn health_status_from_value_uses_the_given_path() {
+        let v: Value = serde_json::from_str(
+            r#"{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":"5","can_send_message":"AVAILABLE"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            health_status_from_value(&v, "checks.messaging_health.details").unwrap(),
+            HealthStatus {
+                can_send_message: "AVAILABLE".into(),
+                entities: vec![ent("WABA", "5", "AVAILABLE")]
+            }
+        );
+        let v: Value = serde_json::from_str(r#"{"entities":[{"id":"5"}]}"#).unwrap();
+        let e = health_status_from_value(&v, "checks.messaging_health.details").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "missing required field `checks.messaging_health.details.can_send_message` (absent or null)"
+        );
+        let v: Value =
+            serde_json::from_str(r#"{"can_send_message":"AVAILABLE","entities":[{"id":"5"}]}"#)
+                .unwrap();
+        assert_eq!(
+            health_status_from_value(&v, "x").unwrap_err(),
+            missing("x.entities[0].entity_type")
+        );
+        assert_eq!(
+            health_status_from_value(&Value::Null, "x").unwrap_err(),
+            wrong("x", "object", "null")
+        );
+    }
+
+    // --- phone numbers ---------------------------------------------------------------------
+
+    #[test]
+    fn phone_number_v24_shape() {
+        let p = parse_phone_number(fixture!("graph", "phone_number_v24.json")).unwrap();
+        assert_eq!(
+            p,
+            PhoneNumber {
+                id: "106540352242922".into(),
+                health_status: Some(HealthStatus {
+                    can_send_message: "LIMITED".into(),
+                    entities: vec![
+                        Entity {
+                            can_receive_call_sip: Some("AVAILABLE".into()),
+                            additional_info: vec![LIMITED_INFO.into()],
+                            ..ent("PHONE_NUMBER", "106540352242922", "LIMITED")
+                        },
+                        ent("WABA", "102290129340398", "AVAILABLE"),
+                        ent("BUSINESS", "506914307656634", "AVAILABLE"),
+                        Entity {
+                            can_receive_call_sip: Some("BLOCKED".into()),
+                            errors: vec![EntityError {
+                                error_code: Some(138024),
+                                error_description: Some(
+                                    "SIP calling is not configured for this app.".into()
+                                ),
+                                possible_solution: Some(
+                                    "Configure a SIP server for the business phone number.".into()
+                                ),
+                            }],
+                            ..ent("APP", "634974688087057", "AVAILABLE")
+                        },
+                    ],
+                }),
+                quality_rating: Some("GREEN".into()),
+                // whatsapp_business_manager_messaging_limit wins over messaging_limit_tier.
+                messaging_limit_tier: Some("TIER_2K".into()),
+                status: Some("CONNECTED".into()),
+                name_status: Some("APPROVED".into()),
+                throughput_level: Some("STANDARD".into()),
+                display_phone_number: Some("+1 555-078-3881".into()),
+                verified_name: Some("Lucky Shrub".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn phone_number_legacy_shape() {
+        let p = parse_phone_number(fixture!("graph", "phone_number_legacy.json")).unwrap();
+        assert_eq!(
+            p,
+            PhoneNumber {
+                quality_rating: Some("YELLOW".into()),
+                messaging_limit_tier: Some("TIER_1K".into()),
+                status: Some("FLAGGED".into()),
+                name_status: Some("APPROVED".into()),
+                throughput_level: Some("STANDARD".into()),
+                display_phone_number: Some("15550783881".into()),
+                verified_name: Some("Lucky Shrub".into()),
+                ..phone("106540352242922")
+            }
+        );
+    }
+
+    #[test]
+    fn phone_number_messaging_limit_fallback_and_unknown_values() {
+        let p = parse_phone_number(
+            br#"{"id":"1","whatsapp_business_manager_messaging_limit":null,"messaging_limit_tier":"TIER_50","quality_rating":"NA","status":"SOMETHING_NEW","name_status":"NONE","throughput":"HIGH"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            PhoneNumber {
+                messaging_limit_tier: Some("TIER_50".into()),
+                quality_rating: Some("NA".into()),
+                status: Some("SOMETHING_NEW".into()),
+                name_status: Some("NONE".into()),
+                throughput_level: Some("HIGH".into()),
+                ..phone("1")
+            }
+        );
+        let p = parse_phone_number(
+            br#"{"id":1,"whatsapp_business_manager_messaging_limit":"TIER_NOT_SET","throughput":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            PhoneNumber {
+                messaging_limit_tier: Some("TIER_NOT_SET".into()),
+                ..phone("1")
+            }
+        );
+    }
+
+    #[test]
+    fn phone_number_nulls_are_absent() {
+        let p = parse_phone_number(
+            br#"{"id":"1","health_status":null,"quality_rating":null,"messaging_limit_tier":null,"status":null,"name_status":null,"throughput":null,"display_phone_number":null,"verified_name":null}"#,
+        )
+        .unwrap();
+        assert_eq!(p, phone("1"));
+        let p = parse_phone_number(br#"{"id":"1","throughput":{"level":null}}"#).unwrap();
+        assert_eq!(p, phone("1"));
+    }
+
+    #[test]
+    fn phone_number_errors() {
+        assert_eq!(phone_err(r#"{"quality_rating":"GREEN"}"#), missing("id"));
+        assert_eq!(phone_err(r#"{"id":null}"#), missing("id"));
+        assert_eq!(phone_err(r#"{"id":""}"#), invalid("id", "empty id"));
+        for (body, path, expected, found) in [
+            (r#"{"id":["1"]}"#, "id", "string or number", "array"),
+            (
+                r#"{"id":"1","quality_rating":3}"#,
+                "quality_rating",
+                "string",
+                "number",
+            ),
+            (
+                r#"{"id":"1","whatsapp_business_manager_messaging_limit":{"tier":"TIER_2K"}}"#,
+                "whatsapp_business_manager_messaging_limit",
+                "string",
+                "object",
+            ),
+            (
+                r#"{"id":"1","messaging_limit_tier":1000}"#,
+                "messaging_limit_tier",
+                "string",
+                "number",
+            ),
+            (
+                r#"{"id":"1","status":false}"#,
+                "status",
+                "string",
+                "boolean",
+            ),
+            (
+                r#"{"id":"1","name_status":[]}"#,
+                "name_status",
+                "string",
+                "array",
+            ),
+            (
+                r#"{"id":"1","throughput":5}"#,
+                "throughput",
+                "object",
+                "number",
+            ),
+            (
+                r#"{"id":"1","throughput":{"level":5}}"#,
+                "throughput.level",
+                "string",
+                "number",
+            ),
+            (
+                r#"{"id":"1","display_phone_number":15550783881}"#,
+                "display_phone_number",
+                "string",
+                "number",
+            ),
+            (
+                r#"{"id":"1","verified_name":{}}"#,
+                "verified_name",
+                "string",
+                "object",
+            ),
+            (
+                r#"{"id":"1","health_status":"AVAILABLE"}"#,
+                "health_status",
+                "object",
+                "string",
+            ),
+        ] {
+            assert_eq!(phone_err(body), wrong(path, expected, found), "{body}");
+        }
+        let e = phone_err(r#"{"id":"1","health_status":{"entities":[]}}"#);
+        assert_eq!(e, missing("health_status.can_send_message"));
+    }
+
+    #[test]
+    fn phone_numbers_page() {
+        let page = parse_phone_numbers_page(fixture!("graph", "phone_numbers_page.json")).unwrap();
+        assert_eq!(
+            page,
+            Page {
+                data: vec![
+                    PhoneNumber {
+                        quality_rating: Some("GREEN".into()),
+                        throughput_level: Some("STANDARD".into()),
+                        display_phone_number: Some("+1 555-078-3881".into()),
+                        verified_name: Some("Lucky Shrub".into()),
+                        ..phone("106540352242922")
+                    },
+                    PhoneNumber {
+                        quality_rating: Some("NA".into()),
+                        throughput_level: Some("NOT_APPLICABLE".into()),
+                        display_phone_number: Some("+1 555-078-3882".into()),
+                        verified_name: Some("Lucky Shrub Support".into()),
+                        ..phone("106540352242923")
+                    },
+                ],
+                next: None,
+            }
+        );
+        let page = parse_phone_numbers_page(
+            br#"{"data":[{"id":"7"}],"paging":{"next":"https://graph.facebook.com/v24.0/1/phone_numbers?after=QQ"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            page,
+            Page {
+                data: vec![phone("7")],
+                next: Some("https://graph.facebook.com/v24.0/1/phone_numbers?after=QQ".into())
+            }
+        );
+        let e = parse_phone_numbers_page(br#"{"data":[{"id":"7"},{"verified_name":"x"}]}"#)
+            .unwrap_err();
+        assert_eq!(e, missing("data[1].id"));
+        assert_eq!(
+            e.to_string(),
+            "missing required field `data[1].id` (absent or null)"
+        );
+        let e = parse_phone_numbers_page(
+            br#"{"data":[{"id":"7","health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA"}]}}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e, missing("data[0].health_status.entities[0].id"));
+    }
+
+    // --- templates -------------------------------------------------------------------------
+
+    #[test]
+    fn templates_page_with_next() {
+        let page = parse_templates_page(fixture!("graph", "templates_page_1.json")).unwrap();
+        assert_eq!(
+            page,
+            Page {
+                data: vec![
+                    Template {
+                        id: "2632273056924580".into(),
+                        name: "order_update".into(),
+                        language: "en_US".into(),
+                        status: "APPROVED".into(),
+                        category: Some("UTILITY".into()),
+                        quality: Some("GREEN".into()),
+                    },
+                    Template {
+                        id: "1104480873777230".into(),
+                        name: "spring_sale".into(),
+                        language: "pt_BR".into(),
+                        status: "PAUSED".into(),
+                        category: Some("MARKETING".into()),
+                        quality: Some("RED".into()),
+                    },
+                ],
+                next: Some("https://graph.facebook.com/v24.0/102290129340398/message_templates?fields=id,name,language,status,category,quality_score&limit=2&after=MQZDZD".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn templates_last_page_without_next() {
+        let page = parse_templates_page(fixture!("graph", "templates_page_2.json")).unwrap();
+        assert_eq!(
+            page,
+            Page {
+                data: vec![
+                    Template {
+                        id: "961747102054410".into(),
+                        name: "login_code".into(),
+                        language: "es".into(),
+                        status: "PENDING".into(),
+                        category: Some("AUTHENTICATION".into()),
+                        quality: None,
+                    },
+                    Template {
+                        id: "398743512966102".into(),
+                        name: "winter_promo".into(),
+                        language: "en".into(),
+                        status: "ARCHIVED".into(),
+                        category: None,
+                        quality: Some("UNKNOWN".into()),
+                    },
+                ],
+                next: None,
+            }
+        );
+        for body in [
+            r#"{"data":[]}"#,
+            r#"{"data":[],"paging":null}"#,
+            r#"{"data":[],"paging":{"next":null}}"#,
+            r#"{"data":[],"paging":{"next":""}}"#,
+        ] {
+            assert_eq!(
+                parse_templates_page(body.as_bytes()).unwrap(),
+                Page {
+                    data: vec![],
+                    next: None
+                },
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn template_quality_score_as_string_or_object() {
+        let quality = |q: &str| {
+            let body = format!(
+                r#"{{"data":[{{"id":"1","name":"n","language":"en","status":"APPROVED","quality_score":{q}}}]}}"#
+            );
+            parse_templates_page(body.as_bytes()).unwrap().data[0]
+                .quality
+                .clone()
+        };
+        assert_eq!(quality(r#""YELLOW""#), Some("YELLOW".into()));
+        assert_eq!(
+            quality(r#"{"score":"RED","date":1705312800}"#),
+            Some("RED".into())
+        );
+        assert_eq!(
+            quality(r#"{"score":"BRAND_NEW"}"#),
+            Some("BRAND_NEW".into())
+        );
+        assert_eq!(quality(r#"{"score":null}"#), None);
+        assert_eq!(quality("{}"), None);
+        assert_eq!(quality("null"), None);
+    }
+
+    #[test]
+    fn template_missing_fields_name_the_index() {
+        let t = |fields: &str| {
+            format!(
+                r#"{{"data":[{{"id":"1","name":"a","language":"en","status":"APPROVED"}},{{{fields}}}]}}"#
+            )
+        };
+        assert_eq!(
+            templates_err(&t(r#""name":"b","language":"en","status":"APPROVED""#)),
+            missing("data[1].id")
+        );
+        let e = templates_err(&t(r#""id":"2","language":"en","status":"APPROVED""#));
+        assert_eq!(e, missing("data[1].name"));
+        assert_eq!(
+            e.to_string(),
+            "missing required field `data[1].name` (absent or null)"
+        );
+        assert_eq!(
+            templates_err(&t(r#""id":"2","name":"b","status":"APPROVED""#)),
+            missing("data[1].language")
+        );
+        assert_eq!(
+            templates_err(&t(r#""id":"2","name":"b","language":"en","status":null"#)),
+            missing("data[1].status")
+        );
+    }
+
+    #[test]
+    fn template_and_page_wrong_types() {
+        let t = r#""id":"1","name":"a","language":"en","status":"APPROVED""#;
+        for (body, path, expected, found) in [
+            (r#"{"data":{}}"#.to_owned(), "data", "array", "object"),
+            (r#"{"data":[[]]}"#.to_owned(), "data[0]", "object", "array"),
+            (
+                format!(r#"{{"data":[{{{t},"category":1}}]}}"#),
+                "data[0].category",
+                "string",
+                "number",
+            ),
+            (
+                format!(r#"{{"data":[{{{t},"quality_score":1}}]}}"#),
+                "data[0].quality_score",
+                "string or object",
+                "number",
+            ),
+            (
+                format!(r#"{{"data":[{{{t},"quality_score":{{"score":2}}}}]}}"#),
+                "data[0].quality_score.score",
+                "string",
+                "number",
+            ),
+            (
+                r#"{"data":[{"id":"1","name":"a","language":["en"],"status":"APPROVED"}]}"#
+                    .to_owned(),
+                "data[0].language",
+                "string",
+                "array",
+            ),
+            (
+                r#"{"data":[],"paging":"next"}"#.to_owned(),
+                "paging",
+                "object",
+                "string",
+            ),
+            (
+                r#"{"data":[],"paging":{"next":true}}"#.to_owned(),
+                "paging.next",
+                "string",
+                "boolean",
+            ),
+        ] {
+            assert_eq!(templates_err(&body), wrong(path, expected, found), "{body}");
+        }
+        assert_eq!(templates_err(r#"{"paging":{}}"#), missing("data"));
+        assert_eq!(templates_err(r#"{"data":null}"#), missing("data"));
+    }
+
+    // --- error envelopes -------------------------------------------------------------------
+
+    #[test]
+    fn graph_error_envelopes() {
+        let cases = [
+            (
+                fixture!("graph", "error_190.json"),
+                GraphError {
+                    message: Some("Error validating access token: Session has expired on Friday, 19-Jan-24 10:00:00 PST. The current time is Saturday, 20-Jan-24 06:25:30 PST.".into()),
+                    error_type: Some("OAuthException".into()),
+                    code: Some(190),
+                    error_subcode: Some(463),
+                    fbtrace_id: Some("AhPqYwRj3zN8kLmX2vT9bQc".into()),
+                    is_transient: None,
+                },
+                "Graph API error 190 (OAuthException, subcode 463): Error validating access token: Session has expired on Friday, 19-Jan-24 10:00:00 PST. The current time is Saturday, 20-Jan-24 06:25:30 PST. [fbtrace_id AhPqYwRj3zN8kLmX2vT9bQc]",
+            ),
+            (
+                fixture!("graph", "error_4.json"),
+                GraphError {
+                    message: Some("(#4) Application request limit reached".into()),
+                    error_type: Some("OAuthException".into()),
+                    code: Some(4),
+                    error_subcode: None,
+                    fbtrace_id: Some("A7cXk2QmL9pZr4tYw1sNv0e".into()),
+                    is_transient: Some(true),
+                },
+                "Graph API error 4 (OAuthException, transient): (#4) Application request limit reached [fbtrace_id A7cXk2QmL9pZr4tYw1sNv0e]",
+            ),
+            (
+                fixture!("graph", "error_80007.json"),
+                GraphError {
+                    message: Some("(#80007) There have been too many calls to this WhatsApp Business account. Wait a bit and try again. For more info, please refer to https://developers.facebook.com/docs/graph-api/overview/rate-limiting.".into()),
+                    error_type: Some("OAuthException".into()),
+                    code: Some(80007),
+                    error_subcode: None,
+                    fbtrace_id: Some("B3dLm8QpR2xVt6yZw0aKj1f".into()),
+                    is_transient: None,
+                },
+                "Graph API error 80007 (OAuthException): (#80007) There have been too many calls to this WhatsApp Business account. Wait a bit and try again. For more info, please refer to https://developers.facebook.com/docs/graph-api/overview/rate-limitin… [fbtrace_id B3dLm8QpR2xVt6yZw0aKj1f]",
+                // (the 202-character message is clipped at 200 in the error text)
+            ),
+            (
+                fixture!("graph", "error_2.json"),
+                GraphError {
+                    message: Some("An unexpected error has occurred. Please retry your request later.".into()),
+                    error_type: Some("OAuthException".into()),
+                    code: Some(2),
+                    error_subcode: None,
+                    fbtrace_id: Some("C9eNp4RsT6zWx2bYv8cLm3g".into()),
+                    is_transient: Some(true),
+                },
+                "Graph API error 2 (OAuthException, transient): An unexpected error has occurred. Please retry your request later. [fbtrace_id C9eNp4RsT6zWx2bYv8cLm3g]",
+            ),
+        ];
+        for (body, want, display) in cases {
+            assert_eq!(parse_graph_error(body), Some(want.clone()));
+            assert_eq!(want.to_string(), display);
+            // The same body with a 2xx status is an error for every parser.
+            let e = PayloadError::Graph(want);
+            assert_eq!(parse_health_status_body(body), Err(e.clone()));
+            assert_eq!(parse_phone_number(body), Err(e.clone()));
+            assert_eq!(parse_phone_numbers_page(body), Err(e.clone()));
+            assert_eq!(parse_templates_page(body), Err(e.clone()));
+            assert_eq!(e.to_string(), display);
+        }
+    }
+
+    #[test]
+    fn graph_error_display_clips_and_handles_missing_parts() {
+        let long = "m".repeat(300);
+        let e = GraphError {
+            message: Some(long.clone()),
+            error_type: None,
+            code: None,
+            error_subcode: Some(33),
+            fbtrace_id: None,
+            is_transient: Some(false),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("Graph API error (subcode 33): {}…", "m".repeat(200))
+        );
+        assert_eq!(e.message.as_deref(), Some(long.as_str()));
+        let e = parse_graph_error(br#"{"error":{}}"#).unwrap();
+        assert_eq!(e.to_string(), "Graph API error: (no message)");
+        let e = parse_graph_error(br#"{"error":{"message":"a\nb","code":100}}"#).unwrap();
+        assert_eq!(e.message.as_deref(), Some("a\nb"));
+        assert_eq!(e.to_string(), "Graph API error 100: a b");
+    }
+
+    #[test]
+    fn graph_error_is_lenient_and_never_fails() {
+        assert_eq!(
+            parse_graph_error(
+                br#"{"error":{"message":7,"type":null,"code":"190","error_subcode":460.0,"fbtrace_id":["x"],"is_transient":"TRUE","error_user_msg":"u"}}"#
+            ),
+            Some(GraphError {
+                message: None,
+                error_type: None,
+                code: Some(190),
+                error_subcode: Some(460),
+                fbtrace_id: None,
+                is_transient: Some(true),
+            })
+        );
+        assert_eq!(
+            parse_graph_error(br#"{"error":{"code":"x","error_subcode":1.5,"is_transient":1}}"#),
+            Some(GraphError {
+                message: None,
+                error_type: None,
+                code: None,
+                error_subcode: None,
+                fbtrace_id: None,
+                is_transient: None,
+            })
+        );
+        for body in [
+            &b""[..],
+            b"garbage",
+            b"<html>502 Bad Gateway</html>",
+            b"[]",
+            b"{}",
+            br#"{"error":null}"#,
+            br#"{"error":"denied"}"#,
+            br#"{"error":[{"code":1}]}"#,
+            br#"{"error":{"code":1"#,
+            fixture!("dialog360", "health_status_available.json"),
+        ] {
+            assert_eq!(parse_graph_error(body), None, "{body:?}");
+        }
+        // A string `error` is not a Graph envelope: the payload parsers report what is missing.
+        assert_eq!(
+            health_err(r#"{"error":"denied"}"#),
+            missing("health_status")
+        );
+    }
+
+    // --- usage headers ---------------------------------------------------------------------
+
+    #[test]
+    fn business_use_case_usage_example() {
+        let h = r#"{"102290129340398":[{"type":"whatsapp_business_management","call_count":28,"total_cputime":25,"total_time":25,"estimated_time_to_regain_access":0}]}"#;
+        let id = "102290129340398";
+        let t = "whatsapp_business_management";
+        assert_eq!(
+            parse_business_use_case_usage(h).unwrap(),
+            vec![
+                usage(id, t, "call_count", 0.28),
+                usage(id, t, "total_cputime", 0.25),
+                usage(id, t, "total_time", 0.25),
+            ]
+        );
+        assert_eq!(regain_access_minutes(h), Some(0.0));
+    }
+
+    #[test]
+    fn business_use_case_usage_sorted_and_lenient() {
+        let h = r#" {"2":[{"type":"whatsapp_business_messaging","call_count":"101","total_time":"7.5","estimated_time_to_regain_access":"12"},{"type":"whatsapp_business_management","total_cputime":null,"total_time":100}],"1":{"type":"whatsapp_business_management","call_count":0,"estimated_time_to_regain_access":3},"3":null,"4":[]} "#;
+        assert_eq!(
+            parse_business_use_case_usage(h).unwrap(),
+            vec![
+                usage("1", "whatsapp_business_management", "call_count", 0.0),
+                usage("2", "whatsapp_business_management", "total_time", 1.0),
+                usage("2", "whatsapp_business_messaging", "call_count", 1.01),
+                usage("2", "whatsapp_business_messaging", "total_time", 0.075),
+            ]
+        );
+        assert_eq!(regain_access_minutes(h), Some(12.0));
+        assert_eq!(parse_business_use_case_usage("{}").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn business_use_case_usage_errors() {
+        let buc = |h: &str| parse_business_use_case_usage(h).unwrap_err();
+        assert_eq!(buc(""), invalid("$", "empty header value"));
+        assert_eq!(buc("  "), invalid("$", "empty header value"));
+        let e = buc(r#"{"1":[{"type":"x","call_count":28"#);
+        assert!(
+            matches!(e, PayloadError::Truncated { line: 1, .. }),
+            "{e:?}"
+        );
+        let e = buc("call_count=28");
+        assert_eq!(
+            e.to_string(),
+            "malformed JSON at line 1, column 1: expected value"
+        );
+        assert_eq!(buc("[]"), wrong("$", "object", "array"));
+        assert_eq!(buc(r#"{"1":"x"}"#), wrong(r#"$["1"]"#, "array", "string"));
+        assert_eq!(
+            buc(r#"{"1":[7]}"#),
+            wrong(r#"$["1"][0]"#, "object", "number")
+        );
+        let e = buc(r#"{"1":[{"call_count":1}]}"#);
+        assert_eq!(e, missing(r#"$["1"][0].type"#));
+        assert_eq!(
+            e.to_string(),
+            r#"missing required field `$["1"][0].type` (absent or null)"#
+        );
+        assert_eq!(
+            buc(r#"{"1":[{"type":"t","total_time":true}]}"#),
+            wrong(r#"$["1"][0].total_time"#, "number", "boolean")
+        );
+        let e = buc(r#"{"1":[{"type":"t","call_count":-5}]}"#);
+        assert_eq!(
+            e,
+            invalid(r#"$["1"][0].call_count"#, "negative percentage -5")
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"invalid value at `$["1"][0].call_count`: negative percentage -5"#
+        );
+        let e = buc(r#"{"1":[{"type":"t","call_count":"lots"}]}"#);
+        assert_eq!(
+            e.to_string(),
+            r#"invalid value at `$["1"][0].call_count`: not a number: "lots""#
+        );
+        assert_eq!(
+            buc(r#"{"1":[{"type":"t","call_count":"NaN"}]}"#),
+            invalid(r#"$["1"][0].call_count"#, "not a number: \"NaN\"")
+        );
+        let long = "9".repeat(250);
+        let e = buc(&format!(
+            r#"{{"{long}":[{{"type":"t","call_count":"x{long}"}}]}}"#
+        ));
+        let clipped = format!("{}…", "9".repeat(200));
+        assert_eq!(
+            e,
+            invalid(
+                &format!("$[\"{clipped}\"][0].call_count"),
+                &format!("not a number: \"x{}…\"", "9".repeat(199))
+            )
+        );
+    }
+
+    #[test]
+    fn app_usage() {
+        assert_eq!(
+            parse_app_usage(r#"{"call_count":28,"total_time":25,"total_cputime":25}"#).unwrap(),
+            vec![
+                usage("", "app", "call_count", 0.28),
+                usage("", "app", "total_cputime", 0.25),
+                usage("", "app", "total_time", 0.25),
+            ]
+        );
+        assert_eq!(
+            parse_app_usage(r#"{"call_count":"150","total_time":null,"other":"x"}"#).unwrap(),
+            vec![usage("", "app", "call_count", 1.5)]
+        );
+        assert_eq!(parse_app_usage("{}").unwrap(), vec![]);
+        assert_eq!(
+            parse_app_usage(r#"{"call_count":-1}"#).unwrap_err(),
+            invalid("call_count", "negative percentage -1")
+        );
+        assert_eq!(
+            parse_app_usage(r#"{"total_cputime":[25]}"#).unwrap_err(),
+            wrong("total_cputime", "number", "array")
+        );
+        assert_eq!(
+            parse_app_usage("").unwrap_err(),
+            invalid("$", "empty header value")
+        );
+        assert!(matches!(
+            parse_app_usage("{\"call_count\":").unwrap_err(),
+            PayloadError::Truncated { .. }
+        ));
+    }
+
+    #[test]
+    fn regain_access_minutes_takes_the_largest() {
+        assert_eq!(
+            regain_access_minutes(
+                r#"{"1":[{"type":"a","estimated_time_to_regain_access":5},{"type":"b","estimated_time_to_regain_access":"30"}],"2":[{"type":"c","estimated_time_to_regain_access":0}]}"#
+            ),
+            Some(30.0)
+        );
+        assert_eq!(
+            regain_access_minutes(
+                r#"{"1":[{"type":"a","estimated_time_to_regain_access":-3},{"type":"b","estimated_time_to_regain_access":"soon"},{"type":"c","estimated_time_to_regain_access":2.5}]}"#
+            ),
+            Some(2.5)
+        );
+        for h in [
+            "",
+            "garbage",
+            "[]",
+            "{}",
+            r#"{"1":[{"type":"a","call_count":3}]}"#,
+            r#"{"1":[{"type":"a","estimated_time_to_regain_access":null}]}"#,
+            r#"{"call_count":28,"total_time":25,"total_cputime":25}"#,
+        ] {
+            assert_eq!(regain_access_minutes(h), None, "{h}");
+        }
+    }
+
+    // --- bodies ----------------------------------------------------------------------------
+
+    #[test]
+    fn empty_body() {
+        for body in [&b""[..], b"  \r\n\t", b"\xEF\xBB\xBF"] {
+            assert_eq!(parse_health_status_body(body), Err(PayloadError::EmptyBody));
+            assert_eq!(parse_phone_number(body), Err(PayloadError::EmptyBody));
+            assert_eq!(parse_templates_page(body), Err(PayloadError::EmptyBody));
+            assert_eq!(parse_phone_numbers_page(body), Err(PayloadError::EmptyBody));
+        }
+        assert_eq!(PayloadError::EmptyBody.to_string(), "empty response body");
+    }
+
+    #[test]
+    fn malformed_and_truncated_json() {
+        let e = health_err("{\"health_status\": {\"can_send_message\": AVAILABLE}}");
+        assert_eq!(
+            e,
+            PayloadError::Malformed {
+                line: 1,
+                column: 40,
+                message: "expected value".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "malformed JSON at line 1, column 40: expected value"
+        );
+        let e = health_err("{\"health_status\": {\"can_send_message\": \"AVAIL");
+        assert_eq!(
+            e,
+            PayloadError::Truncated {
+                line: 1,
+                column: 45
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "truncated JSON: unexpected end of input at line 1, column 45"
+        );
+        let full = fixture!("graph", "phone_number_v24.json");
+        let e = parse_phone_number(&full[..full.len() / 2]).unwrap_err();
+        assert!(matches!(e, PayloadError::Truncated { .. }), "{e:?}");
+        let e = parse_templates_page(b"{\"data\":[]}\n{}").unwrap_err();
+        assert_eq!(
+            e,
+            PayloadError::Malformed {
+                line: 2,
+                column: 1,
+                message: "trailing characters".into()
+            }
+        );
+    }
+
+    #[test]
+    fn byte_order_mark_is_accepted() {
+        let mut body = b"\xEF\xBB\xBF".to_vec();
+        body.extend_from_slice(br#"{"id":"5"}"#);
+        assert_eq!(parse_phone_number(&body).unwrap(), phone("5"));
+        let mut body = b"\xEF\xBB\xBF".to_vec();
+        body.extend_from_slice(fixture!("graph", "error_190.json"));
+        assert_eq!(parse_graph_error(&body).map(|e| e.code), Some(Some(190)));
+    }
+
+    #[test]
+    fn wrong_top_level_type() {
+        for (body, found) in [
+            ("[]", "array"),
+            (r#""AVAILABLE""#, "string"),
+            ("42", "number"),
+            ("true", "boolean"),
+            ("null", "null"),
+        ] {
+            let want = wrong("$", "object", found);
+            assert_eq!(health_err(body), want, "{body}");
+            assert_eq!(phone_err(body), want, "{body}");
+            assert_eq!(templates_err(body), want, "{body}");
+        }
+        assert_eq!(
+            health_err("[]").to_string(),
+            "wrong type at `$`: expected object, found array"
+        );
+    }
+
+    #[test]
+    fn upstream_strings_kept_whole_but_clipped_in_errors() {
+        let long = "é".repeat(250);
+        let body = format!(
+            r#"{{"health_status":{{"can_send_message":"LIMITED","entities":[{{"entity_type":"WABA","id":"1","additional_info":["{long}"],"errors":[{{"error_description":"{long}"}}]}}]}}}}"#
+        );
+        let h = parse_health_status_body(body.as_bytes()).unwrap();
+        assert_eq!(h.entities[0].additional_info, vec![long.clone()]);
+        assert_eq!(
+            h.entities[0].errors[0].error_description.as_deref(),
+            Some(long.as_str())
+        );
+        let e = health_err(&format!(
+            r#"{{"health_status":{{"can_send_message":"AVAILABLE","entities":[{{"entity_type":"WABA","id":"1","errors":[{{"error_code":"{long}"}}]}}]}}}}"#
+        ));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "invalid value at `health_status.entities[0].errors[0].error_code`: not an integer: \"{}…\"",
+                "é".repeat(200)
+            )
+        );
+    }
+
+    #[test]
+    fn never_panics_on_prefixes_and_mutations() {
+        let run = |b: &[u8]| {
+            let _ = parse_health_status_body(b);
+            let _ = parse_phone_number(b);
+            let _ = parse_templates_page(b);
+            let _ = parse_phone_numbers_page(b);
+            let _ = parse_graph_error(b);
+            if let Ok(s) = std::str::from_utf8(b) {
+                let _ = parse_business_use_case_usage(s);
+                let _ = parse_app_usage(s);
+                let _ = regain_access_minutes(s);
+            }
+        };
+        for body in FIXTURES {
+            for end in 0..=body.len() {
+                run(&body[..end]);
+            }
+            let mut m = body.to_vec();
+            for i in 0..m.len() {
+                let saved = m[i];
+                for replacement in [b'"', b'}', b'1', 0xff] {
+                    m[i] = replacement;
+                    run(&m);
+                }
+                m[i] = saved;
+            }
+        }
+        let deep = "[".repeat(100_000);
+        assert!(matches!(
+            parse_health_status_body(deep.as_bytes()),
+            Err(PayloadError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_business_use_case_usage(&deep),
+            Err(PayloadError::Malformed { .. })
+        ));
+        assert_eq!(parse_graph_error(deep.as_bytes()), None);
+        assert_eq!(regain_access_minutes(&deep), None);
+    }
+
+    #[test]
+    fn paths_escape_and_clip_keys() {
+        assert_eq!(field("", "data"), "data");
+        assert_eq!(field("a", "b_1"), "a.b_1");
+        assert_eq!(field("a", "b-c"), r#"a["b-c"]"#);
+        assert_eq!(field("", "b c"), r#"$["b c"]"#);
+        assert_eq!(key("", "a\"b\\c\nd"), r#"$["a\"b\\c d"]"#);
+        assert_eq!(clip(&"€".repeat(200)), "€".repeat(200));
+        assert_eq!(clip(&"€".repeat(201)), format!("{}…", "€".repeat(200)));
+    }
+}

@@ -1,0 +1,777 @@
+//! Parsing of Kapso's config health body
+//! (`GET https://app.kapso.ai/api/v1/whatsapp_configs/{id}/health`).
+//!
+//! The body is `{"status":"healthy|degraded|unhealthy|error","checks":{...},"timestamp":...}`,
+//! plus an `error` string when the health check itself failed (then `checks` may be missing
+//! or empty). `checks` is open-ended: every check is kept by name; the known ones are read
+//! further (`phone_number_access`, `messaging_health` whose details are Meta's
+//! `health_status`, `webhook_subscription`, `webhook_verified`).
+
+use serde_json::Value;
+
+pub use crate::graph::payload::PayloadError;
+use crate::graph::payload::{
+    as_object, clip, field, health_status_from_object, health_status_from_value, load, opt_bool,
+    opt_id, opt_str, present, required_str, wrong_type, HealthStatus, Obj,
+};
+use crate::timestamp::parse_timestamp;
+
+/// A parsed config health body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KapsoHealth {
+    /// `healthy`, `degraded`, `unhealthy`, `error`, or anything new, as sent.
+    pub status: String,
+    /// Every key of `checks`, sorted by name.
+    pub checks: Vec<Check>,
+    /// `checks.phone_number_access.details`.
+    pub phone: Option<KapsoPhone>,
+    /// `checks.messaging_health.overall_status`.
+    pub overall_status: Option<String>,
+    /// `checks.messaging_health.details` (Meta's `health_status`).
+    pub messaging: Option<HealthStatus>,
+    /// `checks.webhook_subscription.details.subscribed`.
+    pub webhook_subscribed: Option<bool>,
+    /// `checks.webhook_subscription.details.app_id` (a number or a string).
+    pub webhook_app_id: Option<String>,
+    /// `checks.webhook_verified.details.verified_at`, unix seconds.
+    pub webhook_verified_at: Option<f64>,
+    /// The top-level `error`.
+    pub error: Option<String>,
+    /// The top-level `timestamp`, unix seconds.
+    pub timestamp: Option<f64>,
+}
+
+/// One entry of `checks`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub passed: Option<bool>,
+    /// The check's own `error` (a string, or the `message` of an error object).
+    pub error: Option<String>,
+}
+
+/// `checks.phone_number_access.details`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KapsoPhone {
+    pub id: Option<String>,
+    pub verified_name: Option<String>,
+    pub display_phone_number: Option<String>,
+    pub quality_rating: Option<String>,
+}
+
+/// Parses a config health body.
+///
+/// Errors: no `status`; `checks` (when present) or one of its values not an object; a
+/// `details` (when not null) not an object; a known field of the wrong type; an unparseable
+/// timestamp. `messaging_health.details` that has none of `can_send_message`, `entities`
+/// and `health_status` (e.g. only an error) is not a health status: `messaging` is `None`.
+pub fn parse_health(body: &[u8]) -> Result<KapsoHealth, PayloadError> {
+    let root = load(body)?;
+    let status = required_str(&root, "", "status")?;
+    let empty = Obj::new();
+    let checks_obj = match present(&root, "checks") {
+        None => &empty,
+        Some(Value::Object(o)) => o,
+        Some(v) => return Err(wrong_type("checks", "object", v)),
+    };
+
+    let mut checks = Vec::with_capacity(checks_obj.len());
+    for (name, v) in checks_obj {
+        let path = field("checks", name);
+        let o = as_object(v, &path)?;
+        checks.push(Check {
+            name: name.clone(),
+            passed: opt_bool(o, &path, "passed")?,
+            error: error_text(o),
+        });
+    }
+    // serde_json's map is ordered unless `preserve_order` is enabled somewhere in the build.
+    checks.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let phone = match details(checks_obj, "phone_number_access")? {
+        None => None,
+        Some((d, path)) => Some(KapsoPhone {
+            id: opt_id(d, &path, "id")?,
+            verified_name: opt_str(d, &path, "verified_name")?,
+            display_phone_number: opt_str(d, &path, "display_phone_number")?,
+            quality_rating: opt_str(d, &path, "quality_rating")?,
+        }),
+    };
+
+    let overall_status = match checks_obj
+        .get("messaging_health")
+        .and_then(Value::as_object)
+    {
+        Some(o) => opt_str(o, "checks.messaging_health", "overall_status")?,
+        None => None,
+    };
+    let messaging = match details(checks_obj, "messaging_health")? {
+        None => None,
+        Some((d, path)) => messaging_health(d, &path)?,
+    };
+
+    let (webhook_subscribed, webhook_app_id) = match details(checks_obj, "webhook_subscription")? {
+        None => (None, None),
+        Some((d, path)) => (
+            opt_bool(d, &path, "subscribed")?,
+            opt_id(d, &path, "app_id")?,
+        ),
+    };
+
+    let webhook_verified_at = match details(checks_obj, "webhook_verified")? {
+        None => None,
+        Some((d, path)) => opt_timestamp(d, &path, "verified_at")?,
+    };
+
+    Ok(KapsoHealth {
+        status,
+        checks,
+        phone,
+        overall_status,
+        messaging,
+        webhook_subscribed,
+        webhook_app_id,
+        webhook_verified_at,
+        error: error_text(&root),
+        timestamp: opt_timestamp(&root, "", "timestamp")?,
+    })
+}
+
+/// The `error` text of a Kapso error body (e.g. a 401 or 404), if there is one; never fails.
+pub fn parse_error(body: &[u8]) -> Option<String> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(root)) => error_text(&root),
+        _ => None,
+    }
+}
+
+/// `error` as a string, or the `message` string of an `error` object; anything else is
+/// ignored (an undocumented shape must not fail the whole report).
+fn error_text(o: &Obj) -> Option<String> {
+    match o.get("error")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(e) => e.get("message")?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The non-null `details` object of check `name`, with its path.
+fn details<'a>(checks: &'a Obj, name: &str) -> Result<Option<(&'a Obj, String)>, PayloadError> {
+    // Every check was already checked to be an object.
+    let Some(check) = checks.get(name).and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    let path = field(&field("checks", name), "details");
+    match present(check, "details") {
+        None => Ok(None),
+        Some(v) => Ok(Some((as_object(v, &path)?, path))),
+    }
+}
+
+fn messaging_health(d: &Obj, path: &str) -> Result<Option<HealthStatus>, PayloadError> {
+    if d.contains_key("can_send_message") || d.contains_key("entities") {
+        return health_status_from_object(d, path).map(Some);
+    }
+    // Lenient: Meta's whole node body relayed instead of its health_status.
+    match present(d, "health_status") {
+        Some(v) => health_status_from_value(v, &field(path, "health_status")).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A timestamp string (RFC 3339-like) or a number of unix seconds.
+fn opt_timestamp(o: &Obj, base: &str, name: &str) -> Result<Option<f64>, PayloadError> {
+    match present(o, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => match parse_timestamp(s) {
+            Some(t) => Ok(Some(t)),
+            None => Err(PayloadError::Invalid {
+                path: field(base, name),
+                reason: format!("unparseable timestamp \"{}\"", clip(s).escape_debug()),
+            }),
+        },
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(v) => Err(wrong_type(
+            &field(base, name),
+            "timestamp string or number",
+            v,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::payload::{Entity, EntityError};
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/kapso/",
+                $name
+            ))
+            .as_slice()
+        };
+    }
+
+    const FIXTURES: &[&[u8]] = &[
+        fixture!("health_healthy.json"),
+        fixture!("health_degraded.json"),
+        fixture!("health_unhealthy.json"),
+        fixture!("health_error.json"),
+    ];
+
+    /// 2024-01-20T14:25:30Z
+    const TIMESTAMP: f64 = 1_705_760_730.0;
+
+    fn ent(entity_type: &str, id: &str, can_send: &str) -> Entity {
+        Entity {
+            entity_type: entity_type.into(),
+            id: id.into(),
+            can_send_message: Some(can_send.into()),
+            can_receive_call_sip: None,
+            additional_info: vec![],
+            errors: vec![],
+        }
+    }
+
+    fn check(name: &str, passed: Option<bool>, error: Option<&str>) -> Check {
+        Check {
+            name: name.into(),
+            passed,
+            error: error.map(Into::into),
+        }
+    }
+
+    fn empty(status: &str) -> KapsoHealth {
+        KapsoHealth {
+            status: status.into(),
+            checks: vec![],
+            phone: None,
+            overall_status: None,
+            messaging: None,
+            webhook_subscribed: None,
+            webhook_app_id: None,
+            webhook_verified_at: None,
+            error: None,
+            timestamp: None,
+        }
+    }
+
+    fn health_err(body: &str) -> PayloadError {
+        parse_health(body.as_bytes()).unwrap_err()
+    }
+
+    fn wrong(path: &str, expected: &'static str, found: &'static str) -> PayloadError {
+        PayloadError::WrongType {
+            path: path.into(),
+            expected,
+            found,
+        }
+    }
+
+    /// Wraps `checks` members into a minimal body.
+    fn with_checks(checks: &str) -> String {
+        format!(r#"{{"status":"healthy","checks":{{{checks}}}}}"#)
+    }
+
+    // --- seed 003, exactly as printed ------------------------------------------------------
+
+    #[test]
+    fn seed_healthy_example() {
+        let h = parse_health(fixture!("health_healthy.json")).unwrap();
+        assert_eq!(
+            h,
+            KapsoHealth {
+                status: "healthy".into(),
+                checks: vec![
+                    check("messaging_health", Some(true), None),
+                    check("phone_number_access", Some(true), None),
+                    check("webhook_subscription", Some(true), None),
+                    check("webhook_verified", Some(true), None),
+                ],
+                phone: Some(KapsoPhone {
+                    id: Some("123456789012345".into()),
+                    verified_name: Some("My Business".into()),
+                    display_phone_number: Some("+1 555-123-4567".into()),
+                    quality_rating: Some("GREEN".into()),
+                }),
+                overall_status: Some("AVAILABLE".into()),
+                messaging: Some(HealthStatus {
+                    can_send_message: "AVAILABLE".into(),
+                    entities: vec![
+                        ent("PHONE_NUMBER", "123456789012345", "AVAILABLE"),
+                        ent("WABA", "987654321098765", "AVAILABLE"),
+                        ent("BUSINESS", "456789012345678", "AVAILABLE"),
+                        ent("APP", "789012345678901", "AVAILABLE"),
+                    ],
+                }),
+                webhook_subscribed: Some(true),
+                webhook_app_id: Some("789012345678901".into()),
+                // 2024-01-15T10:30:00.000Z
+                webhook_verified_at: Some(1_705_314_600.0),
+                error: None,
+                timestamp: Some(TIMESTAMP),
+            }
+        );
+    }
+
+    // --- other statuses --------------------------------------------------------------------
+
+    #[test]
+    fn degraded() {
+        let h = parse_health(fixture!("health_degraded.json")).unwrap();
+        assert_eq!(
+            h,
+            KapsoHealth {
+                status: "degraded".into(),
+                checks: vec![
+                    check("messaging_health", Some(false), None),
+                    check("phone_number_access", Some(true), None),
+                    check("webhook_subscription", Some(true), None),
+                    check("webhook_verified", Some(false), None),
+                ],
+                phone: Some(KapsoPhone {
+                    id: Some("123456789012345".into()),
+                    verified_name: Some("My Business".into()),
+                    display_phone_number: Some("+1 555-123-4567".into()),
+                    quality_rating: Some("YELLOW".into()),
+                }),
+                overall_status: Some("LIMITED".into()),
+                messaging: Some(HealthStatus {
+                    can_send_message: "LIMITED".into(),
+                    entities: vec![
+                        Entity {
+                            additional_info: vec!["Your display name has not been approved yet. Your message limit will increase after the display name is approved.".into()],
+                            ..ent("PHONE_NUMBER", "123456789012345", "LIMITED")
+                        },
+                        ent("WABA", "987654321098765", "AVAILABLE"),
+                        ent("BUSINESS", "456789012345678", "AVAILABLE"),
+                        ent("APP", "789012345678901", "AVAILABLE"),
+                    ],
+                }),
+                webhook_subscribed: Some(true),
+                webhook_app_id: Some("789012345678901".into()),
+                webhook_verified_at: None,
+                error: None,
+                timestamp: Some(TIMESTAMP + 0.5),
+            }
+        );
+    }
+
+    #[test]
+    fn unhealthy_with_failed_checks_and_an_unknown_check() {
+        let h = parse_health(fixture!("health_unhealthy.json")).unwrap();
+        assert_eq!(
+            h,
+            KapsoHealth {
+                status: "unhealthy".into(),
+                checks: vec![
+                    check("messaging_health", Some(false), None),
+                    check(
+                        "phone_number_access",
+                        Some(false),
+                        Some("(#100) Tried accessing nonexisting field (quality_rating)")
+                    ),
+                    check(
+                        "token_validity",
+                        Some(false),
+                        Some("Access token has expired")
+                    ),
+                    check("webhook_subscription", Some(false), None),
+                ],
+                phone: None,
+                overall_status: Some("BLOCKED".into()),
+                messaging: Some(HealthStatus {
+                    can_send_message: "BLOCKED".into(),
+                    entities: vec![
+                        Entity {
+                            errors: vec![EntityError {
+                                error_code: Some(141006),
+                                error_description: Some(
+                                    "There is an error with the payment method.".into()
+                                ),
+                                possible_solution: Some(
+                                    "Update the payment method in WhatsApp Manager.".into()
+                                ),
+                            }],
+                            ..ent("WABA", "987654321098765", "BLOCKED")
+                        },
+                        ent("BUSINESS", "456789012345678", "AVAILABLE"),
+                        ent("APP", "789012345678901", "AVAILABLE"),
+                    ],
+                }),
+                webhook_subscribed: Some(false),
+                webhook_app_id: Some("789012345678901".into()),
+                webhook_verified_at: None,
+                error: None,
+                timestamp: Some(TIMESTAMP),
+            }
+        );
+    }
+
+    #[test]
+    fn error_status_with_error_and_no_checks() {
+        let h = parse_health(fixture!("health_error.json")).unwrap();
+        assert_eq!(
+            h,
+            KapsoHealth {
+                error: Some(
+                    "Failed to run health checks: WhatsApp config has no access token".into()
+                ),
+                timestamp: Some(TIMESTAMP),
+                ..empty("error")
+            }
+        );
+        for body in [
+            r#"{"status":"error","checks":{},"error":"boom"}"#,
+            r#"{"status":"error","checks":null,"error":"boom"}"#,
+            r#"{"status":"error","error":{"message":"boom","code":500}}"#,
+        ] {
+            assert_eq!(
+                parse_health(body.as_bytes()).unwrap(),
+                KapsoHealth {
+                    error: Some("boom".into()),
+                    ..empty("error")
+                },
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_status_and_values_kept() {
+        let h = parse_health(
+            br#"{"status":"maintenance","checks":{"new_check":{"passed":true,"details":{"anything":[1]},"score":3},"messaging_health":{"overall_status":"THROTTLED","details":{"can_send_message":"THROTTLED","entities":[{"entity_type":"FLOW","id":42,"can_send_message":"NEW"}]}}},"extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            h,
+            KapsoHealth {
+                checks: vec![
+                    check("messaging_health", None, None),
+                    check("new_check", Some(true), None),
+                ],
+                overall_status: Some("THROTTLED".into()),
+                messaging: Some(HealthStatus {
+                    can_send_message: "THROTTLED".into(),
+                    entities: vec![ent("FLOW", "42", "NEW")],
+                }),
+                ..empty("maintenance")
+            }
+        );
+    }
+
+    #[test]
+    fn null_details_and_nulls_are_absent() {
+        let h = parse_health(
+            with_checks(
+                r#""phone_number_access":{"passed":null,"details":null,"error":null},"messaging_health":{"passed":false,"overall_status":null,"details":null},"webhook_subscription":{"details":{"app_id":null,"subscribed":null}},"webhook_verified":{"details":{"verified_at":null}}"#,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            h,
+            KapsoHealth {
+                checks: vec![
+                    check("messaging_health", Some(false), None),
+                    check("phone_number_access", None, None),
+                    check("webhook_subscription", None, None),
+                    check("webhook_verified", None, None),
+                ],
+                ..empty("healthy")
+            }
+        );
+        let h = parse_health(
+            with_checks(r#""phone_number_access":{"details":{"id":null,"verified_name":null}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            h.phone,
+            Some(KapsoPhone {
+                id: None,
+                verified_name: None,
+                display_phone_number: None,
+                quality_rating: None,
+            })
+        );
+    }
+
+    #[test]
+    fn messaging_details_shapes() {
+        let messaging = |details: &str| {
+            parse_health(
+                with_checks(&format!(r#""messaging_health":{{"details":{details}}}"#)).as_bytes(),
+            )
+            .map(|h| h.messaging)
+        };
+        // Not a health status (only an error, or empty): no messaging health.
+        assert_eq!(messaging(r#"{"error":"Graph API timeout"}"#), Ok(None));
+        assert_eq!(messaging("{}"), Ok(None));
+        // Meta's node body relayed whole.
+        assert_eq!(
+            messaging(
+                r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[]},"id":"1"}"#
+            ),
+            Ok(Some(HealthStatus {
+                can_send_message: "AVAILABLE".into(),
+                entities: vec![]
+            }))
+        );
+        // Entities without the overall value is an error.
+        let e = messaging(r#"{"entities":[]}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "missing required field `checks.messaging_health.details.can_send_message` (absent or null)"
+        );
+        let e =
+            messaging(r#"{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA"}]}"#)
+                .unwrap_err();
+        assert_eq!(
+            e,
+            PayloadError::Missing {
+                path: "checks.messaging_health.details.entities[0].id".into()
+            }
+        );
+        let e = messaging(r#"{"health_status":{"entities":[]}}"#).unwrap_err();
+        assert_eq!(
+            e,
+            PayloadError::Missing {
+                path: "checks.messaging_health.details.health_status.can_send_message".into()
+            }
+        );
+    }
+
+    #[test]
+    fn checks_sorted_and_errors_lenient() {
+        let h = parse_health(
+            with_checks(
+                r#""zeta":{"passed":true},"alpha":{"passed":false,"error":{"message":"nested"}},"mid":{"error":["not","text"]},"Beta":{}"#,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            h.checks,
+            vec![
+                check("Beta", None, None),
+                check("alpha", Some(false), Some("nested")),
+                check("mid", None, None),
+                check("zeta", Some(true), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_status() {
+        let e = health_err(r#"{"checks":{},"error":"Unauthorized"}"#);
+        assert_eq!(
+            e,
+            PayloadError::Missing {
+                path: "status".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "missing required field `status` (absent or null)"
+        );
+        assert_eq!(
+            health_err(r#"{"status":null}"#),
+            PayloadError::Missing {
+                path: "status".into()
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_types() {
+        for (body, path, expected, found) in [
+            (r#"{"status":1}"#.to_owned(), "status", "string", "number"),
+            (
+                r#"{"status":"healthy","checks":[]}"#.to_owned(),
+                "checks",
+                "object",
+                "array",
+            ),
+            (
+                with_checks(r#""phone_number_access":true"#),
+                "checks.phone_number_access",
+                "object",
+                "boolean",
+            ),
+            (
+                with_checks(r#""custom-check":null"#),
+                r#"checks["custom-check"]"#,
+                "object",
+                "null",
+            ),
+            (
+                with_checks(r#""webhook_verified":{"passed":"yes"}"#),
+                "checks.webhook_verified.passed",
+                "boolean",
+                "string",
+            ),
+            (
+                with_checks(r#""phone_number_access":{"details":"ok"}"#),
+                "checks.phone_number_access.details",
+                "object",
+                "string",
+            ),
+            (
+                with_checks(r#""phone_number_access":{"details":{"id":[1]}}"#),
+                "checks.phone_number_access.details.id",
+                "string or number",
+                "array",
+            ),
+            (
+                with_checks(r#""phone_number_access":{"details":{"quality_rating":1}}"#),
+                "checks.phone_number_access.details.quality_rating",
+                "string",
+                "number",
+            ),
+            (
+                with_checks(r#""messaging_health":{"overall_status":false}"#),
+                "checks.messaging_health.overall_status",
+                "string",
+                "boolean",
+            ),
+            (
+                with_checks(r#""messaging_health":{"details":["AVAILABLE"]}"#),
+                "checks.messaging_health.details",
+                "object",
+                "array",
+            ),
+            (
+                with_checks(r#""messaging_health":{"details":{"can_send_message":1}}"#),
+                "checks.messaging_health.details.can_send_message",
+                "string",
+                "number",
+            ),
+            (
+                with_checks(r#""webhook_subscription":{"details":{"subscribed":"true"}}"#),
+                "checks.webhook_subscription.details.subscribed",
+                "boolean",
+                "string",
+            ),
+            (
+                with_checks(r#""webhook_subscription":{"details":{"app_id":{}}}"#),
+                "checks.webhook_subscription.details.app_id",
+                "string or number",
+                "object",
+            ),
+            (
+                with_checks(r#""webhook_verified":{"details":{"verified_at":true}}"#),
+                "checks.webhook_verified.details.verified_at",
+                "timestamp string or number",
+                "boolean",
+            ),
+            (
+                r#"{"status":"healthy","timestamp":[]}"#.to_owned(),
+                "timestamp",
+                "timestamp string or number",
+                "array",
+            ),
+        ] {
+            assert_eq!(health_err(&body), wrong(path, expected, found), "{body}");
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        let h = parse_health(
+            with_checks(r#""webhook_verified":{"details":{"verified_at":1705314600}}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(h.webhook_verified_at, Some(1_705_314_600.0));
+        let h = parse_health(br#"{"status":"healthy","timestamp":"2024-01-20 16:25:30.25+02:00"}"#)
+            .unwrap();
+        assert_eq!(h.timestamp, Some(TIMESTAMP + 0.25));
+        let e = health_err(r#"{"status":"healthy","timestamp":"yesterday"}"#);
+        assert_eq!(
+            e.to_string(),
+            r#"invalid value at `timestamp`: unparseable timestamp "yesterday""#
+        );
+        let long = "y".repeat(300);
+        let e = health_err(&with_checks(&format!(
+            r#""webhook_verified":{{"details":{{"verified_at":"{long}"}}}}"#
+        )));
+        assert_eq!(
+            e,
+            PayloadError::Invalid {
+                path: "checks.webhook_verified.details.verified_at".into(),
+                reason: format!("unparseable timestamp \"{}…\"", "y".repeat(200)),
+            }
+        );
+    }
+
+    #[test]
+    fn bodies() {
+        for body in [&b""[..], b" \n", b"\xEF\xBB\xBF"] {
+            assert_eq!(parse_health(body), Err(PayloadError::EmptyBody));
+        }
+        assert_eq!(
+            health_err("[]").to_string(),
+            "wrong type at `$`: expected object, found array"
+        );
+        assert_eq!(
+            health_err("<html>502</html>").to_string(),
+            "malformed JSON at line 1, column 1: expected value"
+        );
+        let full = fixture!("health_healthy.json");
+        assert!(matches!(
+            parse_health(&full[..full.len() / 2]),
+            Err(PayloadError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn parse_error_reads_error_text() {
+        assert_eq!(
+            parse_error(br#"{"error":"Invalid API key"}"#),
+            Some("Invalid API key".into())
+        );
+        assert_eq!(
+            parse_error(br#"{"error":{"message":"Not found","code":404}}"#),
+            Some("Not found".into())
+        );
+        assert_eq!(
+            parse_error(fixture!("health_error.json")),
+            Some("Failed to run health checks: WhatsApp config has no access token".into())
+        );
+        for body in [
+            &b""[..],
+            b"nope",
+            b"[]",
+            b"{}",
+            br#"{"error":null}"#,
+            br#"{"error":3}"#,
+            fixture!("health_healthy.json"),
+        ] {
+            assert_eq!(parse_error(body), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn never_panics_on_prefixes_and_mutations() {
+        for body in FIXTURES {
+            for end in 0..=body.len() {
+                let _ = parse_health(&body[..end]);
+                let _ = parse_error(&body[..end]);
+            }
+            let mut m = body.to_vec();
+            for i in 0..m.len() {
+                let saved = m[i];
+                for replacement in [b'"', b'}', b'1', 0xff] {
+                    m[i] = replacement;
+                    let _ = parse_health(&m);
+                    let _ = parse_error(&m);
+                }
+                m[i] = saved;
+            }
+        }
+    }
+}
