@@ -503,6 +503,40 @@ mod tests {
         );
     }
 
+    fn self_signed_pem(name: &str) -> String {
+        rcgen::generate_simple_self_signed(vec![name.to_owned()])
+            .unwrap()
+            .cert
+            .pem()
+    }
+
+    #[test]
+    fn clients_are_shared_until_the_tls_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, self_signed_pem("first.example")).unwrap();
+        let tls = TlsConfig {
+            ca_file: Some(ca.clone()),
+            ..TlsConfig::default()
+        };
+        let clients = Clients::default();
+        let first = clients.get(&tls).unwrap().tls_fingerprint;
+        assert_eq!(clients.get(&tls).unwrap().tls_fingerprint, first);
+        assert_eq!(clients.by_tls.lock().unwrap().len(), 1);
+        // A rotated CA at the same path: a new client, and the old one can be dropped.
+        std::fs::write(&ca, self_signed_pem("second.example")).unwrap();
+        let second = clients.get(&tls).unwrap().tls_fingerprint;
+        assert_ne!(second, first);
+        clients.retain(&[(&tls, second)]);
+        assert_eq!(clients.by_tls.lock().unwrap().len(), 1);
+        // No TLS files: one shared client.
+        let plain = TlsConfig::default();
+        assert_eq!(
+            clients.get(&plain).unwrap().tls_fingerprint,
+            clients.get(&plain).unwrap().tls_fingerprint
+        );
+    }
+
     #[tokio::test]
     async fn connection_refused_is_connect() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
