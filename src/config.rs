@@ -977,7 +977,7 @@ mod tests {
         assert_eq!(target.stale_after, Duration::from_secs(90));
         assert_eq!(target.body_size_limit, 1 << 20);
         assert_eq!(config.global.max_concurrent_polls, 64);
-        let onprem = onprem_of(&target);
+        let onprem = onprem_of(target);
         assert_eq!(onprem.endpoints, vec![OnPremEndpoint::Health]);
     }
 

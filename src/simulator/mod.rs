@@ -5,13 +5,25 @@
 //!
 //! This module holds the HTTP server, the routing and the machinery every simulated API
 //! shares (authentication, rate limiting, fault injection, request counters);
-//! [`onprem`] holds the On-Premises API clusters, their payloads and the scripted scenario.
+//! [`onprem`] holds the On-Premises API clusters, their payloads and the scripted scenario;
+//! [`cloud`] holds Meta's Cloud API state (one WABA, its numbers and templates, their
+//! health) that [`graph_api`] (Meta's Graph API) and [`providers`] (360dialog, Kapso) serve.
 //!
 //! # Routes
 //!
-//! Three On-Premises installations are served under path prefixes, so that a target's
-//! `base_url` is `http://ADDR/single`, `http://ADDR/ha` or `http://ADDR/multiconnect`
-//! ([`SimulatorHandle::base_url`]):
+//! Every API is served by the same server under a path prefix, so that a target's
+//! `base_url` is one of:
+//!
+//! | API | base URL | handle |
+//! |---|---|---|
+//! | On-Premises, one instance | `http://ADDR/single` | [`SimulatorHandle::base_url`] |
+//! | On-Premises, high availability | `http://ADDR/ha` | [`SimulatorHandle::base_url`] |
+//! | On-Premises, multiconnect | `http://ADDR/multiconnect` | [`SimulatorHandle::base_url`] |
+//! | Meta Graph API | `http://ADDR/graph` | [`SimulatorHandle::graph_base_url`] |
+//! | 360dialog | `http://ADDR/360dialog` | [`SimulatorHandle::dialog360_base_url`] |
+//! | Kapso | `http://ADDR/kapso` | [`SimulatorHandle::kapso_base_url`] |
+//!
+//! The On-Premises routes:
 //!
 //! | route | method | accepted `Authorization` |
 //! |---|---|---|
@@ -19,19 +31,30 @@
 //! | `/{cluster}/v1/support` | `GET` | `Bearer <token>` |
 //! | `/{cluster}/v1/users/login` | `POST` | `Basic base64(username:password)` |
 //!
+//! The Cloud API routes, their credentials, errors, paging and usage headers are documented
+//! in [`graph_api`] and [`providers`]:
+//!
+//! | route | method | credentials |
+//! |---|---|---|
+//! | `/graph/{version}/{node_id}?fields=…` | `GET` | `Authorization: Bearer <graph_token>` |
+//! | `/graph/{version}/{waba_id}/phone_numbers` | `GET` | `Authorization: Bearer <graph_token>` |
+//! | `/graph/{version}/{waba_id}/message_templates` | `GET` | `Authorization: Bearer <graph_token>` |
+//! | `/360dialog/health_status` | `GET` | `D360-API-KEY: <channel key>` |
+//! | `/kapso/api/v1/whatsapp_configs/{config_id}/health` | `GET` | `X-API-Key: <kapso_api_key>` |
+//!
 //! Authentication schemes are matched case-insensitively. A login answers
 //! `{"users":[{"token":"…","expires_after":"YYYY-MM-DD HH:MM:SS+00:00"}],"meta":{…}}`; the
 //! token is valid on that cluster for [`SimulatorOptions::token_ttl`] or until
-//! [`Simulator::revoke_tokens`]. Every answer carries
+//! [`Simulator::revoke_tokens`]. Every On-Premises answer carries
 //! `"meta":{"version":"v2.53.2","api_status":"stable"}` ([`Simulator::set_api_status`]).
 //!
 //! # Order of checks
 //!
-//! For every request on a known route: the request is counted ([`Simulator::requests`]),
-//! then the method is checked (405), then the cluster's rate limit (429, `Retry-After: 1`),
-//! then the credentials (401), and only then an injected [`Fault`] replaces or damages the
-//! answer. Unknown paths answer 404. Every failure uses the On-Premises envelope
-//! `{"errors":[{"code":…,"title":"…","details":"…"}],"meta":{…}}`:
+//! For every On-Premises request on a known route: the request is counted
+//! ([`Simulator::requests`]), then the method is checked (405), then the cluster's rate
+//! limit (429, `Retry-After: 1`), then the credentials (401), and only then an injected
+//! [`Fault`] replaces or damages the answer. Unknown paths answer 404. Every failure uses
+//! the On-Premises envelope `{"errors":[{"code":…,"title":"…","details":"…"}],"meta":{…}}`:
 //!
 //! | status | code | title |
 //! |---|---|---|
@@ -41,17 +64,40 @@
 //! | 429 | 1015 | `Too many requests` |
 //! | 503 | 1016 | `System overloaded` |
 //!
+//! The Cloud API routes check in their own order, answer in their own error envelopes and
+//! are not subject to [`SimulatorOptions::rate_limit`] (see [`graph_api`] and
+//! [`providers`]). The same [`Fault`]s apply to them, in each API's words.
+//!
 //! # State
 //!
 //! The initial state is fixed and documented in [`onprem`] (node keys, roles, statuses,
-//! free space, schema versions, …). [`Simulator::step`] plays the scripted scenario one step
-//! further, and [`SimulatorOptions::auto_step`] makes the server do so on a timer.
-//! The setters (`set_*`) take a node selector: on the single instance every selector names
-//! the instance; on `ha`/`multiconnect` `None` names every node and `Some(key)` one node.
-//! Selectors naming no node are ignored.
+//! free space, schema versions, …) and in [`cloud`] (ids, numbers, templates, health,
+//! Kapso configs, usage). The default credentials are [`SimulatorOptions::default`]'s:
+//!
+//! | API | credential | default |
+//! |---|---|---|
+//! | On-Premises | API key / login | `sim-api-key-0123456789` / `admin`:`sim-password-1` |
+//! | Graph API | bearer token | `sim-graph-token-0123456789` ([`graph_api::GRAPH_TOKEN`]) |
+//! | 360dialog | channel keys | `sim-360-key-0001` … `0003` ([`providers::DIALOG360_API_KEYS`]) |
+//! | Kapso | API key | `sim-kapso-key-0123456789` ([`providers::KAPSO_API_KEY`]) |
+//! | Kapso | config ids | `kapso-config-1` … `3` ([`providers::KAPSO_CONFIG_IDS`]) |
+//!
+//! [`Simulator::step`] plays the scripted scenario one step further (On-Premises and Cloud
+//! API together, [`SCENARIO_LEN`] steps per cycle), and [`SimulatorOptions::auto_step`]
+//! makes the server do so on a timer. The On-Premises setters (`set_*` taking a
+//! [`Cluster`]) take a node selector: on the single instance every selector names the
+//! instance; on `ha`/`multiconnect` `None` names every node and `Some(key)` one node.
+//! Selectors naming no node are ignored. The Cloud API setters name numbers, templates,
+//! 360dialog keys and Kapso configs by id; ids naming nothing are ignored too, and every
+//! value is taken as is, documented or not.
 
+pub mod cloud;
+pub mod graph_api;
 pub mod onprem;
+pub mod providers;
 
+#[cfg(test)]
+mod cloud_tests;
 #[cfg(test)]
 mod tests;
 
@@ -113,8 +159,24 @@ pub struct SimulatorOptions {
     pub token_ttl: Duration,
     /// When set, the server calls [`Simulator::step`] at this period.
     pub auto_step: Option<Duration>,
-    /// Per-cluster request rate limit; `None` disables it.
+    /// Per-cluster request rate limit; `None` disables it. On-Premises routes only.
     pub rate_limit: Option<RateLimit>,
+    /// Accepted as `Authorization: Bearer <graph_token>` on the Graph API.
+    pub graph_token: String,
+    /// Largest page of the Graph API edges (`phone_numbers`, `message_templates`); a page
+    /// holds `min(limit, graph_page_size)` items. 0 counts as 1.
+    pub graph_page_size: usize,
+    /// 360dialog channel keys (`D360-API-KEY`): the n-th key serves the n-th number of
+    /// [`cloud::PHONE_NUMBER_IDS`]; keys past the third are ignored.
+    pub dialog360_api_keys: Vec<String>,
+    /// When set, a 360dialog channel answers 400 to a request that comes sooner than this
+    /// after its last accepted one.
+    pub dialog360_min_interval: Option<Duration>,
+    /// Accepted as `X-API-Key` on the Kapso API.
+    pub kapso_api_key: String,
+    /// Kapso WhatsApp config ids: the n-th id is tied to the n-th number of
+    /// [`cloud::PHONE_NUMBER_IDS`]; ids past the third are ignored.
+    pub kapso_config_ids: Vec<String>,
 }
 
 impl Default for SimulatorOptions {
@@ -126,6 +188,12 @@ impl Default for SimulatorOptions {
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             auto_step: None,
             rate_limit: Some(RateLimit::default()),
+            graph_token: graph_api::GRAPH_TOKEN.to_string(),
+            graph_page_size: graph_api::GRAPH_PAGE_SIZE,
+            dialog360_api_keys: providers::DIALOG360_API_KEYS.map(str::to_string).to_vec(),
+            dialog360_min_interval: None,
+            kapso_api_key: providers::KAPSO_API_KEY.to_string(),
+            kapso_config_ids: providers::KAPSO_CONFIG_IDS.map(str::to_string).to_vec(),
         }
     }
 }
@@ -139,6 +207,15 @@ impl fmt::Debug for SimulatorOptions {
             .field("token_ttl", &self.token_ttl)
             .field("auto_step", &self.auto_step)
             .field("rate_limit", &self.rate_limit)
+            .field("graph_token", &"<secret>")
+            .field("graph_page_size", &self.graph_page_size)
+            .field(
+                "dialog360_api_keys",
+                &format_args!("<{} secrets>", self.dialog360_api_keys.len()),
+            )
+            .field("dialog360_min_interval", &self.dialog360_min_interval)
+            .field("kapso_api_key", &"<secret>")
+            .field("kapso_config_ids", &self.kapso_config_ids)
             .finish()
     }
 }
@@ -264,6 +341,11 @@ impl Endpoint {
 /// of its cluster and endpoint until it is cleared with `set_fault(.., None)`.
 /// For the login endpoint the "field" faults damage `users[0].token`
 /// (missing, `null`, and `expires_after` `never` for [`Fault::UnknownValue`]).
+///
+/// The same faults apply to the Cloud API routes ([`Simulator::set_graph_fault`],
+/// [`Simulator::set_dialog360_fault`], [`Simulator::set_kapso_fault`]); the field faults,
+/// the error envelope, 429 and 503 then take each API's shape (tables in [`graph_api`] and
+/// [`providers`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// 200 with a body that is not JSON (the first `:` of the payload removed).
@@ -279,8 +361,8 @@ pub enum Fault {
     NullField,
     /// 200 `application/json` with an empty body.
     EmptyBody,
-    /// The errors envelope with this status, code and title. A status outside 200..=999
-    /// becomes 500.
+    /// The errors envelope with this status, code and title (the API's own envelope on the
+    /// Cloud API routes). A status outside 200..=999 becomes 500.
     ErrorEnvelope {
         /// HTTP status.
         status: u16,
@@ -315,6 +397,69 @@ pub enum Fault {
     UnknownValue,
 }
 
+/// One kind of simulated Graph API request, for faults and counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GraphEndpoint {
+    /// `GET /{version}/{phone_number_id}`.
+    PhoneNumber,
+    /// `GET /{version}/{waba_id}`.
+    Waba,
+    /// `GET /{version}/{template_id}`.
+    Template,
+    /// `GET /{version}/{waba_id}/phone_numbers`.
+    PhoneNumbers,
+    /// `GET /{version}/{waba_id}/message_templates`.
+    MessageTemplates,
+}
+
+impl GraphEndpoint {
+    /// Every kind.
+    pub const ALL: [GraphEndpoint; 5] = [
+        GraphEndpoint::PhoneNumber,
+        GraphEndpoint::Waba,
+        GraphEndpoint::Template,
+        GraphEndpoint::PhoneNumbers,
+        GraphEndpoint::MessageTemplates,
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            GraphEndpoint::PhoneNumber => 0,
+            GraphEndpoint::Waba => 1,
+            GraphEndpoint::Template => 2,
+            GraphEndpoint::PhoneNumbers => 3,
+            GraphEndpoint::MessageTemplates => 4,
+        }
+    }
+}
+
+/// A fault injected on one kind of Graph API request ([`Simulator::set_graph_fault`]).
+///
+/// It applies, after the token, usage and method checks, to every request of its kind that
+/// names a known node, until cleared with `set_graph_fault(.., None)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GraphFault {
+    /// A fault every simulated API shares, in Graph API words (see [`graph_api`]).
+    Fault(Fault),
+    /// `{"error":{"message","type":"OAuthException","code","is_transient","fbtrace_id"}}`
+    /// with this HTTP status (outside 200..=999: 500), e.g. 401/190 token expired, 400/4
+    /// app rate limit, 503/2 temporary downtime.
+    GraphError {
+        /// HTTP status.
+        status: u16,
+        /// `error.code`.
+        code: i64,
+        /// `error.message`.
+        message: String,
+    },
+}
+
+impl From<Fault> for GraphFault {
+    fn from(fault: Fault) -> Self {
+        GraphFault::Fault(fault)
+    }
+}
+
 /// The simulator: cheap to clone, every clone drives the same state.
 #[derive(Clone)]
 pub struct Simulator {
@@ -337,6 +482,10 @@ struct Inner {
     /// `[cluster][endpoint]`.
     requests: [[AtomicU64; 3]; 3],
     logins: [AtomicU64; 3],
+    /// By [`GraphEndpoint::index`].
+    graph_requests: [AtomicU64; 5],
+    dialog360_requests: AtomicU64,
+    kapso_requests: AtomicU64,
 }
 
 struct State {
@@ -348,6 +497,15 @@ struct State {
     /// Per cluster: token -> expiry (`None`: a lifetime too long to represent).
     tokens: [HashMap<String, Option<Instant>>; 3],
     buckets: [Bucket; 3],
+    cloud: cloud::CloudState,
+    /// By [`GraphEndpoint::index`].
+    graph_faults: [Option<GraphFault>; 5],
+    /// Per number (360dialog channel), in the order of [`cloud::PHONE_NUMBER_IDS`].
+    dialog360_faults: Vec<Option<Fault>>,
+    /// Per number, when its 360dialog channel last passed the rate limit.
+    dialog360_last: Vec<Option<Instant>>,
+    /// Per number (Kapso config).
+    kapso_faults: Vec<Option<Fault>>,
 }
 
 fn initial_clusters(started_at: DateTime<Utc>) -> [onprem::ClusterState; 3] {
@@ -408,6 +566,11 @@ impl Simulator {
             faults: Default::default(),
             tokens: Default::default(),
             buckets: [Bucket::new(); 3],
+            cloud: cloud::CloudState::initial(),
+            graph_faults: Default::default(),
+            dialog360_faults: vec![None; cloud::PHONE_NUMBER_IDS.len()],
+            dialog360_last: vec![None; cloud::PHONE_NUMBER_IDS.len()],
+            kapso_faults: vec![None; cloud::PHONE_NUMBER_IDS.len()],
         };
         Simulator {
             inner: Arc::new(Inner {
@@ -416,6 +579,9 @@ impl Simulator {
                 state: Mutex::new(state),
                 requests: Default::default(),
                 logins: Default::default(),
+                graph_requests: Default::default(),
+                dialog360_requests: AtomicU64::new(0),
+                kapso_requests: AtomicU64::new(0),
             }),
         }
     }
@@ -512,8 +678,11 @@ impl Simulator {
             let Ok(permit) = limit.clone().acquire_owned().await else {
                 return;
             };
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
+            let (stream, local) = match listener.accept().await {
+                Ok((stream, _)) => {
+                    let local = stream.local_addr().ok();
+                    (stream, local)
+                }
                 Err(e) => {
                     // EMFILE and the like pass; back off a little.
                     tracing::warn!(error = %e, "simulator accept failed");
@@ -533,7 +702,7 @@ impl Simulator {
                         inner: inner.clone(),
                     };
                     let rx = service_rx.clone();
-                    async move { sim.handle(req, rx).await }
+                    async move { sim.handle(req, rx, local).await }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -575,12 +744,13 @@ impl Simulator {
         })
     }
 
-    /// Plays the next step of the scripted scenario (see [`onprem`]).
+    /// Plays the next step of the scripted scenario (see [`onprem`] and [`cloud`]).
     pub fn step(&self) {
         let mut state = self.lock();
         state.steps = state.steps.wrapping_add(1);
         let step = state.steps.wrapping_sub(1) % SCENARIO_LEN + 1;
         onprem::apply_step(&mut state.clusters, step);
+        cloud::apply_step(&mut state.cloud, step);
         tracing::debug!(step, "simulator scenario step");
     }
 
@@ -589,11 +759,13 @@ impl Simulator {
         self.lock().steps
     }
 
-    /// Back to the documented initial state (nodes, statuses, api_status, step count).
-    /// Faults, tokens and counters are left alone.
+    /// Back to the documented initial state (nodes, statuses, api_status, Cloud API state
+    /// and usage, step count). Faults, tokens, the 360dialog rate-limit clocks and counters
+    /// are left alone.
     pub fn reset(&self) {
         let mut state = self.lock();
         state.clusters = initial_clusters(self.inner.started_at);
+        state.cloud = cloud::CloudState::initial();
         state.api_status = "stable".to_string();
         state.steps = 0;
     }
@@ -701,13 +873,224 @@ impl Simulator {
         self.inner.logins[cluster.index()].load(Ordering::Relaxed)
     }
 
+    fn with_number(&self, number_id: &str, f: impl FnOnce(&mut cloud::PhoneNumber)) {
+        match self.lock().cloud.number_mut(number_id) {
+            Some(n) => f(n),
+            None => tracing::debug!(number_id, "simulator: no such phone number"),
+        }
+    }
+
+    fn with_template(&self, template_id: &str, f: impl FnOnce(&mut cloud::Template)) {
+        match self.lock().cloud.template_mut(template_id) {
+            Some(t) => f(t),
+            None => tracing::debug!(template_id, "simulator: no such template"),
+        }
+    }
+
+    fn with_kapso(&self, config_id: &str, f: impl FnOnce(&mut cloud::KapsoState)) {
+        let Some(i) = self.kapso_config(config_id) else {
+            tracing::debug!(config_id, "simulator: no such Kapso config");
+            return;
+        };
+        if let Some(k) = self.lock().cloud.kapso.get_mut(i) {
+            f(k);
+        }
+    }
+
+    /// Sets a number's messaging health (`PHONE_NUMBER` entity): `can_send` is `AVAILABLE`,
+    /// `LIMITED` or `BLOCKED` (or anything else); `detail` is the `additional_info` line of
+    /// `LIMITED` or the `error_description` of `BLOCKED` (defaults: [`cloud::default_detail`]).
+    pub fn set_phone_health(&self, number_id: &str, can_send: &str, detail: Option<&str>) {
+        self.set_entity_health("PHONE_NUMBER", number_id, can_send, detail);
+    }
+
+    /// Sets the `can_send_message` of an entity with its default detail: `entity_type` is
+    /// `PHONE_NUMBER` or `MESSAGE_TEMPLATE` (with the number's or template's id), or `WABA`,
+    /// `BUSINESS`, `APP` (with [`cloud::WABA_ID`], [`cloud::BUSINESS_ID`], [`cloud::APP_ID`]).
+    pub fn set_entity_status(&self, entity_type: &str, id: &str, status: &str) {
+        self.set_entity_health(entity_type, id, status, None);
+    }
+
+    /// [`Simulator::set_entity_status`] with a detail, as [`Simulator::set_phone_health`].
+    pub fn set_entity_health(
+        &self,
+        entity_type: &str,
+        id: &str,
+        can_send: &str,
+        detail: Option<&str>,
+    ) {
+        match self.lock().cloud.entity_mut(entity_type, id) {
+            Some(h) => h.set(entity_type, can_send, detail),
+            None => tracing::debug!(entity_type, id, "simulator: no such entity"),
+        }
+    }
+
+    /// Sets `can_receive_call_sip` of a number or of the app ([`cloud::APP_ID`]).
+    pub fn set_call_sip_status(&self, id: &str, status: &str) {
+        let mut state = self.lock();
+        let cloud = &mut state.cloud;
+        let health = if id == cloud::APP_ID {
+            Some(&mut cloud.app)
+        } else {
+            cloud.number_mut(id).map(|n| &mut n.health)
+        };
+        match health {
+            Some(h) => h.sip = Some(status.to_string()),
+            None => tracing::debug!(id, "simulator: no such number or app"),
+        }
+    }
+
+    /// Sets a number's `quality_rating` (`GREEN`, `YELLOW`, `RED`, `UNKNOWN`, `NA`, …).
+    pub fn set_quality(&self, number_id: &str, rating: &str) {
+        self.with_number(number_id, |n| n.quality_rating = rating.to_string());
+    }
+
+    /// Sets a number's `whatsapp_business_manager_messaging_limit` (`TIER_50` … `TIER_2K`,
+    /// `TIER_10K`, `TIER_100K`, `TIER_UNLIMITED`, `TIER_NOT_SET`); `messaging_limit_tier`
+    /// follows ([`cloud::legacy_tier`]).
+    pub fn set_tier(&self, number_id: &str, tier: &str) {
+        self.with_number(number_id, |n| n.tier = tier.to_string());
+    }
+
+    /// Sets a number's `status` (`CONNECTED`, `FLAGGED`, `RESTRICTED`, `BANNED`, …).
+    pub fn set_phone_status(&self, number_id: &str, status: &str) {
+        self.with_number(number_id, |n| n.status = status.to_string());
+    }
+
+    /// Sets a number's `name_status` (`APPROVED`, `PENDING_REVIEW`, `DECLINED`, …).
+    pub fn set_name_status(&self, number_id: &str, status: &str) {
+        self.with_number(number_id, |n| n.name_status = status.to_string());
+    }
+
+    /// Sets a number's `throughput.level` (`STANDARD`, `HIGH`, …).
+    pub fn set_throughput(&self, number_id: &str, level: &str) {
+        self.with_number(number_id, |n| n.throughput = level.to_string());
+    }
+
+    /// Sets a template's `status` (`APPROVED`, `PAUSED`, `DISABLED`, …); its
+    /// `MESSAGE_TEMPLATE` health follows: `AVAILABLE` when approved, else `BLOCKED` (141002).
+    pub fn set_template_status(&self, template_id: &str, status: &str) {
+        self.with_template(template_id, |t| t.set_status(status));
+    }
+
+    /// Sets a template's quality (`GREEN`, `YELLOW`, `RED`, `UNKNOWN`), in its
+    /// `quality_score` shape.
+    pub fn set_template_quality(&self, template_id: &str, quality: &str) {
+        self.with_template(template_id, |t| t.quality = quality.to_string());
+    }
+
+    /// Removes a template from the templates edge and the template node.
+    pub fn remove_template(&self, template_id: &str) {
+        if !self.lock().cloud.remove_template(template_id) {
+            tracing::debug!(template_id, "simulator: no template removed");
+        }
+    }
+
+    /// Adds a template at the end of the templates edge (quality `UNKNOWN`, health as its
+    /// status), or updates the template with that id.
+    pub fn add_template(
+        &self,
+        template_id: &str,
+        name: &str,
+        language: &str,
+        category: &str,
+        status: &str,
+    ) {
+        self.lock()
+            .cloud
+            .add_template(template_id, name, language, category, status);
+    }
+
+    /// The template ids, in the order of the templates edge.
+    pub fn template_ids(&self) -> Vec<String> {
+        self.lock()
+            .cloud
+            .templates
+            .iter()
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
+    /// Sets a Kapso config's `status` (`healthy`, `degraded`, `unhealthy`, `error`, or
+    /// anything else) and its `error` message (the `error` status without one gets
+    /// [`cloud::KAPSO_DEFAULT_ERROR`]).
+    pub fn set_kapso_status(&self, config_id: &str, status: &str, error: Option<&str>) {
+        self.with_kapso(config_id, |k| k.set_status(status, error));
+    }
+
+    /// Subscribes or unsubscribes a Kapso config's webhook (`webhook_subscription`).
+    pub fn set_webhook_subscribed(&self, config_id: &str, subscribed: bool) {
+        self.with_kapso(config_id, |k| k.webhook_subscribed = subscribed);
+    }
+
+    /// Marks a Kapso config's webhook verified or not (`webhook_verified`).
+    pub fn set_webhook_verified(&self, config_id: &str, verified: bool) {
+        self.with_kapso(config_id, |k| k.webhook_verified = verified);
+    }
+
+    /// Sets the Graph API usage percentages: `call_count_percent` of
+    /// `x-business-use-case-usage` (100 or more: error 80008) and `app_percent` of
+    /// `x-app-usage` (100 or more: error 4).
+    pub fn set_graph_usage(&self, call_count_percent: u32, app_percent: u32) {
+        let mut state = self.lock();
+        state.cloud.business_usage = call_count_percent;
+        state.cloud.app_usage = app_percent;
+    }
+
+    /// Injects (or with `None` clears) a fault on one kind of Graph API request.
+    pub fn set_graph_fault(&self, kind: GraphEndpoint, fault: Option<GraphFault>) {
+        self.lock().graph_faults[kind.index()] = fault;
+    }
+
+    /// Injects (or with `None` clears) a fault on 360dialog: `api_key` `None` names every
+    /// channel, `Some(key)` the channel of that key (unknown keys are ignored).
+    pub fn set_dialog360_fault(&self, api_key: Option<&str>, fault: Option<Fault>) {
+        let channel = api_key.map(|k| self.dialog360_channel(k));
+        let mut state = self.lock();
+        for (i, slot) in state.dialog360_faults.iter_mut().enumerate() {
+            if channel.is_none_or(|c| c == Some(i)) {
+                *slot = fault.clone();
+            }
+        }
+    }
+
+    /// Injects (or with `None` clears) a fault on Kapso: `config_id` `None` names every
+    /// config, `Some(id)` that config (unknown ids are ignored).
+    pub fn set_kapso_fault(&self, config_id: Option<&str>, fault: Option<Fault>) {
+        let config = config_id.map(|c| self.kapso_config(c));
+        let mut state = self.lock();
+        for (i, slot) in state.kapso_faults.iter_mut().enumerate() {
+            if config.is_none_or(|c| c == Some(i)) {
+                *slot = fault.clone();
+            }
+        }
+    }
+
+    /// Graph API requests of a kind (those naming a known node), rejected ones (190,
+    /// 80008, 4, method) included.
+    pub fn graph_requests(&self, kind: GraphEndpoint) -> u64 {
+        self.inner.graph_requests[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// Requests on `/360dialog/health_status`, rejected ones (405, 401, 400) included.
+    pub fn dialog360_requests(&self) -> u64 {
+        self.inner.dialog360_requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests on `/kapso/api/v1/whatsapp_configs/{id}/health`, rejected ones (405, 401,
+    /// 404) included.
+    pub fn kapso_requests(&self) -> u64 {
+        self.inner.kapso_requests.load(Ordering::Relaxed)
+    }
+
     async fn handle(
         self,
         req: Request<Incoming>,
         mut shutdown: watch::Receiver<bool>,
+        local: Option<SocketAddr>,
     ) -> Result<Response<SimBody>, io::Error> {
         // `prepare` is synchronous: the state lock is never held across an await.
-        match self.prepare(&req) {
+        match self.prepare(&req, local) {
             Action::Respond(resp) => Ok(resp),
             Action::Slow(delay, resp) => tokio::select! {
                 _ = tokio::time::sleep(delay) => Ok(resp),
@@ -720,8 +1103,17 @@ impl Simulator {
         }
     }
 
-    fn prepare(&self, req: &Request<Incoming>) -> Action {
+    fn prepare(&self, req: &Request<Incoming>, local: Option<SocketAddr>) -> Action {
         let path = req.uri().path();
+        if let Some(rest) = under(path, "graph") {
+            return self.prepare_graph(req, rest, &authority(req, local));
+        }
+        if let Some(rest) = under(path, "360dialog") {
+            return self.prepare_dialog360(req, rest);
+        }
+        if let Some(rest) = under(path, "kapso") {
+            return self.prepare_kapso(req, rest);
+        }
         let Some((cluster, endpoint)) = route(path) else {
             let shown: String = path.chars().take(200).collect();
             let meta = self.meta();
@@ -787,116 +1179,41 @@ impl Simulator {
         }
 
         let fault = state.faults[c][e].clone();
-        let shape = match fault {
-            Some(Fault::MissingField) => onprem::Shape::MissingField,
-            Some(Fault::NullField) => onprem::Shape::NullField,
-            Some(Fault::UnknownValue) => onprem::Shape::UnknownValue,
-            _ => onprem::Shape::Normal,
-        };
-        let payload =
-            |state: &mut State| self.payload(state, cluster, endpoint, shape, meta_of(state));
-        let action = match fault {
-            None
-            | Some(Fault::MissingField)
-            | Some(Fault::NullField)
-            | Some(Fault::UnknownValue) => {
-                Action::Respond(json_response(StatusCode::OK, &payload(&mut state)))
-            }
-            Some(Fault::MalformedJson) => {
-                let text = to_bytes(&payload(&mut state));
-                let broken = match text.iter().position(|&b| b == b':') {
-                    Some(i) => [&text[..i], &text[i + 1..]].concat(),
-                    None => b"{".to_vec(),
-                };
-                Action::Respond(body_response(
-                    StatusCode::OK,
-                    "application/json",
-                    broken.into(),
-                ))
-            }
-            Some(Fault::Truncated) => {
-                let full = to_bytes(&payload(&mut state));
-                let len = full.len();
-                let head = Bytes::from(full).slice(..len / 2);
-                let mut resp = Response::new(SimBody::truncated(head));
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                resp.headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-                Action::Respond(resp)
-            }
-            Some(Fault::WrongContentType) => Action::Respond(body_response(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                to_bytes(&payload(&mut state)).into(),
-            )),
-            Some(Fault::EmptyBody) => Action::Respond(body_response(
-                StatusCode::OK,
-                "application/json",
-                Bytes::new(),
-            )),
-            Some(Fault::ErrorEnvelope {
-                status,
-                code,
-                title,
-            }) => Action::Respond(envelope(
-                status_or_500(status),
-                code,
-                &title,
-                "Injected by the simulator",
-                meta,
-            )),
-            Some(Fault::Status(status)) => {
-                let status = status_or_500(status);
-                let line = format!(
-                    "{} {}",
-                    status.as_u16(),
-                    status.canonical_reason().unwrap_or("Error")
-                );
-                let html = format!(
-                    "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n\
-                     <center><h1>{line}</h1></center>\r\n<hr><center>nginx</center>\r\n\
-                     </body>\r\n</html>\r\n"
-                );
-                Action::Respond(body_response(status, "text/html", html.into()))
-            }
-            Some(Fault::TooManyRequests { retry_after }) => {
-                let mut resp = envelope(
+        let shape = shape_of(fault.as_ref());
+        let action = answer_with_fault(
+            fault.as_ref(),
+            || {
+                let payload = self.payload(&mut state, cluster, endpoint, shape, meta.clone());
+                (StatusCode::OK, payload)
+            },
+            |reply| match reply {
+                FaultReply::Error {
+                    status,
+                    code,
+                    title,
+                } => envelope(
+                    status,
+                    code,
+                    title,
+                    "Injected by the simulator",
+                    meta.clone(),
+                ),
+                FaultReply::TooManyRequests => envelope(
                     StatusCode::TOO_MANY_REQUESTS,
                     1015,
                     "Too many requests",
                     "Request rate limit exceeded",
-                    meta,
-                );
-                set_retry_after(&mut resp, retry_after.as_deref());
-                Action::Respond(resp)
-            }
-            Some(Fault::ServiceUnavailable { retry_after }) => {
-                let mut resp = envelope(
+                    meta.clone(),
+                ),
+                FaultReply::ServiceUnavailable => envelope(
                     StatusCode::SERVICE_UNAVAILABLE,
                     1016,
                     "System overloaded",
                     "The Coreapp is under heavy load",
-                    meta,
-                );
-                set_retry_after(&mut resp, retry_after.as_deref());
-                Action::Respond(resp)
-            }
-            Some(Fault::Hang) => Action::Hang,
-            Some(Fault::Slow(delay)) => {
-                Action::Slow(delay, json_response(StatusCode::OK, &payload(&mut state)))
-            }
-            Some(Fault::OversizedBody(size)) => {
-                let body = padded(payload(&mut state), size.min(MAX_OVERSIZED_BODY));
-                Action::Respond(body_response(
-                    StatusCode::OK,
-                    "application/json",
-                    body.into(),
-                ))
-            }
-        };
+                    meta.clone(),
+                ),
+            },
+        );
         drop(state);
         action
     }
@@ -1026,10 +1343,165 @@ fn route(path: &str) -> Option<(Cluster, Endpoint)> {
     Some((cluster, endpoint))
 }
 
+/// The rest of `path` when it is `/{prefix}` or below it (`""` or `/…`).
+fn under<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix('/')?.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// The `host:port` the client used (absolute URI or `Host`), else the connection's local
+/// address: where the Graph API's paging links point.
+fn authority(req: &Request<Incoming>, local: Option<SocketAddr>) -> String {
+    req.uri()
+        .authority()
+        .cloned()
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<hyper::http::uri::Authority>().ok())
+        })
+        .map(|a| a.to_string())
+        .filter(|a| !a.is_empty() && !a.contains('@'))
+        .or_else(|| local.map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 enum Action {
     Respond(Response<SimBody>),
     Slow(Duration, Response<SimBody>),
     Hang,
+}
+
+impl Action {
+    /// Changes the response, if there is one.
+    fn map_response(mut self, f: impl FnOnce(&mut Response<SimBody>)) -> Action {
+        match &mut self {
+            Action::Respond(resp) | Action::Slow(_, resp) => f(resp),
+            Action::Hang => {}
+        }
+        self
+    }
+}
+
+/// The answers some faults build, for each API to word in its own envelope.
+pub(crate) enum FaultReply<'a> {
+    /// [`Fault::ErrorEnvelope`], its status already checked.
+    Error {
+        status: StatusCode,
+        code: i64,
+        title: &'a str,
+    },
+    /// [`Fault::TooManyRequests`]: a 429.
+    TooManyRequests,
+    /// [`Fault::ServiceUnavailable`]: a 503.
+    ServiceUnavailable,
+}
+
+/// The payload shape a fault asks for.
+fn shape_of(fault: Option<&Fault>) -> onprem::Shape {
+    match fault {
+        Some(Fault::MissingField) => onprem::Shape::MissingField,
+        Some(Fault::NullField) => onprem::Shape::NullField,
+        Some(Fault::UnknownValue) => onprem::Shape::UnknownValue,
+        _ => onprem::Shape::Normal,
+    }
+}
+
+/// The answer of a request that passed its API's checks: the normal `payload` (status and
+/// body, already shaped by [`shape_of`]), or what `fault` makes of it. `reply` words the
+/// error answers of some faults. `payload` is only called when the answer needs it.
+fn answer_with_fault(
+    fault: Option<&Fault>,
+    payload: impl FnOnce() -> (StatusCode, Value),
+    reply: impl FnOnce(FaultReply<'_>) -> Response<SimBody>,
+) -> Action {
+    match fault {
+        None | Some(Fault::MissingField) | Some(Fault::NullField) | Some(Fault::UnknownValue) => {
+            let (status, body) = payload();
+            Action::Respond(json_response(status, &body))
+        }
+        Some(Fault::MalformedJson) => {
+            let (status, body) = payload();
+            let text = to_bytes(&body);
+            let broken = match text.iter().position(|&b| b == b':') {
+                Some(i) => [&text[..i], &text[i + 1..]].concat(),
+                None => b"{".to_vec(),
+            };
+            Action::Respond(body_response(status, "application/json", broken.into()))
+        }
+        Some(Fault::Truncated) => {
+            let (status, body) = payload();
+            let full = to_bytes(&body);
+            let len = full.len();
+            let head = Bytes::from(full).slice(..len / 2);
+            let mut resp = Response::new(SimBody::truncated(head));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            Action::Respond(resp)
+        }
+        Some(Fault::WrongContentType) => {
+            let (status, body) = payload();
+            Action::Respond(body_response(
+                status,
+                "text/html; charset=utf-8",
+                to_bytes(&body).into(),
+            ))
+        }
+        Some(Fault::EmptyBody) => Action::Respond(body_response(
+            StatusCode::OK,
+            "application/json",
+            Bytes::new(),
+        )),
+        Some(Fault::ErrorEnvelope {
+            status,
+            code,
+            title,
+        }) => Action::Respond(reply(FaultReply::Error {
+            status: status_or_500(*status),
+            code: *code,
+            title,
+        })),
+        Some(Fault::Status(status)) => {
+            let status = status_or_500(*status);
+            let line = format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Error")
+            );
+            let html = format!(
+                "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n\
+                 <center><h1>{line}</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                 </body>\r\n</html>\r\n"
+            );
+            Action::Respond(body_response(status, "text/html", html.into()))
+        }
+        Some(Fault::TooManyRequests { retry_after }) => {
+            let mut resp = reply(FaultReply::TooManyRequests);
+            set_retry_after(&mut resp, retry_after.as_deref());
+            Action::Respond(resp)
+        }
+        Some(Fault::ServiceUnavailable { retry_after }) => {
+            let mut resp = reply(FaultReply::ServiceUnavailable);
+            set_retry_after(&mut resp, retry_after.as_deref());
+            Action::Respond(resp)
+        }
+        Some(Fault::Hang) => Action::Hang,
+        Some(Fault::Slow(delay)) => {
+            let (status, body) = payload();
+            Action::Slow(*delay, json_response(status, &body))
+        }
+        Some(Fault::OversizedBody(size)) => {
+            let (status, body) = payload();
+            let body = padded(body, (*size).min(MAX_OVERSIZED_BODY));
+            Action::Respond(body_response(status, "application/json", body.into()))
+        }
+    }
 }
 
 async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
@@ -1149,6 +1621,22 @@ impl SimulatorHandle {
     /// The base URL of a cluster, e.g. `http://127.0.0.1:40123/ha`.
     pub fn base_url(&self, cluster: Cluster) -> String {
         format!("http://{}/{}", self.addr, cluster.as_str())
+    }
+
+    /// The base URL of the Graph API, e.g. `http://127.0.0.1:40123/graph` (the version
+    /// follows: `…/graph/v24.0/{node}`).
+    pub fn graph_base_url(&self) -> String {
+        format!("http://{}/graph", self.addr)
+    }
+
+    /// The base URL of 360dialog, e.g. `http://127.0.0.1:40123/360dialog`.
+    pub fn dialog360_base_url(&self) -> String {
+        format!("http://{}/360dialog", self.addr)
+    }
+
+    /// The base URL of Kapso, e.g. `http://127.0.0.1:40123/kapso`.
+    pub fn kapso_base_url(&self) -> String {
+        format!("http://{}/kapso", self.addr)
     }
 
     /// The simulator, to drive its state.
