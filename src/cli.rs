@@ -243,22 +243,36 @@ pub async fn termination() {
     }
 }
 
-/// The demo's configuration: one target of each On-Premises shape against the simulator,
-/// with the simulator's own (public) demo credentials.
+/// The demo's configuration: one target of each type against the simulator, with the
+/// simulator's own (public) demo credentials.
 pub fn demo_config(simulator: &crate::simulator::SimulatorHandle, interval: Duration) -> String {
+    use crate::simulator::cloud;
     let options = simulator.simulator().options();
+    let discovery = humantime::format_duration(interval * 6);
     let interval = humantime::format_duration(interval);
     format!(
         "global:\n  interval: {interval}\n  timeout: {interval}\ntargets:\n\
          - name: onprem-single\n  type: onprem\n  base_url: {single}\n  api_key: {key}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: single\n\
          - name: onprem-ha\n  type: onprem\n  base_url: {ha}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: ha\n\
-         - name: onprem-multiconnect\n  type: onprem\n  base_url: {mc}\n  api_key: {key}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: multiconnect\n",
+         - name: onprem-multiconnect\n  type: onprem\n  base_url: {mc}\n  api_key: {key}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: multiconnect\n\
+         - name: cloud-acme\n  type: cloud_api\n  base_url: {graph}\n  access_token: {graph_token}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: {discovery}\n  labels:\n    site: demo\n\
+         - name: dialog360-sales\n  type: dialog360\n  base_url: {d360}\n  api_key: {d360_key}\n  labels:\n    site: demo\n\
+         - name: kapso-support\n  type: kapso\n  base_url: {kapso}\n  api_key: {kapso_key}\n  config_id: {kapso_config}\n  labels:\n    site: demo\n",
         single = simulator.base_url(Cluster::Single),
         ha = simulator.base_url(Cluster::Ha),
         mc = simulator.base_url(Cluster::Multiconnect),
         key = options.api_key,
         user = options.username,
         password = options.password,
+        graph = simulator.graph_base_url(),
+        graph_token = options.graph_token,
+        waba = cloud::WABA_ID,
+        number = cloud::PHONE_NUMBER_IDS[0],
+        d360 = simulator.dialog360_base_url(),
+        d360_key = options.dialog360_api_keys.get(1).map_or("", String::as_str),
+        kapso = simulator.kapso_base_url(),
+        kapso_key = options.kapso_api_key,
+        kapso_config = options.kapso_config_ids.first().map_or("", String::as_str),
     )
 }
 
@@ -274,6 +288,15 @@ async fn demo(
     .spawn(&args.simulator_address)
     .await
     .with_context(|| format!("cannot start the simulator on {}", args.simulator_address))?;
+    // Two numbers stay LIMITED and BLOCKED throughout, so every series of the contract
+    // (the error and limitation info among them) is on /metrics while the scenario plays.
+    let numbers = crate::simulator::cloud::PHONE_NUMBER_IDS;
+    simulator
+        .simulator()
+        .set_phone_health(numbers[1], "LIMITED", None);
+    simulator
+        .simulator()
+        .set_phone_health(numbers[2], "BLOCKED", None);
     let config_text = demo_config(&simulator, args.interval);
     let config = Config::parse(&config_text, std::path::Path::new("<demo>"))?;
     let listener = bind(listen_address.as_deref().unwrap_or("127.0.0.1:10109")).await?;
@@ -324,6 +347,23 @@ fn print_simulator(handle: &crate::simulator::SimulatorHandle) {
     println!(
         "  onprem credentials:  api_key {}  username {}  password {}",
         options.api_key, options.username, options.password
+    );
+    println!(
+        "  cloud_api            base_url {}  access_token {}  waba_id {}",
+        handle.graph_base_url(),
+        options.graph_token,
+        crate::simulator::cloud::WABA_ID
+    );
+    println!(
+        "  dialog360            base_url {}  api_key {}",
+        handle.dialog360_base_url(),
+        options.dialog360_api_keys.join(", ")
+    );
+    println!(
+        "  kapso                base_url {}  api_key {}  config_id {}",
+        handle.kapso_base_url(),
+        options.kapso_api_key,
+        options.kapso_config_ids.join(", ")
     );
 }
 

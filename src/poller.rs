@@ -356,14 +356,17 @@ impl Runner {
             if let Some(at) = endpoint.last_success {
                 poll.push(Family::LastPollSuccess, &labels, onprem::unix_seconds(at));
             }
-            for (reason, count) in &endpoint.errors {
-                poll.push(
-                    Family::PollErrors,
-                    &[("endpoint", endpoint.name), ("reason", reason.as_str())],
-                    *count as f64,
-                );
-            }
-            if endpoint.upstream_errors > 0 {
+            // Every reason from the first poll on, at 0 until it happens: increase() then
+            // sees the first error of a reason too.
+            if endpoint.success.is_some() {
+                for reason in Reason::ALL {
+                    let count = endpoint.errors.get(&reason).copied().unwrap_or(0);
+                    poll.push(
+                        Family::PollErrors,
+                        &[("endpoint", endpoint.name), ("reason", reason.as_str())],
+                        count as f64,
+                    );
+                }
                 poll.push(
                     Family::UpstreamErrors,
                     &labels,

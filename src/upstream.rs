@@ -28,6 +28,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Reason::Timeout,
+        Reason::Connect,
+        Reason::Tls,
+        Reason::HttpStatus,
+        Reason::Unauthorized,
+        Reason::RateLimited,
+        Reason::Unavailable,
+        Reason::Decode,
+        Reason::BodyTooLarge,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Timeout => "timeout",

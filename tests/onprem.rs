@@ -58,6 +58,10 @@ async fn single_instance_exact_lines() {
         "whatsapp_schema_version{target=\"single\",node=\"\",schema=\"message\"} 12",
         "whatsapp_schema_version{target=\"single\",node=\"\",schema=\"axolotl\"} 3",
         "whatsapp_multiconnect_enabled{target=\"single\",node=\"\"} 0",
+        // Every reason is there from the first poll, at 0.
+        "whatsapp_poll_errors_total{target=\"single\",endpoint=\"health\",reason=\"timeout\"} 0",
+        "whatsapp_poll_errors_total{target=\"single\",endpoint=\"support\",reason=\"body_too_large\"} 0",
+        "whatsapp_upstream_errors_total{target=\"single\",endpoint=\"health\"} 0",
         "whatsapp_build_info{target=\"single\",node=\"\",version=\"v2.53.2\",db_engine=\"MYSQL\",os_name=\"ubuntu-x86_64\",os_version=\"20.04\"} 1",
     ] {
         assert!(has_line(&metrics, line), "missing {line}\n{metrics}");
@@ -262,10 +266,7 @@ async fn login_token_renewed_before_expiry_and_after_revocation() {
         .await;
     assert!(sim.logins(Cluster::Ha) >= 2);
     // Renewal happens before expiry: no poll was refused.
-    assert!(
-        !metrics.contains("whatsapp_poll_errors_total{target=\"ha\""),
-        "{metrics}"
-    );
+    assert_eq!(common::poll_errors(&metrics, "ha"), 0.0, "{metrics}");
     // A revoked token: one new login, the poll still succeeds, nothing counted.
     let logins = sim.logins(Cluster::Ha);
     let support_requests = sim.requests(Cluster::Ha, Endpoint::Support);
@@ -283,7 +284,7 @@ async fn login_token_renewed_before_expiry_and_after_revocation() {
         has_line(&metrics, "whatsapp_up{target=\"ha\"} 1"),
         "{metrics}"
     );
-    assert!(!metrics.contains("whatsapp_poll_errors_total{target=\"ha\""));
+    assert_eq!(common::poll_errors(&metrics, "ha"), 0.0, "{metrics}");
     run.stop().await;
 }
 

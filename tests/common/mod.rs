@@ -193,3 +193,39 @@ pub enum Auth {
 pub fn global(interval: &str) -> String {
     format!("global:\n  interval: {interval}\n  timeout: {interval}\ntargets:\n")
 }
+
+/// `promtool check metrics` on a real exposition: no finding, exit 0.
+pub fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (tests/run.sh installs Debian's prometheus package)");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("write to promtool");
+    let out = promtool.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// All poll errors counted for `target`, over every endpoint and reason.
+pub fn poll_errors(metrics: &str, target: &str) -> f64 {
+    let prefix = format!("whatsapp_poll_errors_total{{target=\"{target}\",");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
