@@ -27,6 +27,8 @@ use crate::self_metrics::{REVISION, VERSION};
 const MAX_CONNECTIONS: usize = 512;
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish their request at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct WebOptions {
@@ -41,7 +43,8 @@ impl Default for WebOptions {
     }
 }
 
-/// Serves until `shutdown` resolves; connections in flight are then dropped.
+/// Serves until `shutdown` resolves. Open connections then finish the request in hand and
+/// close (keep-alive connections too), within [`SHUTDOWN_GRACE`].
 pub async fn serve(
     listener: TcpListener,
     exporter: Arc<Exporter>,
@@ -50,17 +53,21 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let options = Arc::new(options);
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Reap finished connection tasks so the set does not grow.
+        while tasks.try_join_next().is_some() {}
         let permit = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             permit = Arc::clone(&connections).acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => return Ok(()),
+                Err(_) => break,
             },
         };
         let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -72,7 +79,8 @@ pub async fn serve(
         };
         let exporter = Arc::clone(&exporter);
         let options = Arc::clone(&options);
-        tokio::spawn(async move {
+        let mut closed = closed.clone();
+        tasks.spawn(async move {
             let service = service_fn(move |request| {
                 let exporter = Arc::clone(&exporter);
                 let options = Arc::clone(&options);
@@ -82,12 +90,32 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = closed.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
         });
     }
+    drop(listener);
+    let _ = closing.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::debug!("connections still open after the grace period: dropping them");
+        tasks.abort_all();
+    }
+    Ok(())
 }
 
 async fn route(

@@ -442,3 +442,27 @@ async fn binary_reloads_on_sighup() {
     );
     simulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_closes_keep_alive_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let run = common::start(SimulatorOptions::default(), |_| "targets: []\n".into()).await;
+    let address = run.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = vec![0u8; 1024];
+    let n = stream.read(&mut buffer).await.unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    // The connection is idle and kept alive; stopping the server must close it, or a
+    // scraper would go on scraping a stopped exporter.
+    let started = Instant::now();
+    run.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let read = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buffer))
+        .await
+        .expect("the connection is closed, not left open");
+    assert_eq!(read.unwrap_or(0), 0, "the connection still answers");
+}
