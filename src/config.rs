@@ -520,9 +520,12 @@ impl RawTarget {
             Some(id) if !id.0.is_empty() => id.0.clone(),
             _ => return Err("config_id is required for type kapso".into()),
         };
-        if config_id.contains(['/', '?', '#']) {
+        if !config_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(format!(
-                "config_id {config_id:?} must not contain '/', '?' or '#'"
+                "config_id {config_id:?} may hold only letters, digits, '-' and '_'"
             ));
         }
         Ok(KapsoTarget { api_key, config_id })
@@ -566,7 +569,10 @@ impl RawTarget {
         let discovery_interval = self
             .discovery_interval
             .map_or(defaults::DISCOVERY_INTERVAL, |d| d.0);
-        if discovery_interval < interval {
+        if self.discovery_interval.is_some() && !discover {
+            return Err("discovery_interval needs discover: true".into());
+        }
+        if discover && discovery_interval < interval {
             return Err(format!(
                 "discovery_interval ({}) must not be shorter than interval ({})",
                 humantime::format_duration(discovery_interval),
@@ -700,6 +706,10 @@ fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
 /// `v24.0` -> (24, 0).
 fn parse_api_version(text: &str) -> Option<(u32, u32)> {
     let (major, minor) = text.strip_prefix('v')?.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(major) || !digits(minor) {
+        return None;
+    }
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
@@ -765,16 +775,16 @@ struct Id(String);
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(EnvString),
+        match serde_yaml::Value::deserialize(deserializer)? {
+            serde_yaml::Value::Number(n) if n.as_u64().is_some() => Ok(Id(n.to_string())),
+            serde_yaml::Value::String(text) => expand_env(&text, |name| std::env::var(name).ok())
+                .map(Id)
+                .map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "expected an id (a string or a whole number), not {}",
+                serde_yaml::to_string(&other).unwrap_or_default().trim()
+            ))),
         }
-        Ok(Id(match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => n.to_string(),
-            Raw::Text(text) => text.0,
-        }))
     }
 }
 
@@ -920,6 +930,24 @@ mod tests {
             err.ends_with("config_id is required for type kapso"),
             "{err}"
         );
+        let err = parse(
+            "targets:\n  - name: k\n    type: kapso\n    api_key: k\n    config_id: \"..\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.ends_with("config_id \"..\" may hold only letters, digits, '-' and '_'"),
+            "{err}"
+        );
+        let err = parse(
+            "targets:\n  - name: c\n    type: cloud_api\n    access_token: t\n    waba_id: -5\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("expected an id (a string or a whole number), not -5"),
+            "{err}"
+        );
+        // A long cloud_api interval without discovery needs no discovery_interval.
+        assert!(parse("targets:\n  - name: c\n    type: cloud_api\n    access_token: t\n    waba_id: 1\n    interval: 15m\n").is_ok());
     }
 
     #[test]
@@ -948,8 +976,16 @@ mod tests {
                 "phone_number_ids lists 1 twice",
             ),
             (
-                "    waba_id: 1\n    discovery_interval: 10s\n",
+                "    waba_id: 1\n    discover: true\n    discovery_interval: 10s\n",
                 "discovery_interval (10s) must not be shorter than interval (30s)",
+            ),
+            (
+                "    waba_id: 1\n    discovery_interval: 1h\n",
+                "discovery_interval needs discover: true",
+            ),
+            (
+                "    waba_id: 1\n    api_version: v+24.0\n",
+                "api_version \"v+24.0\" is not of the form v24.0",
             ),
         ];
         for (extra, expected) in cases {

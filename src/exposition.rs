@@ -82,7 +82,7 @@ families! {
     UpstreamErrors => "whatsapp_upstream_errors_total", Counter,
         "Errors the upstream reported inside an otherwise good answer (Kapso's error field).";
     GraphApiUsage => "whatsapp_graph_api_usage_ratio", Gauge,
-        "Graph API rate-limit usage from the x-business-use-case-usage and x-app-usage headers, 0..1 (1 = throttled).";
+        "Graph API rate-limit usage from the x-business-use-case-usage and x-app-usage headers, as a ratio: 1 is the limit (Meta throttles there).";
     MessagingHealthStatus => "whatsapp_messaging_health_status", Gauge,
         "Overall can_send_message of the target (AVAILABLE, LIMITED, BLOCKED); 1 marks the current one.";
     CanSendMessage => "whatsapp_can_send_message", Gauge,

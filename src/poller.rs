@@ -232,6 +232,7 @@ impl Runner {
         let config = Arc::clone(&self.state.config);
         let mut retry_after: Option<Duration> = None;
         let mut rate_limited = false;
+        self.client.begin_cycle();
         for index in 0..self.endpoints.len() {
             let started = Instant::now();
             let result =
@@ -304,7 +305,8 @@ impl Runner {
                         );
                     }
                     endpoint.success = Some(false);
-                    let slow_down = err.reason == Reason::RateLimited;
+                    // Rate limited, or told the service is down for now: back off.
+                    let slow_down = matches!(err.reason, Reason::RateLimited | Reason::Unavailable);
                     if slow_down {
                         rate_limited = true;
                         retry_after = retry_after.max(err.retry_after);

@@ -83,6 +83,13 @@ impl Client {
         }
     }
 
+    /// Called before each poll cycle.
+    pub fn begin_cycle(&mut self) {
+        if let Client::CloudApi(c) = self {
+            c.begin_cycle();
+        }
+    }
+
     /// How many intervals to wait before the next poll: more than one while the upstream's
     /// rate-limit budget is nearly spent.
     pub fn interval_factor(&mut self) -> u32 {

@@ -31,8 +31,10 @@ pub struct GraphClient {
     body_limit: u64,
     discovered: Vec<String>,
     last_discovery: Option<Instant>,
-    /// Latest usage per (business object, usage type, measure), from the response headers.
-    usage: BTreeMap<(String, String, String), f64>,
+    /// Latest usage per (business object, usage type, measure), from the response headers,
+    /// with the poll cycle that saw it: a figure no answer repeated for a whole cycle goes.
+    usage: BTreeMap<(String, String, String), (f64, u64)>,
+    cycle: u64,
     slowdown: u32,
 }
 
@@ -46,6 +48,7 @@ impl GraphClient {
             discovered: Vec::new(),
             last_discovery: None,
             usage: BTreeMap::new(),
+            cycle: 0,
             slowdown: 1,
         }
     }
@@ -72,7 +75,7 @@ impl GraphClient {
         let usage: Vec<payload::Usage> = self
             .usage
             .iter()
-            .map(|((object, kind, measure), ratio)| payload::Usage {
+            .map(|((object, kind, measure), (ratio, _))| payload::Usage {
                 business_object_id: object.clone(),
                 usage_type: kind.clone(),
                 measure: measure.clone(),
@@ -85,7 +88,11 @@ impl GraphClient {
     /// Doubles the wait between polls while any usage is at or above the threshold, up to
     /// [`MAX_SLOWDOWN`] intervals; back to one interval once all usage is below it.
     pub fn interval_factor(&mut self) -> u32 {
-        let peak = self.usage.values().copied().fold(0.0, f64::max);
+        let peak = self
+            .usage
+            .values()
+            .map(|(ratio, _)| *ratio)
+            .fold(0.0, f64::max);
         let previous = self.slowdown;
         self.slowdown = if peak >= self.config.usage_threshold {
             (self.slowdown * 2).clamp(2, MAX_SLOWDOWN)
@@ -102,6 +109,13 @@ impl GraphClient {
             );
         }
         self.slowdown
+    }
+
+    /// A new poll cycle: usage figures the last cycle did not see are dropped.
+    pub fn begin_cycle(&mut self) {
+        let last = self.cycle;
+        self.usage.retain(|_, (_, seen)| *seen == last);
+        self.cycle += 1;
     }
 
     pub async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
@@ -255,6 +269,7 @@ impl GraphClient {
         if !fetched.status.is_success() {
             return Err(graph_error(fetched.status, &fetched.headers, &fetched.body));
         }
+        check_content_type(fetched.headers.get(reqwest::header::CONTENT_TYPE))?;
         Ok(fetched.body)
     }
 
@@ -268,14 +283,27 @@ impl GraphClient {
             match result {
                 Ok(usage) => {
                     for u in usage {
-                        self.usage
-                            .insert((u.business_object_id, u.usage_type, u.measure), u.ratio);
+                        let key = (u.business_object_id, u.usage_type, u.measure);
+                        self.usage.insert(key, (u.ratio, self.cycle));
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "unreadable Graph API usage header"),
             }
         }
     }
+}
+
+/// Graph answers JSON, and older API versions label it `text/javascript`.
+fn check_content_type(value: Option<&reqwest::header::HeaderValue>) -> Result<(), PollError> {
+    let javascript = value.and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("text/javascript")
+    });
+    if javascript {
+        return Ok(());
+    }
+    upstream::check_json_content_type(value)
 }
 
 fn decode(e: PayloadError) -> PollError {
@@ -304,16 +332,22 @@ pub fn graph_error(status: reqwest::StatusCode, headers: &HeaderMap, body: &[u8]
         message.push_str(": ");
         message.push_str(&upstream::truncate(text, 200));
     }
-    let retry_after = (reason == Reason::RateLimited)
-        .then(|| {
-            headers
-                .get("x-business-use-case-usage")
-                .and_then(|v| v.to_str().ok())
-                .and_then(payload::regain_access_minutes)
-                .filter(|m| *m > 0.0)
-                .map(|m| Duration::from_secs_f64(m * 60.0))
-        })
-        .flatten();
+    // The longer of Retry-After and the usage header's estimated time to regain access.
+    let retry_after = if matches!(reason, Reason::RateLimited | Reason::Unavailable) {
+        let regain = headers
+            .get("x-business-use-case-usage")
+            .and_then(|v| v.to_str().ok())
+            .and_then(payload::regain_access_minutes)
+            .filter(|m| *m > 0.0)
+            .map(|m| Duration::from_secs_f64(m * 60.0));
+        let header = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| upstream::parse_retry_after(v, std::time::SystemTime::now()));
+        regain.max(header)
+    } else {
+        None
+    };
     PollError {
         reason,
         message,
@@ -354,6 +388,59 @@ mod tests {
         }
         let err = graph_error(StatusCode::BAD_GATEWAY, &headers, b"<html>");
         assert_eq!(err.reason, Reason::HttpStatus);
+    }
+
+    fn client(threshold: f64) -> GraphClient {
+        let text = format!(
+            "targets:\n  - name: c\n    type: cloud_api\n    access_token: t\n    waba_id: 1\n    usage_threshold: {threshold}\n"
+        );
+        let config = crate::config::Config::parse(&text, std::path::Path::new("t.yaml")).unwrap();
+        let target = &config.targets[0];
+        let crate::config::TargetKind::CloudApi(cloud) = &target.kind else {
+            panic!("not cloud_api");
+        };
+        GraphClient::new(reqwest::Client::new(), target, cloud)
+    }
+
+    fn usage_headers(percent: u32) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-business-use-case-usage",
+            HeaderValue::from_str(&format!(
+                r#"{{"1":[{{"type":"whatsapp_business_management","call_count":{percent},"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":0}}]}}"#
+            ))
+            .unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn slowdown_doubles_above_the_threshold_and_usage_expires() {
+        let mut client = client(0.8);
+        client.begin_cycle();
+        client.record_usage(&usage_headers(85));
+        assert_eq!(client.interval_factor(), 2);
+        client.begin_cycle();
+        client.record_usage(&usage_headers(90));
+        assert_eq!(client.interval_factor(), 4);
+        client.begin_cycle();
+        client.record_usage(&usage_headers(95));
+        assert_eq!(client.interval_factor(), 8);
+        client.begin_cycle();
+        client.record_usage(&usage_headers(99));
+        assert_eq!(client.interval_factor(), 8);
+        // A cycle whose answers carry no usage keeps the last figures once...
+        client.begin_cycle();
+        assert_eq!(client.interval_factor(), 8);
+        let mut out = Samples::new("c");
+        client.usage_samples(&mut out);
+        assert!(!out.is_empty());
+        // ...then they go, and so does the slowdown.
+        client.begin_cycle();
+        assert_eq!(client.interval_factor(), 1);
+        let mut out = Samples::new("c");
+        client.usage_samples(&mut out);
+        assert!(out.is_empty());
     }
 
     #[test]
