@@ -12,8 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::exporter::Exporter;
+use crate::exporter::{Exporter, Options};
 use crate::logging::{self, LogFormat, LogLevel};
+use crate::shard::Shard;
 use crate::simulator::{Cluster, Simulator, SimulatorOptions};
 use crate::web::{self, WebOptions};
 
@@ -60,6 +61,16 @@ pub struct Cli {
         global = true
     )]
     log_format: LogFormat,
+    /// Number of replicas the targets are sharded over.
+    #[arg(long = "shard.count", default_value_t = 1)]
+    shard_count: u32,
+    /// This replica's shard, 0 to shard.count - 1; a name ending in -<number> (a
+    /// StatefulSet pod name) gives its number.
+    #[arg(long = "shard.index", default_value = "0")]
+    shard_index: String,
+    /// Poll the targets in the background; with false, only /probe polls them.
+    #[arg(long = "poll.background", default_value_t = true, action = clap::ArgAction::Set)]
+    poll_background: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -115,7 +126,19 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            None => run(&cli.config_file, cli.listen_address, cli.telemetry_path).await,
+            None => {
+                let options = Options {
+                    shard: Shard::parse(&cli.shard_index, cli.shard_count)?,
+                    background: cli.poll_background,
+                };
+                run(
+                    &cli.config_file,
+                    cli.listen_address,
+                    cli.telemetry_path,
+                    options,
+                )
+                .await
+            }
             Some(Command::Demo(args)) => demo(args, cli.listen_address, cli.telemetry_path).await,
             Some(Command::Simulate(args)) => simulate(args, cli.listen_address).await,
         }
@@ -181,15 +204,20 @@ async fn run(
     config_file: &std::path::Path,
     listen_address: Option<String>,
     telemetry_path: String,
+    options: Options,
 ) -> anyhow::Result<()> {
     let config = Config::load(config_file)?;
     let listener = bind(listen_address.as_deref().unwrap_or(":10109")).await?;
-    let exporter = Exporter::start(config, Some(config_file.to_owned()))?;
+    let configured = config.targets.len();
+    let exporter = Exporter::start(config, Some(config_file.to_owned()), options)?;
     tracing::info!(
         version = LONG_VERSION,
         address = %listener.local_addr()?,
         config = %config_file.display(),
-        targets = exporter.targets().len(),
+        configured,
+        polled = exporter.targets().len(),
+        shard = %options.shard,
+        background = options.background,
         "whatsapp-exporter listening"
     );
     serve_until_signal(listener, exporter, telemetry_path).await
@@ -301,7 +329,7 @@ async fn demo(
     let config = Config::parse(&config_text, std::path::Path::new("<demo>"))?;
     let listener = bind(listen_address.as_deref().unwrap_or("127.0.0.1:10109")).await?;
     let address = listener.local_addr()?;
-    let exporter = Exporter::start(config, None)?;
+    let exporter = Exporter::start(config, None, Options::default())?;
     println!("whatsapp-exporter demo");
     println!("  metrics:      http://{address}{telemetry_path}");
     println!("  landing page: http://{address}/");
@@ -401,6 +429,20 @@ mod tests {
         assert_eq!(cli.log_level, LogLevel::Debug);
         assert_eq!(cli.log_format, LogFormat::Json);
         assert!(Cli::try_parse_from(["whatsapp-exporter", "--log.format=xml"]).is_err());
+        assert_eq!(cli.shard_count, 1);
+        assert!(cli.poll_background);
+        let sharded = Cli::try_parse_from([
+            "whatsapp-exporter",
+            "--shard.count=3",
+            "--shard.index=whatsapp-exporter-2",
+            "--poll.background=false",
+        ])
+        .unwrap();
+        assert_eq!(
+            Shard::parse(&sharded.shard_index, sharded.shard_count),
+            Ok(Shard { index: 2, count: 3 })
+        );
+        assert!(!sharded.poll_background);
         let demo = Cli::try_parse_from(["whatsapp-exporter", "demo", "--interval=2s"]).unwrap();
         assert!(
             matches!(demo.command, Some(Command::Demo(DemoArgs { interval, .. })) if interval == Duration::from_secs(2))

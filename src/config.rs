@@ -29,6 +29,8 @@ pub mod defaults {
     pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
     /// Rate-limit usage (0..1) above which a Cloud API target polls more slowly.
     pub const USAGE_THRESHOLD: f64 = 0.8;
+    /// How often the files named by `target_files` are checked for changes.
+    pub const TARGET_FILES_REFRESH: Duration = Duration::from_secs(30);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +51,10 @@ pub enum ConfigError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub global: Global,
+    /// Inline targets first, then those of the target files, file by file in name order.
     pub targets: Vec<Target>,
+    /// The `target_files` globs, resolved against the config file's directory.
+    pub target_files: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +64,7 @@ pub struct Global {
     pub stale_after: Option<Duration>,
     pub max_concurrent_polls: usize,
     pub body_size_limit: u64,
+    pub target_files_refresh_interval: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -236,7 +242,9 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    /// Parses and validates config text; `path` only names the source in errors.
+    /// Parses and validates config text, and reads the target files it names; `path`
+    /// names the source in errors, and relative `target_files` globs are resolved against
+    /// its directory.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
@@ -246,11 +254,71 @@ impl Config {
                 message: e.to_string(),
             })?
         };
-        raw.validate().map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })
+        let base = path.parent().unwrap_or(Path::new("."));
+        let patterns: Vec<String> = raw
+            .target_files
+            .iter()
+            .map(|pattern| {
+                let pattern = Path::new(&pattern.0);
+                if pattern.is_absolute() {
+                    pattern.display().to_string()
+                } else {
+                    base.join(pattern).display().to_string()
+                }
+            })
+            .collect();
+        let mut files = Vec::new();
+        for pattern in &patterns {
+            for file in target_file_paths(pattern).map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })? {
+                let text = std::fs::read_to_string(&file).map_err(|error| ConfigError::Read {
+                    path: file.clone(),
+                    error,
+                })?;
+                let targets: Vec<RawTarget> = if text.trim().is_empty() {
+                    Vec::new()
+                } else {
+                    serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+                        path: file.clone(),
+                        message: e.to_string(),
+                    })?
+                };
+                files.push((file, targets));
+            }
+        }
+        raw.validate(path, patterns, files)
     }
+}
+
+/// The files a `target_files` glob matches now, in name order.
+pub fn target_file_paths(pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let paths = glob::glob(pattern).map_err(|e| format!("target_files {pattern:?}: {e}"))?;
+    let mut files: Vec<PathBuf> = paths
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A fingerprint of what the target files say now: which files match and what they hold.
+/// The exporter re-reads them when it changes.
+pub fn target_files_fingerprint(patterns: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for pattern in patterns {
+        pattern.hash(&mut hasher);
+        for file in target_file_paths(pattern).unwrap_or_default() {
+            file.hash(&mut hasher);
+            match std::fs::read(&file) {
+                Ok(bytes) => bytes.hash(&mut hasher),
+                Err(e) => e.kind().to_string().hash(&mut hasher),
+            }
+        }
+    }
+    hasher.finish()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -263,6 +331,8 @@ struct RawConfig {
     global: RawGlobal,
     #[serde(default)]
     targets: Vec<RawTarget>,
+    #[serde(default)]
+    target_files: Vec<EnvString>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -273,6 +343,7 @@ struct RawGlobal {
     stale_after: Option<HumanDuration>,
     max_concurrent_polls: Option<usize>,
     body_size_limit: Option<ByteSize>,
+    target_files_refresh_interval: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,22 +394,75 @@ struct RawTls {
 const RESERVED_LABELS: [&str; 2] = ["target", "type"];
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, String> {
-        let interval = self.global.interval.map_or(defaults::INTERVAL, |d| d.0);
-        let timeout = self.global.timeout.map_or(defaults::TIMEOUT, |d| d.0);
+    fn validate(
+        self,
+        path: &Path,
+        target_files: Vec<String>,
+        files: Vec<(PathBuf, Vec<RawTarget>)>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |path: &Path, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let global = self
+            .global
+            .validate()
+            .map_err(|message| invalid(path, message))?;
+        let mut seen = HashSet::new();
+        let mut targets = Vec::with_capacity(self.targets.len());
+        let sources = std::iter::once((path.to_owned(), "targets", self.targets))
+            .chain(files.into_iter().map(|(file, list)| (file, "", list)));
+        for (source, prefix, list) in sources {
+            for (index, raw) in list.into_iter().enumerate() {
+                let name = raw.name.0.clone();
+                let context = format!("{prefix}[{index}] ({name:?})");
+                if name.is_empty() {
+                    return Err(invalid(
+                        &source,
+                        format!("{prefix}[{index}]: name must not be empty"),
+                    ));
+                }
+                if !seen.insert(name.clone()) {
+                    return Err(invalid(
+                        &source,
+                        format!("{context}: duplicate target name {name:?}"),
+                    ));
+                }
+                let target = raw
+                    .validate(&global)
+                    .map_err(|message| invalid(&source, format!("{context}: {message}")))?;
+                targets.push(target);
+            }
+        }
+        Ok(Config {
+            global,
+            targets,
+            target_files,
+        })
+    }
+}
+
+impl RawGlobal {
+    fn validate(self) -> Result<Global, String> {
+        let interval = self.interval.map_or(defaults::INTERVAL, |d| d.0);
+        let timeout = self.timeout.map_or(defaults::TIMEOUT, |d| d.0);
         let global = Global {
             interval,
             timeout,
-            stale_after: self.global.stale_after.map(|d| d.0),
+            stale_after: self.stale_after.map(|d| d.0),
             max_concurrent_polls: self
-                .global
                 .max_concurrent_polls
                 .unwrap_or(defaults::MAX_CONCURRENT_POLLS),
             body_size_limit: self
-                .global
                 .body_size_limit
                 .map_or(defaults::BODY_SIZE_LIMIT, |b| b.0),
+            target_files_refresh_interval: self
+                .target_files_refresh_interval
+                .map_or(defaults::TARGET_FILES_REFRESH, |d| d.0),
         };
+        if global.target_files_refresh_interval.is_zero() {
+            return Err("global.target_files_refresh_interval must be greater than 0".into());
+        }
         check_timing(
             "global",
             global.interval,
@@ -351,23 +475,7 @@ impl RawConfig {
         if global.max_concurrent_polls == 0 {
             return Err("global.max_concurrent_polls must be at least 1".into());
         }
-        let mut seen = HashSet::new();
-        let mut targets = Vec::with_capacity(self.targets.len());
-        for (index, raw) in self.targets.into_iter().enumerate() {
-            let name = raw.name.0.clone();
-            let context = format!("targets[{index}] ({name:?})");
-            if name.is_empty() {
-                return Err(format!("targets[{index}]: name must not be empty"));
-            }
-            if !seen.insert(name.clone()) {
-                return Err(format!("{context}: duplicate target name {name:?}"));
-            }
-            let target = raw
-                .validate(&global)
-                .map_err(|message| format!("{context}: {message}"))?;
-            targets.push(target);
-        }
-        Ok(Config { global, targets })
+        Ok(global)
     }
 }
 
@@ -868,6 +976,84 @@ mod tests {
             TargetKind::CloudApi(cloud) => cloud,
             other => panic!("not cloud_api: {other:?}"),
         }
+    }
+
+    #[test]
+    fn target_files_are_read_next_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::create_dir(dir.path().join("targets")).unwrap();
+        std::fs::write(
+            dir.path().join("targets/b.yaml"),
+            "- name: from-b\n  type: dialog360\n  api_key: k\n",
+        )
+        .unwrap();
+        // JSON is read as YAML.
+        std::fs::write(
+            dir.path().join("targets/a.json"),
+            r#"[{"name": "from-a", "type": "kapso", "api_key": "k", "config_id": "c1"}]"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("targets/empty.yaml"), "").unwrap();
+        let text = format!("{MINIMAL}target_files: [\"targets/*.yaml\", \"targets/*.json\"]\n");
+        let parsed = Config::parse(&text, &config).unwrap();
+        let names: Vec<&str> = parsed.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a", "from-b", "from-a"]);
+        assert_eq!(
+            parsed.target_files,
+            vec![
+                dir.path().join("targets/*.yaml").display().to_string(),
+                dir.path().join("targets/*.json").display().to_string()
+            ]
+        );
+        let before = target_files_fingerprint(&parsed.target_files);
+        assert_eq!(before, target_files_fingerprint(&parsed.target_files));
+        std::fs::write(
+            dir.path().join("targets/c.yaml"),
+            "- name: from-c\n  type: dialog360\n  api_key: k\n",
+        )
+        .unwrap();
+        assert_ne!(before, target_files_fingerprint(&parsed.target_files));
+    }
+
+    #[test]
+    fn target_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        let file = dir.path().join("t.yaml");
+        let text = format!("{MINIMAL}target_files: [t.yaml]\n");
+        std::fs::write(
+            &file,
+            "- name: x\n  type: dialog360\n  api_key: k\n  intervall: 5s\n",
+        )
+        .unwrap();
+        let err = Config::parse(&text, &config).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: .[0]: unknown field `intervall`",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("line 4"), "{err}");
+        std::fs::write(&file, "- name: a\n  type: dialog360\n  api_key: k\n").unwrap();
+        let err = Config::parse(&text, &config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: [0] (\"a\"): duplicate target name \"a\"",
+                file.display()
+            )
+        );
+        std::fs::write(&file, "- name: b\n  type: dialog360\n").unwrap();
+        let err = Config::parse(&text, &config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: [0] (\"b\"): api_key or api_key_file is required for type dialog360",
+                file.display()
+            )
+        );
     }
 
     #[test]

@@ -1,21 +1,42 @@
-//! The running exporter: the targets of the current config, each with its polling task,
-//! reloads that swap in a new config only when it is valid, and the `/metrics` body.
+//! The running exporter: the targets of the current config (those of its shard), each
+//! with its polling task, reloads that swap in a new config only when it is valid, target
+//! files re-read when they change, `/probe`, and the `/metrics` body.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::AbortHandle;
 
-use crate::config::{Config, ConfigError, Target};
+use crate::config::{self, Config, ConfigError, Target};
 use crate::exposition::{render_families, Format};
 use crate::poller::{Runner, TargetState};
+use crate::probe::{ProbeError, Probes};
 use crate::self_metrics::{ReloadLabels, SelfMetrics};
+use crate::shard::Shard;
 use crate::target::Client;
 use crate::upstream::{ClientError, ClientFor, Clients};
+
+/// How the exporter runs, from the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Which targets this replica polls in the background.
+    pub shard: Shard,
+    /// Poll the targets in the background; without it, only `/probe` polls them.
+    pub background: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            shard: Shard::default(),
+            background: true,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -43,31 +64,55 @@ impl Drop for RunningTarget {
 
 pub struct Exporter {
     config_file: Option<PathBuf>,
+    /// The text of the config file last loaded, re-parsed when the target files change.
+    source: std::sync::Mutex<Option<String>>,
+    options: Options,
     config: ArcSwap<Config>,
     targets: ArcSwap<Vec<Arc<RunningTarget>>>,
     metrics: SelfMetrics,
     clients: Clients,
+    probes: Probes,
     semaphore: Arc<Semaphore>,
     semaphore_size: std::sync::Mutex<usize>,
     reload_lock: Mutex<()>,
+    watcher: std::sync::Mutex<Option<AbortHandle>>,
 }
 
 impl Exporter {
-    /// Starts polling the targets of `config`. Must be called within a tokio runtime.
-    pub fn start(config: Config, config_file: Option<PathBuf>) -> Result<Arc<Self>, ReloadError> {
+    /// Starts polling the targets of `config` that `options` give this replica, and
+    /// watching its target files. Must be called within a tokio runtime.
+    pub fn start(
+        config: Config,
+        config_file: Option<PathBuf>,
+        options: Options,
+    ) -> Result<Arc<Self>, ReloadError> {
+        let source = config_file
+            .as_deref()
+            .and_then(|path| std::fs::read_to_string(path).ok());
+        let concurrency = config.global.max_concurrent_polls;
         let exporter = Arc::new(Exporter {
             config_file,
+            source: std::sync::Mutex::new(source),
+            options,
             config: ArcSwap::from_pointee(config.clone()),
             targets: ArcSwap::from_pointee(Vec::new()),
-            metrics: SelfMetrics::new(),
+            metrics: SelfMetrics::new(options.shard),
             clients: Clients::default(),
-            semaphore: Arc::new(Semaphore::new(config.global.max_concurrent_polls)),
-            semaphore_size: std::sync::Mutex::new(config.global.max_concurrent_polls),
+            probes: Probes::new(concurrency),
+            semaphore: Arc::new(Semaphore::new(concurrency)),
+            semaphore_size: std::sync::Mutex::new(concurrency),
             reload_lock: Mutex::new(()),
+            watcher: std::sync::Mutex::new(None),
         });
         exporter.apply(config)?;
         exporter.record_reload(true);
+        let watcher = tokio::spawn(watch_target_files(Arc::downgrade(&exporter)));
+        *exporter.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(watcher.abort_handle());
         Ok(exporter)
+    }
+
+    pub fn options(&self) -> Options {
+        self.options
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -78,27 +123,60 @@ impl Exporter {
         self.targets.load_full()
     }
 
-    /// Re-reads the config file; the running config is replaced only when the new one is
-    /// valid.
+    /// Re-reads the config file and its target files; the running config is replaced only
+    /// when the new one is valid.
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let _guard = self.reload_lock.lock().await;
         let result = match &self.config_file {
             None => Err(ReloadError::NoFile),
-            Some(path) => Config::load(path)
+            Some(path) => match std::fs::read_to_string(path) {
+                Err(error) => Err(ReloadError::Config(ConfigError::Read {
+                    path: path.clone(),
+                    error,
+                })),
+                Ok(text) => Config::parse(&text, path)
+                    .map_err(ReloadError::from)
+                    .and_then(|config| self.apply(config))
+                    .map(|()| {
+                        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                    }),
+            },
+        };
+        self.finish_reload(&result, "configuration reloaded");
+        result
+    }
+
+    /// The target files changed: the config text last loaded is parsed again with them.
+    async fn refresh_target_files(&self) -> Result<(), ReloadError> {
+        let _guard = self.reload_lock.lock().await;
+        let source = self
+            .source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let result = match (&self.config_file, source) {
+            (Some(path), Some(text)) => Config::parse(&text, path)
                 .map_err(ReloadError::from)
                 .and_then(|config| self.apply(config)),
+            _ => Err(ReloadError::NoFile),
         };
+        self.finish_reload(&result, "target files changed: targets reloaded");
+        result
+    }
+
+    fn finish_reload(&self, result: &Result<(), ReloadError>, done: &str) {
         self.record_reload(result.is_ok());
-        match &result {
+        match result {
             Ok(()) => tracing::info!(
                 targets = self.targets.load().len(),
-                "configuration reloaded"
+                configured = self.config.load().targets.len(),
+                "{done}"
             ),
-            Err(e) => {
-                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration")
-            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "configuration reload failed; keeping the running configuration"
+            ),
         }
-        result
     }
 
     fn record_reload(&self, success: bool) {
@@ -128,7 +206,11 @@ impl Exporter {
         // files changed.
         let mut plan = Vec::with_capacity(config.targets.len());
         let mut in_use = Vec::with_capacity(config.targets.len());
-        for target in &config.targets {
+        let polled = config
+            .targets
+            .iter()
+            .filter(|t| self.options.background && self.options.shard.owns(&t.name));
+        for target in polled {
             let http = self
                 .clients
                 .get(&target.tls)
@@ -158,6 +240,8 @@ impl Exporter {
         self.metrics.targets.set(next.len() as i64);
         self.targets.store(Arc::new(next));
         self.clients.retain(&in_use);
+        let names: HashSet<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        self.probes.retain(&names);
         self.config.store(Arc::new(config));
         // Targets left in `current` only are dropped with it, which aborts their tasks.
         Ok(())
@@ -226,9 +310,71 @@ impl Exporter {
         out
     }
 
-    /// Stops every polling task.
+    /// Polls the configured target `name` now (whichever shard it belongs to) and returns
+    /// its metrics alone: the multi-target exporter pattern. A failed poll is data
+    /// (`whatsapp_up` 0), not an error; `deadline` bounds the whole poll.
+    pub async fn probe(
+        &self,
+        name: &str,
+        deadline: Option<Duration>,
+        format: Format,
+    ) -> Result<String, ProbeError> {
+        let config = self.config.load_full();
+        let Some(target) = config.targets.iter().find(|t| t.name == name) else {
+            return Err(ProbeError::UnknownTarget(name.to_owned()));
+        };
+        let http = self
+            .clients
+            .get(&target.tls)
+            .map_err(|error| ProbeError::Client {
+                target: name.to_owned(),
+                error,
+            })?;
+        Ok(self.probes.probe(target, http, deadline, format).await)
+    }
+
+    /// Stops every polling task and the target-file watcher.
     pub fn shutdown(&self) {
+        if let Some(watcher) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            watcher.abort();
+        }
         self.semaphore.close();
         self.targets.store(Arc::new(Vec::new()));
+    }
+}
+
+/// Checks the target files every `target_files_refresh_interval` and reloads the targets
+/// when what they say changed (like Prometheus' file_sd). Ends with the exporter.
+async fn watch_target_files(exporter: Weak<Exporter>) {
+    let mut last: Option<u64> = None;
+    loop {
+        let (patterns, every) = match exporter.upgrade() {
+            Some(e) => {
+                let config = e.config();
+                (
+                    config.target_files.clone(),
+                    config.global.target_files_refresh_interval,
+                )
+            }
+            None => return,
+        };
+        if !patterns.is_empty() {
+            let fingerprint =
+                tokio::task::spawn_blocking(move || config::target_files_fingerprint(&patterns))
+                    .await
+                    .ok();
+            if last.is_some() && fingerprint != last {
+                let Some(e) = exporter.upgrade() else { return };
+                // Logged and counted by the reload itself.
+                let _ = e.refresh_target_files().await;
+            }
+            last = fingerprint;
+        }
+        tokio::time::sleep(every).await;
     }
 }

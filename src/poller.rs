@@ -80,21 +80,10 @@ fn target_info(config: &Target) -> Samples {
     samples
 }
 
-/// A stable 64-bit FNV-1a hash: the same name always lands on the same phase (and, later,
-/// shard) across restarts and Rust versions.
-pub fn stable_hash(text: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// Where in its interval a target is polled, so polls spread over the interval.
 pub fn phase(name: &str, interval: Duration) -> Duration {
     let nanos = interval.as_nanos().max(1);
-    Duration::from_nanos((u128::from(stable_hash(name)) % nanos) as u64)
+    Duration::from_nanos((u128::from(crate::shard::stable_hash(name)) % nanos) as u64)
 }
 
 #[derive(Debug)]
@@ -202,7 +191,8 @@ impl Runner {
             .min()
     }
 
-    fn drop_stale(&mut self) {
+    /// Drops the data of endpoints whose last success is older than their stale_after.
+    pub fn drop_stale(&mut self) {
         let now = Instant::now();
         let mut dropped = false;
         for endpoint in &mut self.endpoints {
@@ -229,22 +219,29 @@ impl Runner {
     /// a poll, returns the delay until the next one: its Retry-After if longer than the
     /// interval, else the interval plus a backoff.
     pub async fn poll_once(&mut self) -> Option<Duration> {
+        self.poll_once_until(None).await
+    }
+
+    /// [`Runner::poll_once`], every endpoint's poll also ending at `deadline` (a probe's
+    /// scrape timeout).
+    pub async fn poll_once_until(&mut self, deadline: Option<Instant>) -> Option<Duration> {
         let config = Arc::clone(&self.state.config);
         let mut retry_after: Option<Duration> = None;
         let mut rate_limited = false;
         self.client.begin_cycle();
         for index in 0..self.endpoints.len() {
             let started = Instant::now();
+            let timeout = deadline.map_or(config.timeout, |d| {
+                config.timeout.min(d.saturating_duration_since(started))
+            });
             let result =
-                match tokio::time::timeout(config.timeout, self.client.poll(index, &config.name))
-                    .await
-                {
+                match tokio::time::timeout(timeout, self.client.poll(index, &config.name)).await {
                     Ok(result) => result,
                     Err(_) => Err(PollError::new(
                         Reason::Timeout,
                         format!(
                             "no complete response within the timeout of {}",
-                            humantime::format_duration(config.timeout)
+                            humantime::format_duration(timeout)
                         ),
                     )),
                 };
@@ -419,8 +416,6 @@ mod tests {
     fn phases_are_stable_and_spread() {
         let interval = Duration::from_secs(30);
         assert_eq!(phase("alpha", interval), phase("alpha", interval));
-        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
         // 1,000 names land in every tenth of the interval, none far from 100.
         let mut buckets = [0u32; 10];
         for i in 0..1000 {

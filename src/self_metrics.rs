@@ -13,6 +13,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::exposition::{openmetrics_to_text, Format};
+use crate::shard::Shard;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git commit the binary was built from, set by build.rs ("unknown" outside a checkout).
@@ -34,13 +35,21 @@ pub struct SelfMetrics {
 
 impl Default for SelfMetrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(Shard::default())
     }
 }
 
 impl SelfMetrics {
-    pub fn new() -> Self {
+    pub fn new(shard: Shard) -> Self {
         let mut registry = Registry::default();
+        registry.register(
+            "whatsapp_exporter_shard",
+            "Which shard of the configured targets this replica polls (--shard.index of --shard.count)",
+            Info::new(vec![
+                ("index", shard.index.to_string()),
+                ("count", shard.count.to_string()),
+            ]),
+        );
         registry.register(
             "whatsapp_exporter_build",
             "Version and git revision of the running whatsapp-exporter",
@@ -70,7 +79,7 @@ impl SelfMetrics {
         let targets = Gauge::default();
         registry.register(
             "whatsapp_exporter_targets",
-            "Targets in the running configuration",
+            "Targets this replica polls in the background (its shard of the configuration)",
             targets.clone(),
         );
         registry.register_collector(Box::new(ProcessCollector));
@@ -172,7 +181,7 @@ mod tests {
 
     #[test]
     fn renders_both_formats() {
-        let metrics = SelfMetrics::new();
+        let metrics = SelfMetrics::new(Shard { index: 1, count: 3 });
         metrics.reload_successful.set(1);
         let _ = metrics
             .reloads
@@ -184,6 +193,10 @@ mod tests {
             "# TYPE whatsapp_exporter_build_info gauge\nwhatsapp_exporter_build_info{{version=\"{VERSION}\",revision=\"{REVISION}\"}} 1\n"
         )), "{text}");
         assert!(text.contains("whatsapp_exporter_config_last_reload_successful 1\n"));
+        assert!(
+            text.contains("whatsapp_exporter_shard_info{index=\"1\",count=\"3\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains(
             "# HELP whatsapp_exporter_config_reloads_total Configuration reloads by result (success, failure).\n\
              # TYPE whatsapp_exporter_config_reloads_total counter\n"

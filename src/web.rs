@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -129,6 +129,7 @@ async fn route(
             metrics(&request, exporter)
         }
         (&Method::GET | &Method::HEAD, "/") => html(landing_page(exporter, options)),
+        (&Method::GET | &Method::HEAD, "/probe") => probe(&request, exporter).await,
         (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
         (&Method::GET | &Method::HEAD, "/-/ready") => text(StatusCode::OK, "Ready\n"),
         (&Method::POST | &Method::PUT, "/-/reload") => match exporter.reload().await {
@@ -142,7 +143,9 @@ async fn route(
             StatusCode::METHOD_NOT_ALLOWED,
             "This endpoint requires a POST request.\n",
         ),
-        (_, p) if p == options.telemetry_path || p == "/" || p.starts_with("/-/") => {
+        (_, p)
+            if p == options.telemetry_path || p == "/" || p == "/probe" || p.starts_with("/-/") =>
+        {
             text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.\n")
         }
         _ => text(StatusCode::NOT_FOUND, "Not found.\n"),
@@ -150,18 +153,59 @@ async fn route(
 }
 
 fn metrics(request: &Request<Incoming>, exporter: &Exporter) -> Response<Full<Bytes>> {
-    let header = |name| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(header("accept"));
+    exposition(exporter.render(format), format, header("accept-encoding"))
+}
+
+/// Part of the scraper's timeout left for its own work, as blackbox_exporter's
+/// --timeout-offset.
+const PROBE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
+
+async fn probe(request: &Request<Incoming>, exporter: &Exporter) -> Response<Full<Bytes>> {
+    let query = request.uri().query().unwrap_or("");
+    let target = reqwest::Url::parse(&format!("http://probe/?{query}"))
+        .ok()
+        .and_then(|url| {
+            url.query_pairs()
+                .find(|(key, _)| key == "target")
+                .map(|(_, value)| value.into_owned())
+        });
+    let Some(target) = target.filter(|t| !t.is_empty()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "target parameter is missing: /probe?target=<name of a configured target>\n",
+        );
     };
-    let format = Format::negotiate(header(ACCEPT));
-    let body = exporter.render(format);
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let deadline = header("x-prometheus-scrape-timeout-seconds")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|seconds| {
+            let timeout = Duration::from_secs_f64(seconds);
+            if timeout > PROBE_TIMEOUT_OFFSET * 2 {
+                timeout - PROBE_TIMEOUT_OFFSET
+            } else {
+                timeout / 2
+            }
+        });
+    let format = Format::negotiate(header("accept"));
+    match exporter.probe(&target, deadline, format).await {
+        Ok(body) => exposition(body, format, header("accept-encoding")),
+        Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+    }
+}
+
+/// An exposition body in `format`, gzipped when the scraper accepts it.
+fn exposition(
+    body: String,
+    format: Format,
+    accept_encoding: Option<&str>,
+) -> Response<Full<Bytes>> {
     let mut response = Response::builder()
         .header(CONTENT_TYPE, format.content_type())
         .header(VARY, "Accept, Accept-Encoding");
-    let bytes = if accepts_gzip(header(ACCEPT_ENCODING)) {
+    let bytes = if accepts_gzip(accept_encoding) {
         response = response.header(CONTENT_ENCODING, "gzip");
         gzip(body.as_bytes())
     } else {
@@ -254,7 +298,21 @@ fn landing_page(exporter: &Exporter, options: &WebOptions) -> String {
     escape_html(&mut page, VERSION);
     page.push_str(" (revision ");
     escape_html(&mut page, REVISION);
-    page.push_str(")</p>\n<ul><li><a href=\"");
+    let options_in_effect = exporter.options();
+    let _ = write!(
+        page,
+        ")</p>\n<p>Shard {} of {}; {} of {} configured targets polled in the background{}.</p>",
+        options_in_effect.shard.index,
+        options_in_effect.shard.count,
+        exporter.targets().len(),
+        exporter.config().targets.len(),
+        if options_in_effect.background {
+            ""
+        } else {
+            " (background polling is off: /probe polls them)"
+        }
+    );
+    page.push_str("\n<ul><li><a href=\"");
     escape_html(&mut page, &options.telemetry_path);
     page.push_str(
         "\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li>\

@@ -61,7 +61,7 @@ fn dashboards_pass_grafana_types_and_rules() {
 fn exported_names() -> BTreeSet<String> {
     let mut names: BTreeSet<String> = Family::ALL.iter().map(|f| f.name().to_owned()).collect();
     let mut text = String::new();
-    SelfMetrics::new().render(&mut text, Format::Text);
+    SelfMetrics::default().render(&mut text, Format::Text);
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let end = line.find(['{', ' ']).unwrap_or(line.len());
         names.insert(line[..end].to_owned());

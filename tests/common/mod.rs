@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use whatsapp_exporter::config::Config;
-use whatsapp_exporter::exporter::Exporter;
+use whatsapp_exporter::exporter::{Exporter, Options};
 use whatsapp_exporter::simulator::{Simulator, SimulatorHandle, SimulatorOptions};
 use whatsapp_exporter::web::{self, WebOptions};
 
@@ -44,13 +44,25 @@ pub async fn start_with_file(
     config_for: impl FnOnce(&SimulatorHandle) -> String,
     file: Option<&Path>,
 ) -> Running {
+    start_with(options, config_for, file, Options::default()).await
+}
+
+/// Starts the exporter with `exporter_options` (shard, background polling).
+pub async fn start_with(
+    options: SimulatorOptions,
+    config_for: impl FnOnce(&SimulatorHandle) -> String,
+    file: Option<&Path>,
+    exporter_options: Options,
+) -> Running {
     let simulator = simulator(options).await;
     let text = config_for(&simulator);
     if let Some(path) = file {
         std::fs::write(path, &text).expect("config written");
     }
-    let config = Config::parse(&text, Path::new("test.yaml")).expect("valid test config");
-    let exporter = Exporter::start(config, file.map(Path::to_owned)).expect("exporter starts");
+    let config =
+        Config::parse(&text, file.unwrap_or(Path::new("test.yaml"))).expect("valid test config");
+    let exporter = Exporter::start(config, file.map(Path::to_owned), exporter_options)
+        .expect("exporter starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
