@@ -112,6 +112,10 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     if cli.config_check {
+        if let Err(e) = Shard::parse(&cli.shard_index, cli.shard_count) {
+            println!("FAILED: {e}");
+            return ExitCode::FAILURE;
+        }
         return check_config(&cli.config_file);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

