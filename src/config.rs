@@ -1,7 +1,7 @@
 //! The configuration file: strict YAML (an unknown key is an error with its line), `${ENV}`
 //! expansion inside values, `*_file` variants for secrets, and every default in one place.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,6 +55,8 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// The `target_files` globs, resolved against the config file's directory.
     pub target_files: Vec<String>,
+    /// Position of each target in `targets`, by name.
+    by_name: HashMap<String, usize>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -233,6 +235,11 @@ impl TargetType {
 }
 
 impl Config {
+    /// The target named `name`.
+    pub fn target(&self, name: &str) -> Option<&Target> {
+        self.by_name.get(name).and_then(|&i| self.targets.get(i))
+    }
+
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -434,10 +441,16 @@ impl RawConfig {
                 targets.push(target);
             }
         }
+        let by_name = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
         Ok(Config {
             global,
             targets,
             target_files,
+            by_name,
         })
     }
 }
@@ -999,6 +1012,11 @@ mod tests {
         let parsed = Config::parse(&text, &config).unwrap();
         let names: Vec<&str> = parsed.targets.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["a", "from-b", "from-a"]);
+        assert_eq!(
+            parsed.target("from-a").map(|t| t.type_name()),
+            Some("kapso")
+        );
+        assert!(parsed.target("nope").is_none());
         assert_eq!(
             parsed.target_files,
             vec![

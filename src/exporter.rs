@@ -4,10 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::AbortHandle;
 
@@ -76,6 +78,18 @@ pub struct Exporter {
     semaphore_size: std::sync::Mutex<usize>,
     reload_lock: Mutex<()>,
     watcher: std::sync::Mutex<Option<AbortHandle>>,
+    /// Bumped whenever any target publishes or the set of targets changes.
+    changes: Arc<AtomicU64>,
+    body_cache: std::sync::Mutex<BodyCache>,
+}
+
+/// The targets' part of the /metrics body for one generation of the data, per format
+/// ([text, OpenMetrics]), plain and compressed.
+#[derive(Default)]
+struct BodyCache {
+    generation: u64,
+    plain: [Option<Bytes>; 2],
+    gzip: [Option<crate::gzip::Head>; 2],
 }
 
 impl Exporter {
@@ -103,6 +117,9 @@ impl Exporter {
             semaphore_size: std::sync::Mutex::new(concurrency),
             reload_lock: Mutex::new(()),
             watcher: std::sync::Mutex::new(None),
+            // Starts above BodyCache's generation 0, so the first scrape encodes.
+            changes: Arc::new(AtomicU64::new(1)),
+            body_cache: std::sync::Mutex::new(BodyCache::default()),
         });
         exporter.apply(config)?;
         exporter.record_reload(true);
@@ -239,6 +256,7 @@ impl Exporter {
             .collect();
         self.metrics.targets.set(next.len() as i64);
         self.targets.store(Arc::new(next));
+        self.changes.fetch_add(1, Ordering::Release);
         self.clients.retain(&in_use);
         let names: HashSet<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
         self.probes.retain(&names);
@@ -249,7 +267,10 @@ impl Exporter {
 
     fn spawn(&self, target: Target, http: ClientFor) -> Arc<RunningTarget> {
         let config = Arc::new(target);
-        let state = Arc::new(TargetState::new(Arc::clone(&config)));
+        let state = Arc::new(TargetState::counting(
+            Arc::clone(&config),
+            Arc::clone(&self.changes),
+        ));
         let runner = Runner::new(
             Arc::clone(&state),
             Client::new(http.client, &config),
@@ -294,6 +315,56 @@ impl Exporter {
 
     /// The whole /metrics body: target families, then the exporter's own.
     pub fn render(&self, format: Format) -> String {
+        self.exposition(format, false)
+            .iter()
+            .map(|chunk| String::from_utf8_lossy(chunk))
+            .collect()
+    }
+
+    /// The /metrics body in `format`, gzipped or not, as chunks to send one after the
+    /// other. The targets' families are encoded (and compressed) once per change of the
+    /// data and shared by every scrape until the next change; only the exporter's own few
+    /// series are rendered per request (CPU and memory are read at each scrape).
+    pub fn exposition(&self, format: Format, gzip: bool) -> Vec<Bytes> {
+        let mut own = String::with_capacity(4096);
+        self.metrics.render(&mut own, format);
+        if format == Format::OpenMetrics {
+            own.push_str("# EOF\n");
+        }
+        let slot = usize::from(format == Format::OpenMetrics);
+        let generation = self.changes.load(Ordering::Acquire);
+        // Held while encoding, so scrapes that come together share one encoding.
+        let mut cache = self.body_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.generation != generation {
+            *cache = BodyCache {
+                generation,
+                ..BodyCache::default()
+            };
+        }
+        let plain = match &cache.plain[slot] {
+            Some(body) => body.clone(),
+            None => {
+                let body = self.encode_targets(format);
+                cache.plain[slot] = Some(body.clone());
+                body
+            }
+        };
+        if !gzip {
+            return vec![plain, Bytes::from(own)];
+        }
+        let head = match &cache.gzip[slot] {
+            Some(head) => head.clone(),
+            None => {
+                let head = crate::gzip::Head::new(&plain);
+                cache.gzip[slot] = Some(head.clone());
+                head
+            }
+        };
+        drop(cache);
+        head.with_tail(own.as_bytes())
+    }
+
+    fn encode_targets(&self, format: Format) -> Bytes {
         let targets = self.targets.load_full();
         let snapshots: Vec<_> = targets.iter().map(|t| t.state.snapshot()).collect();
         let parts: Vec<_> = snapshots
@@ -301,13 +372,9 @@ impl Exporter {
             .flat_map(|s| s.parts.iter().map(|p| p.as_ref()))
             .collect();
         let size: usize = parts.iter().map(|p| p.len()).sum();
-        let mut out = String::with_capacity(size + 4096);
+        let mut out = String::with_capacity(size + size / 8 + 4096);
         render_families(&mut out, format, &parts);
-        self.metrics.render(&mut out, format);
-        if format == Format::OpenMetrics {
-            out.push_str("# EOF\n");
-        }
-        out
+        Bytes::from(out)
     }
 
     /// Polls the configured target `name` now (whichever shard it belongs to) and returns
@@ -320,7 +387,7 @@ impl Exporter {
         format: Format,
     ) -> Result<String, ProbeError> {
         let config = self.config.load_full();
-        let Some(target) = config.targets.iter().find(|t| t.name == name) else {
+        let Some(target) = config.target(name) else {
             return Err(ProbeError::UnknownTarget(name.to_owned()));
         };
         let http = self

@@ -166,10 +166,11 @@ impl Format {
 }
 
 /// Exposition lines of one target, per family. Every line starts with the target label.
+/// Only the families used take memory: a target has a few dozen of the catalog's.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Samples {
     target_label: String,
-    lines: Vec<String>,
+    lines: Vec<(Family, String)>,
     /// (family, value) pairs that a state set did not know: the poller logs each once.
     unknown: Vec<(Family, String)>,
 }
@@ -186,15 +187,24 @@ impl Samples {
         }
     }
 
+    fn buffer(&mut self, family: Family) -> &mut String {
+        let index = match self.lines.iter().position(|(f, _)| *f == family) {
+            Some(index) => index,
+            None => {
+                self.lines.push((family, String::new()));
+                self.lines.len() - 1
+            }
+        };
+        &mut self.lines[index].1
+    }
+
     /// Adds one sample of `family` with the target label followed by `labels`.
     pub fn push(&mut self, family: Family, labels: &[(&str, &str)], value: f64) {
-        if self.lines.is_empty() {
-            self.lines = vec![String::new(); Family::ALL.len()];
-        }
-        let out = &mut self.lines[family as usize];
+        let target_label = std::mem::take(&mut self.target_label);
+        let out = self.buffer(family);
         out.push_str(family.name());
         out.push('{');
-        out.push_str(&self.target_label);
+        out.push_str(&target_label);
         for (name, value) in labels {
             out.push(',');
             out.push_str(name);
@@ -205,6 +215,7 @@ impl Samples {
         out.push_str("} ");
         write_value(out, value);
         out.push('\n');
+        self.target_label = target_label;
     }
 
     /// A state set: one series per known state, 1 for `current` and 0 for the rest. A
@@ -234,11 +245,24 @@ impl Samples {
 
     /// The rendered lines of one family (empty when it has none).
     pub fn lines(&self, family: Family) -> &str {
-        self.lines.get(family as usize).map_or("", String::as_str)
+        self.lines
+            .iter()
+            .find(|(f, _)| *f == family)
+            .map_or("", |(_, text)| text.as_str())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lines.iter().all(String::is_empty)
+        self.lines.iter().all(|(_, text)| text.is_empty())
+    }
+
+    /// Done adding: gives back what growing the buffers over-allocated. Samples are kept
+    /// until the next poll, so the memory they hold is the exporter's memory.
+    pub fn shrink(&mut self) {
+        for (_, text) in &mut self.lines {
+            text.shrink_to_fit();
+        }
+        self.lines.shrink_to_fit();
+        self.unknown.shrink_to_fit();
     }
 
     /// State values no state set knew, for logging.
@@ -248,7 +272,7 @@ impl Samples {
 
     /// Bytes of exposition held, for sizing buffers.
     pub fn len(&self) -> usize {
-        self.lines.iter().map(String::len).sum()
+        self.lines.iter().map(|(_, text)| text.len()).sum()
     }
 }
 

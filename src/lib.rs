@@ -12,6 +12,7 @@ pub mod dialog360;
 pub mod exporter;
 pub mod exposition;
 pub mod graph;
+pub mod gzip;
 pub mod kapso;
 pub mod logging;
 pub mod onprem;

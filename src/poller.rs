@@ -3,6 +3,7 @@
 //! scrapes read without waiting on a poll.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -49,10 +50,17 @@ pub struct EndpointStatus {
 pub struct TargetState {
     pub config: Arc<Target>,
     snapshot: ArcSwap<Snapshot>,
+    /// Bumped at every publish: tells the exporter its cached /metrics body is old.
+    changes: Arc<AtomicU64>,
 }
 
 impl TargetState {
     pub fn new(config: Arc<Target>) -> Self {
+        Self::counting(config, Arc::new(AtomicU64::new(0)))
+    }
+
+    /// A state whose every publish bumps `changes`.
+    pub fn counting(config: Arc<Target>, changes: Arc<AtomicU64>) -> Self {
         let info = Arc::new(target_info(&config));
         TargetState {
             config,
@@ -60,6 +68,7 @@ impl TargetState {
                 parts: vec![info],
                 status: TargetStatus::default(),
             }),
+            changes,
         }
     }
 
@@ -69,6 +78,7 @@ impl TargetState {
 
     fn publish(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
+        self.changes.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -77,6 +87,7 @@ fn target_info(config: &Target) -> Samples {
     let mut labels: Vec<(&str, &str)> = vec![("type", config.type_name())];
     labels.extend(config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     samples.push(Family::TargetInfo, &labels, 1.0);
+    samples.shrink();
     samples
 }
 
@@ -284,6 +295,8 @@ impl Runner {
                         }
                     }
                     endpoint.last_upstream_error = upstream_error;
+                    let mut samples = samples;
+                    samples.shrink();
                     endpoint.data = Some(Arc::new(samples));
                     endpoint.data_at = Some(Instant::now());
                     endpoint.success = Some(true);
@@ -376,6 +389,7 @@ impl Runner {
         self.client.status_samples(&mut poll);
         let mut parts = Vec::with_capacity(2 + self.endpoints.len());
         parts.push(Arc::clone(&self.info));
+        poll.shrink();
         parts.push(Arc::new(poll));
         parts.extend(self.endpoints.iter().filter_map(|e| e.data.clone()));
         let status = TargetStatus {

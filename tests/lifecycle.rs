@@ -489,3 +489,63 @@ async fn stopping_the_server_closes_keep_alive_connections() {
         .expect("the connection is closed, not left open");
     assert_eq!(read.unwrap_or(0), 0, "the connection still answers");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_share_one_encoding_until_the_data_changes() {
+    use std::io::Read;
+    use whatsapp_exporter::exposition::Format;
+    // An hour-long interval: the target's first poll is somewhere in the hour, so nothing
+    // changes its data during the test; it has its info series from the start.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let run = common::start_with_file(
+        SimulatorOptions::default(),
+        |s| {
+            let o = s.simulator().options();
+            let mut text = "global:\n  interval: 1h\n  timeout: 10s\ntargets:\n".to_owned();
+            text.push_str(&common::onprem_target(
+                "single",
+                &s.base_url(Cluster::Single),
+                o,
+                common::Auth::ApiKey,
+            ));
+            text
+        },
+        Some(&path),
+    )
+    .await;
+    let first = run.exporter.exposition(Format::Text, false);
+    let second = run.exporter.exposition(Format::Text, false);
+    assert!(std::str::from_utf8(&first[0])
+        .unwrap()
+        .contains("whatsapp_target_info{target=\"single\",type=\"onprem\"} 1\n"));
+    // The targets' part is the same buffer, not an equal copy: nothing was encoded again.
+    assert_eq!(first[0].as_ptr(), second[0].as_ptr());
+    // The exporter's own part is fresh at every scrape.
+    assert_ne!(first[1].as_ptr(), second[1].as_ptr());
+    let gz1 = run.exporter.exposition(Format::Text, true);
+    let gz2 = run.exporter.exposition(Format::Text, true);
+    assert_eq!(
+        gz1[1].as_ptr(),
+        gz2[1].as_ptr(),
+        "the compressed part is cached too"
+    );
+    // What is sent decompresses, as one gzip member, to the plain body.
+    let stream: Vec<u8> = gz1.iter().flat_map(|c| c.iter().copied()).collect();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&stream[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.starts_with(std::str::from_utf8(&first[0]).unwrap()));
+    assert!(text.contains("whatsapp_exporter_build_info{"));
+    let open_metrics = run.exporter.exposition(Format::OpenMetrics, false);
+    assert!(std::str::from_utf8(&open_metrics[1])
+        .unwrap()
+        .ends_with("# EOF\n"));
+    // A reload (a change of the set of targets) makes a new encoding.
+    assert_eq!(run.post("/-/reload").await.status(), 200);
+    let third = run.exporter.exposition(Format::Text, false);
+    assert_ne!(third[0].as_ptr(), first[0].as_ptr());
+    assert_eq!(third[0], first[0]);
+    run.stop().await;
+}
