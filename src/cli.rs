@@ -102,6 +102,10 @@ struct SimulateArgs {
     /// How often the simulated states move on (0s: never).
     #[arg(long = "step", default_value = "15s", value_parser = humantime::parse_duration)]
     step: Duration,
+    /// Also serve a fleet of N On-Premises instances and N Cloud API numbers under /fleet,
+    /// for load tests (0: none).
+    #[arg(long = "targets", default_value_t = 0)]
+    targets: usize,
 }
 
 /// Entry point of the binary.
@@ -353,6 +357,7 @@ async fn simulate(args: SimulateArgs, listen_address: Option<String>) -> anyhow:
     let address = listen_address.unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_SIMULATOR_PORT}"));
     let simulator = Simulator::new(SimulatorOptions {
         auto_step: Some(args.step).filter(|s| !s.is_zero()),
+        fleet: args.targets,
         ..SimulatorOptions::default()
     });
     let handle = simulator
@@ -361,9 +366,48 @@ async fn simulate(args: SimulateArgs, listen_address: Option<String>) -> anyhow:
         .with_context(|| format!("cannot start the simulator on {address}"))?;
     println!("WhatsApp Business API simulator on http://{}", handle.addr);
     print_simulator(&handle);
+    if args.targets > 0 {
+        print_fleet(&handle, args.targets);
+    }
     termination().await;
     handle.shutdown().await;
     Ok(())
+}
+
+/// Where the fleet of `simulate --targets N` is, and how to get a config for it.
+fn print_fleet(handle: &crate::simulator::SimulatorHandle, n: usize) {
+    use crate::simulator::fleet;
+    let last = n - 1;
+    println!("  fleet of {n} On-Premises instances and {n} Cloud API numbers (index i in 0..{n}):");
+    println!(
+        "    onprem             base_url {}  (api_key, login or bearer_token {})",
+        handle
+            .fleet_onprem_base_url(last)
+            .replace(&format!("/{last}"), "/{i}"),
+        fleet::FLEET_TOKEN
+    );
+    println!(
+        "    dialog360          base_url {}  api_key {}{{i}}",
+        handle.fleet_dialog360_base_url(),
+        fleet::DIALOG360_KEY_PREFIX
+    );
+    println!(
+        "    kapso              base_url {}  config_id {}{{i}}",
+        handle.fleet_kapso_base_url(),
+        fleet::KAPSO_CONFIG_PREFIX
+    );
+    println!(
+        "    cloud_api          base_url {}  phone_number_ids [{} + i]",
+        handle.fleet_graph_base_url(),
+        fleet::PHONE_NUMBER_ID_BASE
+    );
+    println!(
+        "    exporter config    http://{}/fleet/config?onprem={}&cloud={}&interval=30s",
+        handle.addr,
+        n / 10,
+        n - n / 10
+    );
+    println!("    request counters   http://{}/fleet/stats", handle.addr);
 }
 
 /// The simulator's base URLs and credentials, as a target's config would use them.

@@ -233,14 +233,14 @@ pub(crate) fn parse_version(text: &str) -> Option<(u32, u32)> {
 
 /// A Graph path below `/graph`.
 #[derive(Debug, PartialEq, Eq)]
-struct GraphPath<'a> {
-    version: (u32, u32),
-    node: &'a str,
-    edge: Option<&'a str>,
+pub(super) struct GraphPath<'a> {
+    pub(super) version: (u32, u32),
+    pub(super) node: &'a str,
+    pub(super) edge: Option<&'a str>,
 }
 
 /// `/{version}/{node}[/{edge}]`; `Err` carries the path for `Unknown path components`.
-fn parse_path(rest: &str) -> Result<GraphPath<'_>, String> {
+pub(super) fn parse_path(rest: &str) -> Result<GraphPath<'_>, String> {
     let trimmed = rest.trim_matches('/');
     let mut segments: Vec<&str> = if trimmed.is_empty() {
         Vec::new()
@@ -419,7 +419,7 @@ impl GraphErr {
         json!({ "error": e })
     }
 
-    fn response(&self) -> Response<SimBody> {
+    pub(super) fn response(&self) -> Response<SimBody> {
         let mut resp = json_response(self.status, &self.body());
         if self.code == 190 {
             resp.headers_mut().insert(
@@ -432,7 +432,7 @@ impl GraphErr {
         resp
     }
 
-    fn invalid_token() -> Self {
+    pub(super) fn invalid_token() -> Self {
         GraphErr::new(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token.")
     }
 
@@ -455,7 +455,7 @@ impl GraphErr {
         }
     }
 
-    fn unsupported(method: &Method, id: &str) -> Self {
+    pub(super) fn unsupported(method: &Method, id: &str) -> Self {
         let id: String = id.chars().take(100).collect();
         GraphErr {
             subcode: Some(33),
@@ -517,7 +517,7 @@ fn bearer(req: &Request<Incoming>) -> Option<&str> {
 }
 
 /// Adds `x-business-use-case-usage` and `x-app-usage`.
-fn add_usage_headers(resp: &mut Response<SimBody>, business: u32, app: u32) {
+pub(super) fn add_usage_headers(resp: &mut Response<SimBody>, business: u32, app: u32) {
     let regain = if business >= 100 {
         REGAIN_ACCESS_MINUTES
     } else {
@@ -597,7 +597,7 @@ pub(crate) fn degrade_health(health: &mut Value) {
     }
 }
 
-fn number_field(cloud: &CloudState, n: &PhoneNumber, field: &str) -> Option<Value> {
+pub(super) fn number_field(cloud: &CloudState, n: &PhoneNumber, field: &str) -> Option<Value> {
     Some(match field {
         "id" => json!(n.id),
         "health_status" => cloud.health_status(Subject::Number(n)),

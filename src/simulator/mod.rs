@@ -92,12 +92,15 @@
 //! value is taken as is, documented or not.
 
 pub mod cloud;
+pub mod fleet;
 pub mod graph_api;
 pub mod onprem;
 pub mod providers;
 
 #[cfg(test)]
 mod cloud_tests;
+#[cfg(test)]
+mod fleet_tests;
 #[cfg(test)]
 mod tests;
 
@@ -127,6 +130,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use fleet::{fleet_config, FleetKind};
 pub use onprem::{
     FREE_SPACE_UNLIMITED, HA_NODES, META_VERSION, MULTICONNECT_NODES, SCENARIO_LEN, SINGLE_VERSION,
     VERSION,
@@ -177,6 +181,9 @@ pub struct SimulatorOptions {
     /// Kapso WhatsApp config ids: the n-th id is tied to the n-th number of
     /// [`cloud::PHONE_NUMBER_IDS`]; ids past the third are ignored.
     pub kapso_config_ids: Vec<String>,
+    /// When above 0, also serve a fleet of this many On-Premises instances and Cloud API
+    /// numbers under `/fleet` (see [`fleet`]).
+    pub fleet: usize,
 }
 
 impl Default for SimulatorOptions {
@@ -194,6 +201,7 @@ impl Default for SimulatorOptions {
             dialog360_min_interval: None,
             kapso_api_key: providers::KAPSO_API_KEY.to_string(),
             kapso_config_ids: providers::KAPSO_CONFIG_IDS.map(str::to_string).to_vec(),
+            fleet: 0,
         }
     }
 }
@@ -216,6 +224,7 @@ impl fmt::Debug for SimulatorOptions {
             .field("dialog360_min_interval", &self.dialog360_min_interval)
             .field("kapso_api_key", &"<secret>")
             .field("kapso_config_ids", &self.kapso_config_ids)
+            .field("fleet", &self.fleet)
             .finish()
     }
 }
@@ -486,6 +495,8 @@ struct Inner {
     graph_requests: [AtomicU64; 5],
     dialog360_requests: AtomicU64,
     kapso_requests: AtomicU64,
+    /// With [`SimulatorOptions::fleet`] above 0.
+    fleet: Option<fleet::Fleet>,
 }
 
 struct State {
@@ -572,6 +583,7 @@ impl Simulator {
             dialog360_last: vec![None; cloud::PHONE_NUMBER_IDS.len()],
             kapso_faults: vec![None; cloud::PHONE_NUMBER_IDS.len()],
         };
+        let fleet = (opts.fleet > 0).then(|| fleet::Fleet::new(opts.fleet, started_at));
         Simulator {
             inner: Arc::new(Inner {
                 opts,
@@ -582,6 +594,7 @@ impl Simulator {
                 graph_requests: Default::default(),
                 dialog360_requests: AtomicU64::new(0),
                 kapso_requests: AtomicU64::new(0),
+                fleet,
             }),
         }
     }
@@ -1105,6 +1118,9 @@ impl Simulator {
 
     fn prepare(&self, req: &Request<Incoming>, local: Option<SocketAddr>) -> Action {
         let path = req.uri().path();
+        if let Some(rest) = under(path, fleet::FLEET_PREFIX) {
+            return self.prepare_fleet(req, rest, local);
+        }
         if let Some(rest) = under(path, "graph") {
             return self.prepare_graph(req, rest, &authority(req, local));
         }

@@ -106,25 +106,25 @@ pub const KAPSO_KEY_HEADER: &str = "X-API-Key";
 pub const KAPSO_WEBHOOK_VERIFIED_MESSAGE: &str =
     "Webhook successfully verified at 2024-01-15 10:30:00 UTC";
 
-fn dialog360_error(status: StatusCode, message: &str) -> Response<SimBody> {
+pub(super) fn dialog360_error(status: StatusCode, message: &str) -> Response<SimBody> {
     json_response(
         status,
         &json!({"meta": {"httpCode": status.as_u16(), "developerMessage": message, "success": false}}),
     )
 }
 
-fn kapso_error(status: StatusCode, message: &str) -> Response<SimBody> {
+pub(super) fn kapso_error(status: StatusCode, message: &str) -> Response<SimBody> {
     json_response(status, &json!({ "error": message }))
 }
 
-fn method_not_allowed(mut resp: Response<SimBody>) -> Action {
+pub(super) fn method_not_allowed(mut resp: Response<SimBody>) -> Action {
     resp.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("GET"));
     Action::Respond(resp)
 }
 
 /// A header's value, when it is text.
-fn header_text<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+pub(super) fn header_text<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name)?.to_str().ok().map(str::trim)
 }
 
@@ -141,7 +141,7 @@ fn seconds(d: std::time::Duration) -> String {
 }
 
 /// `{"health_status":…,"id":…}` of the number at `index`.
-fn dialog360_body(cloud: &CloudState, index: usize) -> Value {
+pub(super) fn dialog360_body(cloud: &CloudState, index: usize) -> Value {
     let id = cloud
         .numbers
         .get(index)
@@ -151,7 +151,7 @@ fn dialog360_body(cloud: &CloudState, index: usize) -> Value {
 }
 
 /// The Kapso health body of the config tied to the number at `index`.
-fn kapso_body(cloud: &CloudState, index: usize, now: DateTime<Utc>) -> Value {
+pub(super) fn kapso_body(cloud: &CloudState, index: usize, now: DateTime<Utc>) -> Value {
     let timestamp = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let (Some(k), Some(n)) = (cloud.kapso.get(index), cloud.numbers.get(index)) else {
         return json!({"status": "error", "error": "Unknown config", "checks": {}, "timestamp": timestamp});

@@ -1,0 +1,1168 @@
+//! Fleet mode: many distinct simulated targets, served cheaply, for load and scale tests
+//! (`whatsapp-exporter simulate --targets N`, [`SimulatorOptions::fleet`]).
+//!
+//! With a fleet of `N`, the simulator also serves, under `/fleet`:
+//!
+//! | API | `base_url` | credentials | targets |
+//! |---|---|---|---|
+//! | On-Premises, one instance each | `http://ADDR/fleet/onprem/{i}` | API key, login and token as below | `i` in `0..N` |
+//! | 360dialog | `http://ADDR/fleet/360dialog` | `D360-API-KEY: fleet-360-key-{i}` ([`dialog360_key`]) | channel `i` serves number `i` |
+//! | Kapso | `http://ADDR/fleet/kapso` | `X-API-Key: <kapso_api_key>`, config id `fleet-{i}` ([`kapso_config_id`]) | config `i` is tied to number `i` |
+//! | Graph API | `http://ADDR/fleet/graph` | `Authorization: Bearer <graph_token>` | phone number [`phone_number_id`]`(i)` |
+//!
+//! So `N` On-Premises instances and `N` Cloud API numbers, each number reachable through the
+//! three Cloud API providers. Routes:
+//!
+//! | route | method | credentials |
+//! |---|---|---|
+//! | `/fleet/onprem/{i}/v1/health` | `GET` | `Apikey <api_key>` or `Bearer <token>` |
+//! | `/fleet/onprem/{i}/v1/support` | `GET` | `Bearer <token>` |
+//! | `/fleet/onprem/{i}/v1/users/login` | `POST` | `Basic` with the simulator's username and password |
+//! | `/fleet/360dialog/health_status` | `GET` | `D360-API-KEY: fleet-360-key-{i}` |
+//! | `/fleet/kapso/api/v1/whatsapp_configs/fleet-{i}/health` | `GET` | `X-API-Key: <kapso_api_key>` |
+//! | `/fleet/graph/[{version}/]{phone_number_id}` | `GET` | `Authorization: Bearer <graph_token>` |
+//! | `/fleet/config?onprem=O&cloud=C&interval=D` | `GET` | none: an exporter config for the fleet ([`fleet_config`]) |
+//! | `/fleet/stats[?from=S][&per_target=1]` | `GET` | none: the request counters below, as JSON |
+//!
+//! The credentials are the simulator's own ([`SimulatorOptions`]); a login answers the
+//! fixed token [`FLEET_TOKEN`] (valid on every instance for
+//! [`SimulatorOptions::token_ttl`] from the login), which is also accepted without a login,
+//! as a `bearer_token`. Indexes are written in decimal without leading zeros; an index
+//! outside `0..N` is an unknown target (404; 401 for a 360dialog key).
+//!
+//! # Cheap answers
+//!
+//! Nothing here takes the simulator's lock or builds JSON for a good answer: every body is
+//! rendered once per state when the simulator is created, and a request only splices the
+//! target's id (and the clock, for `/v1/support` and Kapso) into it. There is no rate limit,
+//! no fault injection and no scenario: the fleet's states are fixed.
+//!
+//! # States
+//!
+//! A deterministic mix, by index `i`:
+//!
+//! | what | state | when |
+//! |---|---|---|
+//! | number: `can_send_message` (its `PHONE_NUMBER` entity) | `BLOCKED` (error 131031) | `i % 50 == 7` |
+//! | | `LIMITED` | `i % 10 == 3` |
+//! | | `AVAILABLE` | otherwise |
+//! | number: `quality_rating` | `RED` | `i % 20 == 11` |
+//! | | `YELLOW` | otherwise when `i % 5 == 1` |
+//! | | `GREEN` | otherwise |
+//! | number: messaging limit | `TIER_2K` | `i % 8 == 5` |
+//! | | `TIER_10K` | otherwise |
+//! | Kapso config: `status` | `error` (with [`cloud::KAPSO_DEFAULT_ERROR`]) | `i % 100 == 42` |
+//! | | `unhealthy` | the number is `BLOCKED` |
+//! | | `degraded` | the number is `LIMITED`, or the webhook is unsubscribed |
+//! | | `healthy` | otherwise |
+//! | Kapso config: webhook | unsubscribed | `i % 40 == 17` |
+//! | On-Premises instance: `gateway_status` / `socket_conn` | `disconnected` / `DN` | `i % 25 == 3` |
+//! | | `connecting` / `SC` | `i % 40 == 9` |
+//! | | `unregistered` / `DN` | `i % 97 == 50` |
+//! | | `connected` / `UP` | otherwise |
+//!
+//! Number `i` has the id [`phone_number_id`]`(i)`, the display number
+//! [`display_phone_number`]`(i)` and the verified name `Fleet {i}`; everything else is as the
+//! simulator's own numbers and single instance ([`super::cloud`], [`super::onprem`]). The
+//! Graph API answers every field of [`graph_api::PHONE_NUMBER_FIELDS`], whatever `fields`
+//! asks, with the usage headers of [`cloud::INITIAL_BUSINESS_USAGE`] and
+//! [`cloud::INITIAL_APP_USAGE`].
+//!
+//! # Counters
+//!
+//! Every fleet request is counted: by kind ([`FleetKind`], [`Simulator::fleet_requests`]),
+//! by target when it names a known one ([`Simulator::fleet_target_requests`]), and per
+//! second since the simulator was created ([`Simulator::fleet_requests_per_second`], the
+//! last [`PER_SECOND_KEPT`] seconds). `GET /fleet/stats` answers them:
+//! `{"targets":N,"uptime_seconds":…,"second":…,"requests":{kind:count,…},
+//! "per_second":{"from":S,"counts":[…]},"per_target":{kind:[count of target 0,…],…}}`;
+//! `per_second` covers the seconds from `from` (default: the last 600) to the current one,
+//! excluded; `per_target` comes with `per_target=1` only. `/fleet/stats` and
+//! `/fleet/config` are not counted.
+//!
+//! [`SimulatorOptions`]: super::SimulatorOptions
+//! [`SimulatorOptions::fleet`]: super::SimulatorOptions::fleet
+//! [`SimulatorOptions::token_ttl`]: super::SimulatorOptions::token_ttl
+//! [`Simulator::fleet_requests`]: super::Simulator::fleet_requests
+//! [`Simulator::fleet_target_requests`]: super::Simulator::fleet_target_requests
+//! [`Simulator::fleet_requests_per_second`]: super::Simulator::fleet_requests_per_second
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::cloud::{self, CloudState, KapsoState, AVAILABLE, BLOCKED, LIMITED};
+use super::graph_api::{self, GraphErr};
+use super::onprem::{ClusterState, Shape, META_VERSION};
+use super::providers::{self, dialog360_error, header_text, kapso_error, method_not_allowed};
+use super::{
+    authority, base64_encode, body_response, envelope, Action, Cluster, SimBody, Simulator,
+    SimulatorHandle, SimulatorOptions,
+};
+
+/// The path prefix of the fleet.
+pub const FLEET_PREFIX: &str = "fleet";
+/// The token a fleet login answers, accepted on every fleet instance.
+pub const FLEET_TOKEN: &str = "sim-fleet-token-0123456789";
+/// 360dialog channel `i` of the fleet has the key `fleet-360-key-{i}`.
+pub const DIALOG360_KEY_PREFIX: &str = "fleet-360-key-";
+/// Kapso config `i` of the fleet has the id `fleet-{i}`.
+pub const KAPSO_CONFIG_PREFIX: &str = "fleet-";
+/// Phone number `i` of the fleet has the id `PHONE_NUMBER_ID_BASE + i` (15 digits).
+pub const PHONE_NUMBER_ID_BASE: u64 = 190_000_000_000_000;
+/// How many seconds of per-second counts are kept.
+pub const PER_SECOND_KEPT: u64 = 4096;
+/// How many seconds `/fleet/stats` covers without `from`.
+const PER_SECOND_DEFAULT: u64 = 600;
+
+/// The id of fleet phone number `i`.
+pub fn phone_number_id(i: usize) -> String {
+    (PHONE_NUMBER_ID_BASE + i as u64).to_string()
+}
+
+/// The `display_phone_number` of fleet phone number `i`.
+pub fn display_phone_number(i: usize) -> String {
+    format!("+1 555-{i:07}")
+}
+
+/// The 360dialog key of fleet channel `i`.
+pub fn dialog360_key(i: usize) -> String {
+    format!("{DIALOG360_KEY_PREFIX}{i}")
+}
+
+/// The id of fleet Kapso config `i`.
+pub fn kapso_config_id(i: usize) -> String {
+    format!("{KAPSO_CONFIG_PREFIX}{i}")
+}
+
+/// `can_send_message` of fleet number `i` (see the module docs).
+pub fn number_can_send(i: usize) -> &'static str {
+    CAN_SEND[can_send_index(i)]
+}
+
+/// `quality_rating` of fleet number `i`.
+pub fn number_quality(i: usize) -> &'static str {
+    QUALITIES[quality_index(i)]
+}
+
+/// `whatsapp_business_manager_messaging_limit` of fleet number `i`.
+pub fn number_tier(i: usize) -> &'static str {
+    TIERS[tier_index(i)]
+}
+
+/// `status` of fleet Kapso config `i`.
+pub fn kapso_status(i: usize) -> &'static str {
+    KAPSO_STATUSES[kapso_status_index(i)]
+}
+
+/// Whether the webhook of fleet Kapso config `i` is subscribed.
+pub fn kapso_webhook_subscribed(i: usize) -> bool {
+    i % 40 != 17
+}
+
+/// `gateway_status` of fleet On-Premises instance `i`.
+pub fn onprem_gateway_status(i: usize) -> &'static str {
+    GATEWAYS[gateway_index(i)].0
+}
+
+const CAN_SEND: [&str; 3] = [AVAILABLE, LIMITED, BLOCKED];
+const QUALITIES: [&str; 3] = ["GREEN", "YELLOW", "RED"];
+const TIERS: [&str; 2] = ["TIER_10K", "TIER_2K"];
+const KAPSO_STATUSES: [&str; 4] = ["healthy", "degraded", "unhealthy", "error"];
+const GATEWAYS: [(&str, &str); 4] = [
+    ("connected", "UP"),
+    ("disconnected", "DN"),
+    ("connecting", "SC"),
+    ("unregistered", "DN"),
+];
+
+fn can_send_index(i: usize) -> usize {
+    if i % 50 == 7 {
+        2
+    } else if i % 10 == 3 {
+        1
+    } else {
+        0
+    }
+}
+
+fn quality_index(i: usize) -> usize {
+    if i % 20 == 11 {
+        2
+    } else if i % 5 == 1 {
+        1
+    } else {
+        0
+    }
+}
+
+fn tier_index(i: usize) -> usize {
+    usize::from(i % 8 == 5)
+}
+
+fn kapso_status_index(i: usize) -> usize {
+    if i % 100 == 42 {
+        3
+    } else {
+        match can_send_index(i) {
+            2 => 2,
+            1 => 1,
+            _ if !kapso_webhook_subscribed(i) => 1,
+            _ => 0,
+        }
+    }
+}
+
+fn gateway_index(i: usize) -> usize {
+    if i % 25 == 3 {
+        1
+    } else if i % 40 == 9 {
+        2
+    } else if i % 97 == 50 {
+        3
+    } else {
+        0
+    }
+}
+
+/// One kind of fleet request, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FleetKind {
+    /// `GET /fleet/onprem/{i}/v1/health`.
+    OnPremHealth,
+    /// `GET /fleet/onprem/{i}/v1/support`.
+    OnPremSupport,
+    /// `POST /fleet/onprem/{i}/v1/users/login`.
+    OnPremLogin,
+    /// `GET /fleet/360dialog/health_status`.
+    Dialog360,
+    /// `GET /fleet/kapso/api/v1/whatsapp_configs/fleet-{i}/health`.
+    Kapso,
+    /// `GET /fleet/graph/…/{phone_number_id}`.
+    Graph,
+}
+
+impl FleetKind {
+    /// Every kind.
+    pub const ALL: [FleetKind; 6] = [
+        FleetKind::OnPremHealth,
+        FleetKind::OnPremSupport,
+        FleetKind::OnPremLogin,
+        FleetKind::Dialog360,
+        FleetKind::Kapso,
+        FleetKind::Graph,
+    ];
+
+    /// The name `/fleet/stats` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetKind::OnPremHealth => "onprem_health",
+            FleetKind::OnPremSupport => "onprem_support",
+            FleetKind::OnPremLogin => "onprem_login",
+            FleetKind::Dialog360 => "dialog360",
+            FleetKind::Kapso => "kapso",
+            FleetKind::Graph => "graph",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A part of a prerendered body.
+#[derive(Debug)]
+enum Seg {
+    Lit(Box<str>),
+    /// The phone number id.
+    Id,
+    /// The display phone number.
+    Display,
+    /// The index, in decimal.
+    Index,
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ` (On-Premises `device_iso8601`).
+    Now,
+    /// `YYYY-MM-DDTHH:MM:SSZ` (Kapso `timestamp`).
+    KapsoNow,
+}
+
+/// The holes of a template, as they are written in the JSON it is made from.
+const PLACEHOLDERS: [&str; 5] = [
+    "@@FLEET_ID@@",
+    "@@FLEET_DISPLAY@@",
+    "@@FLEET_INDEX@@",
+    "@@FLEET_NOW@@",
+    "@@FLEET_KAPSO_NOW@@",
+];
+const ID: &str = PLACEHOLDERS[0];
+const DISPLAY: &str = PLACEHOLDERS[1];
+const INDEX: &str = PLACEHOLDERS[2];
+const NOW: &str = PLACEHOLDERS[3];
+const KAPSO_NOW: &str = PLACEHOLDERS[4];
+
+/// The segment of the placeholder at `index` in [`PLACEHOLDERS`].
+fn hole(index: usize) -> Seg {
+    match index {
+        0 => Seg::Id,
+        1 => Seg::Display,
+        2 => Seg::Index,
+        3 => Seg::Now,
+        _ => Seg::KapsoNow,
+    }
+}
+
+/// A body rendered once, with holes for what differs per target and per request.
+#[derive(Debug)]
+struct BodyTemplate {
+    /// The whole body when it has no holes: answered without a copy.
+    whole: Option<Bytes>,
+    segs: Vec<Seg>,
+    literal_len: usize,
+}
+
+impl BodyTemplate {
+    fn new(value: &Value) -> Self {
+        let text = value.to_string();
+        let mut segs = Vec::new();
+        let mut rest = text.as_str();
+        loop {
+            let next = PLACEHOLDERS
+                .iter()
+                .enumerate()
+                .filter_map(|(index, p)| rest.find(p).map(|at| (at, index)))
+                .min_by_key(|(at, _)| *at);
+            match next {
+                Some((at, index)) => {
+                    if at > 0 {
+                        segs.push(Seg::Lit(rest[..at].into()));
+                    }
+                    segs.push(hole(index));
+                    rest = &rest[at + PLACEHOLDERS[index].len()..];
+                }
+                None => {
+                    if !rest.is_empty() {
+                        segs.push(Seg::Lit(rest.into()));
+                    }
+                    break;
+                }
+            }
+        }
+        let whole = match segs.as_slice() {
+            [] => Some(Bytes::new()),
+            [Seg::Lit(l)] => Some(Bytes::copy_from_slice(l.as_bytes())),
+            _ => None,
+        };
+        let literal_len = segs
+            .iter()
+            .map(|s| match s {
+                Seg::Lit(l) => l.len(),
+                _ => 0,
+            })
+            .sum();
+        BodyTemplate {
+            whole,
+            segs,
+            literal_len,
+        }
+    }
+
+    fn render(&self, i: usize) -> Bytes {
+        if let Some(whole) = &self.whole {
+            return whole.clone();
+        }
+        let mut out = String::with_capacity(self.literal_len + 64);
+        let mut now: Option<DateTime<Utc>> = None;
+        for seg in &self.segs {
+            match seg {
+                Seg::Lit(l) => out.push_str(l),
+                Seg::Id => {
+                    let _ = write!(out, "{}", PHONE_NUMBER_ID_BASE + i as u64);
+                }
+                Seg::Display => {
+                    let _ = write!(out, "+1 555-{i:07}");
+                }
+                Seg::Index => {
+                    let _ = write!(out, "{i}");
+                }
+                Seg::Now => {
+                    let t = *now.get_or_insert_with(Utc::now);
+                    let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+                }
+                Seg::KapsoNow => {
+                    let t = *now.get_or_insert_with(Utc::now);
+                    let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%SZ"));
+                }
+            }
+        }
+        Bytes::from(out)
+    }
+}
+
+/// The fleet: prerendered bodies and counters.
+pub(crate) struct Fleet {
+    size: usize,
+    started: std::time::Instant,
+    /// By [`FleetKind::index`].
+    totals: [AtomicU64; 6],
+    /// By [`FleetKind::index`], then target.
+    per_target: [Box<[AtomicU32]>; 6],
+    /// Ring of `(second << 32) | count`, by second modulo [`PER_SECOND_KEPT`].
+    per_second: Box<[AtomicU64]>,
+    /// By gateway state.
+    onprem_health: Vec<BodyTemplate>,
+    onprem_support: Vec<BodyTemplate>,
+    /// By can_send.
+    dialog360: Vec<BodyTemplate>,
+    /// By `(can_send * 3 + quality) * 2 + tier`.
+    graph: Vec<BodyTemplate>,
+    /// By `((can_send * 3 + quality) * 4 + kapso status) * 2 + webhook subscribed`.
+    kapso: Vec<BodyTemplate>,
+    usage_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A number in the state of the given indexes, with placeholder id and names.
+fn template_number(can_send: usize, quality: usize, tier: usize) -> cloud::PhoneNumber {
+    let mut n = CloudState::initial().numbers.remove(0);
+    n.id = ID.to_string();
+    n.display_phone_number = DISPLAY.to_string();
+    n.verified_name = format!("Fleet {INDEX}");
+    n.quality_rating = QUALITIES[quality].to_string();
+    n.tier = TIERS[tier].to_string();
+    n.health.set("PHONE_NUMBER", CAN_SEND[can_send], None);
+    n
+}
+
+/// The Cloud API state of one number of the fleet, in the given states.
+fn cloud_of(number: cloud::PhoneNumber, kapso: KapsoState) -> CloudState {
+    let mut cloud = CloudState::initial();
+    cloud.numbers = vec![number];
+    cloud.kapso = vec![kapso];
+    cloud
+}
+
+impl Fleet {
+    pub(crate) fn new(size: usize, started_at: DateTime<Utc>) -> Self {
+        let meta = json!({"version": META_VERSION, "api_status": "stable"});
+        let mut onprem_health = Vec::new();
+        let mut onprem_support = Vec::new();
+        for (gateway, socket) in GATEWAYS {
+            let mut state = ClusterState::initial(Cluster::Single, started_at);
+            for node in &mut state.nodes {
+                node.gateway_status = gateway.to_string();
+                node.socket_conn = socket.to_string();
+            }
+            onprem_health.push(BodyTemplate::new(&json!({
+                "health": state.health(Shape::Normal),
+                "meta": meta,
+            })));
+            let mut support = state.support(started_at, Shape::Normal);
+            if let Some(m) = support.as_object_mut() {
+                m.insert("device_iso8601".into(), json!(NOW));
+            }
+            onprem_support.push(BodyTemplate::new(&json!({
+                "support": support,
+                "meta": meta,
+            })));
+        }
+        let kapso_state = |status: usize, subscribed: bool| {
+            let mut k = KapsoState {
+                status: String::new(),
+                error: None,
+                webhook_subscribed: subscribed,
+                webhook_verified: true,
+            };
+            k.set_status(KAPSO_STATUSES[status], None);
+            k
+        };
+        let mut dialog360 = Vec::new();
+        for can_send in 0..CAN_SEND.len() {
+            let cloud = cloud_of(template_number(can_send, 0, 0), kapso_state(0, true));
+            dialog360.push(BodyTemplate::new(&providers::dialog360_body(&cloud, 0)));
+        }
+        let mut graph = Vec::new();
+        let mut kapso = Vec::new();
+        for can_send in 0..CAN_SEND.len() {
+            for quality in 0..QUALITIES.len() {
+                for tier in 0..TIERS.len() {
+                    let cloud = cloud_of(
+                        template_number(can_send, quality, tier),
+                        kapso_state(0, true),
+                    );
+                    let n = &cloud.numbers[0];
+                    let mut m = serde_json::Map::new();
+                    for field in graph_api::PHONE_NUMBER_FIELDS {
+                        if field == "id" {
+                            continue;
+                        }
+                        if let Some(v) = graph_api::number_field(&cloud, n, field) {
+                            m.insert(field.to_string(), v);
+                        }
+                    }
+                    m.insert("id".into(), json!(ID));
+                    graph.push(BodyTemplate::new(&Value::Object(m)));
+                }
+                for status in 0..KAPSO_STATUSES.len() {
+                    for subscribed in [false, true] {
+                        let cloud = cloud_of(
+                            template_number(can_send, quality, 0),
+                            kapso_state(status, subscribed),
+                        );
+                        let mut body = providers::kapso_body(&cloud, 0, started_at);
+                        if let Some(m) = body.as_object_mut() {
+                            m.insert("timestamp".into(), json!(KAPSO_NOW));
+                        }
+                        kapso.push(BodyTemplate::new(&body));
+                    }
+                }
+            }
+        }
+        let mut probe = Response::new(SimBody::full(Bytes::new()));
+        graph_api::add_usage_headers(
+            &mut probe,
+            cloud::INITIAL_BUSINESS_USAGE,
+            cloud::INITIAL_APP_USAGE,
+        );
+        let usage_headers = probe
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let counters = || -> Box<[AtomicU32]> { (0..size).map(|_| AtomicU32::new(0)).collect() };
+        Fleet {
+            size,
+            started: std::time::Instant::now(),
+            totals: Default::default(),
+            per_target: std::array::from_fn(|_| counters()),
+            per_second: (0..PER_SECOND_KEPT).map(|_| AtomicU64::new(0)).collect(),
+            onprem_health,
+            onprem_support,
+            dialog360,
+            graph,
+            kapso,
+            usage_headers,
+        }
+    }
+
+    fn second(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    fn count(&self, kind: FleetKind, target: Option<usize>) {
+        self.totals[kind.index()].fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = target.and_then(|i| self.per_target[kind.index()].get(i)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let second = self.second();
+        let slot = &self.per_second[(second % PER_SECOND_KEPT) as usize];
+        let mut current = slot.load(Ordering::Relaxed);
+        loop {
+            let next = if current >> 32 == second {
+                current.wrapping_add(1)
+            } else {
+                (second << 32) | 1
+            };
+            match slot.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Requests counted in `second`; 0 when that second is no longer kept (or to come).
+    fn in_second(&self, second: u64) -> u32 {
+        let v = self.per_second[(second % PER_SECOND_KEPT) as usize].load(Ordering::Relaxed);
+        if v >> 32 == second {
+            (v & 0xffff_ffff) as u32
+        } else {
+            0
+        }
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    pub(crate) fn requests(&self, kind: FleetKind) -> u64 {
+        self.totals[kind.index()].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn target_requests(&self, kind: FleetKind, i: usize) -> u64 {
+        self.per_target[kind.index()]
+            .get(i)
+            .map_or(0, |c| u64::from(c.load(Ordering::Relaxed)))
+    }
+
+    /// `(first second, counts)` from `from` (clamped to what is kept) to the current second,
+    /// excluded.
+    pub(crate) fn per_second(&self, from: Option<u64>) -> (u64, Vec<u32>) {
+        let now = self.second();
+        let oldest = now.saturating_sub(PER_SECOND_KEPT - 1);
+        let from = from
+            .unwrap_or_else(|| now.saturating_sub(PER_SECOND_DEFAULT))
+            .clamp(oldest, now);
+        (from, (from..now).map(|s| self.in_second(s)).collect())
+    }
+
+    /// The index in `text` when it is a fleet index: decimal, no leading zero, below the size.
+    fn index(&self, text: &str) -> Option<usize> {
+        let canonical = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && (text == "0" || !text.starts_with('0'))
+            && text.len() <= 19;
+        canonical
+            .then(|| text.parse::<usize>().ok())
+            .flatten()
+            .filter(|&i| i < self.size)
+    }
+
+    fn stats(&self, query: Option<&str>) -> Value {
+        let query = graph_api::Query::parse(query);
+        let from = query.get("from").and_then(|f| f.parse::<u64>().ok());
+        let (from, counts) = self.per_second(from);
+        let requests: serde_json::Map<String, Value> = FleetKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_string(), json!(self.requests(*k))))
+            .collect();
+        let mut body = json!({
+            "targets": self.size,
+            "uptime_seconds": self.started.elapsed().as_secs_f64(),
+            "second": self.second(),
+            "requests": requests,
+            "per_second": {"from": from, "counts": counts},
+        });
+        if query.get("per_target") == Some("1") {
+            let per_target: serde_json::Map<String, Value> = FleetKind::ALL
+                .iter()
+                .map(|k| {
+                    let counts: Vec<u32> = self.per_target[k.index()]
+                        .iter()
+                        .map(|c| c.load(Ordering::Relaxed))
+                        .collect();
+                    (k.as_str().to_string(), json!(counts))
+                })
+                .collect();
+            if let Some(m) = body.as_object_mut() {
+                m.insert("per_target".into(), Value::Object(per_target));
+            }
+        }
+        body
+    }
+}
+
+fn json_bytes(body: Bytes) -> Response<SimBody> {
+    body_response(StatusCode::OK, "application/json", body)
+}
+
+fn meta() -> Value {
+    json!({"version": META_VERSION, "api_status": "stable"})
+}
+
+fn onprem_error(status: StatusCode, code: i64, title: &str, details: &str) -> Action {
+    Action::Respond(envelope(status, code, title, details, meta()))
+}
+
+/// `(scheme in lower case, credentials)` of the `Authorization` header.
+fn authorization(req: &Request<Incoming>) -> Option<(String, &str)> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, credentials) = value
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .map(|(s, c)| (s, c.trim()))
+        .unwrap_or((value, ""));
+    Some((scheme.to_ascii_lowercase(), credentials))
+}
+
+impl Simulator {
+    fn fleet(&self) -> Option<&Fleet> {
+        self.inner.fleet.as_ref()
+    }
+
+    /// The number of targets of each kind the fleet serves (0: no fleet).
+    pub fn fleet_size(&self) -> usize {
+        self.fleet().map_or(0, Fleet::size)
+    }
+
+    /// Fleet requests of a kind, rejected ones included.
+    pub fn fleet_requests(&self, kind: FleetKind) -> u64 {
+        self.fleet().map_or(0, |f| f.requests(kind))
+    }
+
+    /// Fleet requests of a kind that named target `i`, rejected ones included.
+    pub fn fleet_target_requests(&self, kind: FleetKind, i: usize) -> u64 {
+        self.fleet().map_or(0, |f| f.target_requests(kind, i))
+    }
+
+    /// Fleet requests per second since the simulator was created: the first second and the
+    /// counts from it to the current second, excluded (see the module docs).
+    pub fn fleet_requests_per_second(&self, from: Option<u64>) -> (u64, Vec<u32>) {
+        self.fleet().map_or((0, Vec::new()), |f| f.per_second(from))
+    }
+
+    /// Answers a request under `/fleet`; `rest` is the path after it.
+    pub(super) fn prepare_fleet(
+        &self,
+        req: &Request<Incoming>,
+        rest: &str,
+        local: Option<SocketAddr>,
+    ) -> Action {
+        let Some(fleet) = self.fleet() else {
+            return onprem_error(
+                StatusCode::NOT_FOUND,
+                1006,
+                "Resource not found",
+                "No fleet: start the simulator with --targets N",
+            );
+        };
+        if rest == "/stats" {
+            let body = fleet.stats(req.uri().query());
+            return Action::Respond(json_bytes(Bytes::from(body.to_string())));
+        }
+        if rest == "/config" {
+            let base = format!("http://{}", authority(req, local));
+            return self.fleet_config_answer(req, &base);
+        }
+        if let Some(r) = rest.strip_prefix("/onprem/") {
+            return self.fleet_onprem(fleet, req, r);
+        }
+        if let Some(r) = rest.strip_prefix("/360dialog") {
+            return self.fleet_dialog360(fleet, req, r);
+        }
+        if let Some(r) = rest.strip_prefix("/kapso") {
+            return self.fleet_kapso(fleet, req, r);
+        }
+        if let Some(r) = rest.strip_prefix("/graph") {
+            if r.is_empty() || r.starts_with('/') {
+                return self.fleet_graph(fleet, req, r);
+            }
+        }
+        let shown: String = rest.chars().take(200).collect();
+        onprem_error(
+            StatusCode::NOT_FOUND,
+            1006,
+            "Resource not found",
+            &format!("Unknown path /fleet{shown}"),
+        )
+    }
+
+    fn fleet_config_answer(&self, req: &Request<Incoming>, base: &str) -> Action {
+        let query = graph_api::Query::parse(req.uri().query());
+        let size = self.fleet_size();
+        let number = |key: &str, default: usize| -> Result<usize, String> {
+            match query.get(key) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<usize>()
+                    .map_err(|_| format!("{key} must be a number, not {v:?}")),
+            }
+        };
+        let interval = match query.get("interval") {
+            None => Ok(Duration::from_secs(30)),
+            Some(v) => humantime::parse_duration(v)
+                .map_err(|e| format!("interval {v:?}: {e}"))
+                .and_then(|d| {
+                    if d.is_zero() {
+                        Err("interval must be above 0".to_string())
+                    } else {
+                        Ok(d)
+                    }
+                }),
+        };
+        let default_onprem = size / 10;
+        let parsed = number("onprem", default_onprem)
+            .and_then(|o| number("cloud", size - default_onprem).map(|c| (o, c)))
+            .and_then(|(o, c)| interval.map(|i| (o, c, i)))
+            .and_then(|(o, c, i)| {
+                if o > size || c > size {
+                    Err(format!(
+                        "the fleet has {size} On-Premises instances and {size} numbers: \
+                         onprem and cloud must not exceed it"
+                    ))
+                } else {
+                    Ok((o, c, i))
+                }
+            });
+        match parsed {
+            Ok((onprem, cloud, interval)) => {
+                let text = fleet_config_at(base, self.options(), onprem, cloud, interval);
+                Action::Respond(body_response(
+                    StatusCode::OK,
+                    "application/yaml",
+                    Bytes::from(text),
+                ))
+            }
+            Err(e) => Action::Respond(body_response(
+                StatusCode::BAD_REQUEST,
+                "text/plain; charset=utf-8",
+                Bytes::from(format!("{e}\n")),
+            )),
+        }
+    }
+
+    fn fleet_onprem(&self, fleet: &Fleet, req: &Request<Incoming>, rest: &str) -> Action {
+        let (index, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        let tail = format!("/{tail}");
+        let Some(endpoint) = super::Endpoint::ALL.into_iter().find(|e| e.path() == tail) else {
+            return onprem_error(
+                StatusCode::NOT_FOUND,
+                1006,
+                "Resource not found",
+                "Unknown path",
+            );
+        };
+        let kind = match endpoint {
+            super::Endpoint::Health => FleetKind::OnPremHealth,
+            super::Endpoint::Support => FleetKind::OnPremSupport,
+            super::Endpoint::Login => FleetKind::OnPremLogin,
+        };
+        let i = fleet.index(index);
+        fleet.count(kind, i);
+        let Some(i) = i else {
+            return onprem_error(
+                StatusCode::NOT_FOUND,
+                1006,
+                "Resource not found",
+                "No such fleet instance",
+            );
+        };
+        if req.method() != endpoint.method() {
+            let mut resp = envelope(
+                StatusCode::METHOD_NOT_ALLOWED,
+                1000,
+                "Method not allowed",
+                &format!("{} accepts {} only", endpoint.path(), endpoint.method()),
+                meta(),
+            );
+            resp.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static(if endpoint == super::Endpoint::Login {
+                    "POST"
+                } else {
+                    "GET"
+                }),
+            );
+            return Action::Respond(resp);
+        }
+        let auth = authorization(req);
+        let auth = auth.as_ref().map(|(s, c)| (s.as_str(), *c));
+        let opts = &self.inner.opts;
+        let allowed = match (endpoint, auth) {
+            (super::Endpoint::Login, Some(("basic", c))) => {
+                c == base64_encode(format!("{}:{}", opts.username, opts.password).as_bytes())
+            }
+            (super::Endpoint::Health, Some(("apikey", c))) => !c.is_empty() && c == opts.api_key,
+            (super::Endpoint::Health | super::Endpoint::Support, Some(("bearer", c))) => {
+                c == FLEET_TOKEN
+            }
+            _ => false,
+        };
+        if !allowed {
+            return onprem_error(
+                StatusCode::UNAUTHORIZED,
+                1005,
+                "Access denied",
+                "Invalid credentials",
+            );
+        }
+        let g = gateway_index(i);
+        let body = match endpoint {
+            super::Endpoint::Health => fleet.onprem_health[g].render(i),
+            super::Endpoint::Support => fleet.onprem_support[g].render(i),
+            super::Endpoint::Login => {
+                let expires = chrono::TimeDelta::from_std(opts.token_ttl)
+                    .ok()
+                    .and_then(|d| Utc::now().checked_add_signed(d))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                let body = json!({
+                    "users": [{
+                        "token": FLEET_TOKEN,
+                        "expires_after": expires.format("%Y-%m-%d %H:%M:%S+00:00").to_string(),
+                    }],
+                    "meta": meta(),
+                });
+                Bytes::from(body.to_string())
+            }
+        };
+        Action::Respond(json_bytes(body))
+    }
+
+    fn fleet_dialog360(&self, fleet: &Fleet, req: &Request<Incoming>, rest: &str) -> Action {
+        if rest.trim_end_matches('/') != "/health_status" {
+            return Action::Respond(dialog360_error(StatusCode::NOT_FOUND, "Not found"));
+        }
+        let i = header_text(req, providers::DIALOG360_KEY_HEADER)
+            .and_then(|k| k.strip_prefix(DIALOG360_KEY_PREFIX))
+            .and_then(|i| fleet.index(i));
+        fleet.count(FleetKind::Dialog360, i);
+        if req.method() != Method::GET {
+            return method_not_allowed(dialog360_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+            ));
+        }
+        let Some(i) = i else {
+            return Action::Respond(dialog360_error(StatusCode::UNAUTHORIZED, "Invalid api_key"));
+        };
+        Action::Respond(json_bytes(fleet.dialog360[can_send_index(i)].render(i)))
+    }
+
+    fn fleet_kapso(&self, fleet: &Fleet, req: &Request<Incoming>, rest: &str) -> Action {
+        let config_id = rest
+            .strip_prefix("/api/v1/whatsapp_configs/")
+            .and_then(|r| r.strip_suffix("/health"))
+            .filter(|id| !id.is_empty() && !id.contains('/'));
+        let Some(config_id) = config_id else {
+            return Action::Respond(kapso_error(StatusCode::NOT_FOUND, "Not found"));
+        };
+        let i = config_id
+            .strip_prefix(KAPSO_CONFIG_PREFIX)
+            .and_then(|i| fleet.index(i));
+        fleet.count(FleetKind::Kapso, i);
+        if req.method() != Method::GET {
+            return method_not_allowed(kapso_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+            ));
+        }
+        let key = &self.inner.opts.kapso_api_key;
+        if !header_text(req, providers::KAPSO_KEY_HEADER).is_some_and(|k| !k.is_empty() && k == key)
+        {
+            return Action::Respond(kapso_error(StatusCode::UNAUTHORIZED, "Invalid API key"));
+        }
+        let Some(i) = i else {
+            return Action::Respond(kapso_error(
+                StatusCode::NOT_FOUND,
+                "WhatsApp config not found",
+            ));
+        };
+        let n = can_send_index(i) * 3 + quality_index(i);
+        let k = (n * 4 + kapso_status_index(i)) * 2 + usize::from(kapso_webhook_subscribed(i));
+        Action::Respond(json_bytes(fleet.kapso[k].render(i)))
+    }
+
+    fn fleet_graph(&self, fleet: &Fleet, req: &Request<Incoming>, rest: &str) -> Action {
+        let node = graph_api::parse_path(rest)
+            .ok()
+            .filter(|p| p.edge.is_none())
+            .map(|p| p.node);
+        let i = node
+            .and_then(|n| n.parse::<u64>().ok())
+            .and_then(|id| id.checked_sub(PHONE_NUMBER_ID_BASE))
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i < fleet.size && node == Some(phone_number_id(i).as_str()));
+        fleet.count(FleetKind::Graph, i);
+        let token = &self.inner.opts.graph_token;
+        let mut resp = match authorization(req) {
+            Some((scheme, t)) if scheme == "bearer" && !t.is_empty() && t == token => match i {
+                Some(i) if req.method() == Method::GET => {
+                    let t = (can_send_index(i) * 3 + quality_index(i)) * 2 + tier_index(i);
+                    json_bytes(fleet.graph[t].render(i))
+                }
+                _ => GraphErr::unsupported(req.method(), node.unwrap_or("")).response(),
+            },
+            _ => GraphErr::invalid_token().response(),
+        };
+        for (name, value) in &fleet.usage_headers {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
+        Action::Respond(resp)
+    }
+}
+
+/// A YAML double-quoted scalar (JSON's escapes are YAML's), with `$` doubled so that the
+/// exporter's `${VAR}` expansion leaves it alone.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(&text.replace('$', "$$")).unwrap_or_default()
+}
+
+/// An exporter configuration for a fleet simulator served at `handle`: `onprem` On-Premises
+/// targets (instances `0..onprem`, with the API key for `/v1/health` and a login for
+/// `/v1/support`) and `cloud` Cloud API numbers, one target each, split over `dialog360`
+/// (numbers `0..d`), `kapso` (the next `k`) and `cloud_api` targets (the rest), a third each
+/// (the first kinds get the remainder), every target polled every `interval` (timeout: the
+/// shorter of 10 s and the interval).
+///
+/// Targets are named `onprem-{i}`, `dialog360-{i}`, `kapso-{i}` and `cloud-{i}` by their
+/// instance or number index. The simulator must serve a fleet of at least
+/// `max(onprem, cloud)` ([`SimulatorOptions::fleet`]); `GET /fleet/config` answers the same.
+pub fn fleet_config(
+    handle: &SimulatorHandle,
+    onprem: usize,
+    cloud: usize,
+    interval: Duration,
+) -> String {
+    fleet_config_at(
+        &format!("http://{}", handle.addr),
+        handle.simulator().options(),
+        onprem,
+        cloud,
+        interval,
+    )
+}
+
+/// How many of `cloud` numbers go to dialog360, kapso and cloud_api targets.
+pub fn cloud_split(cloud: usize) -> [usize; 3] {
+    let third = cloud / 3;
+    let rest = cloud % 3;
+    [
+        third + usize::from(rest > 0),
+        third + usize::from(rest > 1),
+        third,
+    ]
+}
+
+fn fleet_config_at(
+    base: &str,
+    opts: &SimulatorOptions,
+    onprem: usize,
+    cloud: usize,
+    interval: Duration,
+) -> String {
+    let timeout = interval.min(Duration::from_secs(10));
+    let mut out = String::with_capacity(64 + (onprem + cloud) * 200);
+    let _ = write!(
+        out,
+        "# {onprem} On-Premises targets and {cloud} Cloud API numbers of the simulator's fleet.\n\
+         global:\n  interval: {}\n  timeout: {}\ntargets:\n",
+        humantime::format_duration(interval),
+        humantime::format_duration(timeout),
+    );
+    let (api_key, user, password) = (
+        quoted(&opts.api_key),
+        quoted(&opts.username),
+        quoted(&opts.password),
+    );
+    for i in 0..onprem {
+        let _ = writeln!(
+            out,
+            "  - {{name: onprem-{i}, type: onprem, base_url: {}, api_key: {api_key}, username: {user}, password: {password}}}",
+            quoted(&format!("{base}/{FLEET_PREFIX}/onprem/{i}")),
+        );
+    }
+    let [d, k, _] = cloud_split(cloud);
+    let d360 = quoted(&format!("{base}/{FLEET_PREFIX}/360dialog"));
+    for i in 0..d {
+        let _ = writeln!(
+            out,
+            "  - {{name: dialog360-{i}, type: dialog360, base_url: {d360}, api_key: {}}}",
+            quoted(&dialog360_key(i)),
+        );
+    }
+    let kapso = quoted(&format!("{base}/{FLEET_PREFIX}/kapso"));
+    let kapso_key = quoted(&opts.kapso_api_key);
+    for i in d..d + k {
+        let _ = writeln!(
+            out,
+            "  - {{name: kapso-{i}, type: kapso, base_url: {kapso}, api_key: {kapso_key}, config_id: {}}}",
+            quoted(&kapso_config_id(i)),
+        );
+    }
+    let graph = quoted(&format!("{base}/{FLEET_PREFIX}/graph"));
+    let token = quoted(&opts.graph_token);
+    for i in d + k..cloud {
+        let _ = writeln!(
+            out,
+            "  - {{name: cloud-{i}, type: cloud_api, base_url: {graph}, access_token: {token}, phone_number_ids: [\"{}\"]}}",
+            phone_number_id(i),
+        );
+    }
+    out
+}
+
+impl SimulatorHandle {
+    /// The base URL of fleet On-Premises instance `i`, e.g. `http://127.0.0.1:40123/fleet/onprem/7`.
+    pub fn fleet_onprem_base_url(&self, i: usize) -> String {
+        format!("http://{}/{FLEET_PREFIX}/onprem/{i}", self.addr)
+    }
+
+    /// The base URL of the fleet's 360dialog.
+    pub fn fleet_dialog360_base_url(&self) -> String {
+        format!("http://{}/{FLEET_PREFIX}/360dialog", self.addr)
+    }
+
+    /// The base URL of the fleet's Kapso.
+    pub fn fleet_kapso_base_url(&self) -> String {
+        format!("http://{}/{FLEET_PREFIX}/kapso", self.addr)
+    }
+
+    /// The base URL of the fleet's Graph API.
+    pub fn fleet_graph_base_url(&self) -> String {
+        format!("http://{}/{FLEET_PREFIX}/graph", self.addr)
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn templates_split_on_placeholders() {
+        let t =
+            BodyTemplate::new(&json!({"id": ID, "name": format!("Fleet {INDEX}"), "d": DISPLAY}));
+        assert!(t.whole.is_none());
+        let body = t.render(42);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["id"], json!(phone_number_id(42)));
+        assert_eq!(v["name"], json!("Fleet 42"));
+        assert_eq!(v["d"], json!(display_phone_number(42)));
+        let plain = BodyTemplate::new(&json!({"a": 1}));
+        assert_eq!(plain.render(3), Bytes::from_static(b"{\"a\":1}"));
+    }
+
+    #[test]
+    fn states_mix_as_documented() {
+        let n = 10_000;
+        let count = |f: &dyn Fn(usize) -> bool| (0..n).filter(|&i| f(i)).count();
+        assert_eq!(count(&|i| number_can_send(i) == BLOCKED), 200);
+        assert_eq!(count(&|i| number_can_send(i) == LIMITED), 1000);
+        assert_eq!(count(&|i| number_quality(i) == "RED"), 500);
+        assert_eq!(count(&|i| number_quality(i) == "YELLOW"), 1500);
+        assert_eq!(count(&|i| number_tier(i) == "TIER_2K"), 1250);
+        assert_eq!(count(&|i| kapso_status(i) == "error"), 100);
+        assert!(count(&|i| kapso_status(i) == "unhealthy") > 0);
+        assert!(count(&|i| !kapso_webhook_subscribed(i)) > 0);
+        for g in ["connected", "disconnected", "connecting", "unregistered"] {
+            assert!(count(&|i| onprem_gateway_status(i) == g) > 0, "{g}");
+        }
+        assert_eq!(cloud_split(9000), [3000, 3000, 3000]);
+        assert_eq!(cloud_split(10), [4, 3, 3]);
+        assert_eq!(cloud_split(2), [1, 1, 0]);
+    }
+
+    #[test]
+    fn config_text_quotes_values() {
+        let opts = SimulatorOptions {
+            api_key: "a\"b${X}-0123456789".into(),
+            ..SimulatorOptions::default()
+        };
+        let text = fleet_config_at("http://h:1", &opts, 1, 3, Duration::from_secs(5));
+        assert!(text.contains("interval: 5s\n  timeout: 5s\n"), "{text}");
+        assert!(
+            text.contains(r#"api_key: "a\"b$${X}-0123456789""#),
+            "{text}"
+        );
+        assert!(text.contains("name: dialog360-0,"), "{text}");
+        assert!(text.contains("name: kapso-1,"), "{text}");
+        assert!(text.contains("name: cloud-2,"), "{text}");
+        assert_eq!(text.matches("\n  - {").count(), 4, "{text}");
+    }
+}

@@ -1,0 +1,677 @@
+#!/usr/bin/env bash
+# Performance benchmark of whatsapp-exporter: runs the scenarios of the performance issue
+# on this machine and prints one table: figure, ours, reference, ratio (ours / reference),
+# goal, met. Every figure is measured in this run (blackbox_exporter and nginx too), except
+# json_exporter's, which is not in Debian: its figures are the issue's, marked "not run".
+#
+# Run it from anywhere, on Debian, as root (or with sudo for apt-get):
+#
+#   bash tests/bench/run.sh                 # about 11 minutes
+#   bash tests/bench/run.sh --soak 3600     # memory over an hour of polling (the goal)
+#   bash tests/bench/run.sh --perf          # also record perf profiles of the three loads
+#   bash tests/bench/run.sh --keep          # keep the work directory (logs, bodies, wrk output)
+#
+# It installs what is missing (wrk, nginx-light, prometheus-blackbox-exporter, python3,
+# curl; linux-perf with --perf) with apt-get, builds `cargo build --release`, and starts
+# everything it measures itself, on free ports of 127.0.0.1: the simulator with a fleet
+# (`simulate --targets 10000`), the exporter, blackbox_exporter and nginx. It stops them by
+# pid when it ends. (On a machine with systemd, installing the packages may also start
+# their services, nginx on :80 and blackbox_exporter on :9115; the script does not use them.)
+# promtool, when installed, checks the /metrics body of 10,000 targets.
+#
+# How it measures: CPU seconds are utime+stime of /proc/<pid>/stat (every nginx process
+# summed) before and after each load; memory is VmRSS and VmHWM of /proc/<pid>/status;
+# request rates and transfer rates are wrk's (`wrk -t2 -c4 -d10s`, the load generator sharing
+# the cores); each load figure is the median of three runs. The scenarios:
+#
+#  1. Release binary size; start to the first 200 on /metrics (the demo's configuration,
+#     and 10,000 targets); resident memory with the demo's configuration.
+#  2. /probe of one On-Premises /v1/health of the fleet, beside blackbox_exporter (an http
+#     module with the Apikey header and a regex on "connected") against the same upstream,
+#     and nginx serving the same JSON: requests/s and CPU seconds per 1,000 probes under wrk,
+#     then at 9 probes/s for 30 s (a paced client, both exporters at once). Also, not goals:
+#     the simulator's own /v1/health rate (the upstream must not be the limit) and /probe of
+#     four targets in turn.
+#  3. Background polling of 10,000 targets (1,000 On-Premises with health and support, and
+#     3,000 each of dialog360, kapso and cloud_api numbers, a mix of states) every 30 s:
+#     after a warm-up interval, CPU over three intervals (90 s), the simulator's requests
+#     per second (max / mean) and how often each target was polled in that window.
+#  4. /metrics of those 10,000 targets: MiB/s beside nginx serving the same bytes from a
+#     file at the same path; gzip; CPU per scrape at full load and at one scrape per second
+#     (the background polling's CPU, measured in 3, subtracted); series and promtool checks.
+#  5. Memory: resident at 10,000 targets against 2 x the body + 16 MiB; then --soak SECONDS
+#     (default 120) of polling with a scrape every 15 s, RSS at its start and end.
+#
+# Where the issue's words need a number, the script's reading is in the goal column: no
+# burst = the busiest second at most 1.5 x the mean; a scrape's cost not growing with how
+# often = CPU per scrape at full load at most half that at one scrape per second; gzip from
+# the same cache = a gzip scrape costs no more CPU than a plain one; flat = at most +5 %.
+set -uo pipefail
+
+SOAK=120
+PERF=0
+KEEP=0
+while (($#)); do
+    case "$1" in
+    --soak)
+        SOAK="${2:?--soak needs seconds}"
+        shift 2
+        ;;
+    --soak=*)
+        SOAK="${1#--soak=}"
+        shift
+        ;;
+    --perf)
+        PERF=1
+        shift
+        ;;
+    --keep)
+        KEEP=1
+        shift
+        ;;
+    -h | --help)
+        sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "unknown argument $1 (try --help)" >&2
+        exit 2
+        ;;
+    esac
+done
+[[ "$SOAK" =~ ^[0-9]+$ ]] || {
+    echo "--soak takes whole seconds" >&2
+    exit 2
+}
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BENCH="$ROOT/tests/bench"
+WORK="$(mktemp -d /tmp/wa-bench.XXXXXX)"
+chmod 755 "$WORK"
+ROWS="$WORK/rows.tsv"
+: >"$ROWS"
+PIDS=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() {
+    log "FAILED: $*"
+    exit 1
+}
+py() { python3 "$BENCH/bench.py" "$@"; }
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        if [[ -e /proc/$pid ]]; then
+            kill -TERM "$pid" 2>/dev/null
+        fi
+    done
+    for pid in "${PIDS[@]}"; do
+        wait_gone "$pid"
+    done
+    if ((KEEP)); then
+        log "work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits (at most 10 s) until a process is gone (or a zombie nobody reaps).
+wait_gone() {
+    local pid=$1 i
+    for ((i = 0; i < 200; i++)); do
+        [[ -e /proc/$pid ]] || return 0
+        [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]] && return 0
+        sleep 0.05
+    done
+}
+
+stop() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null
+    wait_gone "$pid"
+}
+
+# Waits until URL answers 200 (at most $2 seconds).
+wait_http() {
+    local url=$1 limit=${2:-20} i
+    for ((i = 0; i < limit * 20; i++)); do
+        if [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" == 200 ]]; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# Arithmetic on decimals.
+calc() { awk "BEGIN { x = $1; if (x != x) print \"nan\"; else printf \"%.6g\", x }" 2>/dev/null || echo nan; }
+fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "nan" || x == "") print "n/a"; else printf "%.*f", d, x }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+yes_if() { awk -v a="$1" -v b="$3" -v op="$2" 'BEGIN {
+    if (a == "nan" || a == "" || b == "nan") { print "n/a"; exit }
+    ok = (op == ">=") ? a >= b : (op == "<=") ? a <= b : (op == "<") ? a < b : (op == ">") ? a > b : a == b
+    print ok ? "yes" : "NO" }'; }
+
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$ROWS"; }
+section() { printf '%s\n' "$1" >>"$ROWS"; }
+
+cpu() { py cpu "$@"; }
+rss_kib() { py mem "$1" | awk '{print $1}'; }
+hwm_kib() { py mem "$1" | awk '{print $2}'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# Every process of an nginx master: itself and its workers.
+nginx_pids() { echo "$1 $(ps -o pid= --ppid "$1" | tr '\n' ' ')"; }
+
+# ---------------------------------------------------------------------------------------
+log "work directory $WORK"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
+command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
+command -v python3 >/dev/null || need+=(python3)
+command -v curl >/dev/null || need+=(curl)
+if ((PERF)) && ! command -v perf >/dev/null; then need+=(linux-perf); fi
+if ((${#need[@]})); then
+    SUDO=
+    [[ $EUID -eq 0 ]] || SUDO=sudo
+    log "installing ${need[*]}"
+    $SUDO apt-get update -qq >"$WORK/apt.log" 2>&1
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >>"$WORK/apt.log" 2>&1 ||
+        die "apt-get install ${need[*]} (see $WORK/apt.log)"
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+BLACKBOX="$(command -v prometheus-blackbox-exporter)"
+
+log "building the release binary"
+(cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release"
+BIN="$ROOT/target/release/whatsapp-exporter"
+RUN_BIN="$BIN"
+if ((PERF)); then
+    log "building a release binary with symbols and frame pointers for perf"
+    (cd "$ROOT" && CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+        RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release --quiet --target-dir "$ROOT/target/bench-perf") ||
+        die "profiling build"
+    RUN_BIN="$ROOT/target/bench-perf/release/whatsapp-exporter"
+fi
+# perf record -p PID for SECONDS into NAME's file, in the background (with --perf only).
+PERF_PIDS=()
+perf_record() {
+    ((PERF)) || return 0
+    perf record -F 499 -g -p "$1" -o "$WORK/perf-$3.data" -- sleep "$2" >"$WORK/perf-$3.log" 2>&1 &
+    PERF_PIDS+=("$!")
+}
+perf_wait() {
+    local pid
+    for pid in "${PERF_PIDS[@]}"; do wait "$pid"; done
+    PERF_PIDS=()
+}
+# Sleeps until SECONDS after the time START (date +%s.%N), if that is still to come.
+sleep_until() {
+    local left
+    left=$(calc "$1 + $2 - $(date +%s.%N)")
+    awk -v l="$left" 'BEGIN { exit !(l > 0) }' && sleep "$left"
+    return 0
+}
+
+read -r SIM_PORT EXP_PORT BB_PORT NGX_PORT <<<"$(py ports 4)"
+SIM="http://127.0.0.1:$SIM_PORT"
+EXP="http://127.0.0.1:$EXP_PORT"
+API_KEY=sim-api-key-0123456789
+
+log "simulator with a fleet of 10000 on $SIM"
+"$BIN" simulate --targets 10000 --web.listen-address "127.0.0.1:$SIM_PORT" >"$WORK/simulator.out" 2>"$WORK/simulator.log" &
+SIM_PID=$!
+PIDS+=("$SIM_PID")
+wait_http "$SIM/fleet/stats" || die "the simulator did not start (see $WORK/simulator.log)"
+
+# The demo's configuration (as `whatsapp-exporter demo` writes it, src/cli.rs demo_config),
+# against this simulator.
+cat >"$WORK/demo.yaml" <<EOF
+global:
+  interval: 5s
+  timeout: 5s
+targets:
+- name: onprem-single
+  type: onprem
+  base_url: $SIM/single
+  api_key: $API_KEY
+  username: admin
+  password: sim-password-1
+  labels: {site: demo, cluster: single}
+- name: onprem-ha
+  type: onprem
+  base_url: $SIM/ha
+  username: admin
+  password: sim-password-1
+  labels: {site: demo, cluster: ha}
+- name: onprem-multiconnect
+  type: onprem
+  base_url: $SIM/multiconnect
+  api_key: $API_KEY
+  username: admin
+  password: sim-password-1
+  labels: {site: demo, cluster: multiconnect}
+- name: cloud-acme
+  type: cloud_api
+  base_url: $SIM/graph
+  access_token: sim-graph-token-0123456789
+  waba_id: "102290129340398"
+  phone_number_ids: ["106540352242922"]
+  discover: true
+  discovery_interval: 30s
+  labels: {site: demo}
+- name: dialog360-sales
+  type: dialog360
+  base_url: $SIM/360dialog
+  api_key: sim-360-key-0002
+  labels: {site: demo}
+- name: kapso-support
+  type: kapso
+  base_url: $SIM/kapso
+  api_key: sim-kapso-key-0123456789
+  config_id: kapso-config-1
+  labels: {site: demo}
+EOF
+curl -sf -o "$WORK/fleet.yaml" "$SIM/fleet/config?onprem=1000&cloud=9000&interval=30s" || die "fleet config"
+"$BIN" --config.check --config.file "$WORK/fleet.yaml" >/dev/null || die "the fleet config does not load"
+# Four targets: the goal probes one; the others show what several targets in turn give.
+for i in 0 1 2 3; do
+    printf -- '- {name: onprem-%s, type: onprem, base_url: "%s/fleet/onprem/%s", api_key: "%s"}\n' "$i" "$SIM" "$i" "$API_KEY"
+done | sed '1i targets:' >"$WORK/probe.yaml"
+cat >"$WORK/four.lua" <<'EOF'
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/probe?target=onprem-" .. (n % 4))
+end
+EOF
+cat >"$WORK/blackbox.yml" <<EOF
+modules:
+  wa_health:
+    prober: http
+    timeout: 5s
+    http:
+      method: GET
+      preferred_ip_protocol: ip4
+      valid_status_codes: [200]
+      headers:
+        Authorization: "Apikey $API_KEY"
+      fail_if_body_not_matches_regexp:
+        - "connected"
+EOF
+mkdir -p "$WORK/www" "$WORK/nginx-tmp"
+chmod 755 "$WORK/www"
+curl -sf -H "Authorization: Apikey $API_KEY" -o "$WORK/www/health.json" "$SIM/fleet/onprem/0/v1/health" || die "health body"
+head -c 10485760 /dev/urandom >"$WORK/www/static10m.bin"
+: >"$WORK/www/metrics.txt"
+chmod 644 "$WORK/www/"*
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx-tmp/body;
+    proxy_temp_path $WORK/nginx-tmp/proxy;
+    fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
+    scgi_temp_path $WORK/nginx-tmp/scgi;
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        location = /fleet/onprem/0/v1/health { default_type application/json; alias $WORK/www/health.json; }
+        location = /metrics { default_type "text/plain; version=0.0.4; charset=utf-8"; alias $WORK/www/metrics.txt; }
+        location = /static10m { default_type application/octet-stream; alias $WORK/www/static10m.bin; }
+    }
+}
+EOF
+"$NGINX" -p "$WORK" -e "$WORK/nginx-error.log" -c "$WORK/nginx.conf" >"$WORK/nginx.out" 2>&1 &
+NGX_PID=$!
+PIDS+=("$NGX_PID")
+NGX="http://127.0.0.1:$NGX_PORT"
+wait_http "$NGX/fleet/onprem/0/v1/health" || die "nginx did not start (see $WORK/nginx-error.log)"
+
+# wrk -t2 -c4 -d10s; prints "requests_per_s requests bytes_per_s errors" and keeps the output.
+wrk_run() {
+    local out=$1
+    shift
+    wrk -t2 -c4 -d"${WRK_SECONDS:-10}s" "$@" >"$out" 2>&1
+    py wrk "$out"
+}
+
+# ---------------------------------------------------------------------------------------
+section "1. Binary, start-up and memory with the demo's configuration"
+SIZE=$(stat -c %s "$BIN")
+row "release binary size (MiB)" "$(fmt "$(calc "$SIZE/1048576")" 1)" "-" "-" "< 15" "$(yes_if "$SIZE" "<" 15728640)"
+
+first_answer() {
+    local config=$1 ms pid
+    read -r ms pid <<<"$(FIRST_ANSWER_LOG="$WORK/first-answer.log" py first-answer "$EXP/metrics" 20 -- \
+        "$RUN_BIN" --config.file "$config" --web.listen-address "127.0.0.1:$EXP_PORT")"
+    stop "$pid"
+    echo "$ms"
+}
+for name in demo fleet; do
+    runs=()
+    for i in 1 2 3; do runs+=("$(first_answer "$WORK/$name.yaml")"); done
+    START_MS=$(py median "${runs[@]}")
+    log "start to first answer ($name): ${runs[*]} ms"
+    label="demo's configuration"
+    [[ $name == fleet ]] && label="10,000 targets"
+    row "start to first 200 on /metrics, $label (ms)" "$(fmt "$START_MS" 1)" "-" "-" "< 100" "$(yes_if "$START_MS" "<" 100)"
+done
+
+log "exporter with the demo's configuration: resident memory after 15 s of polling"
+"$RUN_BIN" --config.file "$WORK/demo.yaml" --web.listen-address "127.0.0.1:$EXP_PORT" 2>"$WORK/demo-exporter.log" &
+DEMO_PID=$!
+PIDS+=("$DEMO_PID")
+wait_http "$EXP/metrics" || die "the exporter did not start (see $WORK/demo-exporter.log)"
+sleep 15
+for i in 1 2 3; do curl -s -o /dev/null "$EXP/metrics"; done
+grep -q '^whatsapp_up{target="onprem-ha"} 1' <(curl -s "$EXP/metrics") || log "warning: onprem-ha is not up in the demo run"
+DEMO_RSS=$(rss_kib "$DEMO_PID")
+DEMO_HWM=$(hwm_kib "$DEMO_PID")
+stop "$DEMO_PID"
+
+# ---------------------------------------------------------------------------------------
+log "/probe: whatsapp-exporter, blackbox_exporter and nginx against the same upstream"
+"$RUN_BIN" --config.file "$WORK/probe.yaml" --web.listen-address "127.0.0.1:$EXP_PORT" --poll.background=false 2>"$WORK/probe-exporter.log" &
+PROBE_PID=$!
+PIDS+=("$PROBE_PID")
+"$BLACKBOX" --config.file="$WORK/blackbox.yml" --web.listen-address="127.0.0.1:$BB_PORT" >"$WORK/blackbox.log" 2>&1 &
+BB_PID=$!
+PIDS+=("$BB_PID")
+wait_http "$EXP/-/ready" || die "the exporter did not start (see $WORK/probe-exporter.log)"
+wait_http "http://127.0.0.1:$BB_PORT/-/healthy" || die "blackbox_exporter did not start (see $WORK/blackbox.log)"
+OURS_PROBE="$EXP/probe?target=onprem-0"
+BB_PROBE="http://127.0.0.1:$BB_PORT/probe?module=wa_health&target=$SIM/fleet/onprem/0/v1/health"
+NGX_HEALTH="$NGX/fleet/onprem/0/v1/health"
+curl -s "$OURS_PROBE" | grep -q '^whatsapp_up{target="onprem-0"} 1' || die "our /probe is not up: $(curl -s "$OURS_PROBE" | head -5)"
+curl -s "$BB_PROBE" | grep -q '^probe_success 1' || die "blackbox_exporter's probe fails: $(curl -s "$BB_PROBE" | grep probe_success)"
+# The upstream's own capacity: the fleet simulator must not be what limits /probe.
+s0=$(cpu "$SIM_PID")
+read -r SIM_RPS SIM_N _ _ <<<"$(WRK_SECONDS=5 wrk_run "$WORK/wrk-simulator.txt" -H "Authorization: Apikey $API_KEY" "$SIM/fleet/onprem/0/v1/health")"
+SIM_CPK=$(calc "($(cpu "$SIM_PID") - $s0) / $SIM_N * 1000")
+log "simulator /v1/health: $SIM_RPS req/s, $SIM_CPK CPU s per 1000"
+wrk -t2 -c4 -d2s "$OURS_PROBE" >/dev/null 2>&1
+wrk -t2 -c4 -d2s "$BB_PROBE" >/dev/null 2>&1
+declare -A RPS CPK ERR
+for subject in ours four bb nginx; do
+    RPS[$subject]=""
+    CPK[$subject]=""
+    ERR[$subject]=0
+done
+for run in 1 2 3; do
+    for subject in ours four bb nginx; do
+        script=()
+        case $subject in
+        ours)
+            url=$OURS_PROBE
+            pids=$PROBE_PID
+            ;;
+        four)
+            url=$EXP
+            pids=$PROBE_PID
+            script=(-s "$WORK/four.lua")
+            ;;
+        bb)
+            url=$BB_PROBE
+            pids=$BB_PID
+            ;;
+        nginx)
+            url=$NGX_HEALTH
+            pids=$(nginx_pids "$NGX_PID")
+            ;;
+        esac
+        [[ $subject == ours && $run == 1 ]] && perf_record "$PROBE_PID" 8 probe
+        # shellcheck disable=SC2086
+        c0=$(cpu $pids)
+        read -r rps n _ errors <<<"$(wrk_run "$WORK/wrk-probe-$subject-$run.txt" --timeout 10s "${script[@]}" "$url")"
+        # shellcheck disable=SC2086
+        c1=$(cpu $pids)
+        per_k=$(calc "($c1 - $c0) / $n * 1000")
+        log "/probe $subject run $run: $rps req/s, $n requests, $errors errors, $(calc "$c1 - $c0") CPU s, $per_k CPU s per 1000"
+        RPS[$subject]+="$rps "
+        CPK[$subject]+="$per_k "
+        ERR[$subject]=$((ERR[$subject] + errors))
+    done
+done
+perf_wait
+declare -A RPS_M CPK_M
+for subject in ours four bb nginx; do
+    # shellcheck disable=SC2086
+    RPS_M[$subject]=$(py median ${RPS[$subject]})
+    # shellcheck disable=SC2086
+    CPK_M[$subject]=$(py median ${CPK[$subject]})
+done
+PROBE_RSS=$(rss_kib "$PROBE_PID")
+BB_RSS=$(rss_kib "$BB_PID")
+
+log "/probe at 9 per second for 30 s, three runs (both exporters at once)"
+LOW_OURS=()
+LOW_BB=()
+for run in 1 2 3; do
+    o0=$(cpu "$PROBE_PID")
+    b0=$(cpu "$BB_PID")
+    py rate 30 9 "$OURS_PROBE" >"$WORK/rate-ours-$run.txt" &
+    r1=$!
+    py rate 30 9 "$BB_PROBE" >"$WORK/rate-bb-$run.txt" &
+    r2=$!
+    wait "$r1" "$r2"
+    o1=$(cpu "$PROBE_PID")
+    b1=$(cpu "$BB_PID")
+    read -r ok_o failed_o <"$WORK/rate-ours-$run.txt"
+    read -r ok_b failed_b <"$WORK/rate-bb-$run.txt"
+    LOW_OURS+=("$(calc "($o1 - $o0) / $ok_o * 1000")")
+    LOW_BB+=("$(calc "($b1 - $b0) / $ok_b * 1000")")
+    log "9/s run $run: ours $ok_o ok ($failed_o failed) $(calc "$o1 - $o0") CPU s; blackbox $ok_b ok ($failed_b failed) $(calc "$b1 - $b0") CPU s"
+done
+LOW_OURS_M=$(py median "${LOW_OURS[@]}")
+LOW_BB_M=$(py median "${LOW_BB[@]}")
+stop "$PROBE_PID"
+stop "$BB_PID"
+
+section "2. /probe of a simulated On-Premises /v1/health (wrk -t2 -c4 -d10s, median of 3)"
+row "/probe requests/s" "$(fmt "${RPS_M[ours]}")" "blackbox_exporter 0.23 (this run): $(fmt "${RPS_M[bb]}")" "$(ratio "${RPS_M[ours]}" "${RPS_M[bb]}")" ">= 15000" "$(yes_if "${RPS_M[ours]}" ">=" 15000)"
+row "/probe requests/s" "$(fmt "${RPS_M[ours]}")" "json_exporter 0.5: 5047 (issue; not run)" "$(ratio "${RPS_M[ours]}" 5047)" "-" "-"
+row "/probe requests/s" "$(fmt "${RPS_M[ours]}")" "nginx, same JSON, the limit (this run): $(fmt "${RPS_M[nginx]}")" "$(ratio "${RPS_M[ours]}" "${RPS_M[nginx]}")" "-" "-"
+row "  the upstream: simulator's /v1/health alone (one 5 s run)" "$(fmt "$SIM_RPS") requests/s; $(fmt "$SIM_CPK" 3) CPU s per 1000" "nginx, same JSON: $(fmt "${RPS_M[nginx]}")" "$(ratio "$SIM_RPS" "${RPS_M[nginx]}")" "not the bottleneck" "$(yes_if "$SIM_RPS" ">" "$(calc "2 * ${RPS_M[ours]}")")"
+row "  errors (non-2xx, socket) over 3 runs" "${ERR[ours]}" "blackbox ${ERR[bb]}, nginx ${ERR[nginx]}" "-" "0" "$(yes_if "${ERR[ours]}" "==" 0)"
+row "  the same, 4 targets in turn (not a goal)" "$(fmt "${RPS_M[four]}"); $(fmt "${CPK_M[four]}" 3) CPU s per 1000; ${ERR[four]} errors" "one target (above): $(fmt "${RPS_M[ours]}")" "$(ratio "${RPS_M[four]}" "${RPS_M[ours]}")" "-" "-"
+row "CPU s per 1000 probes at that load" "$(fmt "${CPK_M[ours]}" 3)" "blackbox_exporter (this run): $(fmt "${CPK_M[bb]}" 3)" "$(ratio "${CPK_M[ours]}" "${CPK_M[bb]}")" "<= 0.08" "$(yes_if "${CPK_M[ours]}" "<=" 0.08)"
+row "CPU s per 1000 probes at that load" "$(fmt "${CPK_M[ours]}" 3)" "json_exporter 0.5: 0.245 (issue; not run)" "$(ratio "${CPK_M[ours]}" 0.245)" "-" "-"
+row "CPU s per 1000 probes at that load" "$(fmt "${CPK_M[ours]}" 3)" "nginx (this run): $(fmt "${CPK_M[nginx]}" 3)" "$(ratio "${CPK_M[ours]}" "${CPK_M[nginx]}")" "-" "-"
+row "CPU s per 1000 probes at 9 probes/s (30 s)" "$(fmt "$LOW_OURS_M" 3)" "blackbox_exporter (this run): $(fmt "$LOW_BB_M" 3)" "$(ratio "$LOW_OURS_M" "$LOW_BB_M")" "<= 0.3" "$(yes_if "$LOW_OURS_M" "<=" 0.3)"
+row "CPU s per 1000 probes at 9 probes/s (30 s)" "$(fmt "$LOW_OURS_M" 3)" "json_exporter 0.5: 1.77 (issue; not run)" "$(ratio "$LOW_OURS_M" 1.77)" "-" "-"
+row "resident memory after the /probe runs (MiB)" "$(mib "$PROBE_RSS")" "blackbox_exporter (this run): $(mib "$BB_RSS")" "$(ratio "$PROBE_RSS" "$BB_RSS")" "-" "-"
+row "resident memory, demo's configuration (MiB)" "$(mib "$DEMO_RSS") (peak $(mib "$DEMO_HWM"))" "blackbox_exporter (this run): $(mib "$BB_RSS"); json_exporter 17.8 MB (issue; not run)" "$(ratio "$DEMO_RSS" "$BB_RSS")" "<= 16" "$(yes_if "$DEMO_RSS" "<=" 16384)"
+
+# ---------------------------------------------------------------------------------------
+log "10,000 targets every 30 s: warm-up of 35 s"
+"$RUN_BIN" --config.file "$WORK/fleet.yaml" --web.listen-address "127.0.0.1:$EXP_PORT" 2>"$WORK/fleet-exporter.log" &
+FLEET_PID=$!
+PIDS+=("$FLEET_PID")
+T0=$(date +%s.%N)
+wait_http "$EXP/-/ready" || die "the exporter did not start (see $WORK/fleet-exporter.log)"
+sleep_until "$T0" 35
+WINDOW=90
+curl -sf -o "$WORK/stats-0.json" "$SIM/fleet/stats?per_target=1" || die "fleet stats"
+C0=$(cpu "$FLEET_PID")
+W0=$(date +%s.%N)
+S0=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["second"])' "$WORK/stats-0.json")
+log "measuring background polling for $WINDOW s (3 intervals)"
+perf_record "$FLEET_PID" 60 polling
+sleep_until "$W0" "$WINDOW"
+C1=$(cpu "$FLEET_PID")
+W1=$(date +%s.%N)
+curl -sf -o "$WORK/stats-1.json" "$SIM/fleet/stats?per_target=1&from=$S0" || die "fleet stats"
+perf_wait
+BG_RATE=$(calc "($C1 - $C0) / ($W1 - $W0)")
+read -r SP_WINDOW SP_K SP_MEAN SP_MAX SP_PEAK SP_EXACT SP_PLUS SP_EXPECTED SP_OTHER SP_MIN SP_MAXP SP_TOTAL <<<"$(py spread "$WORK/stats-0.json" "$WORK/stats-1.json" 30 1000 9000)"
+log "polling: $(calc "$C1 - $C0") CPU s in $(calc "$W1 - $W0") s; simulator: $SP_TOTAL requests in $SP_WINDOW s, mean $SP_MEAN/s, max $SP_MAX/s; polls per target $SP_MIN..$SP_MAXP ($SP_K intervals)"
+log "$(grep -c 'level=warn' "$WORK/fleet-exporter.log") warnings in the exporter's log so far"
+FLEET_RSS_A=$(rss_kib "$FLEET_PID")
+
+log "/metrics with 10,000 targets"
+curl -sf -o "$WORK/www/metrics.txt" "$EXP/metrics" || die "/metrics"
+BODY=$(stat -c %s "$WORK/www/metrics.txt")
+read -r S_LINES S_SERIES S_DUP S_UP <<<"$(py series "$WORK/www/metrics.txt")"
+PROMTOOL="not installed: skipped"
+if command -v promtool >/dev/null; then
+    promtool check metrics <"$WORK/www/metrics.txt" >"$WORK/promtool.txt" 2>&1
+    PROMTOOL_PROBLEMS=$(grep -c . "$WORK/promtool.txt")
+    PROMTOOL="$PROMTOOL_PROBLEMS"
+fi
+wrk -t2 -c4 -d3s --timeout 30s "$EXP/metrics" >/dev/null 2>&1
+declare -A M_RPS M_BPS M_CPS M_ERR
+for subject in ours gzip nginx static; do
+    M_RPS[$subject]=""
+    M_BPS[$subject]=""
+    M_CPS[$subject]=""
+    M_ERR[$subject]=0
+done
+for run in 1 2 3; do
+    for subject in ours gzip nginx static; do
+        headers=()
+        case $subject in
+        ours)
+            url=$EXP/metrics
+            pids=$FLEET_PID
+            ;;
+        gzip)
+            url=$EXP/metrics
+            pids=$FLEET_PID
+            headers=(-H "Accept-Encoding: gzip")
+            ;;
+        nginx)
+            url=$NGX/metrics
+            pids=$(nginx_pids "$NGX_PID")
+            ;;
+        static)
+            url=$NGX/static10m
+            pids=$(nginx_pids "$NGX_PID")
+            ;;
+        esac
+        [[ $subject == ours && $run == 1 ]] && perf_record "$FLEET_PID" 8 metrics
+        t0=$(date +%s.%N)
+        # shellcheck disable=SC2086
+        c0=$(cpu $pids)
+        seconds=10
+        [[ $subject == static ]] && seconds=5
+        read -r rps n bps errors <<<"$(WRK_SECONDS=$seconds wrk_run "$WORK/wrk-metrics-$subject-$run.txt" --timeout 30s "${headers[@]}" "$url")"
+        # shellcheck disable=SC2086
+        c1=$(cpu $pids)
+        t1=$(date +%s.%N)
+        bg=0
+        [[ $subject == ours || $subject == gzip ]] && bg=$(calc "$BG_RATE * ($t1 - $t0)")
+        per=$(calc "($c1 - $c0 - $bg) / $n * 1000")
+        log "/metrics $subject run $run: $rps req/s, $(calc "$bps / 1048576") MiB/s, $errors errors, $per CPU ms per scrape"
+        M_RPS[$subject]+="$rps "
+        M_BPS[$subject]+="$bps "
+        M_CPS[$subject]+="$per "
+        M_ERR[$subject]=$((M_ERR[$subject] + errors))
+    done
+done
+perf_wait
+declare -A M_RPS_M M_MIB_M M_CPS_M
+for subject in ours gzip nginx static; do
+    # shellcheck disable=SC2086
+    M_RPS_M[$subject]=$(py median ${M_RPS[$subject]})
+    # shellcheck disable=SC2086
+    M_MIB_M[$subject]=$(calc "$(py median ${M_BPS[$subject]}) / 1048576")
+    # shellcheck disable=SC2086
+    M_CPS_M[$subject]=$(py median ${M_CPS[$subject]})
+done
+log "/metrics at one scrape per second, 3 x 10 s"
+SLOW=()
+for run in 1 2 3; do
+    t0=$(date +%s.%N)
+    c0=$(cpu "$FLEET_PID")
+    py rate 10 1 "$EXP/metrics" >"$WORK/rate-metrics-$run.txt"
+    c1=$(cpu "$FLEET_PID")
+    t1=$(date +%s.%N)
+    read -r ok failed <"$WORK/rate-metrics-$run.txt"
+    SLOW+=("$(calc "($c1 - $c0 - $BG_RATE * ($t1 - $t0)) / $ok * 1000")")
+done
+SLOW_M=$(py median "${SLOW[@]}")
+GZ_SIZE=$(curl -s -H 'Accept-Encoding: gzip' "$EXP/metrics" | wc -c)
+
+# ---------------------------------------------------------------------------------------
+FLEET_RSS_B=$(rss_kib "$FLEET_PID")
+log "soak: $SOAK s of polling, a scrape every 15 s"
+SOAK_START=$(date +%s)
+SOAK_MIN=$FLEET_RSS_B
+SOAK_MAX=$FLEET_RSS_B
+while (($(date +%s) - SOAK_START < SOAK)); do
+    left=$((SOAK - ($(date +%s) - SOAK_START)))
+    sleep $((left < 15 ? left : 15))
+    curl -s -o /dev/null "$EXP/metrics"
+    r=$(rss_kib "$FLEET_PID")
+    ((r < SOAK_MIN)) && SOAK_MIN=$r
+    ((r > SOAK_MAX)) && SOAK_MAX=$r
+done
+FLEET_RSS_C=$(rss_kib "$FLEET_PID")
+FLEET_HWM=$(hwm_kib "$FLEET_PID")
+WARNINGS=$(grep -c 'level=warn' "$WORK/fleet-exporter.log")
+ERRORS=$(grep -c 'level=error' "$WORK/fleet-exporter.log")
+stop "$FLEET_PID"
+
+section "3. Background polling: 10,000 targets (1,000 onprem, 9,000 Cloud API numbers) every 30 s, over $(fmt "$SP_WINDOW") s"
+row "CPU, % of one core" "$(fmt "$(calc "$BG_RATE * 100")" 2)" "blackbox_exporter at 333 probes/s: $(fmt "$(calc "${CPK_M[bb]} * 10000 / 30 / 1000 * 100")" 1) (its CPU per probe, this run)" "$(ratio "$BG_RATE" "$(calc "${CPK_M[bb]} * 10000 / 30 / 1000")")" "<= 5" "$(yes_if "$(calc "$BG_RATE * 100")" "<=" 5)"
+row "upstream requests per second, max / mean" "$SP_MAX / $(fmt "$SP_MEAN" 1) = $SP_PEAK" "-" "-" "<= 1.5 (no burst)" "$(yes_if "$SP_PEAK" "<=" 1.5)"
+SP_EXTRA=$(calc "$SP_WINDOW - $SP_K * 30")
+SP_TOL=$(calc "3 * sqrt($SP_EXPECTED) + 5")
+SP_OK=$(awk -v o="$SP_OTHER" -v p="$SP_PLUS" -v e="$SP_EXPECTED" -v t="$SP_TOL" 'BEGIN { d = p - e; if (d < 0) d = -d; print (o == 0 && d <= t) ? "yes" : "NO" }')
+row "targets polled once per interval: $SP_K times in $SP_WINDOW s" "$SP_EXACT + $SP_PLUS (+1: phase in the last $(fmt "$SP_EXTRA" 2) s) + $SP_OTHER other" "+1 expected: $SP_EXPECTED" "-" "other 0, +1 as expected" "$SP_OK"
+row "  warnings / errors in the exporter's log" "$WARNINGS / $ERRORS" "-" "-" "-" "-"
+
+section "4. /metrics with 10,000 targets"
+row "body (MiB; series lines; gzip MiB)" "$(mib "$((BODY / 1024))"); $S_LINES; $(mib "$((GZ_SIZE / 1024))")" "-" "-" "-" "-"
+row "series appearing twice; targets with whatsapp_up" "$S_DUP; $S_UP" "-" "-" "0; 10000" "$( [[ $S_DUP == 0 && $S_UP == 10000 ]] && echo yes || echo NO)"
+row "promtool check metrics: problems" "$PROMTOOL" "-" "-" "0" "$(yes_if "${PROMTOOL_PROBLEMS:-nan}" "==" 0)"
+row "/metrics MiB/s" "$(fmt "${M_MIB_M[ours]}" 1)" "nginx, same bytes at /metrics (this run): $(fmt "${M_MIB_M[nginx]}" 1)" "$(ratio "${M_MIB_M[ours]}" "${M_MIB_M[nginx]}")" ">= 0.5 x nginx" "$(yes_if "$(ratio "${M_MIB_M[ours]}" "${M_MIB_M[nginx]}")" ">=" 0.5)"
+row "/metrics requests/s" "$(fmt "${M_RPS_M[ours]}" 1)" "nginx (this run): $(fmt "${M_RPS_M[nginx]}" 1)" "$(ratio "${M_RPS_M[ours]}" "${M_RPS_M[nginx]}")" "-" "-"
+row "nginx, 10 MiB static file, MiB/s (wrk -d5s)" "-" "this run: $(fmt "${M_MIB_M[static]}"); issue: 2880" "$(ratio "${M_MIB_M[static]}" 2880)" "-" "-"
+row "CPU ms per scrape at full load" "$(fmt "${M_CPS_M[ours]}" 1)" "at 1 scrape/s (this run): $(fmt "$SLOW_M" 1)" "$(ratio "${M_CPS_M[ours]}" "$SLOW_M")" "<= 0.5 (cost not per request)" "$(yes_if "$(ratio "${M_CPS_M[ours]}" "$SLOW_M")" "<=" 0.5)"
+row "gzip: requests/s; CPU ms per scrape" "$(fmt "${M_RPS_M[gzip]}" 1); $(fmt "${M_CPS_M[gzip]}" 1)" "plain scrape CPU ms (this run): $(fmt "${M_CPS_M[ours]}" 1)" "$(ratio "${M_CPS_M[gzip]}" "${M_CPS_M[ours]}")" "<= 1 (from the same cache)" "$(yes_if "$(ratio "${M_CPS_M[gzip]}" "${M_CPS_M[ours]}")" "<=" 1)"
+row "  errors over the runs (ours, gzip, nginx)" "${M_ERR[ours]}, ${M_ERR[gzip]}" "${M_ERR[nginx]}" "-" "0" "$(yes_if "$((M_ERR[ours] + M_ERR[gzip]))" "==" 0)"
+
+section "5. Memory at 10,000 targets"
+LIMIT_KIB=$(((2 * BODY + 16 * 1048576) / 1024))
+row "resident after the polling window (MiB)" "$(mib "$FLEET_RSS_A")" "2 x body + 16 MiB: $(mib "$LIMIT_KIB")" "$(ratio "$FLEET_RSS_A" "$LIMIT_KIB")" "<= 1" "$(yes_if "$FLEET_RSS_A" "<=" "$LIMIT_KIB")"
+row "resident after the /metrics load; peak (MiB)" "$(mib "$FLEET_RSS_B"); $(mib "$FLEET_HWM")" "2 x body + 16 MiB: $(mib "$LIMIT_KIB")" "$(ratio "$FLEET_RSS_B" "$LIMIT_KIB")" "<= 1" "$(yes_if "$FLEET_RSS_B" "<=" "$LIMIT_KIB")"
+row "soak of $SOAK s: resident at start -> end (min..max) (MiB)" "$(mib "$FLEET_RSS_B") -> $(mib "$FLEET_RSS_C") ($(mib "$SOAK_MIN")..$(mib "$SOAK_MAX"))" "start" "$(ratio "$FLEET_RSS_C" "$FLEET_RSS_B")" "<= 1.05 (flat; the goal: --soak 3600)" "$(yes_if "$(ratio "$FLEET_RSS_C" "$FLEET_RSS_B")" "<=" 1.05)"
+
+# ---------------------------------------------------------------------------------------
+echo
+echo "whatsapp-exporter performance, $(date -u +%Y-%m-%dT%H:%M:%SZ), $("$BIN" --version 2>/dev/null)"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $("$BLACKBOX" --version 2>&1 | head -1 | cut -d' ' -f1-3); $("$NGINX" -v 2>&1)"
+((PERF)) && echo "(--perf: the exporter was a build with symbols and frame pointers, profiled at 499 Hz during the first run of each load)"
+echo "load average before the run: $LOAD_BEFORE; at its end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew the figures)"
+echo "ratio = ours / reference; CPU from /proc/<pid>/stat; wrk -t2 -c4 -d10s, medians of 3 runs"
+echo
+py table "$ROWS"
+
+if ((PERF)); then
+    for name in probe polling metrics; do
+        [[ -s "$WORK/perf-$name.data" ]] || continue
+        echo
+        echo "== perf: $name (self time, top symbols)"
+        perf report -i "$WORK/perf-$name.data" --no-children --sort symbol -g none --percent-limit 1 --stdio 2>/dev/null |
+            grep -v '^[#]' | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-160 | head -30
+        echo "== perf: $name (including callees, top symbols; the runtime's own frames left out)"
+        perf report -i "$WORK/perf-$name.data" --children --sort symbol -g none --percent-limit 3 --stdio 2>/dev/null |
+            grep -v '^[#]' | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' |
+            grep -v -E 'thread_start|call_once|start_thread|rust_begin_short|worker::run|raw::poll|run_task|Harness|Pin<P> as core::future|blocking::pool|block_on|entry_SYSCALL|do_syscall|lang_start|libc_start|^ *[0-9.]+% +[0-9.]+% +\[\.\] (main|0x0*1|0+)$' |
+            cut -c1-160 | head -40
+    done
+fi
