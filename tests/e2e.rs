@@ -291,6 +291,33 @@ impl Stack {
         }
     }
 
+    /// Waits until every alert that fired since `from` has also been resolved, so the
+    /// next scenario starts from a quiet receiver.
+    async fn settle(&self, from: usize) {
+        let started = Instant::now();
+        loop {
+            let alerts = self.receiver.alerts_since(from);
+            let open: Vec<&Json> = alerts
+                .iter()
+                .filter(|(_, status, alert)| {
+                    status == "firing"
+                        && !alerts.iter().any(|(_, s, other)| {
+                            s == "resolved" && other["labels"] == alert["labels"]
+                        })
+                })
+                .map(|(_, _, alert)| &alert["labels"])
+                .collect();
+            if open.is_empty() {
+                return;
+            }
+            assert!(
+                started.elapsed() < SCENARIO_LIMIT,
+                "never resolved: {open:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// The alert names that reached the receiver since `from`.
     fn names_since(&self, from: usize) -> BTreeSet<String> {
         self.receiver
@@ -490,6 +517,7 @@ async fn alerts_reach_alertmanager_and_dashboards_query_prometheus() {
             &[("target", "single")],
         )
         .await;
+    stack.settle(from).await;
     assert_eq!(
         stack.names_since(from),
         BTreeSet::from(["WhatsAppGatewayDown".to_owned()])
@@ -541,6 +569,7 @@ async fn alerts_reach_alertmanager_and_dashboards_query_prometheus() {
             &[("target", "d360")],
         )
         .await;
+    stack.settle(from).await;
     let names = stack.names_since(from);
     assert!(
         names.iter().all(|n| n == "WhatsAppEntityBlocked"),
@@ -568,6 +597,7 @@ async fn alerts_reach_alertmanager_and_dashboards_query_prometheus() {
             &[("target", "kapso")],
         )
         .await;
+    stack.settle(from).await;
     assert_eq!(
         stack.names_since(from),
         BTreeSet::from(["WhatsAppKapsoConfigUnhealthy".to_owned()])
@@ -596,6 +626,7 @@ async fn alerts_reach_alertmanager_and_dashboards_query_prometheus() {
             &[("target", "cloud")],
         )
         .await;
+    stack.settle(from).await;
     assert_eq!(
         stack.names_since(from),
         BTreeSet::from(["WhatsAppPhoneQualityRed".to_owned()])
@@ -618,6 +649,7 @@ async fn alerts_reach_alertmanager_and_dashboards_query_prometheus() {
     stack
         .wait_for_alert(from, "WhatsAppTargetDown", "resolved", &[("target", "ha")])
         .await;
+    stack.settle(from).await;
     let names = stack.names_since(from);
     assert!(names.contains("WhatsAppTargetDown"), "{names:?}");
     assert!(
