@@ -332,12 +332,15 @@ impl Exporter {
             own.push_str("# EOF\n");
         }
         let slot = usize::from(format == Format::OpenMetrics);
-        let generation = self.changes.load(Ordering::Acquire);
+        // The data as it was when this scrape arrived: any encoding of data at least this
+        // new will do. With many targets the data changes all the time, so a scrape that
+        // waited for another's encoding takes it rather than encoding again.
+        let arrived = self.changes.load(Ordering::Acquire);
         // Held while encoding, so scrapes that come together share one encoding.
         let mut cache = self.body_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.generation != generation {
+        if cache.generation < arrived {
             *cache = BodyCache {
-                generation,
+                generation: self.changes.load(Ordering::Acquire),
                 ..BodyCache::default()
             };
         }

@@ -170,6 +170,9 @@ impl Format {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Samples {
     target_label: String,
+    /// Position + 1 in `lines` of each family's text, 0 when it has none: a lookup per
+    /// family and part at every encoding of /metrics must be cheap.
+    index: FamilyIndex,
     lines: Vec<(Family, String)>,
     /// (family, value) pairs that a state set did not know: the poller logs each once.
     unknown: Vec<(Family, String)>,
@@ -182,18 +185,21 @@ impl Samples {
         target_label.push('"');
         Samples {
             target_label,
+            index: FamilyIndex::default(),
             lines: Vec::new(),
             unknown: Vec::new(),
         }
     }
 
     fn buffer(&mut self, family: Family) -> &mut String {
-        let index = match self.lines.iter().position(|(f, _)| *f == family) {
-            Some(index) => index,
-            None => {
-                self.lines.push((family, String::new()));
-                self.lines.len() - 1
-            }
+        let slot = self.index.0[family as usize];
+        let index = if slot == 0 {
+            self.lines.push((family, String::new()));
+            // At most one entry per family, and the catalog has fewer than 255.
+            self.index.0[family as usize] = self.lines.len() as u8;
+            self.lines.len() - 1
+        } else {
+            usize::from(slot) - 1
         };
         &mut self.lines[index].1
     }
@@ -245,10 +251,10 @@ impl Samples {
 
     /// The rendered lines of one family (empty when it has none).
     pub fn lines(&self, family: Family) -> &str {
-        self.lines
-            .iter()
-            .find(|(f, _)| *f == family)
-            .map_or("", |(_, text)| text.as_str())
+        match self.index.0[family as usize] {
+            0 => "",
+            slot => self.lines[usize::from(slot) - 1].1.as_str(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -273,6 +279,17 @@ impl Samples {
     /// Bytes of exposition held, for sizing buffers.
     pub fn len(&self) -> usize {
         self.lines.iter().map(|(_, text)| text.len()).sum()
+    }
+}
+
+const FAMILIES: usize = Family::ALL.len();
+
+#[derive(Clone, Debug, PartialEq)]
+struct FamilyIndex([u8; FAMILIES]);
+
+impl Default for FamilyIndex {
+    fn default() -> Self {
+        FamilyIndex([0; FAMILIES])
     }
 }
 
@@ -370,6 +387,14 @@ pub fn openmetrics_to_text(openmetrics: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_family_index_fits_in_a_byte() {
+        assert!(Family::ALL.len() < usize::from(u8::MAX));
+        for (i, family) in Family::ALL.iter().enumerate() {
+            assert_eq!(*family as usize, i);
+        }
+    }
 
     #[test]
     fn family_names_follow_the_conventions() {
