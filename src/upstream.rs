@@ -364,6 +364,48 @@ pub fn secret_header(value: &str) -> Result<HeaderValue, PollError> {
     Ok(header)
 }
 
+/// A target's base URL and the URLs joined to it so far. A target asks for the same few
+/// paths at every poll, and parsing a URL costs more than the rest of building a request.
+#[derive(Debug)]
+pub struct BaseUrl {
+    base: Url,
+    joined: Mutex<HashMap<String, Url>>,
+}
+
+/// Paths remembered per target; discovery can add one per phone number, so the memo is
+/// bounded and simply starts over when full.
+const MAX_JOINED_URLS: usize = 256;
+
+impl BaseUrl {
+    pub fn new(base: &Url) -> Self {
+        BaseUrl {
+            base: with_trailing_slash(base),
+            joined: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `path` (relative) joined to the base URL.
+    pub fn join(&self, path: &str) -> Result<Url, PollError> {
+        let mut joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(url) = joined.get(path) {
+            return Ok(url.clone());
+        }
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| PollError::new(Reason::Connect, format!("building URL: {e}")))?;
+        if joined.len() >= MAX_JOINED_URLS {
+            joined.clear();
+        }
+        joined.insert(path.to_owned(), url.clone());
+        Ok(url)
+    }
+}
+
 /// The URL with a trailing slash, so joining a relative path keeps any path prefix.
 pub fn with_trailing_slash(url: &Url) -> Url {
     let mut url = url.clone();

@@ -26,7 +26,7 @@ const MAX_SLOWDOWN: u32 = 8;
 #[derive(Debug)]
 pub struct GraphClient {
     http: reqwest::Client,
-    base: Url,
+    base: upstream::BaseUrl,
     config: CloudApiTarget,
     body_limit: u64,
     discovered: Vec<String>,
@@ -42,7 +42,7 @@ impl GraphClient {
     pub fn new(http: reqwest::Client, target: &Target, config: &CloudApiTarget) -> Self {
         GraphClient {
             http,
-            base: upstream::with_trailing_slash(&target.base_url),
+            base: upstream::BaseUrl::new(&target.base_url),
             config: config.clone(),
             body_limit: target.body_size_limit,
             discovered: Vec::new(),
@@ -229,7 +229,7 @@ impl GraphClient {
             };
             url = Url::parse(&next)
                 .map_err(|e| PollError::new(Reason::Decode, format!("paging.next: {e}")))?;
-            if url.origin() != self.base.origin() {
+            if url.origin() != self.base.base().origin() {
                 return Err(PollError::new(
                     Reason::Decode,
                     "paging.next leads to another origin: not followed",
@@ -243,9 +243,7 @@ impl GraphClient {
     }
 
     fn url(&self, path: &str) -> Result<Url, PollError> {
-        self.base
-            .join(path)
-            .map_err(|e| PollError::new(Reason::Connect, format!("building URL: {e}")))
+        self.base.join(path)
     }
 
     async fn get(&mut self, path: &str) -> Result<Bytes, PollError> {

@@ -33,7 +33,7 @@ pub struct Response {
 #[derive(Debug)]
 pub struct OnPremClient {
     http: reqwest::Client,
-    base: Url,
+    base: upstream::BaseUrl,
     auth: OnPremTarget,
     body_limit: u64,
     token: Option<Token>,
@@ -49,7 +49,7 @@ impl OnPremClient {
     pub fn new(http: reqwest::Client, target: &config::Target, auth: &OnPremTarget) -> Self {
         OnPremClient {
             http,
-            base: upstream::with_trailing_slash(&target.base_url),
+            base: upstream::BaseUrl::new(&target.base_url),
             auth: auth.clone(),
             body_limit: target.body_size_limit,
             token: None,
@@ -118,9 +118,7 @@ impl OnPremClient {
     }
 
     fn url(&self, path: &str) -> Result<Url, PollError> {
-        self.base
-            .join(path)
-            .map_err(|e| PollError::new(Reason::Connect, format!("building URL: {e}")))
+        self.base.join(path)
     }
 
     async fn credential(&mut self, endpoint: OnPremEndpoint) -> Result<Credential, PollError> {
