@@ -176,7 +176,9 @@ impl Runner {
                 let Ok(_permit) = semaphore.acquire().await else {
                     return; // closed: the exporter is shutting down
                 };
-                self.poll_once().await
+                // Boxed: a poll's future holds a whole request and response, and the task
+                // of each of thousands of targets would otherwise keep that room between polls.
+                Box::pin(self.poll_once()).await
             };
             let now = Instant::now();
             let factor = self.client.interval_factor();
