@@ -30,6 +30,8 @@ struct Probe {
     tls_fingerprint: u64,
     state: Arc<TargetState>,
     runner: Runner,
+    /// When the last poll of this target began.
+    last_poll: Option<Instant>,
 }
 
 pub struct Probes {
@@ -58,12 +60,18 @@ impl Probes {
         let started = Instant::now();
         let probe = self.entry(target, http);
         let mut probe = probe.lock().await;
-        let Ok(_permit) = self.semaphore.acquire().await else {
-            return String::new();
-        };
-        let deadline = deadline.map(|d| started + d);
-        probe.runner.poll_once_until(deadline).await;
-        probe.runner.drop_stale();
+        // Probes of one target that arrive while it is being polled share the next poll:
+        // a poll that began after this request arrived is as fresh as one of its own, and
+        // the upstream is not asked the same thing several times at once.
+        if probe.last_poll.is_none_or(|at| at < started) {
+            let Ok(_permit) = self.semaphore.acquire().await else {
+                return String::new();
+            };
+            probe.last_poll = Some(Instant::now());
+            let deadline = deadline.map(|d| started + d);
+            probe.runner.poll_once_until(deadline).await;
+            probe.runner.drop_stale();
+        }
         let snapshot = probe.state.snapshot();
         let parts: Vec<_> = snapshot.parts.iter().map(|p| p.as_ref()).collect();
         let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 1024);
@@ -99,6 +107,7 @@ impl Probes {
             tls_fingerprint: http.tls_fingerprint,
             state,
             runner,
+            last_poll: None,
         }));
         probes.insert(target.name.clone(), Arc::clone(&probe));
         probe
