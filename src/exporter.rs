@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::task::AbortHandle;
 
 use crate::config::{self, Config, ConfigError, Target};
-use crate::exposition::{render_families, Format};
+use crate::exposition::{encode_families, Body, Format};
 use crate::poller::{Runner, TargetState};
 use crate::probe::{ProbeError, Probes};
 use crate::self_metrics::{ReloadLabels, SelfMetrics};
@@ -80,6 +80,9 @@ pub struct Exporter {
     watcher: std::sync::Mutex<Option<AbortHandle>>,
     /// Bumped whenever any target publishes or the set of targets changes.
     changes: Arc<AtomicU64>,
+    /// Bumped when the set of targets changes (start, reload): never served from an older
+    /// encoding.
+    target_set: AtomicU64,
     body_cache: std::sync::Mutex<BodyCache>,
 }
 
@@ -88,9 +91,22 @@ pub struct Exporter {
 #[derive(Default)]
 struct BodyCache {
     generation: u64,
-    plain: [Option<Bytes>; 2],
+    target_set: u64,
+    /// When the data of the first encoding in this cache was read, and for how long it may
+    /// be served although targets have published since.
+    encoded_at: Option<Instant>,
+    hold: Duration,
+    plain: [Option<Arc<[Bytes]>>; 2],
     gzip: [Option<crate::gzip::Head>; 2],
 }
+
+/// With thousands of targets some target publishes every few milliseconds, so "encode when
+/// the data changes" alone would encode at every scrape. An encoding is kept for this many
+/// times as long as it took (at most [`MAX_ENCODING_HOLD`]): encoding then costs at most
+/// 1/50 of a core however often Prometheus scrapes, while a small config, encoded in
+/// microseconds, is served fresh at every change.
+const ENCODING_HOLD_FACTOR: u32 = 50;
+const MAX_ENCODING_HOLD: Duration = Duration::from_secs(1);
 
 impl Exporter {
     /// Starts polling the targets of `config` that `options` give this replica, and
@@ -119,6 +135,7 @@ impl Exporter {
             watcher: std::sync::Mutex::new(None),
             // Starts above BodyCache's generation 0, so the first scrape encodes.
             changes: Arc::new(AtomicU64::new(1)),
+            target_set: AtomicU64::new(0),
             body_cache: std::sync::Mutex::new(BodyCache::default()),
         });
         exporter.apply(config)?;
@@ -256,6 +273,7 @@ impl Exporter {
             .collect();
         self.metrics.targets.set(next.len() as i64);
         self.targets.store(Arc::new(next));
+        self.target_set.fetch_add(1, Ordering::Release);
         self.changes.fetch_add(1, Ordering::Release);
         self.clients.retain(&in_use);
         let names: HashSet<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
@@ -315,17 +333,13 @@ impl Exporter {
 
     /// The whole /metrics body: target families, then the exporter's own.
     pub fn render(&self, format: Format) -> String {
-        self.exposition(format, false)
-            .iter()
-            .map(|chunk| String::from_utf8_lossy(chunk))
-            .collect()
+        String::from_utf8_lossy(&self.exposition(format, false).to_vec()).into_owned()
     }
 
-    /// The /metrics body in `format`, gzipped or not, as chunks to send one after the
-    /// other. The targets' families are encoded (and compressed) once per change of the
+    /// The /metrics body in `format`, gzipped or not. The targets' families are encoded (and compressed) once per change of the
     /// data and shared by every scrape until the next change; only the exporter's own few
     /// series are rendered per request (CPU and memory are read at each scrape).
-    pub fn exposition(&self, format: Format, gzip: bool) -> Vec<Bytes> {
+    pub fn exposition(&self, format: Format, gzip: bool) -> Body {
         let mut own = String::with_capacity(4096);
         self.metrics.render(&mut own, format);
         if format == Format::OpenMetrics {
@@ -336,24 +350,36 @@ impl Exporter {
         // new will do. With many targets the data changes all the time, so a scrape that
         // waited for another's encoding takes it rather than encoding again.
         let arrived = self.changes.load(Ordering::Acquire);
+        let target_set = self.target_set.load(Ordering::Acquire);
         // Held while encoding, so scrapes that come together share one encoding.
         let mut cache = self.body_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.generation < arrived {
+        let held = cache.target_set == target_set
+            && cache.encoded_at.is_some_and(|at| at.elapsed() < cache.hold);
+        if cache.generation < arrived && !held {
             *cache = BodyCache {
                 generation: self.changes.load(Ordering::Acquire),
+                target_set,
                 ..BodyCache::default()
             };
         }
         let plain = match &cache.plain[slot] {
-            Some(body) => body.clone(),
+            Some(body) => Arc::clone(body),
             None => {
+                let started = Instant::now();
                 let body = self.encode_targets(format);
-                cache.plain[slot] = Some(body.clone());
+                if cache.encoded_at.is_none() {
+                    cache.encoded_at = Some(started);
+                    cache.hold = (started.elapsed() * ENCODING_HOLD_FACTOR).min(MAX_ENCODING_HOLD);
+                }
+                cache.plain[slot] = Some(Arc::clone(&body));
                 body
             }
         };
         if !gzip {
-            return vec![plain, Bytes::from(own)];
+            return Body {
+                shared: plain,
+                own: vec![Bytes::from(own)],
+            };
         }
         let head = match &cache.gzip[slot] {
             Some(head) => head.clone(),
@@ -367,17 +393,15 @@ impl Exporter {
         head.with_tail(own.as_bytes())
     }
 
-    fn encode_targets(&self, format: Format) -> Bytes {
+    /// The targets' families, sharing the buffers their polls left.
+    fn encode_targets(&self, format: Format) -> Arc<[Bytes]> {
         let targets = self.targets.load_full();
         let snapshots: Vec<_> = targets.iter().map(|t| t.state.snapshot()).collect();
         let parts: Vec<_> = snapshots
             .iter()
             .flat_map(|s| s.parts.iter().map(|p| p.as_ref()))
             .collect();
-        let size: usize = parts.iter().map(|p| p.len()).sum();
-        let mut out = String::with_capacity(size + size / 8 + 4096);
-        render_families(&mut out, format, &parts);
-        Bytes::from(out)
+        Arc::from(encode_families(format, &parts))
     }
 
     /// Polls the configured target `name` now (whichever shard it belongs to) and returns

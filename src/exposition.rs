@@ -7,6 +7,9 @@
 //! from upstream payloads and are escaped here: `prometheus-client` does not escape them.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 /// How a family is typed in the exposition formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,13 +170,21 @@ impl Format {
 
 /// Exposition lines of one target, per family. Every line starts with the target label.
 /// Only the families used take memory: a target has a few dozen of the catalog's.
+///
+/// Lines are added per family ([`Samples::push`]); [`Samples::shrink`] then packs them into
+/// one shared buffer that /metrics sends from directly, so the exporter never holds a
+/// second copy of its targets' series.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Samples {
     target_label: String,
-    /// Position + 1 in `lines` of each family's text, 0 when it has none: a lookup per
-    /// family and part at every encoding of /metrics must be cheap.
+    /// Position + 1 in `lines` (and `spans`) of each family's text, 0 when it has none: a
+    /// lookup per family and part at every encoding of /metrics must be cheap.
     index: FamilyIndex,
+    /// Lines while samples are being added.
     lines: Vec<(Family, String)>,
+    /// Once packed: every family's lines, one after the other, and where each is.
+    packed: Bytes,
+    spans: Vec<(u32, u32)>,
     /// (family, value) pairs that a state set did not know: the poller logs each once.
     unknown: Vec<(Family, String)>,
 }
@@ -185,13 +196,14 @@ impl Samples {
         target_label.push('"');
         Samples {
             target_label,
-            index: FamilyIndex::default(),
-            lines: Vec::new(),
-            unknown: Vec::new(),
+            ..Samples::default()
         }
     }
 
     fn buffer(&mut self, family: Family) -> &mut String {
+        if !self.spans.is_empty() {
+            self.unpack();
+        }
         let slot = self.index.0[family as usize];
         let index = if slot == 0 {
             self.lines.push((family, String::new()));
@@ -202,6 +214,17 @@ impl Samples {
             usize::from(slot) - 1
         };
         &mut self.lines[index].1
+    }
+
+    /// Back to one string per family, to add more lines after [`Samples::shrink`].
+    fn unpack(&mut self) {
+        let families: Vec<Family> = self.lines.iter().map(|(family, _)| *family).collect();
+        self.lines = families
+            .into_iter()
+            .map(|family| (family, self.lines(family).to_owned()))
+            .collect();
+        self.packed = Bytes::new();
+        self.spans = Vec::new();
     }
 
     /// Adds one sample of `family` with the target label followed by `labels`.
@@ -249,23 +272,69 @@ impl Samples {
         }
     }
 
+    fn span(&self, family: Family) -> Option<std::ops::Range<usize>> {
+        match self.index.0[family as usize] {
+            0 => None,
+            slot => {
+                let (start, end) = *self.spans.get(usize::from(slot) - 1)?;
+                Some(start as usize..end as usize)
+            }
+        }
+    }
+
     /// The rendered lines of one family (empty when it has none).
     pub fn lines(&self, family: Family) -> &str {
+        if let Some(span) = self.span(family) {
+            // Packed from Strings, so always UTF-8.
+            return std::str::from_utf8(&self.packed[span]).unwrap_or_default();
+        }
         match self.index.0[family as usize] {
             0 => "",
-            slot => self.lines[usize::from(slot) - 1].1.as_str(),
+            slot => self
+                .lines
+                .get(usize::from(slot) - 1)
+                .map_or("", |(_, text)| text.as_str()),
+        }
+    }
+
+    /// The lines of one family as a buffer to send: shared with these samples once they
+    /// are packed, a copy before.
+    pub fn chunk(&self, family: Family) -> Option<Bytes> {
+        match self.span(family) {
+            Some(span) if !span.is_empty() => Some(self.packed.slice(span)),
+            Some(_) => None,
+            None => {
+                let lines = self.lines(family);
+                (!lines.is_empty()).then(|| Bytes::copy_from_slice(lines.as_bytes()))
+            }
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lines.iter().all(|(_, text)| text.is_empty())
+        self.len() == 0
     }
 
-    /// Done adding: gives back what growing the buffers over-allocated. Samples are kept
-    /// until the next poll, so the memory they hold is the exporter's memory.
+    /// Done adding: packs the lines into one buffer of exactly their size. Samples are
+    /// kept until the next poll, so the memory they hold is the exporter's memory.
     pub fn shrink(&mut self) {
+        if !self.spans.is_empty() || self.lines.is_empty() {
+            self.lines.shrink_to_fit();
+            self.unknown.shrink_to_fit();
+            return;
+        }
+        let mut packed = Vec::with_capacity(self.len());
+        let mut spans = Vec::with_capacity(self.lines.len());
+        for (_, text) in &self.lines {
+            let start = packed.len();
+            packed.extend_from_slice(text.as_bytes());
+            // A target's lines stay far below 4 GiB: answers are capped by body_size_limit
+            // and series_limit.
+            spans.push((start as u32, packed.len() as u32));
+        }
+        self.packed = Bytes::from(packed);
+        self.spans = spans;
         for (_, text) in &mut self.lines {
-            text.shrink_to_fit();
+            *text = String::new();
         }
         self.lines.shrink_to_fit();
         self.unknown.shrink_to_fit();
@@ -278,7 +347,11 @@ impl Samples {
 
     /// Bytes of exposition held, for sizing buffers.
     pub fn len(&self) -> usize {
-        self.lines.iter().map(|(_, text)| text.len()).sum()
+        if self.spans.is_empty() {
+            self.lines.iter().map(|(_, text)| text.len()).sum()
+        } else {
+            self.packed.len()
+        }
     }
 }
 
@@ -326,6 +399,59 @@ pub fn render_families(out: &mut String, format: Format, parts: &[&Samples]) {
             out.push_str(lines);
         }
     }
+}
+
+/// A /metrics answer's body: chunks shared by every scrape of the same data, then the
+/// answer's own (the exporter's series, read at each scrape).
+#[derive(Clone, Debug, Default)]
+pub struct Body {
+    pub shared: Arc<[Bytes]>,
+    pub own: Vec<Bytes>,
+}
+
+impl Body {
+    pub fn chunks(&self) -> impl Iterator<Item = &Bytes> {
+        self.shared.iter().chain(&self.own)
+    }
+
+    pub fn len(&self) -> usize {
+        self.chunks().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole body in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        for chunk in self.chunks() {
+            out.extend_from_slice(chunk);
+        }
+        out
+    }
+}
+
+/// The families of all `parts` grouped as [`render_families`] does, as buffers to send one
+/// after the other: the lines are the parts' own, shared rather than copied.
+pub fn encode_families(format: Format, parts: &[&Samples]) -> Vec<Bytes> {
+    let mut chunks = Vec::with_capacity(parts.len() * 4 + Family::ALL.len());
+    for &family in Family::ALL {
+        let mut header_written = false;
+        for part in parts {
+            let Some(lines) = part.chunk(family) else {
+                continue;
+            };
+            if !header_written {
+                let mut header = String::with_capacity(256);
+                write_header(&mut header, family, format);
+                chunks.push(Bytes::from(header));
+                header_written = true;
+            }
+            chunks.push(lines);
+        }
+    }
+    chunks
 }
 
 /// Escapes a label value as both text formats require: backslash, double quote, newline.
@@ -387,6 +513,56 @@ pub fn openmetrics_to_text(openmetrics: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_samples_share_their_buffer() {
+        let mut samples = Samples::new("a");
+        samples.push(Family::Up, &[], 1.0);
+        samples.push(Family::GatewayStatus, &[("node", "n1")], 0.0);
+        samples.push(Family::Up, &[], 0.0);
+        let before = samples.lines(Family::Up).to_owned();
+        samples.shrink();
+        assert_eq!(samples.lines(Family::Up), before);
+        assert_eq!(
+            samples.lines(Family::GatewayStatus),
+            "whatsapp_gateway_status{target=\"a\",node=\"n1\"} 0\n"
+        );
+        let up = samples.chunk(Family::Up).unwrap();
+        let again = samples.chunk(Family::Up).unwrap();
+        assert_eq!(up.as_ptr(), again.as_ptr(), "a slice, not a copy");
+        assert_eq!(samples.chunk(Family::NodeRole), None);
+        assert_eq!(
+            samples.len(),
+            before.len() + samples.lines(Family::GatewayStatus).len()
+        );
+        // Adding after packing works on the lines as they were.
+        samples.push(Family::Up, &[], 1.0);
+        assert_eq!(
+            samples.lines(Family::Up),
+            format!("{before}whatsapp_up{{target=\"a\"}} 1\n")
+        );
+        samples.shrink();
+        assert!(samples.lines(Family::GatewayStatus).ends_with("} 0\n"));
+    }
+
+    #[test]
+    fn encoding_to_chunks_matches_rendering() {
+        let mut a = Samples::new("a");
+        a.push(Family::Up, &[], 1.0);
+        a.push(Family::GatewayStatus, &[("node", "x")], 1.0);
+        a.shrink();
+        let mut b = Samples::new("b");
+        b.push(Family::Up, &[], 0.0);
+        for format in [Format::Text, Format::OpenMetrics] {
+            let mut rendered = String::new();
+            render_families(&mut rendered, format, &[&a, &b]);
+            let encoded: Vec<u8> = encode_families(format, &[&a, &b])
+                .iter()
+                .flat_map(|c| c.to_vec())
+                .collect();
+            assert_eq!(String::from_utf8(encoded).unwrap(), rendered);
+        }
+    }
 
     #[test]
     fn the_family_index_fits_in_a_byte() {

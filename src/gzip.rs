@@ -6,10 +6,13 @@
 //! some clients (curl, browsers) stop reading after the first.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use flate2::write::DeflateEncoder;
 use flate2::Compression;
+
+use crate::exposition::Body;
 
 /// Gzip header: magic, deflate, no flags, no mtime, no extra flags, OS unknown.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
@@ -17,31 +20,38 @@ const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// The compressed large part, kept between requests.
 #[derive(Clone)]
 pub struct Head {
-    deflated: Bytes,
+    /// The gzip header and the deflated data, sent as they are by every request.
+    start: Arc<[Bytes]>,
+    deflated_len: usize,
     crc: crc32fast::Hasher,
     len: u64,
 }
 
 impl Head {
-    pub fn new(data: &[u8]) -> Head {
-        let mut encoder = DeflateEncoder::new(Vec::with_capacity(data.len() / 6 + 64), level());
-        // Writing into a Vec cannot fail.
-        let _ = encoder.write_all(data);
+    /// Compresses `data`, given as the chunks it is made of.
+    pub fn new(data: &[Bytes]) -> Head {
+        let len: usize = data.iter().map(Bytes::len).sum();
+        let mut encoder = DeflateEncoder::new(Vec::with_capacity(len / 6 + 64), level());
+        let mut crc = crc32fast::Hasher::new();
+        for chunk in data {
+            // Writing into a Vec cannot fail.
+            let _ = encoder.write_all(chunk);
+            crc.update(chunk);
+        }
         // A sync flush ends the data on a byte boundary without a final block.
         let _ = encoder.flush();
         let deflated = std::mem::take(encoder.get_mut());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(data);
         Head {
-            deflated: Bytes::from(deflated),
+            deflated_len: deflated.len(),
+            start: Arc::from([Bytes::from_static(&HEADER), Bytes::from(deflated)]),
             crc,
-            len: data.len() as u64,
+            len: len as u64,
         }
     }
 
-    /// The whole gzip stream of the head's data followed by `tail`, as chunks to send in
-    /// order (the head's bytes are shared, not copied).
-    pub fn with_tail(&self, tail: &[u8]) -> Vec<Bytes> {
+    /// The whole gzip stream of the head's data followed by `tail` (the head's bytes are
+    /// shared, not copied).
+    pub fn with_tail(&self, tail: &[u8]) -> Body {
         let mut encoder = DeflateEncoder::new(Vec::with_capacity(tail.len() / 3 + 64), level());
         let _ = encoder.write_all(tail);
         let mut rest = encoder.finish().unwrap_or_default();
@@ -53,20 +63,19 @@ impl Head {
         // ISIZE: the uncompressed length modulo 2^32, as RFC 1952 says.
         let size = (self.len + tail.len() as u64) as u32;
         rest.extend_from_slice(&size.to_le_bytes());
-        vec![
-            Bytes::from_static(&HEADER),
-            self.deflated.clone(),
-            Bytes::from(rest),
-        ]
+        Body {
+            shared: Arc::clone(&self.start),
+            own: vec![Bytes::from(rest)],
+        }
     }
 
     /// Compressed bytes of the head.
     pub fn len(&self) -> usize {
-        self.deflated.len()
+        self.deflated_len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.deflated.is_empty()
+        self.deflated_len == 0
     }
 }
 
@@ -77,12 +86,7 @@ fn level() -> Compression {
 
 /// A complete gzip stream of `data`.
 pub fn compress(data: &[u8]) -> Bytes {
-    let chunks = Head::new(data).with_tail(b"");
-    let mut out = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-    for chunk in chunks {
-        out.extend_from_slice(&chunk);
-    }
-    Bytes::from(out)
+    Bytes::from(Head::new(&[]).with_tail(data).to_vec())
 }
 
 #[cfg(test)]
@@ -90,8 +94,8 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn gunzip(chunks: &[Bytes]) -> Vec<u8> {
-        let stream: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    fn gunzip(body: &Body) -> Vec<u8> {
+        let stream = body.to_vec();
         // GzDecoder reads one member only: the test fails if there were two.
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&stream[..])
@@ -104,7 +108,12 @@ mod tests {
     fn head_and_tail_make_one_member() {
         let head: Vec<u8> = b"whatsapp_up{target=\"a\"} 1\n".repeat(5000);
         let tail = b"process_open_fds 7\n# EOF\n";
-        let compressed = Head::new(&head);
+        // The head in several chunks, as /metrics gives it.
+        let (first, second) = head.split_at(1000);
+        let compressed = Head::new(&[
+            Bytes::copy_from_slice(first),
+            Bytes::copy_from_slice(second),
+        ]);
         assert!(compressed.len() < head.len() / 10);
         let chunks = compressed.with_tail(tail);
         let mut expected = head.clone();
@@ -116,7 +125,7 @@ mod tests {
             [head.as_slice(), b"other\n"].concat()
         );
         // flate2's multi-member reader agrees on where the stream ends.
-        let stream: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let stream = chunks.to_vec();
         let mut all = Vec::new();
         flate2::read::MultiGzDecoder::new(&stream[..])
             .read_to_end(&mut all)
@@ -126,8 +135,12 @@ mod tests {
 
     #[test]
     fn empty_parts() {
-        assert_eq!(gunzip(&Head::new(b"").with_tail(b"")), b"");
-        assert_eq!(gunzip(&Head::new(b"").with_tail(b"x")), b"x");
-        assert_eq!(gunzip(&[compress(b"abc")]), b"abc");
+        assert_eq!(gunzip(&Head::new(&[]).with_tail(b"")), b"");
+        assert_eq!(gunzip(&Head::new(&[Bytes::new()]).with_tail(b"x")), b"x");
+        let whole = Body {
+            shared: Arc::from([compress(b"abc")]),
+            own: Vec::new(),
+        };
+        assert_eq!(gunzip(&whole), b"abc");
     }
 }

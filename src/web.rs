@@ -1,7 +1,6 @@
 //! The exporter's HTTP server: `/metrics`, the landing page, `/-/healthy`, `/-/ready` and
 //! `/-/reload`.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -10,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::server::conn::http1;
@@ -21,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::exporter::Exporter;
-use crate::exposition::Format;
+use crate::exposition::{Body, Format};
 use crate::self_metrics::{REVISION, VERSION};
 
 /// Connections served at once; more wait in the listen backlog.
@@ -164,7 +163,7 @@ fn metrics(request: &Request<Incoming>, exporter: &Exporter) -> Response<Chunks>
         response = response.header(CONTENT_ENCODING, "gzip");
     }
     response
-        .body(Chunks(exporter.exposition(format, gzip).into()))
+        .body(Chunks::from(exporter.exposition(format, gzip)))
         .unwrap_or_else(|_| plain_error())
 }
 
@@ -257,13 +256,44 @@ fn plain_error() -> Response<Chunks> {
     response
 }
 
-/// A response body of ready chunks, sent one after the other: the cached part of a
-/// /metrics body goes out as it is, never copied into a bigger buffer.
-pub struct Chunks(VecDeque<Bytes>);
+/// A response body of ready chunks. The cached part of a /metrics body is many small
+/// buffers (a family of a target each) shared by every scrape: runs of small ones are
+/// copied into frames of about [`FRAME_SIZE`] as they are sent, so a scrape costs a few
+/// hundred writes and holds one frame, never a copy of the whole body.
+pub struct Chunks {
+    body: Body,
+    next: usize,
+    remaining: u64,
+}
+
+/// Frames of about this size go to the socket; a chunk at least this big goes as it is.
+const FRAME_SIZE: usize = 256 * 1024;
 
 impl Chunks {
     fn one(bytes: Bytes) -> Self {
-        Chunks(VecDeque::from([bytes]))
+        Chunks::from(Body {
+            shared: Arc::from([bytes]),
+            own: Vec::new(),
+        })
+    }
+
+    fn chunk(&self, index: usize) -> Option<&Bytes> {
+        let shared = self.body.shared.len();
+        if index < shared {
+            self.body.shared.get(index)
+        } else {
+            self.body.own.get(index - shared)
+        }
+    }
+}
+
+impl From<Body> for Chunks {
+    fn from(body: Body) -> Self {
+        Chunks {
+            remaining: body.len() as u64,
+            body,
+            next: 0,
+        }
     }
 }
 
@@ -275,15 +305,35 @@ impl hyper::body::Body for Chunks {
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+        let this = self.get_mut();
+        let Some(first) = this.chunk(this.next).cloned() else {
+            return Poll::Ready(None);
+        };
+        this.next += 1;
+        let frame = if first.len() >= FRAME_SIZE {
+            first
+        } else {
+            let mut frame = BytesMut::with_capacity(FRAME_SIZE);
+            frame.extend_from_slice(&first);
+            while let Some(chunk) = this.chunk(this.next) {
+                if frame.len() + chunk.len() > FRAME_SIZE {
+                    break;
+                }
+                frame.extend_from_slice(chunk);
+                this.next += 1;
+            }
+            frame.freeze()
+        };
+        this.remaining -= frame.len() as u64;
+        Poll::Ready(Some(Ok(Frame::data(frame))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_empty()
+        self.remaining == 0
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+        SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -396,6 +446,35 @@ fn landing_page(exporter: &Exporter, options: &WebOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_chunks_go_out_in_frames_and_big_ones_as_they_are() {
+        use hyper::body::Body as _;
+        let small: Vec<Bytes> = (0..10_000)
+            .map(|i| Bytes::from(format!("line {i}\n")))
+            .collect();
+        let big = Bytes::from(vec![b'x'; FRAME_SIZE + 1]);
+        let mut shared = small.clone();
+        shared.push(big.clone());
+        let body = Body {
+            shared: Arc::from(shared),
+            own: vec![Bytes::from_static(b"tail\n")],
+        };
+        let expected = body.to_vec();
+        let mut chunks = Chunks::from(body);
+        assert_eq!(chunks.size_hint().exact(), Some(expected.len() as u64));
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut frames = Vec::new();
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut chunks).poll_frame(&mut cx) {
+            frames.push(frame.into_data().unwrap());
+        }
+        assert!(chunks.is_end_stream());
+        assert_eq!(frames.concat(), expected);
+        // 10,000 small lines in one frame, the big chunk shared as it is, then the tail.
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[1].as_ptr(), big.as_ptr());
+    }
 
     #[test]
     fn gzip_negotiation() {

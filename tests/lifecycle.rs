@@ -5,6 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{global, has_line, onprem_target, value, Auth};
@@ -516,36 +517,38 @@ async fn scrapes_share_one_encoding_until_the_data_changes() {
     .await;
     let first = run.exporter.exposition(Format::Text, false);
     let second = run.exporter.exposition(Format::Text, false);
-    assert!(std::str::from_utf8(&first[0])
-        .unwrap()
+    let targets_part = |body: &whatsapp_exporter::exposition::Body| {
+        let bytes: Vec<u8> = body.shared.iter().flat_map(|c| c.to_vec()).collect();
+        String::from_utf8(bytes).unwrap()
+    };
+    assert!(targets_part(&first)
         .contains("whatsapp_target_info{target=\"single\",type=\"onprem\"} 1\n"));
-    // The targets' part is the same buffer, not an equal copy: nothing was encoded again.
-    assert_eq!(first[0].as_ptr(), second[0].as_ptr());
+    // The targets' part is the same buffers, not an equal copy: nothing was encoded again.
+    assert!(Arc::ptr_eq(&first.shared, &second.shared));
     // The exporter's own part is fresh at every scrape.
-    assert_ne!(first[1].as_ptr(), second[1].as_ptr());
+    assert_ne!(first.own[0].as_ptr(), second.own[0].as_ptr());
     let gz1 = run.exporter.exposition(Format::Text, true);
     let gz2 = run.exporter.exposition(Format::Text, true);
-    assert_eq!(
-        gz1[1].as_ptr(),
-        gz2[1].as_ptr(),
+    assert!(
+        Arc::ptr_eq(&gz1.shared, &gz2.shared),
         "the compressed part is cached too"
     );
     // What is sent decompresses, as one gzip member, to the plain body.
-    let stream: Vec<u8> = gz1.iter().flat_map(|c| c.iter().copied()).collect();
+    let stream = gz1.to_vec();
     let mut text = String::new();
     flate2::read::GzDecoder::new(&stream[..])
         .read_to_string(&mut text)
         .unwrap();
-    assert!(text.starts_with(std::str::from_utf8(&first[0]).unwrap()));
+    assert!(text.starts_with(&targets_part(&first)));
     assert!(text.contains("whatsapp_exporter_build_info{"));
     let open_metrics = run.exporter.exposition(Format::OpenMetrics, false);
-    assert!(std::str::from_utf8(&open_metrics[1])
+    assert!(std::str::from_utf8(&open_metrics.own[0])
         .unwrap()
         .ends_with("# EOF\n"));
     // A reload (a change of the set of targets) makes a new encoding.
     assert_eq!(run.post("/-/reload").await.status(), 200);
     let third = run.exporter.exposition(Format::Text, false);
-    assert_ne!(third[0].as_ptr(), first[0].as_ptr());
-    assert_eq!(third[0], first[0]);
+    assert!(!Arc::ptr_eq(&third.shared, &first.shared));
+    assert_eq!(targets_part(&third), targets_part(&first));
     run.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Rendering: a target's samples (`exposition::Samples`) from parsed payloads, and
-//! `render_families` over 1,000 targets in both text formats.
+//! `render_families` (/probe) and `encode_families` (/metrics) over 1,000 targets in both
+//! text formats.
 //!
 //! `cargo bench --bench render` (add `-- --warm-up-time 1 --measurement-time 2` for a short
 //! run). The payloads are the example payloads in `tests/fixtures/`.
@@ -8,7 +9,7 @@ use std::hint::black_box;
 use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use whatsapp_exporter::exposition::{render_families, Family, Format, Samples};
+use whatsapp_exporter::exposition::{encode_families, render_families, Family, Format, Samples};
 use whatsapp_exporter::onprem::{self, SharedSeries};
 use whatsapp_exporter::upstream::Reason;
 use whatsapp_exporter::{dialog360, graph, kapso};
@@ -184,7 +185,11 @@ fn thousand_targets(p: &Payloads) -> Vec<Samples> {
 
 fn render(c: &mut Criterion) {
     let p = Payloads::load();
-    let samples = thousand_targets(&p);
+    let mut samples = thousand_targets(&p);
+    // As the poller leaves them: packed, ready to be shared by /metrics.
+    for part in &mut samples {
+        part.shrink();
+    }
     let parts: Vec<&Samples> = samples.iter().collect();
     let mut g = c.benchmark_group("render_families");
     for (label, format) in [("text", Format::Text), ("openmetrics", Format::OpenMetrics)] {
@@ -201,6 +206,16 @@ fn render(c: &mut Criterion) {
                     out
                 })
             },
+        );
+    }
+    g.finish();
+    // What /metrics does: the same grouping, sharing each part's buffer.
+    let mut g = c.benchmark_group("encode_families");
+    for (label, format) in [("text", Format::Text), ("openmetrics", Format::OpenMetrics)] {
+        g.bench_with_input(
+            BenchmarkId::new("1000_targets", label),
+            &format,
+            |b, &format| b.iter(|| encode_families(format, black_box(&parts))),
         );
     }
     g.finish();
