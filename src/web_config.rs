@@ -754,6 +754,11 @@ impl BasicAuth {
         }
     }
 
+    /// How many users may log in.
+    pub fn users(&self) -> usize {
+        self.users.len()
+    }
+
     /// Checks the value of a request's `Authorization` header.
     pub async fn check(&self, authorization: Option<&HeaderValue>) -> Result<(), AuthFailure> {
         let Some(header) = authorization else {
