@@ -141,9 +141,13 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let security = match &cli.web_config_file {
-            Some(path) => WebSecurity::load(path)?,
-            None => WebSecurity::default(),
+        // The simulator serves no exporter pages: it takes no web config.
+        let security = match (&cli.web_config_file, &cli.command) {
+            (Some(_), Some(Command::Simulate(_))) => {
+                anyhow::bail!("--web.config.file does not apply to `simulate`")
+            }
+            (Some(path), _) => WebSecurity::load(path)?,
+            (None, _) => WebSecurity::default(),
         };
         let web = WebOptions {
             telemetry_path: cli.telemetry_path,
@@ -508,6 +512,14 @@ mod tests {
         assert_eq!(cli.telemetry_path, "/m");
         assert_eq!(cli.log_level, LogLevel::Debug);
         assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(cli.web_config_file, None);
+        let secured =
+            Cli::try_parse_from(["whatsapp-exporter", "--web.config.file=/etc/wa/web.yml"])
+                .unwrap();
+        assert_eq!(
+            secured.web_config_file,
+            Some(PathBuf::from("/etc/wa/web.yml"))
+        );
         assert!(Cli::try_parse_from(["whatsapp-exporter", "--log.format=xml"]).is_err());
         assert_eq!(cli.shard_count, 1);
         assert!(cli.poll_background);
