@@ -1000,9 +1000,12 @@ mod tests {
 
     #[tokio::test]
     async fn basic_auth_checks_and_caches_successes_only() {
+        // htpasswd writes $2y$: the same hash under another prefix.
+        let carol = hash("htpasswd").replacen("$2b$", "$2y$", 1);
         let users = BTreeMap::from([
             ("alice".to_owned(), Secret::new(hash("wonderland"))),
             ("bob".to_owned(), Secret::new(hash("b:c"))),
+            ("carol".to_owned(), Secret::new(carol)),
         ]);
         let auth = BasicAuth::new(users);
         assert_eq!(auth.check(None).await, Err(AuthFailure::Missing));
@@ -1018,7 +1021,7 @@ mod tests {
             auth.check(Some(&wrong)).await,
             Err(AuthFailure::WrongPassword)
         );
-        let stranger = header("carol", "wonderland");
+        let stranger = header("dave", "wonderland");
         assert_eq!(
             auth.check(Some(&stranger)).await,
             Err(AuthFailure::UnknownUser)
@@ -1034,6 +1037,7 @@ mod tests {
         let lower =
             HeaderValue::try_from(colon.to_str().unwrap().replacen("Basic", "basic", 1)).unwrap();
         assert_eq!(auth.check(Some(&lower)).await, Ok(()));
+        assert_eq!(auth.check(Some(&header("carol", "htpasswd"))).await, Ok(()));
         // A cached success does not open the door to another password.
         assert_eq!(
             auth.check(Some(&wrong)).await,
