@@ -17,6 +17,7 @@ use crate::logging::{self, LogFormat, LogLevel};
 use crate::shard::Shard;
 use crate::simulator::{Cluster, Simulator, SimulatorOptions};
 use crate::web::{self, WebOptions};
+use crate::web_config::WebSecurity;
 
 /// The exporter's own port: outside 9100-9999, which the Prometheus port registry has
 /// entirely allocated.
@@ -47,6 +48,9 @@ pub struct Cli {
     /// Address to listen on for /metrics and the web pages [default: :10109; demo: 127.0.0.1:10109].
     #[arg(long = "web.listen-address", global = true)]
     listen_address: Option<String>,
+    /// Web config file (exporter-toolkit format): TLS and basic auth for every endpoint.
+    #[arg(long = "web.config.file", global = true)]
+    web_config_file: Option<PathBuf>,
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", default_value = "/metrics", global = true)]
     telemetry_path: String,
@@ -120,7 +124,11 @@ pub fn main() -> ExitCode {
             println!("FAILED: {e}");
             return ExitCode::FAILURE;
         }
-        return check_config(&cli.config_file);
+        let checked = check_config(&cli.config_file);
+        return match &cli.web_config_file {
+            Some(path) if checked == ExitCode::SUCCESS => check_web_config(path),
+            _ => checked,
+        };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -133,21 +141,27 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        // The simulator serves no exporter pages: it takes no web config.
+        let security = match (&cli.web_config_file, &cli.command) {
+            (Some(_), Some(Command::Simulate(_))) => {
+                anyhow::bail!("--web.config.file does not apply to `simulate`")
+            }
+            (Some(path), _) => WebSecurity::load(path)?,
+            (None, _) => WebSecurity::default(),
+        };
+        let web = WebOptions {
+            telemetry_path: cli.telemetry_path,
+            security,
+        };
         match cli.command {
             None => {
                 let options = Options {
                     shard: Shard::parse(&cli.shard_index, cli.shard_count)?,
                     background: cli.poll_background,
                 };
-                run(
-                    &cli.config_file,
-                    cli.listen_address,
-                    cli.telemetry_path,
-                    options,
-                )
-                .await
+                run(&cli.config_file, cli.listen_address, web, options).await
             }
-            Some(Command::Demo(args)) => demo(args, cli.listen_address, cli.telemetry_path).await,
+            Some(Command::Demo(args)) => demo(args, cli.listen_address, web).await,
             Some(Command::Simulate(args)) => simulate(args, cli.listen_address).await,
         }
     });
@@ -158,6 +172,27 @@ pub fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "exiting");
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_web_config(path: &std::path::Path) -> ExitCode {
+    match WebSecurity::load(path) {
+        Ok(security) => {
+            println!(
+                "SUCCESS: {} is valid: TLS {}, basic auth {}",
+                path.display(),
+                if security.tls.is_some() { "on" } else { "off" },
+                match &security.auth {
+                    Some(auth) => format!("for {} user(s)", auth.users()),
+                    None => "off".to_owned(),
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
             ExitCode::FAILURE
         }
     }
@@ -211,7 +246,7 @@ async fn bind(address: &str) -> anyhow::Result<TcpListener> {
 async fn run(
     config_file: &std::path::Path,
     listen_address: Option<String>,
-    telemetry_path: String,
+    web: WebOptions,
     options: Options,
 ) -> anyhow::Result<()> {
     let config = Config::load(config_file)?;
@@ -226,24 +261,20 @@ async fn run(
         polled = exporter.targets().len(),
         shard = %options.shard,
         background = options.background,
+        tls = web.security.tls.is_some(),
+        basic_auth = web.security.auth.is_some(),
         "whatsapp-exporter listening"
     );
-    serve_until_signal(listener, exporter, telemetry_path).await
+    serve_until_signal(listener, exporter, web).await
 }
 
 async fn serve_until_signal(
     listener: TcpListener,
     exporter: Arc<Exporter>,
-    telemetry_path: String,
+    web: WebOptions,
 ) -> anyhow::Result<()> {
     let reloader = tokio::spawn(reload_on_sighup(Arc::clone(&exporter)));
-    web::serve(
-        listener,
-        Arc::clone(&exporter),
-        WebOptions { telemetry_path },
-        termination(),
-    )
-    .await?;
+    web::serve(listener, Arc::clone(&exporter), web, termination()).await?;
     reloader.abort();
     exporter.shutdown();
     tracing::info!("shut down");
@@ -315,7 +346,7 @@ pub fn demo_config(simulator: &crate::simulator::SimulatorHandle, interval: Dura
 async fn demo(
     args: DemoArgs,
     listen_address: Option<String>,
-    telemetry_path: String,
+    web: WebOptions,
 ) -> anyhow::Result<()> {
     let simulator = Simulator::new(SimulatorOptions {
         auto_step: Some(args.step).filter(|s| !s.is_zero()),
@@ -338,9 +369,14 @@ async fn demo(
     let listener = bind(listen_address.as_deref().unwrap_or("127.0.0.1:10109")).await?;
     let address = listener.local_addr()?;
     let exporter = Exporter::start(config, None, Options::default())?;
+    let scheme = if web.security.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!("whatsapp-exporter demo");
-    println!("  metrics:      http://{address}{telemetry_path}");
-    println!("  landing page: http://{address}/");
+    println!("  metrics:      {scheme}://{address}{}", web.telemetry_path);
+    println!("  landing page: {scheme}://{address}/");
     println!("  simulator:    http://{}", simulator.addr);
     print_simulator(&simulator);
     println!(
@@ -348,7 +384,7 @@ async fn demo(
         humantime::format_duration(args.interval),
         humantime::format_duration(args.step)
     );
-    let result = serve_until_signal(listener, exporter, telemetry_path).await;
+    let result = serve_until_signal(listener, exporter, web).await;
     simulator.shutdown().await;
     result
 }
@@ -476,6 +512,14 @@ mod tests {
         assert_eq!(cli.telemetry_path, "/m");
         assert_eq!(cli.log_level, LogLevel::Debug);
         assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(cli.web_config_file, None);
+        let secured =
+            Cli::try_parse_from(["whatsapp-exporter", "--web.config.file=/etc/wa/web.yml"])
+                .unwrap();
+        assert_eq!(
+            secured.web_config_file,
+            Some(PathBuf::from("/etc/wa/web.yml"))
+        );
         assert!(Cli::try_parse_from(["whatsapp-exporter", "--log.format=xml"]).is_err());
         assert_eq!(cli.shard_count, 1);
         assert!(cli.poll_background);

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_yaml;
 pub mod dialog360;
 pub mod exporter;
 pub mod exposition;
@@ -26,3 +27,4 @@ pub mod target;
 pub mod timestamp;
 pub mod upstream;
 pub mod web;
+pub mod web_config;

@@ -1,5 +1,6 @@
-//! The exporter's HTTP server: `/metrics`, the landing page, `/-/healthy`, `/-/ready` and
-//! `/-/reload`.
+//! The exporter's HTTP server: `/metrics`, `/probe`, the landing page, `/config`,
+//! `/-/healthy`, `/-/ready` and `/-/reload`; over TLS and behind basic auth when the web
+//! config asks for them.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -11,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, VARY, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -22,6 +23,7 @@ use tokio::sync::Semaphore;
 use crate::exporter::Exporter;
 use crate::exposition::{Body, Format};
 use crate::self_metrics::{REVISION, VERSION};
+use crate::web_config::WebSecurity;
 
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 512;
@@ -33,12 +35,15 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct WebOptions {
     pub telemetry_path: String,
+    /// TLS, basic auth and extra headers from `--web.config.file`; default: none.
+    pub security: WebSecurity,
 }
 
 impl Default for WebOptions {
     fn default() -> Self {
         WebOptions {
             telemetry_path: "/metrics".to_owned(),
+            security: WebSecurity::default(),
         }
     }
 }
@@ -79,27 +84,29 @@ pub async fn serve(
         };
         let exporter = Arc::clone(&exporter);
         let options = Arc::clone(&options);
-        let mut closed = closed.clone();
+        let closed = closed.clone();
+        let tls = options
+            .security
+            .tls
+            .as_ref()
+            .map(|config| tokio_rustls::TlsAcceptor::from(Arc::clone(config)));
         tasks.spawn(async move {
             let service = service_fn(move |request| {
                 let exporter = Arc::clone(&exporter);
                 let options = Arc::clone(&options);
-                async move { Ok::<_, Infallible>(route(request, &exporter, &options).await) }
+                async move { Ok::<_, Infallible>(respond(request, &exporter, &options).await) }
             });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = closed.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            match tls {
+                None => serve_connection(stream, service, closed).await,
+                // A client that has not finished its handshake in time is dropped, as one
+                // that does not send its headers.
+                Some(acceptor) => {
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, service, closed).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
                 }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
         });
@@ -118,6 +125,74 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves one connection (plain or TLS) until it ends or the server closes.
+async fn serve_connection<S, F>(
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    service: S,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+) where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<Chunks>,
+            Error = Infallible,
+            Future = F,
+        > + Send,
+    F: Future<Output = Result<Response<Chunks>, Infallible>> + Send + 'static,
+{
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = closed.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Every request passes basic auth first (when configured), whatever its path; every
+/// answer, a refusal included, carries the configured headers.
+async fn respond(
+    request: Request<Incoming>,
+    exporter: &Exporter,
+    options: &WebOptions,
+) -> Response<Chunks> {
+    let security = &options.security;
+    let mut response = match &security.auth {
+        Some(auth) => match auth.check(request.headers().get(AUTHORIZATION)).await {
+            Ok(()) => route(request, exporter, options).await,
+            Err(failure) => {
+                tracing::debug!(
+                    path = request.uri().path(),
+                    reason = failure.as_str(),
+                    "request refused: basic auth"
+                );
+                unauthorized()
+            }
+        },
+        None => route(request, exporter, options).await,
+    };
+    for (name, value) in &security.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+fn unauthorized() -> Response<Chunks> {
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(WWW_AUTHENTICATE, "Basic")
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Chunks::one(Bytes::from_static(b"Unauthorized\n")))
+        .unwrap_or_else(|_| plain_error())
+}
+
 async fn route(
     request: Request<Incoming>,
     exporter: &Exporter,
@@ -130,6 +205,10 @@ async fn route(
         }
         (&Method::GET | &Method::HEAD, "/") => html(landing_page(exporter, options)),
         (&Method::GET | &Method::HEAD, "/probe") => probe(&request, exporter).await,
+        (&Method::GET | &Method::HEAD, "/config") => text(
+            StatusCode::OK,
+            &crate::config_yaml::redacted_yaml(&exporter.config()),
+        ),
         (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
         (&Method::GET | &Method::HEAD, "/-/ready") => text(StatusCode::OK, "Ready\n"),
         (&Method::POST | &Method::PUT, "/-/reload") => match exporter.reload().await {
@@ -144,7 +223,11 @@ async fn route(
             "This endpoint requires a POST request.\n",
         ),
         (_, p)
-            if p == options.telemetry_path || p == "/" || p == "/probe" || p.starts_with("/-/") =>
+            if p == options.telemetry_path
+                || p == "/"
+                || p == "/probe"
+                || p == "/config"
+                || p.starts_with("/-/") =>
         {
             text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.\n")
         }
@@ -391,7 +474,8 @@ fn landing_page(exporter: &Exporter, options: &WebOptions) -> String {
     page.push_str("\n<ul><li><a href=\"");
     escape_html(&mut page, &options.telemetry_path);
     page.push_str(
-        "\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li>\
+        "\">Metrics</a></li><li><a href=\"/config\">Configuration</a></li>\
+         <li><a href=\"/-/healthy\">Health</a></li>\
          <li><a href=\"/-/ready\">Readiness</a></li></ul>\n<h2>Targets</h2>\n",
     );
     let targets = exporter.targets();

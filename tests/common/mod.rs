@@ -2,6 +2,8 @@
 //! process, and bounded waits on /metrics.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
