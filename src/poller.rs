@@ -323,7 +323,7 @@ impl Runner {
                             series = answered,
                             dropped,
                             series_limit = config.series_limit,
-                            "answer over the target's series_limit: series left out"
+                            "answer over series_limit: series left out"
                         );
                     }
                     endpoint.data_series = answered - dropped;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -542,4 +541,468 @@ async fn refused_dns_and_tls_failures_each_counted_and_logged() {
     for task in [good_task, unknown_task, expired_task, wrong_host_task] {
         task.abort();
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Redirects and credentials.
+
+/// Records the request heads it gets and answers `HEALTH_BODY`, until aborted.
+async fn recorder() -> (SocketAddr, Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&heads);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                if let Some(head) = read_head(&mut stream).await {
+                    seen.lock().unwrap_or_else(|e| e.into_inner()).push(head);
+                    let _ = stream.write_all(http_ok(HEALTH_BODY).as_bytes()).await;
+                }
+            });
+        }
+    });
+    (addr, heads, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_stay_within_the_origin_and_credentials_never_leave() {
+    capture_logs();
+    let (elsewhere, heads, recorder_task) = recorder().await;
+    let run = common::start(SimulatorOptions::default(), |s| {
+        let o = s.simulator().options();
+        let mut text = with_bystander(s);
+        text.push_str(&onprem(
+            "redirect-onprem",
+            &s.base_url(Cluster::Single),
+            o,
+            "",
+        ));
+        text.push_str(&format!(
+            "  - name: redirect-d360\n    type: dialog360\n    base_url: {}\n    api_key: {}\n\
+             \x20 - name: redirect-kapso\n    type: kapso\n    base_url: {}\n    api_key: {}\n    config_id: {}\n",
+            s.dialog360_base_url(),
+            o.dialog360_api_keys[0],
+            s.kapso_base_url(),
+            o.kapso_api_key,
+            o.kapso_config_ids[0],
+        ));
+        text
+    })
+    .await;
+    let targets = ["redirect-onprem", "redirect-d360", "redirect-kapso"];
+    let up: Vec<String> = targets
+        .iter()
+        .map(|t| format!("whatsapp_up{{target=\"{t}\"}} 1"))
+        .collect();
+    run.wait_for_lines(&up.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let sim = run.simulator.simulator().clone();
+    // Each API redirects to the same path on another port of 127.0.0.1: another origin.
+    sim.set_fault(
+        Cluster::Single,
+        Endpoint::Health,
+        Some(Fault::Redirect(format!(
+            "http://{elsewhere}/single/v1/health"
+        ))),
+    );
+    sim.set_dialog360_fault(
+        None,
+        Some(Fault::Redirect(format!(
+            "http://{elsewhere}/360dialog/health_status"
+        ))),
+    );
+    sim.set_kapso_fault(
+        None,
+        Some(Fault::Redirect(format!(
+            "http://{elsewhere}/kapso/api/v1/whatsapp_configs/kapso-config-1/health"
+        ))),
+    );
+    let before = run.metrics().await;
+    let bystander = Bystander::watch(&run);
+    for (target, endpoint) in [
+        ("redirect-onprem", "health"),
+        ("redirect-d360", "health_status"),
+        ("redirect-kapso", "health"),
+    ] {
+        expect_counted(
+            &run,
+            &before,
+            (target, endpoint, "http_status"),
+            "redirect: redirect to another origin refused",
+            &bystander,
+        )
+        .await;
+    }
+    // Nothing reached the other origin: no Authorization, D360-API-KEY or X-API-Key.
+    let o = sim.options();
+    let got = heads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(got.is_empty(), "the other origin got requests: {got:#?}");
+    for secret in [&o.api_key, &o.dialog360_api_keys[0], &o.kapso_api_key] {
+        assert!(log_lines("redirect-onprem")
+            .iter()
+            .chain(log_lines("redirect-d360").iter())
+            .chain(log_lines("redirect-kapso").iter())
+            .all(|l| !l.contains(secret.as_str())));
+    }
+
+    // Within the origin the redirect is followed, with the credential: the HA cluster's
+    // nodes answer for the single instance's path.
+    sim.set_fault(
+        Cluster::Single,
+        Endpoint::Health,
+        Some(Fault::Redirect(format!(
+            "{}/v1/health",
+            run.simulator.base_url(Cluster::Ha)
+        ))),
+    );
+    let ha_node = format!(
+        "whatsapp_gateway_status{{target=\"redirect-onprem\",node=\"{}\",status=\"connected\"}}",
+        sim.node_keys(Cluster::Ha)[0]
+    );
+    let metrics = run
+        .wait_until(
+            |m| has_line(m, "whatsapp_up{target=\"redirect-onprem\"} 1") && m.contains(&ha_node),
+            "the same-origin redirect followed",
+        )
+        .await;
+    promtool_check(&metrics);
+    assert!(heads.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+    run.stop().await;
+    recorder_task.abort();
+}
+
+// ---------------------------------------------------------------------------------------
+// Refusals: 401 loops, 429/503 with Retry-After, Graph rate-limit codes.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_401s_back_off_the_logins() {
+    capture_logs();
+    let run = common::start(SimulatorOptions::default(), |s| {
+        let o = s.simulator().options();
+        let mut text = with_bystander(s);
+        text.push_str(&format!(
+            "  - name: relogin\n    type: onprem\n    base_url: {}\n    username: {}\n    password: {}\n\
+             \x20 - name: wrong-password\n    type: onprem\n    base_url: {}\n    username: {}\n    password: not-the-password\n",
+            s.base_url(Cluster::Single),
+            o.username,
+            o.password,
+            s.base_url(Cluster::Multiconnect),
+            o.username,
+        ));
+        text
+    })
+    .await;
+    run.wait_for_lines(&["whatsapp_up{target=\"relogin\"} 1"])
+        .await;
+    let sim = run.simulator.simulator().clone();
+    // Every token is refused, though the login itself succeeds.
+    let refused = Fault::ErrorEnvelope {
+        status: 401,
+        code: 1005,
+        title: "Access denied".into(),
+    };
+    let logins = sim.requests(Cluster::Single, Endpoint::Login);
+    let wrong_logins = sim.requests(Cluster::Multiconnect, Endpoint::Login);
+    let before = run.metrics().await;
+    let bystander = Bystander::watch(&run);
+    sim.set_fault(Cluster::Single, Endpoint::Health, Some(refused.clone()));
+    sim.set_fault(Cluster::Single, Endpoint::Support, Some(refused));
+    expect_counted(
+        &run,
+        &before,
+        ("relogin", "health", "unauthorized"),
+        "HTTP 401: 1005 Access denied (Injected by the simulator)",
+        &bystander,
+    )
+    .await;
+    wait_for_poll_failed(
+        "relogin",
+        "support",
+        "unauthorized",
+        "login held back after 1 refused in a row",
+    )
+    .await;
+    // Six seconds of 300 ms polls: twenty polls of two endpoints. Without a backoff each
+    // would log in again; with it (1 s, 2 s, 4 s) a handful of logins.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let metrics = run.metrics().await;
+    let polls = errors(&metrics, "relogin", "health", "unauthorized")
+        + errors(&metrics, "relogin", "support", "unauthorized");
+    let relogins = sim.requests(Cluster::Single, Endpoint::Login) - logins;
+    assert!(polls >= 20.0, "{polls} refused polls");
+    assert!(
+        (1..=5).contains(&relogins),
+        "{relogins} logins for {polls} refused polls"
+    );
+    // A wrong password backs off the same way.
+    let wrong = sim.requests(Cluster::Multiconnect, Endpoint::Login) - wrong_logins;
+    let wrong_polls = errors(&metrics, "wrong-password", "health", "unauthorized");
+    assert!(wrong_polls >= 10.0, "{wrong_polls}");
+    assert!(wrong <= 5, "{wrong} logins with a wrong password");
+    assert!(!metrics.contains("not-the-password"));
+    assert!(log_lines("wrong-password")
+        .iter()
+        .all(|l| !l.contains("not-the-password")));
+    promtool_check(&metrics);
+    // Accepted again: the next login after the backoff brings the target back.
+    sim.set_fault(Cluster::Single, Endpoint::Health, None);
+    sim.set_fault(Cluster::Single, Endpoint::Support, None);
+    run.wait_for_lines(&["whatsapp_up{target=\"relogin\"} 1"])
+        .await;
+    run.stop().await;
+}
+
+/// An HTTP date `ahead` from now, as Retry-After carries it.
+fn http_date(ahead: Duration) -> String {
+    let at = chrono::Utc::now() + chrono::TimeDelta::from_std(ahead).expect("a short duration");
+    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_in_seconds_and_as_a_date_holds_polls_back() {
+    capture_logs();
+    let run = common::start(SimulatorOptions::default(), |s| {
+        let mut text = with_bystander(s);
+        text.push_str(&onprem(
+            "retry-after",
+            &s.base_url(Cluster::Single),
+            s.simulator().options(),
+            "",
+        ));
+        text
+    })
+    .await;
+    run.wait_for_lines(&["whatsapp_up{target=\"retry-after\"} 1"])
+        .await;
+    let sim = run.simulator.simulator().clone();
+    let cases = [
+        (
+            Fault::TooManyRequests {
+                retry_after: Some(http_date(Duration::from_secs(4))),
+            },
+            "HTTP 429: 1015 Too many requests",
+        ),
+        (
+            Fault::ServiceUnavailable {
+                retry_after: Some("3".into()),
+            },
+            "HTTP 503: 1016 System overloaded",
+        ),
+    ];
+    for (fault, log) in cases {
+        let before = run.metrics().await;
+        let bystander = Bystander::watch(&run);
+        sim.set_fault(Cluster::Single, Endpoint::Health, Some(fault.clone()));
+        expect_counted(
+            &run,
+            &before,
+            ("retry-after", "health", "rate_limited"),
+            log,
+            &bystander,
+        )
+        .await;
+        // The upstream asked for at least 3 s; the interval is 300 ms. Checked over
+        // 1.5 s after the refusal was counted (expect_counted waited some of it).
+        let requests = sim.requests(Cluster::Single, Endpoint::Health);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            sim.requests(Cluster::Single, Endpoint::Health),
+            requests,
+            "{fault:?}: polled before the Retry-After"
+        );
+        sim.set_fault(Cluster::Single, Endpoint::Health, None);
+        run.wait_for_lines(&["whatsapp_up{target=\"retry-after\"} 1"])
+            .await;
+    }
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_rate_limit_codes_are_rate_limited() {
+    capture_logs();
+    let run = common::start(SimulatorOptions::default(), |s| {
+        let mut text = with_bystander(s);
+        text.push_str(&format!(
+            "  - name: graph-victim\n    type: cloud_api\n    base_url: {}\n    access_token: {}\n    phone_number_ids: [\"{}\"]\n",
+            s.graph_base_url(),
+            s.simulator().options().graph_token,
+            whatsapp_exporter::simulator::cloud::PHONE_NUMBER_IDS[0],
+        ));
+        text
+    })
+    .await;
+    run.wait_for_lines(&["whatsapp_up{target=\"graph-victim\"} 1"])
+        .await;
+    let sim = run.simulator.simulator().clone();
+    for code in [4, 17, 32, 613, 80007, 80008] {
+        let message = format!("rate limit {code} reached");
+        let before = run.metrics().await;
+        let bystander = Bystander::watch(&run);
+        sim.set_graph_fault(
+            GraphEndpoint::PhoneNumber,
+            Some(GraphFault::GraphError {
+                status: 400,
+                code,
+                message: message.clone(),
+            }),
+        );
+        expect_counted(
+            &run,
+            &before,
+            ("graph-victim", "health", "rate_limited"),
+            &format!("HTTP 400: Graph error {code}: {message}"),
+            &bystander,
+        )
+        .await;
+        sim.set_graph_fault(GraphEndpoint::PhoneNumber, None);
+        run.wait_for_lines(&["whatsapp_up{target=\"graph-victim\"} 1"])
+            .await;
+    }
+    run.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Cardinality and escaping.
+
+/// Poll series of a target: not data, not under the series limit.
+const POLL_FAMILIES: [&str; 7] = [
+    "whatsapp_target_info{",
+    "whatsapp_up{",
+    "whatsapp_poll_",
+    "whatsapp_last_poll_success_timestamp_seconds{",
+    "whatsapp_upstream_errors_total{",
+    "whatsapp_series_dropped_total{",
+    "whatsapp_auth_token_expiry_timestamp_seconds{",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_nodes_are_cut_at_the_series_limit() {
+    capture_logs();
+    let run = common::start(SimulatorOptions::default(), |s| {
+        s.simulator().add_nodes(Cluster::Multiconnect, 10_000);
+        let mut text = with_bystander(s);
+        text.push_str(&onprem(
+            "many",
+            &s.base_url(Cluster::Multiconnect),
+            s.simulator().options(),
+            "    interval: 1s\n    timeout: 1s\n",
+        ));
+        text
+    })
+    .await;
+    let sim = run.simulator.simulator().clone();
+    let nodes = sim.node_keys(Cluster::Multiconnect).len();
+    assert_eq!(nodes, 10_004);
+    // Per node five gateway states and three roles, and one whatsapp_api_info.
+    let answered = nodes * 8 + 1;
+    let dropped = (answered - 1000) as f64;
+    let bystander = Bystander::watch(&run);
+    let series = "whatsapp_series_dropped_total{target=\"many\",endpoint=\"health\"}";
+    let metrics = run
+        .wait_until(
+            |m| value(m, series).is_some_and(|v| v >= dropped),
+            "series dropped over the limit",
+        )
+        .await;
+    let total = value(&metrics, series).expect("dropped series counted");
+    assert_eq!(total % dropped, 0.0, "{total} is whole polls of {dropped}");
+    let polls = total / dropped;
+    // The poll itself succeeds, with the first 1,000 series in exposition order.
+    assert!(has_line(&metrics, "whatsapp_up{target=\"many\"} 1"));
+    let data: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains("{target=\"many\""))
+        .filter(|l| !POLL_FAMILIES.iter().any(|p| l.starts_with(p)))
+        .collect();
+    assert_eq!(data.len(), 1000, "{:#?}", &data[..data.len().min(5)]);
+    assert!(has_line(
+        &metrics,
+        "whatsapp_api_info{target=\"many\",version=\"v2.53.2\",api_status=\"stable\"} 1"
+    ));
+    assert_eq!(
+        data.iter()
+            .filter(|l| l.starts_with("whatsapp_gateway_status{"))
+            .count(),
+        999
+    );
+    // Logged once per poll, not per series.
+    let logged = log_lines("many")
+        .into_iter()
+        .filter(|l| l.contains("message=\"answer over series_limit: series left out\""))
+        .collect::<Vec<_>>();
+    assert!(logged.len() as f64 >= polls, "{logged:#?}");
+    assert!(
+        logged.len() as u64 <= sim.requests(Cluster::Multiconnect, Endpoint::Health),
+        "{logged:#?}"
+    );
+    assert!(
+        logged[0].contains(&format!(
+            "level=warn message=\"answer over series_limit: series left out\" target_name=many endpoint=health series={answered} dropped={dropped} series_limit=1000"
+        )),
+        "{}",
+        logged[0]
+    );
+    bystander.assert_on_time(&run, "many").await;
+    promtool_check(&run.metrics().await);
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_label_values_are_escaped() {
+    capture_logs();
+    let run = common::start(SimulatorOptions::default(), |s| {
+        let mut text = with_bystander(s);
+        text.push_str(&onprem(
+            "escape",
+            &s.base_url(Cluster::Single),
+            s.simulator().options(),
+            "",
+        ));
+        text
+    })
+    .await;
+    run.wait_for_lines(&["whatsapp_up{target=\"escape\"} 1"])
+        .await;
+    let sim = run.simulator.simulator().clone();
+    sim.set_gateway_status(
+        Cluster::Single,
+        None,
+        "down \"hard\" at C:\\wa\\\nsecond line: ünïcødé ✓ 日本語",
+    );
+    let line = "whatsapp_gateway_status{target=\"escape\",node=\"\",status=\"down \\\"hard\\\" at C:\\\\wa\\\\\\nsecond line: ünïcødé ✓ 日本語\"} 1";
+    let metrics = run.wait_for_lines(&[line]).await;
+    // The known states stay, at 0, and every line of the family is one line.
+    assert!(has_line(
+        &metrics,
+        "whatsapp_gateway_status{target=\"escape\",node=\"\",status=\"connected\"} 0"
+    ));
+    assert_eq!(
+        common::family(&metrics, "whatsapp_gateway_status")
+            .iter()
+            .filter(|l| l.contains("target=\"escape\""))
+            .count(),
+        6
+    );
+    assert!(log_lines("escape").iter().any(|l| l.contains(
+        "message=\"unknown value from upstream, exported as its own series\" target_name=escape endpoint=health metric=whatsapp_gateway_status"
+    )));
+    promtool_check(&metrics);
+    // OpenMetrics escapes the same way.
+    let om = reqwest::Client::new()
+        .get(format!("{}/metrics", run.url))
+        .header("Accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(has_line(&om, line), "{om}");
+    run.stop().await;
 }
