@@ -1006,3 +1006,72 @@ async fn upstream_label_values_are_escaped() {
     assert!(has_line(&om, line), "{om}");
     run.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_parser_survives_deep_nesting_bad_bytes_and_endless_json() {
+    capture_logs();
+    let run = common::start(SimulatorOptions::default(), |s| {
+        let o = s.simulator().options();
+        let mut text = with_bystander(s);
+        text.push_str(&format!(
+            "  - name: parse-d360\n    type: dialog360\n    base_url: {}\n    api_key: {}\n\
+             \x20 - name: parse-kapso\n    type: kapso\n    base_url: {}\n    api_key: {}\n    config_id: {}\n\
+             \x20 - name: parse-graph\n    type: cloud_api\n    base_url: {}\n    access_token: {}\n    phone_number_ids: [\"{}\"]\n",
+            s.dialog360_base_url(),
+            o.dialog360_api_keys[0],
+            s.kapso_base_url(),
+            o.kapso_api_key,
+            o.kapso_config_ids[0],
+            s.graph_base_url(),
+            o.graph_token,
+            whatsapp_exporter::simulator::cloud::PHONE_NUMBER_IDS[0],
+        ));
+        text
+    })
+    .await;
+    let targets = [
+        ("parse-d360", "health_status"),
+        ("parse-kapso", "health"),
+        ("parse-graph", "health"),
+    ];
+    let up: Vec<String> = targets
+        .iter()
+        .map(|(t, _)| format!("whatsapp_up{{target=\"{t}\"}} 1"))
+        .collect();
+    let up: Vec<&str> = up.iter().map(String::as_str).collect();
+    run.wait_for_lines(&up).await;
+    let sim = run.simulator.simulator().clone();
+    // Every parser reads JSON with serde_json's recursion limit: an error, no overflow.
+    let cases = [
+        (
+            Fault::DeepNesting(100_000),
+            "decode",
+            "malformed JSON at line 1, column 128: recursion limit exceeded",
+        ),
+        (
+            Fault::InvalidUtf8,
+            "decode",
+            "malformed JSON at line 1, column 3: invalid unicode code point",
+        ),
+        (
+            Fault::HugeJson(64 << 20),
+            "body_too_large",
+            "response body exceeds the limit of 1048576 bytes",
+        ),
+    ];
+    for (fault, reason, log) in cases {
+        let before = run.metrics().await;
+        let bystander = Bystander::watch(&run);
+        sim.set_dialog360_fault(None, Some(fault.clone()));
+        sim.set_kapso_fault(None, Some(fault.clone()));
+        sim.set_graph_fault(GraphEndpoint::PhoneNumber, Some(fault.clone().into()));
+        for (target, endpoint) in targets {
+            expect_counted(&run, &before, (target, endpoint, reason), log, &bystander).await;
+        }
+        sim.set_dialog360_fault(None, None);
+        sim.set_kapso_fault(None, None);
+        sim.set_graph_fault(GraphEndpoint::PhoneNumber, None);
+        run.wait_for_lines(&up).await;
+    }
+    run.stop().await;
+}
