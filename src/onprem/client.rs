@@ -190,6 +190,12 @@ impl OnPremClient {
         }
         if let Some(at) = self.next_login_at {
             if Instant::now() < at {
+                // A token due for renewal but not expired serves until the backoff ends.
+                if let Some(token) = &self.token {
+                    if token.expires_at.is_none_or(|e| now < e) {
+                        return Ok(token.value.clone());
+                    }
+                }
                 return Err(PollError::new(
                     Reason::Unauthorized,
                     format!(
