@@ -20,6 +20,9 @@ pub mod defaults {
     pub const STALE_AFTER_INTERVALS: u32 = 3;
     pub const MAX_CONCURRENT_POLLS: usize = 64;
     pub const BODY_SIZE_LIMIT: u64 = 1024 * 1024;
+    /// Most data series one target exports: a runaway answer (thousands of nodes or
+    /// entities) is cut here instead of bloating every scrape.
+    pub const SERIES_LIMIT: usize = 1000;
     pub const ONPREM_API_KEY_LEN: std::ops::RangeInclusive<usize> = 12..=128;
     pub const DIALOG360_BASE_URL: &str = "https://waba-v2.360dialog.io";
     pub const KAPSO_BASE_URL: &str = "https://app.kapso.ai";
@@ -66,6 +69,7 @@ pub struct Global {
     pub stale_after: Option<Duration>,
     pub max_concurrent_polls: usize,
     pub body_size_limit: u64,
+    pub series_limit: usize,
     pub target_files_refresh_interval: Duration,
 }
 
@@ -77,6 +81,8 @@ pub struct Target {
     pub timeout: Duration,
     pub stale_after: Duration,
     pub body_size_limit: u64,
+    /// Most data series the target exports, over all its endpoints.
+    pub series_limit: usize,
     /// User metadata, exported only on `whatsapp_target_info`.
     pub labels: BTreeMap<String, String>,
     pub tls: TlsConfig,
@@ -350,6 +356,7 @@ struct RawGlobal {
     stale_after: Option<HumanDuration>,
     max_concurrent_polls: Option<usize>,
     body_size_limit: Option<ByteSize>,
+    series_limit: Option<usize>,
     target_files_refresh_interval: Option<HumanDuration>,
 }
 
@@ -364,6 +371,7 @@ struct RawTarget {
     timeout: Option<HumanDuration>,
     stale_after: Option<HumanDuration>,
     body_size_limit: Option<ByteSize>,
+    series_limit: Option<usize>,
     endpoints: Option<Vec<OnPremEndpoint>>,
     #[serde(default)]
     labels: BTreeMap<String, EnvString>,
@@ -469,6 +477,7 @@ impl RawGlobal {
             body_size_limit: self
                 .body_size_limit
                 .map_or(defaults::BODY_SIZE_LIMIT, |b| b.0),
+            series_limit: self.series_limit.unwrap_or(defaults::SERIES_LIMIT),
             target_files_refresh_interval: self
                 .target_files_refresh_interval
                 .map_or(defaults::TARGET_FILES_REFRESH, |d| d.0),
@@ -484,6 +493,9 @@ impl RawGlobal {
         )?;
         if global.body_size_limit == 0 {
             return Err("global.body_size_limit must be at least 1 byte".into());
+        }
+        if global.series_limit == 0 {
+            return Err("global.series_limit must be at least 1".into());
         }
         if global.max_concurrent_polls == 0 {
             return Err("global.max_concurrent_polls must be at least 1".into());
@@ -535,6 +547,9 @@ impl RawTarget {
         if self.body_size_limit.is_some_and(|b| b.0 == 0) {
             return Err("body_size_limit must be at least 1 byte".into());
         }
+        if self.series_limit == Some(0) {
+            return Err("series_limit must be at least 1".into());
+        }
         check_timing("timing", interval, timeout, Some(stale_after))
             .map_err(|e| e.trim_start_matches("timing: ").to_owned())?;
         for name in self.labels.keys() {
@@ -582,6 +597,7 @@ impl RawTarget {
             timeout,
             stale_after,
             body_size_limit: self.body_size_limit.map_or(global.body_size_limit, |b| b.0),
+            series_limit: self.series_limit.unwrap_or(global.series_limit),
             labels: self.labels.into_iter().map(|(k, v)| (k, v.0)).collect(),
             tls,
             kind,
@@ -1417,5 +1433,22 @@ mod tests {
         assert_eq!(parse_byte_size("lots"), None);
         let text = format!("global:\n  body_size_limit: 64KiB\n{MINIMAL}");
         assert_eq!(parse(&text).unwrap().targets[0].body_size_limit, 65536);
+    }
+
+    #[test]
+    fn series_limits() {
+        assert_eq!(parse(MINIMAL).unwrap().targets[0].series_limit, 1000);
+        let global = format!("global:\n  series_limit: 50\n{MINIMAL}");
+        assert_eq!(parse(&global).unwrap().targets[0].series_limit, 50);
+        let own = format!("global:\n  series_limit: 50\n{MINIMAL}    series_limit: 20000\n");
+        assert_eq!(parse(&own).unwrap().targets[0].series_limit, 20000);
+        assert_eq!(
+            parse(&format!("global:\n  series_limit: 0\n{MINIMAL}")).unwrap_err(),
+            "test.yaml: global.series_limit must be at least 1"
+        );
+        assert_eq!(
+            parse(&format!("{MINIMAL}    series_limit: 0\n")).unwrap_err(),
+            "test.yaml: targets[0] (\"a\"): series_limit must be at least 1"
+        );
     }
 }

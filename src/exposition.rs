@@ -84,6 +84,8 @@ families! {
         "The node's clock (device_iso8601) minus the exporter's clock when the response arrived.";
     UpstreamErrors => "whatsapp_upstream_errors_total", Counter,
         "Errors the upstream reported inside an otherwise good answer (Kapso's error field).";
+    SeriesDropped => "whatsapp_series_dropped_total", Counter,
+        "Data series of this endpoint's answers left out because the target reached its series_limit.";
     GraphApiUsage => "whatsapp_graph_api_usage_ratio", Gauge,
         "Graph API rate-limit usage from the x-business-use-case-usage and x-app-usage headers, as a ratio: 1 is the limit (Meta throttles there).";
     MessagingHealthStatus => "whatsapp_messaging_health_status", Gauge,
@@ -353,6 +355,52 @@ impl Samples {
             self.packed.len()
         }
     }
+
+    /// Number of series held (one line each).
+    pub fn series(&self) -> usize {
+        if !self.spans.is_empty() {
+            return count_lines(std::str::from_utf8(&self.packed).unwrap_or_default());
+        }
+        self.lines.iter().map(|(_, text)| count_lines(text)).sum()
+    }
+
+    /// Keeps the first `max` series in exposition order and drops the rest, so one answer
+    /// with thousands of entities cannot bloat every scrape. Returns how many it dropped.
+    pub fn limit_series(&mut self, max: usize) -> usize {
+        if !self.spans.is_empty() {
+            self.unpack();
+        }
+        let mut kept = 0usize;
+        let mut dropped = 0usize;
+        for &family in Family::ALL {
+            let slot = self.index.0[family as usize];
+            if slot == 0 {
+                continue;
+            }
+            let text = &mut self.lines[usize::from(slot) - 1].1;
+            let count = count_lines(text);
+            let room = max - kept;
+            if count <= room {
+                kept += count;
+                continue;
+            }
+            let cut = match room.checked_sub(1) {
+                None => 0,
+                Some(last) => text
+                    .match_indices('\n')
+                    .nth(last)
+                    .map_or(text.len(), |(at, _)| at + 1),
+            };
+            text.truncate(cut);
+            dropped += count - room;
+            kept = max;
+        }
+        dropped
+    }
+}
+
+fn count_lines(text: &str) -> usize {
+    text.bytes().filter(|&b| b == b'\n').count()
 }
 
 const FAMILIES: usize = Family::ALL.len();
@@ -655,6 +703,34 @@ mod tests {
             samples.unknown_values(),
             &[(Family::GatewayStatus, "rebooting".to_owned())]
         );
+    }
+
+    #[test]
+    fn series_beyond_the_limit_are_dropped_in_exposition_order() {
+        let mut samples = Samples::new("a");
+        // Pushed out of exposition order: the limit keeps the families that come first.
+        samples.push(Family::FreeSpace, &[("volume", "data")], 1.0);
+        samples.state_set(
+            Family::GatewayStatus,
+            &[("node", "n")],
+            "status",
+            &["connected", "disconnected"],
+            "connected",
+        );
+        samples.push(Family::FreeSpace, &[("volume", "logs")], 2.0);
+        assert_eq!(samples.series(), 4);
+        let mut all = samples.clone();
+        assert_eq!(all.limit_series(4), 0);
+        assert_eq!(all, samples);
+        assert_eq!(samples.limit_series(3), 1);
+        assert_eq!(samples.series(), 3);
+        assert_eq!(
+            samples.lines(Family::FreeSpace),
+            "whatsapp_free_space_bytes{target=\"a\",volume=\"data\"} 1\n"
+        );
+        assert_eq!(samples.lines(Family::GatewayStatus).lines().count(), 2);
+        assert_eq!(samples.limit_series(0), 3);
+        assert!(samples.is_empty());
     }
 
     #[test]

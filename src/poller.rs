@@ -110,6 +110,10 @@ struct EndpointRun {
     last_error: Option<PollError>,
     upstream_errors: u64,
     last_upstream_error: Option<String>,
+    /// Series in `data`.
+    data_series: usize,
+    /// Data series left out over the target's series_limit, counted over all polls.
+    series_dropped: u64,
 }
 
 /// The private side of a target's task.
@@ -143,6 +147,8 @@ impl Runner {
                 last_error: None,
                 upstream_errors: 0,
                 last_upstream_error: None,
+                data_series: 0,
+                series_dropped: 0,
             })
             .collect();
         let info = Arc::new(target_info(&state.config));
@@ -298,6 +304,31 @@ impl Runner {
                     }
                     endpoint.last_upstream_error = upstream_error;
                     let mut samples = samples;
+                    // The target's other endpoints keep what they hold; this one gets
+                    // what is left of the limit.
+                    let others: usize = self
+                        .endpoints
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, e)| *i != index && e.data.is_some())
+                        .map(|(_, e)| e.data_series)
+                        .sum();
+                    let room = config.series_limit.saturating_sub(others);
+                    let answered = samples.series();
+                    let dropped = samples.limit_series(room);
+                    let endpoint = &mut self.endpoints[index];
+                    if dropped > 0 {
+                        endpoint.series_dropped += dropped as u64;
+                        tracing::warn!(
+                            target_name = %config.name,
+                            endpoint = endpoint.name,
+                            series = answered,
+                            dropped,
+                            series_limit = config.series_limit,
+                            "answer over series_limit: series left out"
+                        );
+                    }
+                    endpoint.data_series = answered - dropped;
                     samples.shrink();
                     endpoint.data = Some(Arc::new(samples));
                     endpoint.data_at = Some(Instant::now());
@@ -385,6 +416,11 @@ impl Runner {
                     Family::UpstreamErrors,
                     &labels,
                     endpoint.upstream_errors as f64,
+                );
+                poll.push(
+                    Family::SeriesDropped,
+                    &labels,
+                    endpoint.series_dropped as f64,
                 );
             }
         }

@@ -291,18 +291,28 @@ pub fn classify(err: &reqwest::Error) -> PollError {
 fn tls_cause(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        if let Some(tls) = rustls_error(e) {
             return Some(tls.to_string());
-        }
-        // io::Error hides its inner error from source(): look inside explicitly.
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(tls.to_string());
-            }
         }
         current = e.source();
     }
     None
+}
+
+/// `e` as a rustls error, or the rustls error inside it. An io::Error hides the error it
+/// wraps from source(), and the TLS connector wraps rustls' io::Error in one more
+/// io::Error: look inside each layer explicitly.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let mut inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    loop {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        inner = inner.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
 }
 
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -589,6 +599,25 @@ mod tests {
             clients.get(&plain).unwrap().tls_fingerprint,
             clients.get(&plain).unwrap().tls_fingerprint
         );
+    }
+
+    #[test]
+    fn tls_errors_are_found_inside_nested_io_errors() {
+        let tls = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let direct = std::io::Error::new(std::io::ErrorKind::InvalidData, tls());
+        assert_eq!(
+            tls_cause(&direct).as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+        let nested =
+            std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls()));
+        assert_eq!(
+            tls_cause(&nested).as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+        let plain =
+            std::io::Error::other(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(tls_cause(&plain), None);
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
 //! Talks to one On-Premises Webapp: chooses the credential per endpoint, logs in with
 //! Basic auth when it needs a Bearer token, renews the token before it expires, and logs
-//! in once more when a token is refused.
+//! in once more when a token is refused. Refused logins, and fresh tokens refused at once,
+//! hold the next login back longer each time, so a Webapp that keeps answering 401 sees
+//! no login storm.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, Url};
@@ -15,6 +17,11 @@ use crate::upstream::{self, Fetched, PollError, Reason};
 /// How long before its expiry a login token is renewed: a fifth of its lifetime, at most
 /// an hour (tokens last 7 days; simulators and tests use seconds).
 const MAX_RENEW_MARGIN: Duration = Duration::from_secs(3600);
+/// After the first refusal (a login answered 401/403, or its fresh token refused) the next
+/// login waits this long, doubled at each further refusal in a row.
+const LOGIN_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// The longest a login waits: a fixed password file is picked up within this.
+const LOGIN_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 struct Token {
@@ -37,6 +44,10 @@ pub struct OnPremClient {
     auth: OnPremTarget,
     body_limit: u64,
     token: Option<Token>,
+    /// Logins refused (or whose token was refused at once) in a row.
+    login_refusals: u32,
+    /// No login before this, after a refusal.
+    next_login_at: Option<Instant>,
 }
 
 enum Credential {
@@ -53,6 +64,8 @@ impl OnPremClient {
             auth: auth.clone(),
             body_limit: target.body_size_limit,
             token: None,
+            login_refusals: 0,
+            next_login_at: None,
         }
     }
 
@@ -66,24 +79,47 @@ impl OnPremClient {
     }
 
     /// GETs one endpoint with the right credential; on a 401 with a login token, logs in
-    /// once more and retries once.
+    /// once more (unless logins are backing off) and retries once.
     pub async fn get(&mut self, endpoint: OnPremEndpoint) -> Result<Response, PollError> {
         let path = match endpoint {
             OnPremEndpoint::Health => "v1/health",
             OnPremEndpoint::Support => "v1/support",
         };
         let credential = self.credential(endpoint).await?;
-        let fetched = self.send(path, &credential).await?;
-        if fetched.status.as_u16() == 401 {
-            if let Credential::Login(_) = credential {
-                tracing::debug!("login token refused, logging in again");
+        let mut fetched = self.send(path, &credential).await?;
+        let mut with_login = matches!(credential, Credential::Login(_));
+        if fetched.status.as_u16() == 401 && with_login {
+            tracing::debug!("login token refused, logging in again");
+            self.token = None;
+            let credential = self.credential(endpoint).await?;
+            fetched = self.send(path, &credential).await?;
+            with_login = matches!(credential, Credential::Login(_));
+            if fetched.status.as_u16() == 401 && with_login {
+                // A token fresh from the login refused at once: logging in again would
+                // only repeat it.
                 self.token = None;
-                let credential = self.credential(endpoint).await?;
-                let fetched = self.send(path, &credential).await?;
-                return self.accept(fetched);
+                self.login_refused();
             }
         }
+        if with_login && fetched.status.is_success() {
+            self.login_refusals = 0;
+            self.next_login_at = None;
+        }
         self.accept(fetched)
+    }
+
+    /// Holds the next login back, twice as long as the last time.
+    fn login_refused(&mut self) {
+        self.login_refusals = self.login_refusals.saturating_add(1);
+        let delay = LOGIN_BACKOFF_BASE
+            .saturating_mul(1 << self.login_refusals.saturating_sub(1).min(16))
+            .min(LOGIN_BACKOFF_MAX);
+        self.next_login_at = Some(Instant::now() + delay);
+        tracing::debug!(
+            refusals = self.login_refusals,
+            next_login_in = %humantime::format_duration(delay),
+            "login refused, backing off"
+        );
     }
 
     fn accept(&self, fetched: Fetched) -> Result<Response, PollError> {
@@ -150,6 +186,23 @@ impl OnPremClient {
             }
             tracing::debug!("login token expires soon, renewing");
         }
+        if let Some(at) = self.next_login_at {
+            if Instant::now() < at {
+                // A token due for renewal but not expired serves until the backoff ends.
+                if let Some(token) = &self.token {
+                    if token.expires_at.is_none_or(|e| now < e) {
+                        return Ok(token.value.clone());
+                    }
+                }
+                return Err(PollError::new(
+                    Reason::Unauthorized,
+                    format!(
+                        "login held back after {} refused in a row",
+                        self.login_refusals
+                    ),
+                ));
+            }
+        }
         let fresh = self.login().await?;
         let expires_at = fresh
             .expires_after
@@ -168,7 +221,7 @@ impl OnPremClient {
         Ok(value)
     }
 
-    async fn login(&self) -> Result<LoginToken, PollError> {
+    async fn login(&mut self) -> Result<LoginToken, PollError> {
         let Some(login) = &self.auth.login else {
             return Err(PollError::new(Reason::Unauthorized, "no login configured"));
         };
@@ -185,6 +238,9 @@ impl OnPremClient {
                 &describe_errors(&payload::envelope_errors(&fetched.body)),
             );
             err.message = format!("login: {}", err.message);
+            if err.reason == Reason::Unauthorized {
+                self.login_refused();
+            }
             return Err(err);
         }
         payload::parse_login(&fetched.body)

@@ -92,7 +92,8 @@
 //! | `ServiceUnavailable` | 503, code 2 (temporary downtime) |
 //!
 //! The others (`MalformedJson`, `Truncated`, `WrongContentType`, `EmptyBody`, `Status`,
-//! `Hang`, `Slow`, `OversizedBody`) work as on the On-Premises API.
+//! `Hang`, `Slow`, `OversizedBody`, `Reset`, `Drip`, `InvalidUtf8`, `DeepNesting`,
+//! `HugeJson`, `Redirect`) work as on the On-Premises API.
 //!
 //! [`SimulatorHandle::graph_base_url`]: super::SimulatorHandle::graph_base_url
 //! [`SimulatorOptions::graph_token`]: super::SimulatorOptions::graph_token

@@ -111,7 +111,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -149,6 +149,12 @@ const MAX_OVERSIZED_BODY: usize = 256 << 20;
 /// How long a [`Fault::Truncated`] answer waits after its first half before the connection
 /// is cut, so that the first half is flushed to the client.
 const TRUNCATE_DELAY: Duration = Duration::from_millis(20);
+/// Largest body [`Fault::HugeJson`] sends (1 GiB).
+const MAX_HUGE_JSON: usize = 1 << 30;
+/// Most brackets of each kind [`Fault::DeepNesting`] sends.
+const MAX_NESTING: usize = 64 << 20;
+/// Size of each chunk of a [`Fault::HugeJson`] body.
+const HUGE_JSON_CHUNK: usize = 64 << 10;
 
 /// How the simulator is set up. Fixed for the simulator's lifetime.
 #[derive(Clone)]
@@ -404,6 +410,22 @@ pub enum Fault {
     /// Values outside the documented sets: health `gateway_status` `rebooting`, support
     /// `socket_conn` `XYZ`, login `expires_after` `never`.
     UnknownValue,
+    /// 200 with the normal payload sent chunked (no `Content-Length`): its first half, then
+    /// the connection is reset (TCP RST).
+    Reset,
+    /// The normal answer, its headers at once and its body one byte every this long.
+    Drip(Duration),
+    /// The normal payload with two bytes that are not UTF-8 (`0xFF 0xFE`) at the start of
+    /// its first string.
+    InvalidUtf8,
+    /// 200 with this many `[` then as many `]` (at most 64 Mi of each): valid JSON nested
+    /// deeper than any parser should follow.
+    DeepNesting(usize),
+    /// 200 with a JSON array `[0,0,…,0]` of about this many bytes (at most 1 GiB), sent
+    /// chunked without `Content-Length` and generated as it is sent.
+    HugeJson(usize),
+    /// `302 Found` to this `Location` (sent as is when it is a valid header value).
+    Redirect(String),
 }
 
 /// One kind of simulated Graph API request, for faults and counters.
@@ -710,12 +732,18 @@ impl Simulator {
                 let _permit = permit;
                 let _done = done;
                 let service_rx = rx.clone();
+                let stream = ResettableStream {
+                    inner: stream,
+                    reset: Arc::new(AtomicBool::new(false)),
+                };
+                let reset = Arc::clone(&stream.reset);
                 let service = service_fn(move |req| {
                     let sim = Simulator {
                         inner: inner.clone(),
                     };
                     let rx = service_rx.clone();
-                    async move { sim.handle(req, rx, local).await }
+                    let reset = Arc::clone(&reset);
+                    async move { sim.handle(req, rx, local, reset).await }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -863,6 +891,15 @@ impl Simulator {
     pub fn remove_node(&self, cluster: Cluster, node: &str) {
         if !self.lock().clusters[cluster.index()].remove(node) {
             tracing::debug!(%cluster, node, "simulator: no node removed");
+        }
+    }
+
+    /// Adds `count` Coreapp nodes to a cluster (ignored on the single instance), for
+    /// answers with thousands of nodes: keys `wa-extra-{n}:{n as 12 hex digits}`, the rest
+    /// copied from the cluster's last node. [`Simulator::reset`] removes them.
+    pub fn add_nodes(&self, cluster: Cluster, count: usize) {
+        if !self.lock().clusters[cluster.index()].add_nodes(count) {
+            tracing::debug!(%cluster, "simulator: no nodes added");
         }
     }
 
@@ -1101,10 +1138,16 @@ impl Simulator {
         req: Request<Incoming>,
         mut shutdown: watch::Receiver<bool>,
         local: Option<SocketAddr>,
+        reset: Arc<AtomicBool>,
     ) -> Result<Response<SimBody>, io::Error> {
         // `prepare` is synchronous: the state lock is never held across an await.
         match self.prepare(&req, local) {
             Action::Respond(resp) => Ok(resp),
+            Action::Reset(resp) => {
+                // The body fails part way; hyper then drops the connection, which resets.
+                reset.store(true, Ordering::Relaxed);
+                Ok(resp)
+            }
             Action::Slow(delay, resp) => tokio::select! {
                 _ = tokio::time::sleep(delay) => Ok(resp),
                 _ = wait_shutdown(&mut shutdown) => Err(io::Error::other("simulator shutting down")),
@@ -1386,6 +1429,8 @@ fn authority(req: &Request<Incoming>, local: Option<SocketAddr>) -> String {
 enum Action {
     Respond(Response<SimBody>),
     Slow(Duration, Response<SimBody>),
+    /// This answer, whose body fails part way, then a TCP reset instead of a close.
+    Reset(Response<SimBody>),
     Hang,
 }
 
@@ -1393,7 +1438,7 @@ impl Action {
     /// Changes the response, if there is one.
     fn map_response(mut self, f: impl FnOnce(&mut Response<SimBody>)) -> Action {
         match &mut self {
-            Action::Respond(resp) | Action::Slow(_, resp) => f(resp),
+            Action::Respond(resp) | Action::Slow(_, resp) | Action::Reset(resp) => f(resp),
             Action::Hang => {}
         }
         self
@@ -1517,6 +1562,70 @@ fn answer_with_fault(
             let body = padded(body, (*size).min(MAX_OVERSIZED_BODY));
             Action::Respond(body_response(status, "application/json", body.into()))
         }
+        Some(Fault::Reset) => {
+            let (status, body) = payload();
+            let full = Bytes::from(to_bytes(&body));
+            let head = full.slice(..full.len() / 2);
+            let mut resp = Response::new(SimBody::truncated(head));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Action::Reset(resp)
+        }
+        Some(Fault::Drip(every)) => {
+            let (status, body) = payload();
+            let mut resp = Response::new(SimBody::Drip {
+                rest: to_bytes(&body).into(),
+                every: *every,
+                wait: None,
+            });
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Action::Respond(resp)
+        }
+        Some(Fault::InvalidUtf8) => {
+            let (status, body) = payload();
+            let mut text = to_bytes(&body);
+            let at = text.iter().position(|&b| b == b'"').map_or(0, |i| i + 1);
+            text.splice(at..at, [0xFF, 0xFE]);
+            Action::Respond(body_response(status, "application/json", text.into()))
+        }
+        Some(Fault::DeepNesting(depth)) => {
+            let depth = (*depth).min(MAX_NESTING);
+            let mut text = vec![b'['; depth];
+            text.resize(2 * depth, b']');
+            Action::Respond(body_response(
+                StatusCode::OK,
+                "application/json",
+                text.into(),
+            ))
+        }
+        Some(Fault::HugeJson(size)) => {
+            let mut resp = Response::new(SimBody::Generated {
+                opened: false,
+                left: (*size).min(MAX_HUGE_JSON),
+            });
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Action::Respond(resp)
+        }
+        Some(Fault::Redirect(location)) => {
+            let mut resp = body_response(StatusCode::FOUND, "application/json", "{}".into());
+            match HeaderValue::from_str(location) {
+                Ok(v) => {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                Err(_) => *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+            }
+            Action::Respond(resp)
+        }
     }
 }
 
@@ -1623,6 +1732,64 @@ fn base64_encode(input: &[u8]) -> String {
     out
 }
 
+/// A connection that, once [`Fault::Reset`] answered on it, closes with a TCP reset (RST)
+/// instead of an orderly close.
+struct ResettableStream {
+    inner: tokio::net::TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl Drop for ResettableStream {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Relaxed) {
+            // Zero linger: closing sends RST at once and never blocks.
+            if let Err(e) = self.inner.set_zero_linger() {
+                tracing::debug!(error = %e, "simulator: cannot set zero linger");
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ResettableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ResettableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
 /// A handle on a spawned simulator.
 #[derive(Debug)]
 pub struct SimulatorHandle {
@@ -1675,12 +1842,23 @@ impl SimulatorHandle {
     }
 }
 
-/// The simulator's response body: whole, or cut after its first half.
+/// The simulator's response body: whole, cut after its first half, dripped byte by byte,
+/// or a huge JSON array generated as it is sent.
 pub(crate) enum SimBody {
     Full(Option<Bytes>),
     Truncated {
         head: Option<Bytes>,
         delay: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+    Drip {
+        rest: Bytes,
+        every: Duration,
+        wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+    /// `[`, then `0,` pairs and the closing `0]` for `left` bytes.
+    Generated {
+        opened: bool,
+        left: usize,
     },
 }
 
@@ -1695,6 +1873,14 @@ impl SimBody {
             delay: Some(Box::pin(tokio::time::sleep(TRUNCATE_DELAY))),
         }
     }
+}
+
+/// One chunk of `0,` pairs, built once.
+fn huge_json_chunk() -> Bytes {
+    static CHUNK: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    CHUNK
+        .get_or_init(|| Bytes::from(b"0,".repeat(HUGE_JSON_CHUNK / 2)))
+        .clone()
 }
 
 impl Body for SimBody {
@@ -1723,18 +1909,53 @@ impl Body for SimBody {
                     None => Poll::Ready(None),
                 }
             }
+            SimBody::Drip { rest, every, wait } => {
+                if rest.is_empty() {
+                    return Poll::Ready(None);
+                }
+                if let Some(sleep) = wait {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                let byte = rest.split_to(1);
+                *wait = Some(Box::pin(tokio::time::sleep(*every)));
+                Poll::Ready(Some(Ok(Frame::data(byte))))
+            }
+            SimBody::Generated { opened, left } => {
+                if !*opened {
+                    *opened = true;
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"[")))));
+                }
+                if *left == 0 {
+                    return Poll::Ready(None);
+                }
+                // `0,` pairs while they fit before the closing `0]`.
+                let pairs = (left.saturating_sub(2) & !1).min(HUGE_JSON_CHUNK);
+                if pairs > 0 {
+                    *left -= pairs;
+                    return Poll::Ready(Some(Ok(Frame::data(huge_json_chunk().slice(..pairs)))));
+                }
+                *left = 0;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"0]")))))
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, SimBody::Full(None))
+        match self {
+            SimBody::Full(None) => true,
+            SimBody::Drip { rest, .. } => rest.is_empty(),
+            _ => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             SimBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             SimBody::Full(None) => SizeHint::with_exact(0),
-            SimBody::Truncated { .. } => SizeHint::default(),
+            SimBody::Drip { rest, .. } => SizeHint::with_exact(rest.len() as u64),
+            SimBody::Truncated { .. } | SimBody::Generated { .. } => SizeHint::default(),
         }
     }
 }

@@ -373,6 +373,24 @@ impl ClusterState {
         self.nodes.len() != before
     }
 
+    /// Adds `count` Coreapp nodes, copies of the last node keyed
+    /// `wa-extra-{n}:{n as 12 hex digits}`; the single instance has one node only.
+    pub fn add_nodes(&mut self, count: usize) -> bool {
+        if self.cluster == Cluster::Single {
+            return false;
+        }
+        let Some(template) = self.nodes.last().cloned() else {
+            return false;
+        };
+        let first = self.nodes.len();
+        self.nodes.extend((first..first + count).map(|n| Node {
+            key: format!("wa-extra-{n}:{n:012x}"),
+            role: Some("coreapp".to_string()),
+            ..template.clone()
+        }));
+        true
+    }
+
     /// The `health` object (without `meta`).
     pub fn health(&self, shape: Shape) -> Value {
         let entry = |n: &Node| {

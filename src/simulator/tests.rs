@@ -1280,3 +1280,133 @@ async fn huge_token_ttl_does_not_overflow() {
         .await
         .expect("shutdown");
 }
+
+/// The request of [`faulty`], as raw bytes.
+fn health_request(h: &SimulatorHandle) -> String {
+    format!(
+        "GET /single/v1/health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: {}\r\n\r\n",
+        h.addr,
+        apikey(h)
+    )
+}
+
+#[tokio::test]
+async fn reset_fault_resets_the_connection_mid_body() {
+    let h = start(opts()).await;
+    h.simulator()
+        .set_fault(Cluster::Single, Endpoint::Health, Some(Fault::Reset));
+    let (bytes, error) = timeout(IO_TIMEOUT, async {
+        let mut s = TcpStream::connect(h.addr).await.expect("connect");
+        s.write_all(health_request(&h).as_bytes())
+            .await
+            .expect("write");
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) => break (out, None),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => break (out, Some(e.kind())),
+            }
+        }
+    })
+    .await
+    .expect("reset within the timeout");
+    assert_eq!(error, Some(std::io::ErrorKind::ConnectionReset));
+    let head = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    // The server is fine afterwards.
+    h.simulator()
+        .set_fault(Cluster::Single, Endpoint::Health, None);
+    health(&h, Cluster::Single).await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn drip_fault_sends_the_body_byte_by_byte() {
+    let h = start(opts()).await;
+    h.simulator().set_fault(
+        Cluster::Single,
+        Endpoint::Health,
+        Some(Fault::Drip(Duration::from_millis(50))),
+    );
+    // Within 300 ms the head and a few bytes arrive, not the whole body.
+    let partial = parse(
+        &raw_for(
+            h.addr,
+            health_request(&h).as_bytes(),
+            Duration::from_millis(300),
+        )
+        .await,
+    );
+    assert_eq!(partial.status, 200);
+    let announced: usize = partial
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .expect("content-length");
+    assert!(!partial.body.is_empty());
+    assert!(partial.body.len() < announced / 2, "{partial:?}");
+    // Faster, the whole answer comes, unchanged.
+    h.simulator().set_fault(
+        Cluster::Single,
+        Endpoint::Health,
+        Some(Fault::Drip(Duration::from_millis(1))),
+    );
+    let whole = faulty(&h, Fault::Drip(Duration::from_millis(1))).await;
+    assert_eq!(whole.json()["health"]["gateway_status"], "connected");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_nesting_huge_json_and_redirect_faults() {
+    let h = start(opts()).await;
+
+    let r = faulty(&h, Fault::InvalidUtf8).await;
+    assert_eq!(r.status, 200);
+    assert!(std::str::from_utf8(&r.body).is_err());
+    assert!(r.body.starts_with(b"{\"\xFF\xFE"), "{:?}", r.body);
+
+    let r = faulty(&h, Fault::DeepNesting(1000)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 2000);
+    assert!(r.body[..1000].iter().all(|&b| b == b'['));
+    assert!(r.body[1000..].iter().all(|&b| b == b']'));
+
+    let r = faulty(&h, Fault::HugeJson(300_000)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.header("content-length"), None);
+    // Chunk framing included: the array's bytes and a few per chunk.
+    assert!(r.body.len() >= 300_000, "{}", r.body.len());
+    assert!(r.body.len() < 300_000 + 1000, "{}", r.body.len());
+
+    let r = faulty(&h, Fault::Redirect("http://127.0.0.1:1/elsewhere".into())).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("http://127.0.0.1:1/elsewhere"));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn added_nodes_answer_in_health() {
+    let h = start(opts()).await;
+    h.simulator().add_nodes(Cluster::Ha, 2000);
+    h.simulator().add_nodes(Cluster::Single, 5);
+    let ha = health(&h, Cluster::Ha).await;
+    let nodes = ha["health"].as_object().expect("nodes");
+    assert_eq!(nodes.len(), HA_NODES.len() + 2000);
+    assert_eq!(
+        nodes["wa-extra-1002:0000000003ea"],
+        serde_json::json!({"gateway_status": "connected", "role": "coreapp"})
+    );
+    let single = health(&h, Cluster::Single).await;
+    assert_eq!(single["health"]["gateway_status"], "connected");
+    h.simulator().reset();
+    let ha = health(&h, Cluster::Ha).await;
+    assert_eq!(
+        ha["health"].as_object().map(|m| m.len()),
+        Some(HA_NODES.len())
+    );
+    h.shutdown().await;
+}
