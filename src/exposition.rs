@@ -220,10 +220,15 @@ impl Samples {
 
     /// Back to one string per family, to add more lines after [`Samples::shrink`].
     fn unpack(&mut self) {
-        let families: Vec<Family> = self.lines.iter().map(|(family, _)| *family).collect();
+        let mut families: Vec<(u8, Family)> = Family::ALL
+            .iter()
+            .map(|&family| (self.index.0[family as usize], family))
+            .filter(|(slot, _)| *slot != 0)
+            .collect();
+        families.sort_unstable_by_key(|(slot, _)| *slot);
         self.lines = families
             .into_iter()
-            .map(|family| (family, self.lines(family).to_owned()))
+            .map(|(_, family)| (family, self.lines(family).to_owned()))
             .collect();
         self.packed = Bytes::new();
         self.spans = Vec::new();
@@ -320,7 +325,6 @@ impl Samples {
     /// kept until the next poll, so the memory they hold is the exporter's memory.
     pub fn shrink(&mut self) {
         if !self.spans.is_empty() || self.lines.is_empty() {
-            self.lines.shrink_to_fit();
             self.unknown.shrink_to_fit();
             return;
         }
@@ -335,10 +339,8 @@ impl Samples {
         }
         self.packed = Bytes::from(packed);
         self.spans = spans;
-        for (_, text) in &mut self.lines {
-            *text = String::new();
-        }
-        self.lines.shrink_to_fit();
+        // `index` still says which span is whose.
+        self.lines = Vec::new();
         self.unknown.shrink_to_fit();
     }
 
