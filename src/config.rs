@@ -1,6 +1,7 @@
 //! The configuration file: strict YAML (an unknown key is an error with its line), `${ENV}`
 //! expansion inside values, `*_file` variants for secrets, and every default in one place.
 
+use std::sync::Arc;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -55,7 +56,7 @@ pub enum ConfigError {
 pub struct Config {
     pub global: Global,
     /// Inline targets first, then those of the target files, file by file in name order.
-    pub targets: Vec<Target>,
+    pub targets: Vec<Arc<Target>>,
     /// The `target_files` globs, resolved against the config file's directory.
     pub target_files: Vec<String>,
     /// Position of each target in `targets`, by name.
@@ -243,7 +244,7 @@ impl TargetType {
 impl Config {
     /// The target named `name`.
     pub fn target(&self, name: &str) -> Option<&Target> {
-        self.by_name.get(name).and_then(|&i| self.targets.get(i))
+        self.by_name.get(name).and_then(|&i| self.targets.get(i)).map(|t| &**t)
     }
 
     /// Reads, parses and validates a config file.
@@ -446,7 +447,7 @@ impl RawConfig {
                 let target = raw
                     .validate(&global)
                     .map_err(|message| invalid(&source, format!("{context}: {message}")))?;
-                targets.push(target);
+                targets.push(Arc::new(target));
             }
         }
         let by_name = targets

@@ -33,7 +33,7 @@ pub fn redacted_yaml(config: &Config) -> String {
     if !config.target_files.is_empty() {
         put(&mut root, "target_files", config.target_files.clone());
     }
-    let targets: Vec<Value> = config.targets.iter().map(target).collect();
+    let targets: Vec<Value> = config.targets.iter().map(|t| target(t)).collect();
     put(&mut root, "targets", targets);
     // Serializing a tree of plain values cannot fail; say so rather than print nothing.
     serde_yaml::to_string(&Value::Mapping(root))

@@ -255,7 +255,7 @@ impl Exporter {
             in_use.push((&target.tls, http.tls_fingerprint));
             match by_name.remove(target.name.as_str()) {
                 Some(running)
-                    if *running.state.config == *target
+                    if *running.state.config == **target
                         && running.tls_fingerprint == http.tls_fingerprint =>
                 {
                     plan.push(Ok(Arc::clone(running)))
@@ -283,8 +283,7 @@ impl Exporter {
         Ok(())
     }
 
-    fn spawn(&self, target: Target, http: ClientFor) -> Arc<RunningTarget> {
-        let config = Arc::new(target);
+    fn spawn(&self, config: Arc<Target>, http: ClientFor) -> Arc<RunningTarget> {
         let state = Arc::new(TargetState::counting(
             Arc::clone(&config),
             Arc::clone(&self.changes),
