@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::{self, Config, ConfigError, Target};
 use crate::exposition::{render_families, Format};
-use crate::poller::{Runner, TargetState};
+use crate::poller::{supervise, Runner, TargetState};
 use crate::probe::{ProbeError, Probes};
 use crate::self_metrics::{ReloadLabels, SelfMetrics};
 use crate::shard::Shard;
@@ -271,12 +271,25 @@ impl Exporter {
             Arc::clone(&config),
             Arc::clone(&self.changes),
         ));
-        let runner = Runner::new(
-            Arc::clone(&state),
-            Client::new(http.client, &config),
-            Arc::clone(&self.semaphore),
-        );
-        let task = tokio::spawn(runner.run()).abort_handle();
+        let start = {
+            let (state, config, semaphore) = (
+                Arc::clone(&state),
+                Arc::clone(&config),
+                Arc::clone(&self.semaphore),
+            );
+            move || {
+                let client = Client::new(http.client.clone(), &config);
+                Runner::new(Arc::clone(&state), client, Arc::clone(&semaphore)).run()
+            }
+        };
+        let task = tokio::spawn(supervise(
+            config.name.clone(),
+            start,
+            config.interval,
+            self.metrics.target_panics.clone(),
+            self.metrics.poller_tasks.clone(),
+        ))
+        .abort_handle();
         Arc::new(RunningTarget {
             state,
             tls_fingerprint: http.tls_fingerprint,

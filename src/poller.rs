@@ -3,12 +3,16 @@
 //! scrapes read without waiting on a poll.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 
 use crate::config::Target;
@@ -422,6 +426,65 @@ fn backoff(attempt: u32, interval: Duration) -> Duration {
     capped.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
+/// Runs the task that `start` makes for `target` and, when it panics, counts the panic and
+/// starts a fresh one after `restart_after`: one target's bug never stops the others or the
+/// process, and the target does not stay silently unpolled. Ends when the task returns (the
+/// exporter is shutting down). `live` counts this supervisor while it exists, so aborting
+/// it (the target was removed) brings the count down, and aborts the task it runs.
+pub async fn supervise<F, Fut>(
+    target: String,
+    mut start: F,
+    restart_after: Duration,
+    panics: Counter,
+    live: Gauge,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let _live = LiveTask::new(live);
+    loop {
+        let mut task = AbortOnDrop(tokio::spawn(start()));
+        match (&mut task.0).await {
+            Err(e) if e.is_panic() => {
+                panics.inc();
+                tracing::error!(
+                    target = %target,
+                    restart_in = %humantime::format_duration(restart_after),
+                    "the target's polling task panicked: restarting it"
+                );
+                tokio::time::sleep(restart_after).await;
+            }
+            Ok(()) | Err(_) => return,
+        }
+    }
+}
+
+/// Counts one live task in a gauge, for as long as it exists.
+struct LiveTask(Gauge);
+
+impl LiveTask {
+    fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        LiveTask(gauge)
+    }
+}
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// A spawned task that is aborted when its handle goes: a supervisor that is aborted takes
+/// its task with it.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +515,91 @@ mod tests {
                 .saturating_mul(1 << (attempt - 1))
                 .min(interval);
             assert!(delay <= cap && delay >= cap / 2, "{attempt}: {delay:?}");
+        }
+    }
+
+    /// A task that panics (here on purpose: nothing from outside the process can make the
+    /// real polling task do so) is counted and restarted; aborting the supervisor stops
+    /// the task and brings the live count back down.
+    #[tokio::test]
+    async fn a_panicking_task_is_counted_and_restarted() {
+        let panics = Counter::default();
+        let live = Gauge::default();
+        let starts = Arc::new(AtomicU64::new(0));
+        let running = Arc::new(AtomicU64::new(0));
+        let supervisor = tokio::spawn(supervise(
+            "t".to_owned(),
+            {
+                let starts = Arc::clone(&starts);
+                let running = Arc::clone(&running);
+                move || {
+                    let n = starts.fetch_add(1, Ordering::SeqCst);
+                    let running = Arc::clone(&running);
+                    async move {
+                        if n < 2 {
+                            panic!("injected panic {n}");
+                        }
+                        running.fetch_add(1, Ordering::SeqCst);
+                        // Counted down when the task is dropped (aborted).
+                        let _running = Decrement(running);
+                        std::future::pending::<()>().await;
+                    }
+                }
+            },
+            Duration::from_millis(10),
+            panics.clone(),
+            live.clone(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while running.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the task was never restarted");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(panics.get(), 2);
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+        assert_eq!(live.get(), 1);
+
+        supervisor.abort();
+        assert!(supervisor.await.is_err_and(|e| e.is_cancelled()));
+        while running.load(Ordering::SeqCst) != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the task outlived its supervisor"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(live.get(), 0);
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+    }
+
+    /// A task that returns ends its supervisor without a restart.
+    #[tokio::test]
+    async fn a_task_that_returns_is_not_restarted() {
+        let panics = Counter::default();
+        let live = Gauge::default();
+        let starts = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&starts);
+        supervise(
+            "t".to_owned(),
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {}
+            },
+            Duration::ZERO,
+            panics.clone(),
+            live.clone(),
+        )
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+        assert_eq!(panics.get(), 0);
+        assert_eq!(live.get(), 0);
+    }
+
+    struct Decrement(Arc<AtomicU64>);
+
+    impl Drop for Decrement {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
