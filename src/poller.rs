@@ -180,6 +180,10 @@ impl Runner {
                 let Ok(_permit) = semaphore.acquire().await else {
                     return; // closed: the exporter is shutting down
                 };
+                #[cfg(test)]
+                if config.name.starts_with(tests::PANIC_ON_POLL) {
+                    panic!("test-only panic polling {}", config.name);
+                }
                 self.poll_once().await
             };
             let now = Instant::now();
@@ -486,8 +490,13 @@ impl Drop for AbortOnDrop {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// In test builds only, a target whose name starts with this panics at each poll (with
+    /// its poll slot held): the one way to exercise the panic path, since nothing from
+    /// outside the process may make a poll panic.
+    pub(crate) const PANIC_ON_POLL: &str = "test-panic-on-poll";
 
     #[test]
     fn phases_are_stable_and_spread() {
