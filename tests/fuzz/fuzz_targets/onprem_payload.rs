@@ -18,7 +18,12 @@ fuzz_target!(|body: &[u8]| {
         health_samples(&mut out, &report, shared);
     }
     if let Ok(report) = payload::parse_support(body) {
-        support_samples(&mut out, &report, shared, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        support_samples(
+            &mut out,
+            &report,
+            shared,
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        );
     }
     let _ = payload::parse_login(body);
     let _ = payload::envelope_errors(body);
