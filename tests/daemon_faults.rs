@@ -540,7 +540,7 @@ async fn sigterm_with_slow_polls_in_flight_exits_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_that_send_headers_byte_by_byte_are_cut_off() {
+async fn slow_and_silent_clients_are_cut_off() {
     let simulator = common::simulator(SimulatorOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
@@ -588,12 +588,27 @@ async fn clients_that_send_headers_byte_by_byte_are_cut_off() {
             (started.elapsed(), cut)
         }));
     }
+    // And clients that connect and send nothing at all.
+    const SILENT_CLIENTS: usize = 16;
+    let mut silent = Vec::new();
+    for _ in 0..SILENT_CLIENTS {
+        let mut stream = tokio::net::TcpStream::connect(daemon.address())
+            .await
+            .unwrap();
+        silent.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut buffer = [0u8; 256];
+            let read =
+                tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer)).await;
+            (started.elapsed(), matches!(read, Ok(Ok(0)) | Ok(Err(_))))
+        }));
+    }
     // Meanwhile a normal client is served, again and again.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let during = daemon.metrics().await;
     let open = gauge(&during, "process_open_fds");
     assert!(
-        open >= baseline.fds + SLOW_CLIENTS as f64,
+        open >= baseline.fds + (SLOW_CLIENTS + SILENT_CLIENTS) as f64,
         "the slow connections are not open ({open} files, baseline {})",
         baseline.fds
     );
@@ -609,6 +624,14 @@ async fn clients_that_send_headers_byte_by_byte_are_cut_off() {
     for client in slow {
         let (elapsed, cut) = client.await.unwrap();
         assert!(cut, "a slow client was never cut off");
+        assert!(
+            elapsed < Duration::from_secs(25),
+            "cut off only after {elapsed:?}"
+        );
+    }
+    for client in silent {
+        let (elapsed, cut) = client.await.unwrap();
+        assert!(cut, "a silent client was never cut off");
         assert!(
             elapsed < Duration::from_secs(25),
             "cut off only after {elapsed:?}"
