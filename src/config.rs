@@ -263,9 +263,9 @@ impl Config {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+            from_yaml(text).map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
-                message: e.to_string(),
+                message,
             })?
         };
         let base = path.parent().unwrap_or(Path::new("."));
@@ -294,9 +294,9 @@ impl Config {
                 let targets: Vec<RawTarget> = if text.trim().is_empty() {
                     Vec::new()
                 } else {
-                    serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    from_yaml(&text).map_err(|message| ConfigError::Parse {
                         path: file.clone(),
-                        message: e.to_string(),
+                        message,
                     })?
                 };
                 files.push((file, targets));
@@ -304,6 +304,35 @@ impl Config {
         }
         raw.validate(path, patterns, files)
     }
+}
+
+/// Deeper than this, brackets are refused before YAML parsing.
+const MAX_FLOW_DEPTH: usize = 1000;
+
+/// YAML text, with flow collections (`[`, `{`) nested at most [`MAX_FLOW_DEPTH`] deep.
+///
+/// The YAML scanner's time grows with the square of the flow nesting depth (100,000
+/// unclosed `[` took over a minute), and a reload parses on the async runtime. Brackets
+/// are counted everywhere, in strings and comments too: an over-count only refuses a text
+/// with a thousand unclosed brackets, which no real configuration has.
+fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let mut depth = 0usize;
+    for (line, text_line) in text.lines().enumerate() {
+        for c in text_line.chars() {
+            match c {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => continue,
+            }
+            if depth > MAX_FLOW_DEPTH {
+                return Err(format!(
+                    "brackets nested more than {MAX_FLOW_DEPTH} deep at line {}",
+                    line + 1
+                ));
+            }
+        }
+    }
+    serde_yaml::from_str(text).map_err(|e| e.to_string())
 }
 
 /// The files a `target_files` glob matches now, in name order.
@@ -1451,5 +1480,27 @@ mod tests {
             parse(&format!("{MINIMAL}    series_limit: 0\n")).unwrap_err(),
             "test.yaml: targets[0] (\"a\"): series_limit must be at least 1"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        // Refused before the YAML scanner, whose time grows with the square of the depth.
+        let deep = format!("global: {}", "[".repeat(100_000));
+        assert_eq!(
+            parse(&deep).unwrap_err(),
+            "test.yaml: brackets nested more than 1000 deep at line 1"
+        );
+        let deep = format!(
+            "targets:\n  - name: x\n    labels: {}",
+            "{a: ".repeat(2_000)
+        );
+        assert_eq!(
+            parse(&deep).unwrap_err(),
+            "test.yaml: brackets nested more than 1000 deep at line 3"
+        );
+        // Up to the limit, the YAML parser has the say.
+        let deep = format!("global: {}{}", "[".repeat(1000), "]".repeat(1000));
+        let error = parse(&deep).unwrap_err();
+        assert!(error.contains("expected struct RawGlobal"), "{error}");
     }
 }

@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::{self, Config, ConfigError, Target};
 use crate::exposition::{encode_families, Body, Format};
-use crate::poller::{Runner, TargetState};
+use crate::poller::{supervise, Runner, TargetState};
 use crate::probe::{ProbeError, Probes};
 use crate::self_metrics::{ReloadLabels, SelfMetrics};
 use crate::shard::Shard;
@@ -288,12 +288,25 @@ impl Exporter {
             Arc::clone(&config),
             Arc::clone(&self.changes),
         ));
-        let runner = Runner::new(
-            Arc::clone(&state),
-            Client::new(http.client, &config),
-            Arc::clone(&self.semaphore),
-        );
-        let task = tokio::spawn(runner.run()).abort_handle();
+        let start = {
+            let (state, config, semaphore) = (
+                Arc::clone(&state),
+                Arc::clone(&config),
+                Arc::clone(&self.semaphore),
+            );
+            move || {
+                let client = Client::new(http.client.clone(), &config);
+                Runner::new(Arc::clone(&state), client, Arc::clone(&semaphore)).run()
+            }
+        };
+        let task = tokio::spawn(supervise(
+            config.name.clone(),
+            start,
+            config.interval,
+            self.metrics.target_panics.clone(),
+            self.metrics.poller_tasks.clone(),
+        ))
+        .abort_handle();
         Arc::new(RunningTarget {
             state,
             tls_fingerprint: http.tls_fingerprint,
@@ -469,5 +482,57 @@ async fn watch_target_files(exporter: Weak<Exporter>) {
             last = fingerprint;
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::poller::tests::PANIC_ON_POLL;
+
+    /// A target whose task panics at every poll, holding the only poll slot: each panic is
+    /// counted and the task restarted, the slot is given back, so the other target goes on
+    /// polling and /metrics renders.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_target_is_counted_and_does_not_stop_the_others() {
+        let text = format!(
+            "global:\n  interval: 50ms\n  timeout: 50ms\n  max_concurrent_polls: 1\ntargets:\n\
+             - name: {PANIC_ON_POLL}\n  type: onprem\n  base_url: http://127.0.0.1:1\n  api_key: abcdefghijklmnop\n\
+             - name: steady\n  type: onprem\n  base_url: http://127.0.0.1:1\n  api_key: abcdefghijklmnop\n"
+        );
+        let config = Config::parse(&text, Path::new("test.yaml")).expect("a valid config");
+        let exporter = Exporter::start(config, None, Options::default()).expect("starts");
+        let count = |metrics: &str, prefix: &str| -> f64 {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let metrics = loop {
+            let metrics = exporter.render(Format::Text);
+            if count(&metrics, "whatsapp_exporter_target_panics_total ") >= 3.0
+                && count(&metrics, "whatsapp_poll_errors_total{target=\"steady\"") >= 3.0
+            {
+                break metrics;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no panics counted or the other target stopped:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            metrics.contains("\nwhatsapp_exporter_poller_tasks 2\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("\nwhatsapp_exporter_targets 2\n"),
+            "{metrics}"
+        );
+        exporter.shutdown();
     }
 }

@@ -3,11 +3,17 @@
 //! scrapes read without waiting on a poll.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Semaphore;
 use tokio::time::sleep_until;
 
@@ -182,6 +188,10 @@ impl Runner {
                 let Ok(_permit) = semaphore.acquire().await else {
                     return; // closed: the exporter is shutting down
                 };
+                #[cfg(test)]
+                if config.name.starts_with(tests::PANIC_ON_POLL) {
+                    panic!("test-only panic polling {}", config.name);
+                }
                 // Boxed: a poll's future holds a whole request and response, and the task
                 // of each of thousands of targets would otherwise keep that room between polls.
                 Box::pin(self.poll_once()).await
@@ -460,9 +470,82 @@ fn backoff(attempt: u32, interval: Duration) -> Duration {
     capped.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
+/// Runs the polling loop that `start` makes for `target` and, when it panics, counts the
+/// panic and starts a fresh one after `restart_after`: one target's bug never stops the
+/// others or the process, and the target does not stay silently unpolled. Ends when the
+/// loop returns (the exporter is shutting down). `live` counts this supervisor while it
+/// exists, so aborting its task (the target was removed) brings the count down.
+///
+/// The loop runs inside the supervisor's own task rather than in a task of its own: with
+/// thousands of targets, a second task each would cost memory and start-up time.
+pub async fn supervise<F, Fut>(
+    target: String,
+    mut start: F,
+    restart_after: Duration,
+    panics: Counter,
+    live: Gauge,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let _live = LiveTask::new(live);
+    loop {
+        match CatchPanic(Box::pin(start())).await {
+            Ok(()) => return,
+            Err(()) => {
+                panics.inc();
+                tracing::error!(
+                    target_name = %target,
+                    restart_in = %humantime::format_duration(restart_after),
+                    "the target's polling task panicked: restarting it"
+                );
+                tokio::time::sleep(restart_after).await;
+            }
+        }
+    }
+}
+
+/// A future that ends with `Err(())` instead of unwinding when polling it panics. The
+/// panicked future is dropped with it, releasing what it held (its poll slot).
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+/// Counts one live task in a gauge, for as long as it exists.
+struct LiveTask(Gauge);
+
+impl LiveTask {
+    fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        LiveTask(gauge)
+    }
+}
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// In test builds only, a target whose name starts with this panics at each poll (with
+    /// its poll slot held): the one way to exercise the panic path, since nothing from
+    /// outside the process may make a poll panic.
+    pub(crate) const PANIC_ON_POLL: &str = "test-panic-on-poll";
 
     #[test]
     fn phases_are_stable_and_spread() {
@@ -490,6 +573,91 @@ mod tests {
                 .saturating_mul(1 << (attempt - 1))
                 .min(interval);
             assert!(delay <= cap && delay >= cap / 2, "{attempt}: {delay:?}");
+        }
+    }
+
+    /// A task that panics (here on purpose: nothing from outside the process can make the
+    /// real polling task do so) is counted and restarted; aborting the supervisor stops
+    /// the task and brings the live count back down.
+    #[tokio::test]
+    async fn a_panicking_task_is_counted_and_restarted() {
+        let panics = Counter::default();
+        let live = Gauge::default();
+        let starts = Arc::new(AtomicU64::new(0));
+        let running = Arc::new(AtomicU64::new(0));
+        let supervisor = tokio::spawn(supervise(
+            "t".to_owned(),
+            {
+                let starts = Arc::clone(&starts);
+                let running = Arc::clone(&running);
+                move || {
+                    let n = starts.fetch_add(1, Ordering::SeqCst);
+                    let running = Arc::clone(&running);
+                    async move {
+                        if n < 2 {
+                            panic!("injected panic {n}");
+                        }
+                        running.fetch_add(1, Ordering::SeqCst);
+                        // Counted down when the task is dropped (aborted).
+                        let _running = Decrement(running);
+                        std::future::pending::<()>().await;
+                    }
+                }
+            },
+            Duration::from_millis(10),
+            panics.clone(),
+            live.clone(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while running.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the task was never restarted");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(panics.get(), 2);
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+        assert_eq!(live.get(), 1);
+
+        supervisor.abort();
+        assert!(supervisor.await.is_err_and(|e| e.is_cancelled()));
+        while running.load(Ordering::SeqCst) != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the task outlived its supervisor"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(live.get(), 0);
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+    }
+
+    /// A task that returns ends its supervisor without a restart.
+    #[tokio::test]
+    async fn a_task_that_returns_is_not_restarted() {
+        let panics = Counter::default();
+        let live = Gauge::default();
+        let starts = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&starts);
+        supervise(
+            "t".to_owned(),
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {}
+            },
+            Duration::ZERO,
+            panics.clone(),
+            live.clone(),
+        )
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+        assert_eq!(panics.get(), 0);
+        assert_eq!(live.get(), 0);
+    }
+
+    struct Decrement(Arc<AtomicU64>);
+
+    impl Drop for Decrement {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

@@ -31,6 +31,11 @@ pub struct SelfMetrics {
     pub reload_success_timestamp: Gauge<f64, AtomicU64>,
     pub reloads: Family<ReloadLabels, Counter>,
     pub targets: Gauge,
+    /// Live polling tasks: one per target this replica polls, down again when a target
+    /// is removed or the exporter shuts down.
+    pub poller_tasks: Gauge,
+    /// Panics caught in a target's task (the task is restarted).
+    pub target_panics: Counter,
 }
 
 impl Default for SelfMetrics {
@@ -82,6 +87,19 @@ impl SelfMetrics {
             "Targets this replica polls in the background (its shard of the configuration)",
             targets.clone(),
         );
+        let poller_tasks = Gauge::default();
+        registry.register(
+            "whatsapp_exporter_poller_tasks",
+            "Polling tasks running, one per target this replica polls",
+            poller_tasks.clone(),
+        );
+        let target_panics = Counter::default();
+        registry.register(
+            "whatsapp_exporter_target_panics",
+            "Panics caught in a target's polling task, which was then restarted",
+            target_panics.clone(),
+        );
+        registry.register_collector(Box::new(RuntimeCollector));
         registry.register_collector(Box::new(ProcessCollector));
         SelfMetrics {
             registry,
@@ -89,6 +107,8 @@ impl SelfMetrics {
             reload_success_timestamp,
             reloads,
             targets,
+            poller_tasks,
+            target_panics,
         }
     }
 
@@ -105,6 +125,26 @@ impl SelfMetrics {
             Format::OpenMetrics => out.push_str(&openmetrics),
             Format::Text => openmetrics_to_text(&openmetrics, out),
         }
+    }
+}
+
+/// The tasks alive in the async runtime that renders the metrics (pollers, connections,
+/// the target-file watcher): a leak of tasks shows as a count that only grows.
+#[derive(Debug)]
+struct RuntimeCollector;
+
+impl Collector for RuntimeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Ok(());
+        };
+        let tasks = ConstGauge::new(runtime.metrics().num_alive_tasks() as i64);
+        tasks.encode(encoder.encode_descriptor(
+            "whatsapp_exporter_runtime_alive_tasks",
+            "Tasks alive in the exporter's async runtime.",
+            None,
+            tasks.metric_type(),
+        )?)
     }
 }
 
@@ -211,9 +251,43 @@ mod tests {
         assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
         assert!(text.contains("# TYPE process_open_fds gauge\n"));
         assert!(!text.contains("# EOF"));
+        assert!(
+            text.contains("\nwhatsapp_exporter_poller_tasks 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nwhatsapp_exporter_target_panics_total 0\n"),
+            "{text}"
+        );
+        // Outside a runtime there is no task count to give.
+        assert!(
+            !text.contains("whatsapp_exporter_runtime_alive_tasks"),
+            "{text}"
+        );
         let mut om = String::new();
         metrics.render(&mut om, Format::OpenMetrics);
         assert!(om.contains("# TYPE whatsapp_exporter_build info\n"), "{om}");
         assert!(om.contains("# TYPE process_cpu_seconds counter\n"), "{om}");
+    }
+
+    #[tokio::test]
+    async fn counts_the_runtime_tasks() {
+        let metrics = SelfMetrics::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(stopped);
+        let mut text = String::new();
+        metrics.render(&mut text, Format::Text);
+        assert!(
+            text.contains("# TYPE whatsapp_exporter_runtime_alive_tasks gauge\nwhatsapp_exporter_runtime_alive_tasks 1\n"),
+            "{text}"
+        );
+        let _ = stop.send(());
+        let _ = task.await;
+        let mut text = String::new();
+        metrics.render(&mut text, Format::Text);
+        assert!(
+            text.contains("\nwhatsapp_exporter_runtime_alive_tasks 0\n"),
+            "{text}"
+        );
     }
 }

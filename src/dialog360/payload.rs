@@ -400,4 +400,14 @@ mod tests {
             let _ = rate_limit_window(&error_with(m));
         }
     }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{{\"meta\":{}", "[".repeat(100_000));
+        assert!(matches!(
+            parse_health_status_body(deep.as_bytes()),
+            Err(PayloadError::Malformed { .. })
+        ));
+        assert_eq!(parse_error(deep.as_bytes()), None);
+    }
 }

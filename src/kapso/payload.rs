@@ -774,4 +774,18 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for deep in [
+            "[".repeat(100_000),
+            format!("{{\"status\":{}", "{\"a\":".repeat(100_000)),
+        ] {
+            assert!(matches!(
+                parse_health(deep.as_bytes()),
+                Err(PayloadError::Malformed { .. })
+            ));
+            assert_eq!(parse_error(deep.as_bytes()), None);
+        }
+    }
 }
