@@ -83,7 +83,7 @@ pub struct Exporter {
     /// Bumped when the set of targets changes (start, reload): never served from an older
     /// encoding.
     target_set: AtomicU64,
-    body_cache: std::sync::Mutex<BodyCache>,
+    body_cache: Arc<std::sync::Mutex<BodyCache>>,
 }
 
 /// The targets' part of the /metrics body for one generation of the data, per format
@@ -107,6 +107,11 @@ struct BodyCache {
 /// microseconds, is served fresh at every change.
 const ENCODING_HOLD_FACTOR: u32 = 50;
 const MAX_ENCODING_HOLD: Duration = Duration::from_secs(1);
+
+/// An encoding shares the buffers of the polls it was made from, and keeps them alive: it
+/// is let go this long after it was made, so that between scrapes the exporter holds only
+/// its targets' current data. (The compressed form holds copies and stays.)
+const ENCODING_KEPT_FOR: Duration = Duration::from_secs(1);
 
 impl Exporter {
     /// Starts polling the targets of `config` that `options` give this replica, and
@@ -136,7 +141,7 @@ impl Exporter {
             // Starts above BodyCache's generation 0, so the first scrape encodes.
             changes: Arc::new(AtomicU64::new(1)),
             target_set: AtomicU64::new(0),
-            body_cache: std::sync::Mutex::new(BodyCache::default()),
+            body_cache: Arc::new(std::sync::Mutex::new(BodyCache::default())),
         });
         exporter.apply(config)?;
         exporter.record_reload(true);
@@ -374,6 +379,12 @@ impl Exporter {
                 ..BodyCache::default()
             };
         }
+        if gzip {
+            if let Some(head) = cache.gzip[slot].clone() {
+                drop(cache);
+                return head.with_tail(own.as_bytes());
+            }
+        }
         let plain = match &cache.plain[slot] {
             Some(body) => Arc::clone(body),
             None => {
@@ -384,6 +395,7 @@ impl Exporter {
                     cache.hold = (started.elapsed() * ENCODING_HOLD_FACTOR).min(MAX_ENCODING_HOLD);
                 }
                 cache.plain[slot] = Some(Arc::clone(&body));
+                self.let_go_later(slot, &body);
                 body
             }
         };
@@ -403,6 +415,26 @@ impl Exporter {
         };
         drop(cache);
         head.with_tail(own.as_bytes())
+    }
+
+    /// Drops the cache's hold on `body` after [`ENCODING_KEPT_FOR`] (scrapes still sending
+    /// it keep it until they are done). Outside a runtime (some tests) it stays cached.
+    fn let_go_later(&self, slot: usize, body: &Arc<[Bytes]>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cache = Arc::clone(&self.body_cache);
+        let encoded = Arc::downgrade(body);
+        runtime.spawn(async move {
+            tokio::time::sleep(ENCODING_KEPT_FOR).await;
+            let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            let current = cache.plain[slot]
+                .as_ref()
+                .is_some_and(|body| std::ptr::addr_eq(Arc::as_ptr(body), encoded.as_ptr()));
+            if current {
+                cache.plain[slot] = None;
+            }
+        });
     }
 
     /// The targets' families, sharing the buffers their polls left.
@@ -491,6 +523,33 @@ mod tests {
 
     use super::*;
     use crate::poller::tests::PANIC_ON_POLL;
+
+    /// Scrapes close together share one encoding; a second after it was made the cache
+    /// lets it go (it pins the polls' buffers), and the next scrape encodes again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_encoding_is_shared_then_let_go() {
+        let config = Config::parse(
+            "targets:\n  - {name: a, type: onprem, base_url: \"http://127.0.0.1:9\", api_key: key-of-16-chars}\n",
+            Path::new("test.yaml"),
+        )
+        .unwrap();
+        let exporter = Exporter::start(config, None, Options::default()).unwrap();
+        let first = exporter.exposition(Format::Text, false);
+        let second = exporter.exposition(Format::Text, false);
+        assert!(Arc::ptr_eq(&first.shared, &second.shared));
+        let weak = Arc::downgrade(&first.shared);
+        drop((first, second));
+        assert!(weak.upgrade().is_some(), "kept by the cache");
+        let deadline = Instant::now() + ENCODING_KEPT_FOR * 5;
+        while weak.upgrade().is_some() {
+            assert!(Instant::now() < deadline, "never let go");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let third = exporter.exposition(Format::Text, false);
+        assert!(String::from_utf8_lossy(&third.to_vec())
+            .contains("whatsapp_target_info{target=\"a\",type=\"onprem\"} 1\n"));
+        exporter.shutdown();
+    }
 
     /// A target whose task panics at every poll, holding the only poll slot: each panic is
     /// counted and the task restarted, the slot is given back, so the other target goes on
