@@ -1,10 +1,10 @@
 //! The configuration file: strict YAML (an unknown key is an error with its line), `${ENV}`
 //! expansion inside values, `*_file` variants for secrets, and every default in one place.
 
-use std::sync::Arc;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -244,7 +244,10 @@ impl TargetType {
 impl Config {
     /// The target named `name`.
     pub fn target(&self, name: &str) -> Option<&Target> {
-        self.by_name.get(name).and_then(|&i| self.targets.get(i)).map(|t| &**t)
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.targets.get(i))
+            .map(|t| &**t)
     }
 
     /// Reads, parses and validates a config file.
