@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::exporter::{Exporter, Options};
 use crate::logging::{self, LogFormat, LogLevel};
 use crate::shard::Shard;
-use crate::simulator::{Cluster, Simulator, SimulatorOptions};
+use crate::simulator::{Cluster, FleetFault, FleetFaults, Simulator, SimulatorOptions};
 use crate::web::{self, WebOptions};
 use crate::web_config::WebSecurity;
 
@@ -110,6 +110,22 @@ struct SimulateArgs {
     /// for load tests (0: none).
     #[arg(long = "targets", default_value_t = 0)]
     targets: usize,
+    /// Fraction of the fleet's targets failing in any second (0 to 1), a different set each
+    /// second; with --targets.
+    #[arg(long = "fleet.fault-ratio", default_value_t = 0.0, value_parser = parse_ratio)]
+    fleet_fault_ratio: f64,
+    /// How failing fleet targets answer, mixed evenly: server_error, unavailable,
+    /// malformed_json, slow, reset (comma-separated; default: all).
+    #[arg(long = "fleet.fault-kinds", value_delimiter = ',')]
+    fleet_fault_kinds: Vec<FleetFault>,
+}
+
+/// A fraction from 0 to 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{text:?} is not a fraction from 0 to 1")),
+    }
 }
 
 /// Entry point of the binary.
@@ -391,9 +407,21 @@ async fn demo(
 
 async fn simulate(args: SimulateArgs, listen_address: Option<String>) -> anyhow::Result<()> {
     let address = listen_address.unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_SIMULATOR_PORT}"));
+    if args.targets == 0 && (args.fleet_fault_ratio > 0.0 || !args.fleet_fault_kinds.is_empty()) {
+        anyhow::bail!("--fleet.fault-ratio and --fleet.fault-kinds need a fleet: --targets N");
+    }
+    let fleet_faults = FleetFaults {
+        ratio: args.fleet_fault_ratio,
+        kinds: if args.fleet_fault_kinds.is_empty() {
+            FleetFault::ALL.to_vec()
+        } else {
+            args.fleet_fault_kinds
+        },
+    };
     let simulator = Simulator::new(SimulatorOptions {
         auto_step: Some(args.step).filter(|s| !s.is_zero()),
         fleet: args.targets,
+        fleet_faults,
         ..SimulatorOptions::default()
     });
     let handle = simulator
@@ -444,6 +472,15 @@ fn print_fleet(handle: &crate::simulator::SimulatorHandle, n: usize) {
         n - n / 10
     );
     println!("    request counters   http://{}/fleet/stats", handle.addr);
+    let faults = &handle.simulator().options().fleet_faults;
+    if faults.ratio > 0.0 && !faults.kinds.is_empty() {
+        let kinds: Vec<&str> = faults.kinds.iter().map(|k| k.as_str()).collect();
+        println!(
+            "    faults             {}% of the targets each second: {}",
+            faults.ratio * 100.0,
+            kinds.join(", ")
+        );
+    }
 }
 
 /// The simulator's base URLs and credentials, as a target's config would use them.
@@ -539,5 +576,43 @@ mod tests {
         assert!(
             matches!(demo.command, Some(Command::Demo(DemoArgs { interval, .. })) if interval == Duration::from_secs(2))
         );
+    }
+
+    #[test]
+    fn simulate_takes_fleet_faults() {
+        let cli = Cli::try_parse_from([
+            "whatsapp-exporter",
+            "simulate",
+            "--targets=100",
+            "--fleet.fault-ratio=0.05",
+            "--fleet.fault-kinds=slow,reset",
+        ])
+        .unwrap();
+        let Some(Command::Simulate(args)) = cli.command else {
+            panic!("not simulate: {cli:?}");
+        };
+        assert_eq!(args.fleet_fault_ratio, 0.05);
+        assert_eq!(
+            args.fleet_fault_kinds,
+            vec![FleetFault::Slow, FleetFault::Reset]
+        );
+        let cli = Cli::try_parse_from(["whatsapp-exporter", "simulate"]).unwrap();
+        let Some(Command::Simulate(args)) = cli.command else {
+            panic!("not simulate: {cli:?}");
+        };
+        assert_eq!(args.fleet_fault_ratio, 0.0);
+        assert!(args.fleet_fault_kinds.is_empty());
+        for bad in [
+            "--fleet.fault-ratio=1.5",
+            "--fleet.fault-ratio=-0.1",
+            "--fleet.fault-ratio=NaN",
+            "--fleet.fault-ratio=five",
+            "--fleet.fault-kinds=timeout",
+        ] {
+            assert!(
+                Cli::try_parse_from(["whatsapp-exporter", "simulate", "--targets=1", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

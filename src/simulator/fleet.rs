@@ -34,8 +34,28 @@
 //!
 //! Nothing here takes the simulator's lock or builds JSON for a good answer: every body is
 //! rendered once per state when the simulator is created, and a request only splices the
-//! target's id (and the clock, for `/v1/support` and Kapso) into it. There is no rate limit,
-//! no fault injection and no scenario: the fleet's states are fixed.
+//! target's id (and the clock, for `/v1/support` and Kapso) into it. There is no rate limit
+//! and no scenario: the fleet's states are fixed. Faults are off unless asked for.
+//!
+//! # Faults
+//!
+//! With [`SimulatorOptions::fleet_faults`] (`simulate --fleet.fault-ratio R`), a fraction `R`
+//! of the targets fails in any second, a different set each second, chosen by a stable hash
+//! of the target and the second ([`FleetFaults::pick`]): every request of a failing target
+//! in that second answers one of [`FleetFault`], evenly mixed (`--fleet.fault-kinds` narrows
+//! the mix):
+//!
+//! | kind | answer |
+//! |---|---|
+//! | `server_error` | 500 with a small HTML page, as a load balancer would answer |
+//! | `unavailable` | 503 in the API's error envelope, `Retry-After: 1` |
+//! | `malformed_json` | 200 whose body is not JSON (its first `:` removed) |
+//! | `slow` | the normal answer after [`FLEET_SLOW_DELAY`] (15 s, past any `/fleet/config` timeout) |
+//! | `reset` | 200, half the body, then a TCP reset |
+//!
+//! On-Premises instance `i` (all its endpoints) and Cloud API number `i` (on every provider)
+//! are separate targets that fail independently. Unknown targets, wrong methods and wrong
+//! credentials answer as without faults.
 //!
 //! # States
 //!
@@ -75,13 +95,15 @@
 //! second since the simulator was created ([`Simulator::fleet_requests_per_second`], the
 //! last [`PER_SECOND_KEPT`] seconds). `GET /fleet/stats` answers them:
 //! `{"targets":N,"uptime_seconds":…,"second":…,"requests":{kind:count,…},
-//! "per_second":{"from":S,"counts":[…]},"per_target":{kind:[count of target 0,…],…}}`;
+//! "per_second":{"from":S,"counts":[…]},"faults":{"ratio":R,"kinds":[…],
+//! "answered":{fault kind:count,…}},"per_target":{kind:[count of target 0,…],…}}`;
 //! `per_second` covers the seconds from `from` (default: the last 600) to the current one,
 //! excluded; `per_target` comes with `per_target=1` only. `/fleet/stats` and
 //! `/fleet/config` are not counted.
 //!
 //! [`SimulatorOptions`]: super::SimulatorOptions
 //! [`SimulatorOptions::fleet`]: super::SimulatorOptions::fleet
+//! [`SimulatorOptions::fleet_faults`]: super::SimulatorOptions::fleet_faults
 //! [`SimulatorOptions::token_ttl`]: super::SimulatorOptions::token_ttl
 //! [`Simulator::fleet_requests`]: super::Simulator::fleet_requests
 //! [`Simulator::fleet_target_requests`]: super::Simulator::fleet_target_requests
@@ -104,8 +126,8 @@ use super::graph_api::{self, GraphErr};
 use super::onprem::{ClusterState, Shape, META_VERSION};
 use super::providers::{self, dialog360_error, header_text, kapso_error, method_not_allowed};
 use super::{
-    authority, base64_encode, body_response, envelope, Action, Cluster, SimBody, Simulator,
-    SimulatorHandle, SimulatorOptions,
+    answer_with_fault, authority, base64_encode, body_response, envelope, Action, Cluster, Fault,
+    FaultReply, SimBody, Simulator, SimulatorHandle, SimulatorOptions,
 };
 
 /// The path prefix of the fleet.
@@ -231,6 +253,151 @@ fn gateway_index(i: usize) -> usize {
     } else {
         0
     }
+}
+
+/// How long a [`FleetFault::Slow`] answer waits: past the longest timeout `/fleet/config`
+/// writes (10 s), so the exporter gives up on it first.
+pub const FLEET_SLOW_DELAY: Duration = Duration::from_secs(15);
+
+/// A way a fleet target fails while [`FleetFaults`] picks it; each is one of the
+/// simulator's [`Fault`]s, in the API's own words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FleetFault {
+    /// 500 with a small HTML page, as a load balancer in front would answer
+    /// ([`Fault::Status`]).
+    ServerError,
+    /// 503 in the API's error envelope with `Retry-After: 1` ([`Fault::ServiceUnavailable`]).
+    Unavailable,
+    /// 200 with a body that is not JSON ([`Fault::MalformedJson`]).
+    MalformedJson,
+    /// The normal answer after [`FLEET_SLOW_DELAY`] ([`Fault::Slow`]).
+    Slow,
+    /// 200, half the body, then a TCP reset ([`Fault::Reset`]).
+    Reset,
+}
+
+impl FleetFault {
+    /// Every kind.
+    pub const ALL: [FleetFault; 5] = [
+        FleetFault::ServerError,
+        FleetFault::Unavailable,
+        FleetFault::MalformedJson,
+        FleetFault::Slow,
+        FleetFault::Reset,
+    ];
+
+    /// The name `--fleet.fault-kinds` and `/fleet/stats` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetFault::ServerError => "server_error",
+            FleetFault::Unavailable => "unavailable",
+            FleetFault::MalformedJson => "malformed_json",
+            FleetFault::Slow => "slow",
+            FleetFault::Reset => "reset",
+        }
+    }
+
+    /// The simulator's fault this kind answers with.
+    pub fn fault(self) -> Fault {
+        match self {
+            FleetFault::ServerError => Fault::Status(500),
+            FleetFault::Unavailable => Fault::ServiceUnavailable {
+                retry_after: Some("1".to_string()),
+            },
+            FleetFault::MalformedJson => Fault::MalformedJson,
+            FleetFault::Slow => Fault::Slow(FLEET_SLOW_DELAY),
+            FleetFault::Reset => Fault::Reset,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for FleetFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for FleetFault {
+    type Err = UnknownFleetFault;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FleetFault::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownFleetFault(s.to_string()))
+    }
+}
+
+/// A name that is not a [`FleetFault`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown fleet fault {0:?} (expected server_error, unavailable, malformed_json, slow or reset)"
+)]
+pub struct UnknownFleetFault(pub String);
+
+/// Which half of the fleet a target is in: On-Premises instance `i` and Cloud API number `i`
+/// are different targets and fail independently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FleetFamily {
+    /// `/fleet/onprem/{i}`: every endpoint of the instance.
+    OnPrem,
+    /// Number `i`, on every provider (360dialog channel, Kapso config, Graph API number).
+    Cloud,
+}
+
+/// Which fleet targets fail, and how ([`SimulatorOptions::fleet_faults`]).
+///
+/// In every second (counted from the simulator's start) each target draws from a stable
+/// hash of its family, index and the second: below `ratio`, every request of that target in
+/// that second answers a fault, chosen evenly among `kinds` by the same hash. So about
+/// `ratio` of the targets fail at any time, a different set each second, and a run is the
+/// same from one start to the next. The fault replaces a good answer only: unknown targets,
+/// wrong methods and wrong credentials are answered as without faults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FleetFaults {
+    /// Fraction of the targets failing in any second, 0 (none, the default) to 1 (all).
+    pub ratio: f64,
+    /// The kinds a failing target answers, evenly; none: no fault at all.
+    pub kinds: Vec<FleetFault>,
+}
+
+impl Default for FleetFaults {
+    fn default() -> Self {
+        FleetFaults {
+            ratio: 0.0,
+            kinds: FleetFault::ALL.to_vec(),
+        }
+    }
+}
+
+impl FleetFaults {
+    /// The fault target `i` of `family` answers with during `second`, if any.
+    pub fn pick(&self, family: FleetFamily, i: usize, second: u64) -> Option<FleetFault> {
+        if self.kinds.is_empty() || self.ratio.is_nan() || self.ratio <= 0.0 {
+            return None;
+        }
+        let target = (i as u64).wrapping_mul(2) | u64::from(family == FleetFamily::Cloud);
+        let h = mix(mix(target) ^ second);
+        // The top 53 bits as a fraction in [0, 1); the low 32 bits choose the kind.
+        let draw = (h >> 11) as f64 / (1u64 << 53) as f64;
+        if draw >= self.ratio {
+            return None;
+        }
+        let kind = (h & 0xffff_ffff) as usize % self.kinds.len();
+        Some(self.kinds[kind])
+    }
+}
+
+/// SplitMix64's finaliser: every bit of the input moves about half of the output's.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// One kind of fleet request, for the counters.
@@ -426,6 +593,9 @@ pub(crate) struct Fleet {
     /// By `((can_send * 3 + quality) * 4 + kapso status) * 2 + webhook subscribed`.
     kapso: Vec<BodyTemplate>,
     usage_headers: Vec<(HeaderName, HeaderValue)>,
+    faults: FleetFaults,
+    /// Faults answered, by [`FleetFault::index`].
+    faults_answered: [AtomicU64; 5],
 }
 
 impl std::fmt::Debug for Fleet {
@@ -457,7 +627,7 @@ fn cloud_of(number: cloud::PhoneNumber, kapso: KapsoState) -> CloudState {
 }
 
 impl Fleet {
-    pub(crate) fn new(size: usize, started_at: DateTime<Utc>) -> Self {
+    pub(crate) fn new(size: usize, started_at: DateTime<Utc>, faults: FleetFaults) -> Self {
         let meta = json!({"version": META_VERSION, "api_status": "stable"});
         let mut onprem_health = Vec::new();
         let mut onprem_support = Vec::new();
@@ -556,7 +726,20 @@ impl Fleet {
             graph,
             kapso,
             usage_headers,
+            faults,
+            faults_answered: Default::default(),
         }
+    }
+
+    /// The fault target `i` of `family` answers with now, if any; counted.
+    fn fault_now(&self, family: FleetFamily, i: usize) -> Option<FleetFault> {
+        let fault = self.faults.pick(family, i, self.second())?;
+        self.faults_answered[fault.index()].fetch_add(1, Ordering::Relaxed);
+        Some(fault)
+    }
+
+    pub(crate) fn faults_answered(&self, kind: FleetFault) -> u64 {
+        self.faults_answered[kind.index()].load(Ordering::Relaxed)
     }
 
     fn second(&self) -> u64 {
@@ -645,6 +828,14 @@ impl Fleet {
             "second": self.second(),
             "requests": requests,
             "per_second": {"from": from, "counts": counts},
+            "faults": {
+                "ratio": self.faults.ratio,
+                "kinds": self.faults.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                "answered": FleetFault::ALL
+                    .iter()
+                    .map(|k| (k.as_str().to_string(), json!(self.faults_answered(*k))))
+                    .collect::<serde_json::Map<String, Value>>(),
+            },
         });
         if query.get("per_target") == Some("1") {
             let per_target: serde_json::Map<String, Value> = FleetKind::ALL
@@ -667,6 +858,52 @@ impl Fleet {
 
 fn json_bytes(body: Bytes) -> Response<SimBody> {
     body_response(StatusCode::OK, "application/json", body)
+}
+
+/// The good answer `body`, or what `fault` makes of it; `reply` words the error answers in
+/// the API's envelope.
+fn answer(
+    fault: Option<FleetFault>,
+    body: impl FnOnce() -> Bytes,
+    reply: impl FnOnce(FaultReply<'_>) -> Response<SimBody>,
+) -> Action {
+    let Some(fault) = fault else {
+        return Action::Respond(json_bytes(body()));
+    };
+    answer_with_fault(
+        Some(&fault.fault()),
+        // A fault's rarer answer may parse the prerendered body again.
+        || {
+            let value = serde_json::from_slice(&body()).unwrap_or(Value::Null);
+            (StatusCode::OK, value)
+        },
+        reply,
+    )
+}
+
+/// The error answers of faults on an On-Premises instance, in its envelope.
+fn onprem_fault_reply(reply: FaultReply<'_>) -> Response<SimBody> {
+    match reply {
+        FaultReply::Error {
+            status,
+            code,
+            title,
+        } => envelope(status, code, title, "Injected by the simulator", meta()),
+        FaultReply::TooManyRequests => envelope(
+            StatusCode::TOO_MANY_REQUESTS,
+            1015,
+            "Too many requests",
+            "Request rate limit exceeded",
+            meta(),
+        ),
+        FaultReply::ServiceUnavailable => envelope(
+            StatusCode::SERVICE_UNAVAILABLE,
+            1016,
+            "System overloaded",
+            "The Coreapp is under heavy load",
+            meta(),
+        ),
+    }
 }
 
 fn meta() -> Value {
@@ -705,6 +942,11 @@ impl Simulator {
     /// Fleet requests of a kind, rejected ones included.
     pub fn fleet_requests(&self, kind: FleetKind) -> u64 {
         self.fleet().map_or(0, |f| f.requests(kind))
+    }
+
+    /// Fleet faults of a kind answered so far ([`SimulatorOptions::fleet_faults`]).
+    pub fn fleet_faults_answered(&self, kind: FleetFault) -> u64 {
+        self.fleet().map_or(0, |f| f.faults_answered(kind))
     }
 
     /// Fleet requests of a kind that named target `i`, rejected ones included.
@@ -884,7 +1126,7 @@ impl Simulator {
             );
         }
         let g = gateway_index(i);
-        let body = match endpoint {
+        let body = || match endpoint {
             super::Endpoint::Health => fleet.onprem_health[g].render(i),
             super::Endpoint::Support => fleet.onprem_support[g].render(i),
             super::Endpoint::Login => {
@@ -902,7 +1144,11 @@ impl Simulator {
                 Bytes::from(body.to_string())
             }
         };
-        Action::Respond(json_bytes(body))
+        answer(
+            fleet.fault_now(FleetFamily::OnPrem, i),
+            body,
+            onprem_fault_reply,
+        )
     }
 
     fn fleet_dialog360(&self, fleet: &Fleet, req: &Request<Incoming>, rest: &str) -> Action {
@@ -922,7 +1168,19 @@ impl Simulator {
         let Some(i) = i else {
             return Action::Respond(dialog360_error(StatusCode::UNAUTHORIZED, "Invalid api_key"));
         };
-        Action::Respond(json_bytes(fleet.dialog360[can_send_index(i)].render(i)))
+        answer(
+            fleet.fault_now(FleetFamily::Cloud, i),
+            || fleet.dialog360[can_send_index(i)].render(i),
+            |reply| match reply {
+                FaultReply::Error { status, title, .. } => dialog360_error(status, title),
+                FaultReply::TooManyRequests => {
+                    dialog360_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests")
+                }
+                FaultReply::ServiceUnavailable => {
+                    dialog360_error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable")
+                }
+            },
+        )
     }
 
     fn fleet_kapso(&self, fleet: &Fleet, req: &Request<Incoming>, rest: &str) -> Action {
@@ -956,7 +1214,20 @@ impl Simulator {
         };
         let n = can_send_index(i) * 3 + quality_index(i);
         let k = (n * 4 + kapso_status_index(i)) * 2 + usize::from(kapso_webhook_subscribed(i));
-        Action::Respond(json_bytes(fleet.kapso[k].render(i)))
+        answer(
+            fleet.fault_now(FleetFamily::Cloud, i),
+            || fleet.kapso[k].render(i),
+            |reply| match reply {
+                FaultReply::Error { status, title, .. } => kapso_error(status, title),
+                FaultReply::TooManyRequests => {
+                    kapso_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded")
+                }
+                FaultReply::ServiceUnavailable => kapso_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service temporarily unavailable",
+                ),
+            },
+        )
     }
 
     fn fleet_graph(&self, fleet: &Fleet, req: &Request<Incoming>, rest: &str) -> Action {
@@ -971,20 +1242,27 @@ impl Simulator {
             .filter(|&i| i < fleet.size && node == Some(phone_number_id(i).as_str()));
         fleet.count(FleetKind::Graph, i);
         let token = &self.inner.opts.graph_token;
-        let mut resp = match authorization(req) {
+        let action = match authorization(req) {
             Some((scheme, t)) if scheme == "bearer" && !t.is_empty() && t == token => match i {
                 Some(i) if req.method() == Method::GET => {
                     let t = (can_send_index(i) * 3 + quality_index(i)) * 2 + tier_index(i);
-                    json_bytes(fleet.graph[t].render(i))
+                    answer(
+                        fleet.fault_now(FleetFamily::Cloud, i),
+                        || fleet.graph[t].render(i),
+                        graph_api::fault_reply,
+                    )
                 }
-                _ => GraphErr::unsupported(req.method(), node.unwrap_or("")).response(),
+                _ => Action::Respond(
+                    GraphErr::unsupported(req.method(), node.unwrap_or("")).response(),
+                ),
             },
-            _ => GraphErr::invalid_token().response(),
+            _ => Action::Respond(GraphErr::invalid_token().response()),
         };
-        for (name, value) in &fleet.usage_headers {
-            resp.headers_mut().insert(name.clone(), value.clone());
-        }
-        Action::Respond(resp)
+        action.map_response(|resp| {
+            for (name, value) in &fleet.usage_headers {
+                resp.headers_mut().insert(name.clone(), value.clone());
+            }
+        })
     }
 }
 
@@ -1146,6 +1424,135 @@ mod unit {
         assert_eq!(cloud_split(9000), [3000, 3000, 3000]);
         assert_eq!(cloud_split(10), [4, 3, 3]);
         assert_eq!(cloud_split(2), [1, 1, 0]);
+    }
+
+    fn faults(ratio: f64) -> FleetFaults {
+        FleetFaults {
+            ratio,
+            ..FleetFaults::default()
+        }
+    }
+
+    #[test]
+    fn about_the_ratio_of_targets_fails_each_second() {
+        let f = faults(0.05);
+        for family in [FleetFamily::OnPrem, FleetFamily::Cloud] {
+            for second in [0, 1, 2, 59, 1799, 86_400] {
+                let failing = (0..10_000)
+                    .filter(|&i| f.pick(family, i, second).is_some())
+                    .count();
+                assert!(
+                    (400..=600).contains(&failing),
+                    "{family:?} second {second}: {failing} of 10000"
+                );
+            }
+        }
+        let f = faults(0.5);
+        let failing = (0..10_000)
+            .filter(|&i| f.pick(FleetFamily::Cloud, i, 7).is_some())
+            .count();
+        assert!((4_700..=5_300).contains(&failing), "{failing}");
+    }
+
+    #[test]
+    fn failing_targets_are_stable_within_a_second_and_rotate_across_seconds() {
+        let f = faults(0.05);
+        let set = |family, second| -> Vec<usize> {
+            (0..10_000)
+                .filter(|&i| f.pick(family, i, second).is_some())
+                .collect()
+        };
+        assert_eq!(set(FleetFamily::OnPrem, 3), set(FleetFamily::OnPrem, 3));
+        let a = set(FleetFamily::OnPrem, 3);
+        let b = set(FleetFamily::OnPrem, 4);
+        let both = a.iter().filter(|i| b.contains(i)).count();
+        // Independent draws: about 5 % of a failing set fails again the next second.
+        assert!(
+            both * 5 < a.len(),
+            "{both} of {} fail in both seconds",
+            a.len()
+        );
+        // On-Premises instance i and number i are different targets.
+        let cloud = set(FleetFamily::Cloud, 3);
+        let shared = a.iter().filter(|i| cloud.contains(i)).count();
+        assert!(shared * 5 < a.len(), "{shared} of {} shared", a.len());
+        // Over a minute, most targets have failed at least once.
+        let ever = (0..10_000)
+            .filter(|&i| (0..60).any(|s| f.pick(FleetFamily::Cloud, i, s).is_some()))
+            .count();
+        assert!(ever > 9_000, "{ever}");
+    }
+
+    #[test]
+    fn every_kind_is_picked_about_evenly() {
+        let f = faults(0.05);
+        let mut by_kind = [0usize; 5];
+        for second in 0..20 {
+            for i in 0..10_000 {
+                if let Some(k) = f.pick(FleetFamily::Cloud, i, second) {
+                    by_kind[k.index()] += 1;
+                }
+            }
+        }
+        let total: usize = by_kind.iter().sum();
+        for kind in FleetFault::ALL {
+            let n = by_kind[kind.index()];
+            // A fifth each, give or take a few percent of the total.
+            assert!(
+                n * 100 >= total * 17 && n * 100 <= total * 23,
+                "{kind}: {n} of {total}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_ratio_or_no_kind_means_no_fault_and_the_kinds_can_be_narrowed() {
+        let none = faults(0.0);
+        let no_kind = FleetFaults {
+            ratio: 1.0,
+            kinds: Vec::new(),
+        };
+        let nan = faults(f64::NAN);
+        let all = faults(1.0);
+        let only_slow = FleetFaults {
+            ratio: 1.0,
+            kinds: vec![FleetFault::Slow],
+        };
+        for i in 0..1_000 {
+            for second in [0, 1, 500] {
+                assert_eq!(none.pick(FleetFamily::OnPrem, i, second), None);
+                assert_eq!(no_kind.pick(FleetFamily::OnPrem, i, second), None);
+                assert_eq!(nan.pick(FleetFamily::OnPrem, i, second), None);
+                assert!(all.pick(FleetFamily::Cloud, i, second).is_some());
+                assert_eq!(
+                    only_slow.pick(FleetFamily::Cloud, i, second),
+                    Some(FleetFault::Slow)
+                );
+            }
+        }
+        assert_eq!(FleetFaults::default().ratio, 0.0);
+        assert_eq!(FleetFaults::default().kinds, FleetFault::ALL.to_vec());
+    }
+
+    #[test]
+    fn fault_kinds_have_names_and_answers() {
+        for kind in FleetFault::ALL {
+            assert_eq!(kind.as_str().parse::<FleetFault>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert!("timeout".parse::<FleetFault>().is_err());
+        assert_eq!(FleetFault::ServerError.fault(), Fault::Status(500));
+        assert_eq!(
+            FleetFault::Unavailable.fault(),
+            Fault::ServiceUnavailable {
+                retry_after: Some("1".into())
+            }
+        );
+        assert_eq!(FleetFault::MalformedJson.fault(), Fault::MalformedJson);
+        assert_eq!(FleetFault::Slow.fault(), Fault::Slow(FLEET_SLOW_DELAY));
+        assert_eq!(FleetFault::Reset.fault(), Fault::Reset);
+        // Slow answers come after any timeout /fleet/config writes.
+        assert!(FLEET_SLOW_DELAY > Duration::from_secs(10));
     }
 
     #[test]

@@ -397,3 +397,204 @@ async fn without_a_fleet_nothing_is_served_under_fleet() {
     assert_eq!(got.status, 200);
     h.shutdown().await;
 }
+
+/// A fleet in which every target fails in every second, with one of `kinds`.
+async fn start_failing(kinds: Vec<FleetFault>) -> SimulatorHandle {
+    Simulator::new(SimulatorOptions {
+        fleet: N,
+        fleet_faults: FleetFaults { ratio: 1.0, kinds },
+        ..SimulatorOptions::default()
+    })
+    .spawn("127.0.0.1:0")
+    .await
+    .expect("spawn simulator")
+}
+
+/// A request of the tests: which API, its URL and its headers.
+type ApiRequest = (&'static str, String, Vec<(String, String)>);
+
+/// One good request of each API of the fleet, for target `i`.
+fn requests_of(h: &SimulatorHandle, i: usize) -> Vec<ApiRequest> {
+    let opts = h.simulator().options();
+    let header = |k: &str, v: String| vec![(k.to_string(), v)];
+    vec![
+        (
+            "onprem",
+            format!("{}/v1/health", h.fleet_onprem_base_url(i)),
+            header("Authorization", apikey(h)),
+        ),
+        (
+            "dialog360",
+            format!("{}/health_status", h.fleet_dialog360_base_url()),
+            header("D360-API-KEY", dialog360_key(i)),
+        ),
+        (
+            "kapso",
+            format!(
+                "{}/api/v1/whatsapp_configs/{}/health",
+                h.fleet_kapso_base_url(),
+                kapso_config_id(i)
+            ),
+            header("X-API-Key", opts.kapso_api_key.clone()),
+        ),
+        (
+            "graph",
+            format!("{}/v24.0/{}", h.fleet_graph_base_url(), phone_number_id(i)),
+            header("Authorization", format!("Bearer {}", opts.graph_token)),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn failing_targets_answer_each_kind_of_fault_in_their_api_words() {
+    for kind in FleetFault::ALL {
+        let h = start_failing(vec![kind]).await;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .expect("client");
+        let requests = requests_of(&h, 5);
+        for (api, url, headers) in &requests {
+            let mut req = client.get(url);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let sent = req.send().await;
+            match kind {
+                FleetFault::Slow => {
+                    let e = sent.expect_err("a slow answer outlasts the timeout");
+                    assert!(e.is_timeout(), "{kind} {api}: {e}");
+                    continue;
+                }
+                FleetFault::Reset => {
+                    let resp = sent.expect("the head comes");
+                    assert_eq!(resp.status(), 200, "{kind} {api}");
+                    assert!(resp.bytes().await.is_err(), "{kind} {api}: body complete");
+                    continue;
+                }
+                _ => {}
+            }
+            let resp = sent.unwrap_or_else(|e| panic!("{kind} {api}: {e}"));
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.expect("body").to_vec();
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let json = serde_json::from_slice::<Value>(&body);
+            match kind {
+                FleetFault::ServerError => {
+                    assert_eq!(status, 500, "{kind} {api}");
+                    assert!(content_type.starts_with("text/html"), "{kind} {api}");
+                }
+                FleetFault::Unavailable => {
+                    assert_eq!(status, 503, "{kind} {api}");
+                    assert_eq!(headers["retry-after"], "1", "{kind} {api}");
+                    let v = json.unwrap_or_else(|e| panic!("{kind} {api}: {e}"));
+                    match *api {
+                        "onprem" => assert_eq!(v["errors"][0]["code"], 1016, "{v}"),
+                        "graph" => assert_eq!(v["error"]["code"], 2, "{v}"),
+                        "kapso" => assert_eq!(v["error"], "Service temporarily unavailable"),
+                        _ => assert_eq!(v["meta"]["developerMessage"], "Service unavailable"),
+                    }
+                }
+                FleetFault::MalformedJson => {
+                    assert_eq!(status, 200, "{kind} {api}");
+                    assert!(
+                        json.is_err(),
+                        "{kind} {api}: {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                    // Still the target's own body, damaged.
+                    let text = String::from_utf8_lossy(&body);
+                    let own = if *api == "onprem" {
+                        "gateway_status".to_string()
+                    } else {
+                        phone_number_id(5)
+                    };
+                    assert!(text.contains(&own), "{kind} {api}: {text}");
+                }
+                FleetFault::Slow | FleetFault::Reset => unreachable!(),
+            }
+            if *api == "graph" {
+                assert!(headers.contains_key("x-app-usage"), "{kind}: usage headers");
+            }
+        }
+        let sim = h.simulator();
+        for other in FleetFault::ALL {
+            let expected = if other == kind {
+                requests.len() as u64
+            } else {
+                0
+            };
+            assert_eq!(
+                sim.fleet_faults_answered(other),
+                expected,
+                "{kind}: {other}"
+            );
+        }
+        h.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn faults_replace_good_answers_only_and_are_counted_in_stats() {
+    let h = start_failing(vec![FleetFault::ServerError]).await;
+    let key = apikey(&h);
+    // Unknown targets and wrong credentials answer as without faults.
+    let got = get(
+        &format!("{}/v1/health", h.fleet_onprem_base_url(N)),
+        &[("Authorization", &key)],
+    )
+    .await;
+    assert_eq!(got.status, 404);
+    let got = get(
+        &format!("{}/v1/health", h.fleet_onprem_base_url(1)),
+        &[("Authorization", "Apikey wrong-key-0123456789")],
+    )
+    .await;
+    assert_eq!(got.status, 401);
+    let got = get(
+        &format!("{}/health_status", h.fleet_dialog360_base_url()),
+        &[("D360-API-KEY", "unknown")],
+    )
+    .await;
+    assert_eq!(got.status, 401);
+    assert_eq!(
+        h.simulator().fleet_faults_answered(FleetFault::ServerError),
+        0
+    );
+    // Logins fail too: the instance is down.
+    let basic = h.simulator().basic_authorization();
+    let got = request(
+        reqwest::Method::POST,
+        &format!("{}/v1/users/login", h.fleet_onprem_base_url(2)),
+        &[("Authorization", &basic)],
+    )
+    .await;
+    assert_eq!(got.status, 500);
+    let got = get(&format!("http://{}/fleet/stats", h.addr), &[]).await;
+    let faults = &got.json()["faults"];
+    assert_eq!(faults["ratio"], 1.0);
+    assert_eq!(faults["kinds"], serde_json::json!(["server_error"]));
+    assert_eq!(faults["answered"]["server_error"], 1);
+    assert_eq!(faults["answered"]["reset"], 0);
+    h.shutdown().await;
+
+    // Without faults asked for, nothing fails.
+    let h = start(N).await;
+    for i in [0, 1, 2, 3] {
+        for (api, url, headers) in requests_of(&h, i) {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(get(&url, &headers).await.status, 200, "{api} {i}");
+        }
+    }
+    let got = get(&format!("http://{}/fleet/stats", h.addr), &[]).await;
+    assert_eq!(got.json()["faults"]["ratio"], 0.0);
+    h.shutdown().await;
+}

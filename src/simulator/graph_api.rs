@@ -767,7 +767,7 @@ fn page(
 }
 
 /// Generic faults in Graph words.
-fn fault_reply(reply: FaultReply<'_>) -> Response<SimBody> {
+pub(super) fn fault_reply(reply: FaultReply<'_>) -> Response<SimBody> {
     match reply {
         FaultReply::Error {
             status,

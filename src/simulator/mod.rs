@@ -130,7 +130,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use fleet::{fleet_config, FleetKind};
+pub use fleet::{fleet_config, FleetFault, FleetFaults, FleetKind};
 pub use onprem::{
     FREE_SPACE_UNLIMITED, HA_NODES, META_VERSION, MULTICONNECT_NODES, SCENARIO_LEN, SINGLE_VERSION,
     VERSION,
@@ -190,6 +190,8 @@ pub struct SimulatorOptions {
     /// When above 0, also serve a fleet of this many On-Premises instances and Cloud API
     /// numbers under `/fleet` (see [`fleet`]).
     pub fleet: usize,
+    /// Which fleet targets fail, and how (see [`fleet::FleetFaults`]); none by default.
+    pub fleet_faults: fleet::FleetFaults,
 }
 
 impl Default for SimulatorOptions {
@@ -208,6 +210,7 @@ impl Default for SimulatorOptions {
             kapso_api_key: providers::KAPSO_API_KEY.to_string(),
             kapso_config_ids: providers::KAPSO_CONFIG_IDS.map(str::to_string).to_vec(),
             fleet: 0,
+            fleet_faults: fleet::FleetFaults::default(),
         }
     }
 }
@@ -231,6 +234,7 @@ impl fmt::Debug for SimulatorOptions {
             .field("kapso_api_key", &"<secret>")
             .field("kapso_config_ids", &self.kapso_config_ids)
             .field("fleet", &self.fleet)
+            .field("fleet_faults", &self.fleet_faults)
             .finish()
     }
 }
@@ -605,7 +609,8 @@ impl Simulator {
             dialog360_last: vec![None; cloud::PHONE_NUMBER_IDS.len()],
             kapso_faults: vec![None; cloud::PHONE_NUMBER_IDS.len()],
         };
-        let fleet = (opts.fleet > 0).then(|| fleet::Fleet::new(opts.fleet, started_at));
+        let fleet = (opts.fleet > 0)
+            .then(|| fleet::Fleet::new(opts.fleet, started_at, opts.fleet_faults.clone()));
         Simulator {
             inner: Arc::new(Inner {
                 opts,

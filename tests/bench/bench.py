@@ -19,6 +19,26 @@ shell, one per line or space-separated.
   bench.py series FILE                   "lines series duplicates targets_with_up"
   bench.py median X...                   the median
   bench.py table ROWS                    prints the table of ROWS (tab-separated)
+
+Of tests/bench/soak.sh:
+
+  bench.py soak-setup FLEET_CONFIG DIR FILES ONPREM CLOUD MAX_POLLS
+                                         splits a /fleet/config answer of the whole fleet
+                                         into DIR/exporter.yaml (its global section,
+                                         max_concurrent_polls, target_files) and FILES
+                                         target files DIR/targets/part-NN.yaml holding
+                                         ONPREM onprem targets and CLOUD numbers (a third
+                                         each of dialog360, kapso, cloud_api); the rest is
+                                         kept aside in DIR/soak-state.json for the churn
+  bench.py soak-churn DIR COUNT          rewrites the next target file: COUNT of its targets
+                                         swapped for as many kept aside, of the same types;
+                                         prints "file removed added"
+  bench.py scrape FILE                   figures of a /metrics body: "series duplicates
+                                         targets_with_up poller_tasks alive_tasks targets
+                                         poll_errors reloads_ok reloads_failed
+                                         reason=count,..." (- for a missing figure)
+  bench.py fleet-rate STATS              from a /fleet/stats answer: "requests/s over the
+                                         last 10 whole seconds, requests, faults answered"
 """
 
 import http.client
@@ -223,6 +243,156 @@ def series(path):
     print(lines, len(seen), duplicates, len(up_targets))
 
 
+TARGET_LINE = re.compile(r"^  - (\{name: ([^,]+), type: ([a-z0-9_]+),.*)$")
+
+
+def soak_setup(config_path, out_dir, files, onprem, cloud, max_polls):
+    """The soak's exporter config and target files, from the simulator's own fleet config.
+
+    Every target line is kept as the simulator wrote it; the first ONPREM onprem targets
+    and the first CLOUD / 3 of each Cloud API type are active, the others wait aside.
+    """
+    files, onprem, cloud = int(files), int(onprem), int(cloud)
+    header, by_type = [], {}
+    for line in open(config_path, encoding="utf-8"):
+        line = line.rstrip("\n")
+        m = TARGET_LINE.match(line)
+        if m:
+            by_type.setdefault(m.group(3), []).append(m.group(1))
+        elif line.strip() != "targets:" and not line.startswith("#"):
+            header.append(line)
+    third, rest = divmod(cloud, 3)
+    wanted = {
+        "onprem": onprem,
+        "dialog360": third + (rest > 0),
+        "kapso": third + (rest > 1),
+        "cloud_api": third,
+    }
+    active, aside = [], {}
+    for kind, n in wanted.items():
+        lines = by_type.get(kind, [])
+        if len(lines) < n:
+            sys.exit(f"the fleet config has {len(lines)} {kind} targets, {n} needed")
+        active.extend(lines[:n])
+        aside[kind] = lines[n:]
+    parts = [[] for _ in range(files)]
+    for i, line in enumerate(active):
+        parts[i % files].append(line)
+    os.makedirs(os.path.join(out_dir, "targets"), exist_ok=True)
+    with open(os.path.join(out_dir, "exporter.yaml"), "w", encoding="utf-8") as f:
+        f.write("# The soak's exporter: the fleet's global section, its targets in target files.\n")
+        f.write("\n".join(header) + "\n")
+        f.write(f"  max_concurrent_polls: {int(max_polls)}\n")
+        f.write('target_files: ["targets/*.yaml"]\n')
+    state = {"parts": parts, "aside": aside, "churns": 0}
+    for n in range(files):
+        write_part(out_dir, n, parts[n])
+    save_state(out_dir, state)
+    print(len(active), sum(len(v) for v in aside.values()))
+
+
+def write_part(out_dir, n, lines):
+    """Writes a target file whole, then renames it: the exporter never reads half of one."""
+    path = os.path.join(out_dir, "targets", f"part-{n:02d}.yaml")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write("".join(f"- {line}\n" for line in lines))
+    os.replace(path + ".tmp", path)
+
+
+def save_state(out_dir, state):
+    path = os.path.join(out_dir, "soak-state.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(state, f)
+    os.replace(path + ".tmp", path)
+
+
+def soak_churn(out_dir, count):
+    import random
+
+    state = json.load(open(os.path.join(out_dir, "soak-state.json"), encoding="utf-8"))
+    churn = state["churns"]
+    n = churn % len(state["parts"])
+    part = state["parts"][n]
+    rng = random.Random(churn)
+    removed = rng.sample(range(len(part)), min(int(count), len(part)))
+    added = 0
+    for i in sorted(removed, reverse=True):
+        line = part[i]
+        kind = TARGET_LINE.match("  - " + line).group(3)
+        spare = state["aside"][kind]
+        if not spare:
+            continue
+        part[i] = spare.pop(rng.randrange(len(spare)))
+        spare.append(line)
+        added += 1
+    state["churns"] = churn + 1
+    write_part(out_dir, n, part)
+    save_state(out_dir, state)
+    print(f"part-{n:02d}.yaml", added, added)
+
+
+def scrape(path):
+    """The soak's figures of one /metrics body (text format)."""
+    sample = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)")
+    seen, duplicates, up = set(), 0, set()
+    single = {}
+    errors, reloads = {}, {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            m = sample.match(line)
+            if not m:
+                continue
+            name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+            key = name + labels
+            if key in seen:
+                duplicates += 1
+            seen.add(key)
+            if name == "whatsapp_up":
+                t = re.search(r'target="([^"]*)"', labels)
+                if t:
+                    up.add(t.group(1))
+            elif name == "whatsapp_poll_errors_total":
+                r = re.search(r'reason="([^"]*)"', labels)
+                reason = r.group(1) if r else "?"
+                errors[reason] = errors.get(reason, 0) + float(value)
+            elif name == "whatsapp_exporter_config_reloads_total":
+                r = re.search(r'result="([^"]*)"', labels)
+                reloads[r.group(1) if r else "?"] = float(value)
+            elif name in (
+                "whatsapp_exporter_poller_tasks",
+                "whatsapp_exporter_runtime_alive_tasks",
+                "whatsapp_exporter_targets",
+            ):
+                single[name] = value
+
+    def figure(name):
+        return single.get(name, "-")
+
+    by_reason = ",".join(f"{r}={v:.0f}" for r, v in sorted(errors.items()) if v) or "none"
+    print(
+        len(seen),
+        duplicates,
+        len(up),
+        figure("whatsapp_exporter_poller_tasks"),
+        figure("whatsapp_exporter_runtime_alive_tasks"),
+        figure("whatsapp_exporter_targets"),
+        f"{sum(errors.values()):.0f}",
+        f"{reloads.get('success', 0):.0f}",
+        f"{reloads.get('failure', 0):.0f}",
+        by_reason,
+    )
+
+
+def fleet_rate(stats_path):
+    stats = json.load(open(stats_path))
+    counts = stats["per_second"]["counts"][-10:]
+    rate = sum(counts) / len(counts) if counts else float("nan")
+    faults = sum(stats.get("faults", {}).get("answered", {}).values())
+    print(f"{rate:.0f}", sum(stats["requests"].values()), faults)
+
+
 def median(*xs):
     values = sorted(float(x) for x in xs if x not in ("nan", ""))
     if not values:
@@ -268,6 +438,10 @@ def main():
         "series": series,
         "median": median,
         "table": table,
+        "soak-setup": soak_setup,
+        "soak-churn": soak_churn,
+        "scrape": scrape,
+        "fleet-rate": fleet_rate,
     }
     if command not in commands:
         sys.exit(__doc__)
