@@ -97,6 +97,10 @@ struct BodyCache {
     encoded_at: Option<Instant>,
     hold: Duration,
     plain: [Option<Arc<[Bytes]>>; 2],
+    /// When each of `plain` was made, to let it go (see [`ENCODING_KEPT_FOR`]).
+    plain_made: [Option<Instant>; 2],
+    /// A task is on its way to let the encodings go.
+    release_scheduled: bool,
     gzip: [Option<crate::gzip::Head>; 2],
 }
 
@@ -376,6 +380,7 @@ impl Exporter {
             *cache = BodyCache {
                 generation: self.changes.load(Ordering::Acquire),
                 target_set,
+                release_scheduled: cache.release_scheduled,
                 ..BodyCache::default()
             };
         }
@@ -395,7 +400,10 @@ impl Exporter {
                     cache.hold = (started.elapsed() * ENCODING_HOLD_FACTOR).min(MAX_ENCODING_HOLD);
                 }
                 cache.plain[slot] = Some(Arc::clone(&body));
-                self.let_go_later(slot, &body);
+                cache.plain_made[slot] = Some(Instant::now());
+                if !cache.release_scheduled {
+                    cache.release_scheduled = self.let_go_later();
+                }
                 body
             }
         };
@@ -417,24 +425,32 @@ impl Exporter {
         head.with_tail(own.as_bytes())
     }
 
-    /// Drops the cache's hold on `body` after [`ENCODING_KEPT_FOR`] (scrapes still sending
-    /// it keep it until they are done). Outside a runtime (some tests) it stays cached.
-    fn let_go_later(&self, slot: usize, body: &Arc<[Bytes]>) {
+    /// Starts the task that drops the cache's encodings once they are
+    /// [`ENCODING_KEPT_FOR`] old (scrapes still sending one keep it until they are done);
+    /// it ends when none is left. One at a time; false outside a runtime (some tests),
+    /// where encodings stay cached.
+    fn let_go_later(&self) -> bool {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
+            return false;
         };
         let cache = Arc::clone(&self.body_cache);
-        let encoded = Arc::downgrade(body);
         runtime.spawn(async move {
-            tokio::time::sleep(ENCODING_KEPT_FOR).await;
-            let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-            let current = cache.plain[slot]
-                .as_ref()
-                .is_some_and(|body| std::ptr::addr_eq(Arc::as_ptr(body), encoded.as_ptr()));
-            if current {
-                cache.plain[slot] = None;
+            loop {
+                tokio::time::sleep(ENCODING_KEPT_FOR).await;
+                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+                for slot in 0..2 {
+                    if cache.plain_made[slot].is_some_and(|at| at.elapsed() >= ENCODING_KEPT_FOR) {
+                        cache.plain[slot] = None;
+                        cache.plain_made[slot] = None;
+                    }
+                }
+                if cache.plain.iter().all(Option::is_none) {
+                    cache.release_scheduled = false;
+                    return;
+                }
             }
         });
+        true
     }
 
     /// The targets' families, sharing the buffers their polls left.
