@@ -239,15 +239,7 @@ fn metrics(request: &Request<Incoming>, exporter: &Exporter) -> Response<Chunks>
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(header("accept"));
     let gzip = accepts_gzip(header("accept-encoding"));
-    let mut response = Response::builder()
-        .header(CONTENT_TYPE, format.content_type())
-        .header(VARY, "Accept, Accept-Encoding");
-    if gzip {
-        response = response.header(CONTENT_ENCODING, "gzip");
-    }
-    response
-        .body(Chunks::from(exporter.exposition(format, gzip)))
-        .unwrap_or_else(|_| plain_error())
+    exposition_response(exporter.exposition(format, gzip), format, gzip)
 }
 
 /// Part of the scraper's timeout left for its own work, as blackbox_exporter's
@@ -290,18 +282,24 @@ async fn probe(request: &Request<Incoming>, exporter: &Exporter) -> Response<Chu
 
 /// An exposition body in `format`, gzipped when the scraper accepts it.
 fn exposition(body: String, format: Format, accept_encoding: Option<&str>) -> Response<Chunks> {
-    let mut response = Response::builder()
-        .header(CONTENT_TYPE, format.content_type())
-        .header(VARY, "Accept, Accept-Encoding");
-    let bytes = if accepts_gzip(accept_encoding) {
-        response = response.header(CONTENT_ENCODING, "gzip");
+    let gzip = accepts_gzip(accept_encoding);
+    let bytes = if gzip {
         crate::gzip::compress(body.as_bytes())
     } else {
         Bytes::from(body)
     };
-    response
-        .body(Chunks::one(bytes))
-        .unwrap_or_else(|_| plain_error())
+    exposition_response(Chunks::one(bytes), format, gzip)
+}
+
+/// An exposition answer: its content type, and its encoding when gzipped.
+fn exposition_response(body: impl Into<Chunks>, format: Format, gzip: bool) -> Response<Chunks> {
+    let mut response = Response::builder()
+        .header(CONTENT_TYPE, format.content_type())
+        .header(VARY, "Accept, Accept-Encoding");
+    if gzip {
+        response = response.header(CONTENT_ENCODING, "gzip");
+    }
+    response.body(body.into()).unwrap_or_else(|_| plain_error())
 }
 
 fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
@@ -392,21 +390,29 @@ impl hyper::body::Body for Chunks {
         let Some(first) = this.chunk(this.next).cloned() else {
             return Poll::Ready(None);
         };
-        this.next += 1;
-        let frame = if first.len() >= FRAME_SIZE {
+        // The run of chunks that fits in one frame; a lone chunk (a big one, or the whole
+        // of a small answer) goes as it is, without a copy.
+        let mut end = this.next + 1;
+        let mut size = first.len();
+        while let Some(chunk) = this.chunk(end) {
+            if size + chunk.len() > FRAME_SIZE {
+                break;
+            }
+            size += chunk.len();
+            end += 1;
+        }
+        let frame = if end == this.next + 1 {
             first
         } else {
-            let mut frame = BytesMut::with_capacity(FRAME_SIZE);
-            frame.extend_from_slice(&first);
-            while let Some(chunk) = this.chunk(this.next) {
-                if frame.len() + chunk.len() > FRAME_SIZE {
-                    break;
+            let mut frame = BytesMut::with_capacity(size);
+            for index in this.next..end {
+                if let Some(chunk) = this.chunk(index) {
+                    frame.extend_from_slice(chunk);
                 }
-                frame.extend_from_slice(chunk);
-                this.next += 1;
             }
             frame.freeze()
         };
+        this.next = end;
         this.remaining -= frame.len() as u64;
         Poll::Ready(Some(Ok(Frame::data(frame))))
     }
