@@ -182,8 +182,8 @@ pub struct Samples {
     /// Position + 1 in `lines` (and `spans`) of each family's text, 0 when it has none: a
     /// lookup per family and part at every encoding of /metrics must be cheap.
     index: FamilyIndex,
-    /// Lines while samples are being added.
-    lines: Vec<(Family, String)>,
+    /// Lines while samples are being added, one string per family in `index` order.
+    lines: Vec<String>,
     /// Once packed: every family's lines, one after the other, and where each is.
     packed: Bytes,
     spans: Vec<(u32, u32)>,
@@ -208,27 +208,24 @@ impl Samples {
         }
         let slot = self.index.0[family as usize];
         let index = if slot == 0 {
-            self.lines.push((family, String::new()));
+            self.lines.push(String::new());
             // At most one entry per family, and the catalog has fewer than 255.
             self.index.0[family as usize] = self.lines.len() as u8;
             self.lines.len() - 1
         } else {
             usize::from(slot) - 1
         };
-        &mut self.lines[index].1
+        &mut self.lines[index]
     }
 
     /// Back to one string per family, to add more lines after [`Samples::shrink`].
     fn unpack(&mut self) {
-        let mut families: Vec<(u8, Family)> = Family::ALL
+        self.lines = self
+            .spans
             .iter()
-            .map(|&family| (self.index.0[family as usize], family))
-            .filter(|(slot, _)| *slot != 0)
-            .collect();
-        families.sort_unstable_by_key(|(slot, _)| *slot);
-        self.lines = families
-            .into_iter()
-            .map(|(_, family)| (family, self.lines(family).to_owned()))
+            .map(|&(start, end)| {
+                String::from_utf8_lossy(&self.packed[start as usize..end as usize]).into_owned()
+            })
             .collect();
         self.packed = Bytes::new();
         self.spans = Vec::new();
@@ -300,7 +297,7 @@ impl Samples {
             slot => self
                 .lines
                 .get(usize::from(slot) - 1)
-                .map_or("", |(_, text)| text.as_str()),
+                .map_or("", String::as_str),
         }
     }
 
@@ -330,7 +327,7 @@ impl Samples {
         }
         let mut packed = Vec::with_capacity(self.len());
         let mut spans = Vec::with_capacity(self.lines.len());
-        for (_, text) in &self.lines {
+        for text in &self.lines {
             let start = packed.len();
             packed.extend_from_slice(text.as_bytes());
             // A target's lines stay far below 4 GiB: answers are capped by body_size_limit
@@ -352,7 +349,7 @@ impl Samples {
     /// Bytes of exposition held, for sizing buffers.
     pub fn len(&self) -> usize {
         if self.spans.is_empty() {
-            self.lines.iter().map(|(_, text)| text.len()).sum()
+            self.lines.iter().map(String::len).sum()
         } else {
             self.packed.len()
         }
@@ -361,9 +358,12 @@ impl Samples {
     /// Number of series held (one line each).
     pub fn series(&self) -> usize {
         if !self.spans.is_empty() {
-            return count_lines(std::str::from_utf8(&self.packed).unwrap_or_default());
+            return count_lines(&self.packed);
         }
-        self.lines.iter().map(|(_, text)| count_lines(text)).sum()
+        self.lines
+            .iter()
+            .map(|text| count_lines(text.as_bytes()))
+            .sum()
     }
 
     /// Keeps the first `max` series in exposition order and drops the rest, so one answer
@@ -379,8 +379,8 @@ impl Samples {
             if slot == 0 {
                 continue;
             }
-            let text = &mut self.lines[usize::from(slot) - 1].1;
-            let count = count_lines(text);
+            let text = &mut self.lines[usize::from(slot) - 1];
+            let count = count_lines(text.as_bytes());
             let room = max - kept;
             if count <= room {
                 kept += count;
@@ -401,8 +401,8 @@ impl Samples {
     }
 }
 
-fn count_lines(text: &str) -> usize {
-    text.bytes().filter(|&b| b == b'\n').count()
+fn count_lines(text: &[u8]) -> usize {
+    text.iter().filter(|&&b| b == b'\n').count()
 }
 
 const FAMILIES: usize = Family::ALL.len();
