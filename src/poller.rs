@@ -465,9 +465,7 @@ impl Runner {
 /// Exponential backoff with jitter, capped at the interval: the extra wait after the
 /// `attempt`-th refusal in a row.
 fn backoff(attempt: u32, interval: Duration) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(16));
-    let capped = exp.min(interval);
-    capped.mul_f64(0.5 + fastrand::f64() * 0.5)
+    crate::upstream::doubling(BACKOFF_BASE, attempt, interval).mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
 /// Runs the polling loop that `start` makes for `target` and, when it panics, counts the

@@ -374,6 +374,13 @@ pub fn secret_header(value: &str) -> Result<HeaderValue, PollError> {
     Ok(header)
 }
 
+/// `base` doubled for each failure in a row after the first (`attempt` counts from 1), at
+/// most `cap`: the waits of every backoff.
+pub fn doubling(base: Duration, attempt: u32, cap: Duration) -> Duration {
+    base.saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(cap)
+}
+
 /// A target's base URL and the URLs joined to it so far. A target asks for the same few
 /// paths at every poll, and parsing a URL costs more than the rest of building a request.
 #[derive(Debug)]

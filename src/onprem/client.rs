@@ -111,9 +111,7 @@ impl OnPremClient {
     /// Holds the next login back, twice as long as the last time.
     fn login_refused(&mut self) {
         self.login_refusals = self.login_refusals.saturating_add(1);
-        let delay = LOGIN_BACKOFF_BASE
-            .saturating_mul(1 << self.login_refusals.saturating_sub(1).min(16))
-            .min(LOGIN_BACKOFF_MAX);
+        let delay = upstream::doubling(LOGIN_BACKOFF_BASE, self.login_refusals, LOGIN_BACKOFF_MAX);
         self.next_login_at = Some(Instant::now() + delay);
         tracing::debug!(
             refusals = self.login_refusals,
