@@ -357,9 +357,10 @@ impl Exporter {
         String::from_utf8_lossy(&self.exposition(format, false).to_vec()).into_owned()
     }
 
-    /// The /metrics body in `format`, gzipped or not. The targets' families are encoded (and compressed) once per change of the
-    /// data and shared by every scrape until the next change; only the exporter's own few
-    /// series are rendered per request (CPU and memory are read at each scrape).
+    /// The /metrics body in `format`, gzipped or not. The targets' families are encoded
+    /// (and compressed) when the data changed, at most once per hold (see
+    /// [`ENCODING_HOLD_FACTOR`]), and shared by the scrapes meanwhile; only the exporter's
+    /// own few series are rendered per request (CPU and memory are read at each scrape).
     pub fn exposition(&self, format: Format, gzip: bool) -> Body {
         let mut own = String::with_capacity(4096);
         self.metrics.render(&mut own, format);
@@ -586,7 +587,7 @@ mod tests {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum()
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(20);
         let metrics = loop {
             let metrics = exporter.render(Format::Text);
             if count(&metrics, "whatsapp_exporter_target_panics_total ") >= 3.0
@@ -595,7 +596,7 @@ mod tests {
                 break metrics;
             }
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "no panics counted or the other target stopped:\n{metrics}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
