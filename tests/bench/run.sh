@@ -86,18 +86,14 @@ done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BENCH="$ROOT/tests/bench"
+# shellcheck source=tests/bench/common.sh
+. "$BENCH/common.sh"
 WORK="$(mktemp -d /tmp/wa-bench.XXXXXX)"
 chmod 755 "$WORK"
 ROWS="$WORK/rows.tsv"
 : >"$ROWS"
 PIDS=()
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() {
-    log "FAILED: $*"
-    exit 1
-}
-py() { python3 "$BENCH/bench.py" "$@"; }
 
 cleanup() {
     local pid
@@ -118,36 +114,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Waits (at most 10 s) until a process is gone (or a zombie nobody reaps).
-wait_gone() {
-    local pid=$1 i
-    for ((i = 0; i < 200; i++)); do
-        [[ -e /proc/$pid ]] || return 0
-        [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]] && return 0
-        sleep 0.05
-    done
-}
-
 stop() {
     local pid=$1
     kill -TERM "$pid" 2>/dev/null
     wait_gone "$pid"
 }
 
-# Waits until URL answers 200 (at most $2 seconds).
-wait_http() {
-    local url=$1 limit=${2:-20} i
-    for ((i = 0; i < limit * 20; i++)); do
-        if [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" == 200 ]]; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    return 1
-}
-
-# Arithmetic on decimals.
-calc() { awk "BEGIN { x = $1; if (x != x) print \"nan\"; else printf \"%.6g\", x }" 2>/dev/null || echo nan; }
 fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "nan" || x == "") print "n/a"; else printf "%.*f", d, x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 yes_if() { awk -v a="$1" -v b="$3" -v op="$2" 'BEGIN {
@@ -161,7 +133,6 @@ section() { printf '%s\n' "$1" >>"$ROWS"; }
 cpu() { py cpu "$@"; }
 rss_kib() { py mem "$1" | awk '{print $1}'; }
 hwm_kib() { py mem "$1" | awk '{print $2}'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # Every process of an nginx master: itself and its workers.
 nginx_pids() { echo "$1 $(ps -o pid= --ppid "$1" | tr '\n' ' ')"; }
