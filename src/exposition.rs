@@ -57,7 +57,7 @@ families! {
     LastPollSuccess => "whatsapp_last_poll_success_timestamp_seconds", Gauge,
         "Unix time of the last successful poll of this endpoint.";
     PollErrors => "whatsapp_poll_errors_total", Counter,
-        "Failed polls of this endpoint by reason: timeout, connect, tls, http_status, unauthorized, rate_limited, unavailable, decode, body_too_large.";
+        "Failed polls of this endpoint by reason: timeout, dns, connection_refused, connection_reset, connect, tls_unknown_ca, tls_expired, tls_wrong_host, tls, http_status, unauthorized, rate_limited, unavailable, decode, body_too_large.";
     AuthTokenExpiry => "whatsapp_auth_token_expiry_timestamp_seconds", Gauge,
         "Unix time at which the current login (Bearer) token expires.";
     ApiInfo => "whatsapp_api_info", Info,
@@ -754,7 +754,7 @@ mod tests {
              # TYPE whatsapp_up gauge\n\
              whatsapp_up{target=\"a\"} 1\n\
              whatsapp_up{target=\"b\"} 0\n\
-             # HELP whatsapp_poll_errors_total Failed polls of this endpoint by reason: timeout, connect, tls, http_status, unauthorized, rate_limited, unavailable, decode, body_too_large.\n\
+             # HELP whatsapp_poll_errors_total Failed polls of this endpoint by reason: timeout, dns, connection_refused, connection_reset, connect, tls_unknown_ca, tls_expired, tls_wrong_host, tls, http_status, unauthorized, rate_limited, unavailable, decode, body_too_large.\n\
              # TYPE whatsapp_poll_errors_total counter\n\
              whatsapp_poll_errors_total{target=\"a\",endpoint=\"health\",reason=\"timeout\"} 2\n"
         );

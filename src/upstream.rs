@@ -16,7 +16,18 @@ use crate::config::TlsConfig;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     Timeout,
+    /// The host name did not resolve.
+    Dns,
+    ConnectionRefused,
+    /// The peer reset the connection: while connecting, sending, or reading the body.
+    ConnectionReset,
+    /// Any other failure of the connection, or one that closed before the body was whole.
     Connect,
+    TlsUnknownCa,
+    /// The certificate's validity ended (not-yet-valid certificates count as `tls`).
+    TlsExpired,
+    TlsWrongHost,
+    /// Any other TLS failure: the log line says which.
     Tls,
     HttpStatus,
     Unauthorized,
@@ -28,9 +39,15 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Timeout,
+        Reason::Dns,
+        Reason::ConnectionRefused,
+        Reason::ConnectionReset,
         Reason::Connect,
+        Reason::TlsUnknownCa,
+        Reason::TlsExpired,
+        Reason::TlsWrongHost,
         Reason::Tls,
         Reason::HttpStatus,
         Reason::Unauthorized,
@@ -43,7 +60,13 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Timeout => "timeout",
+            Reason::Dns => "dns",
+            Reason::ConnectionRefused => "connection_refused",
+            Reason::ConnectionReset => "connection_reset",
             Reason::Connect => "connect",
+            Reason::TlsUnknownCa => "tls_unknown_ca",
+            Reason::TlsExpired => "tls_expired",
+            Reason::TlsWrongHost => "tls_wrong_host",
             Reason::Tls => "tls",
             Reason::HttpStatus => "http_status",
             Reason::Unauthorized => "unauthorized",
@@ -271,28 +294,80 @@ pub fn classify(err: &reqwest::Error) -> PollError {
         return PollError::new(Reason::Timeout, "request timed out");
     }
     if let Some(tls) = tls_cause(err) {
-        return PollError::new(Reason::Tls, format!("TLS: {tls}"));
+        return PollError::new(tls_reason(tls), format!("TLS: {tls}"));
     }
     if err.is_redirect() {
         return PollError::new(Reason::HttpStatus, format!("redirect: {}", root_cause(err)));
     }
+    let io_reason = match io_cause(err) {
+        Some(std::io::ErrorKind::ConnectionRefused) => Reason::ConnectionRefused,
+        Some(std::io::ErrorKind::ConnectionReset) => Reason::ConnectionReset,
+        _ => Reason::Connect,
+    };
     if err.is_connect() {
-        return PollError::new(Reason::Connect, format!("connect: {}", root_cause(err)));
+        let reason = if resolving_failed(err) {
+            Reason::Dns
+        } else {
+            io_reason
+        };
+        return PollError::new(reason, format!("connect: {}", root_cause(err)));
     }
     if err.is_decode() || err.is_body() {
-        return PollError::new(
-            Reason::Connect,
-            format!("reading body: {}", root_cause(err)),
-        );
+        return PollError::new(io_reason, format!("reading body: {}", root_cause(err)));
     }
-    PollError::new(Reason::Connect, root_cause(err))
+    PollError::new(io_reason, root_cause(err))
 }
 
-fn tls_cause(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+fn tls_reason(err: &rustls::Error) -> Reason {
+    use rustls::CertificateError as Cert;
+    match err {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            Cert::UnknownIssuer => Reason::TlsUnknownCa,
+            Cert::Expired | Cert::ExpiredContext { .. } => Reason::TlsExpired,
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. } => Reason::TlsWrongHost,
+            _ => Reason::Tls,
+        },
+        _ => Reason::Tls,
+    }
+}
+
+/// hyper-util's connector reports a failed lookup as a private error type whose text is
+/// exactly "dns error" (its cause, the resolver's io::Error, has no kind of its own).
+fn resolving_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.to_string() == "dns error" {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// The kind of the first io::Error in the chain that says more than `Other`, looking
+/// inside io::Errors too (they hide what they wrap from source()).
+fn io_cause(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        let mut layer = e.downcast_ref::<std::io::Error>();
+        while let Some(io) = layer {
+            if io.kind() != std::io::ErrorKind::Other {
+                return Some(io.kind());
+            }
+            layer = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>());
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn tls_cause<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
         if let Some(tls) = rustls_error(e) {
-            return Some(tls.to_string());
+            return Some(tls);
         }
         current = e.source();
     }
@@ -613,29 +688,82 @@ mod tests {
         let tls = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let direct = std::io::Error::new(std::io::ErrorKind::InvalidData, tls());
         assert_eq!(
-            tls_cause(&direct).as_deref(),
+            tls_cause(&direct).map(ToString::to_string).as_deref(),
             Some("invalid peer certificate: UnknownIssuer")
         );
         let nested =
             std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls()));
         assert_eq!(
-            tls_cause(&nested).as_deref(),
-            Some("invalid peer certificate: UnknownIssuer")
+            tls_cause(&nested).map(tls_reason),
+            Some(Reason::TlsUnknownCa)
         );
         let plain =
             std::io::Error::other(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(tls_cause(&plain), None);
     }
 
+    #[test]
+    fn certificate_errors_have_a_reason_each() {
+        use rustls::CertificateError as Cert;
+        let reason = |cert| tls_reason(&rustls::Error::InvalidCertificate(cert));
+        assert_eq!(reason(Cert::UnknownIssuer), Reason::TlsUnknownCa);
+        assert_eq!(reason(Cert::Expired), Reason::TlsExpired);
+        assert_eq!(reason(Cert::NotValidForName), Reason::TlsWrongHost);
+        assert_eq!(reason(Cert::NotValidYet), Reason::Tls);
+        assert_eq!(reason(Cert::BadSignature), Reason::Tls);
+        assert_eq!(
+            tls_reason(&rustls::Error::HandshakeNotComplete),
+            Reason::Tls
+        );
+    }
+
+    #[test]
+    fn io_kinds_are_found_through_other_layers() {
+        let nested =
+            std::io::Error::other(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(io_cause(&nested), Some(std::io::ErrorKind::ConnectionReset));
+        let opaque = std::io::Error::other("no kind");
+        assert_eq!(io_cause(&opaque), None);
+    }
+
+    async fn failure_of(url: String) -> PollError {
+        let client = build_client(&TlsConfig::default()).unwrap();
+        fetch(client.get(url), 1024).await.unwrap_err()
+    }
+
     #[tokio::test]
-    async fn connection_refused_is_connect() {
+    async fn connection_refused_has_its_reason() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let client = build_client(&TlsConfig::default()).unwrap();
-        let err = fetch(client.get(format!("http://{addr}/")), 1024)
-            .await
-            .unwrap_err();
-        assert_eq!(err.reason, Reason::Connect, "{err}");
+        let err = failure_of(format!("http://{addr}/")).await;
+        assert_eq!(err.reason, Reason::ConnectionRefused, "{err}");
+        assert!(err.message.starts_with("connect: "), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_reset_before_the_answer_has_its_reason() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            // Reading the request first makes the close a reset of an open exchange.
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+            stream.set_zero_linger().unwrap();
+            drop(stream);
+        });
+        let err = failure_of(format!("http://{addr}/")).await;
+        assert_eq!(err.reason, Reason::ConnectionReset, "{err}");
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_has_its_reason() {
+        // A label over 63 bytes fails inside the resolver library, before any query
+        // leaves the machine.
+        let name = format!("{}.invalid", "a".repeat(64));
+        let err = failure_of(format!("http://{name}:10109/")).await;
+        assert_eq!(err.reason, Reason::Dns, "{err}");
     }
 }

@@ -198,7 +198,7 @@ async fn unreachable_and_refused_targets_fail_alone() {
     let metrics = run
         .wait_until(
             |m| {
-                value(m, "whatsapp_poll_errors_total{target=\"refused\",endpoint=\"health\",reason=\"connect\"}")
+                value(m, "whatsapp_poll_errors_total{target=\"refused\",endpoint=\"health\",reason=\"connection_refused\"}")
                     .is_some_and(|v| v >= 2.0)
                     && value(m, "whatsapp_poll_errors_total{target=\"wrong-key\",endpoint=\"health\",reason=\"unauthorized\"}")
                         .is_some_and(|v| v >= 2.0)

@@ -456,12 +456,12 @@ async fn metrics_answer_while_every_upstream_is_down() {
         })
         .await;
     for target in targets {
-        let connect = format!("whatsapp_poll_errors_total{{target=\"{target}\",");
+        let refused = format!("whatsapp_poll_errors_total{{target=\"{target}\",");
         assert!(
-            metrics
-                .lines()
-                .any(|l| l.starts_with(&connect) && l.contains("reason=\"connect\"")),
-            "no connect error counted for {target}\n{metrics}"
+            metrics.lines().any(|l| l.starts_with(&refused)
+                && l.contains("reason=\"connection_refused\"}")
+                && !l.ends_with(" 0")),
+            "no refused connection counted for {target}\n{metrics}"
         );
     }
     for line in [

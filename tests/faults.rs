@@ -249,7 +249,7 @@ async fn body_and_stream_faults_each_counted_and_logged() {
     let cases: [(Fault, &str, &str); 8] = [
         (
             Fault::Reset,
-            "connect",
+            "connection_reset",
             "reading body: Connection reset by peer (os error 104)",
         ),
         (
@@ -483,13 +483,10 @@ async fn refused_dns_and_tls_failures_each_counted_and_logged() {
             &tls,
         ));
         text.push_str(&onprem("refused", &format!("http://{refused}"), o, ""));
-        // .invalid never resolves (RFC 6761): no query leaves for a real name.
-        text.push_str(&onprem(
-            "dns",
-            "http://whatsapp-exporter-fault.invalid:10109",
-            o,
-            "",
-        ));
+        // A label over 63 bytes fails inside the resolver library: the name does not
+        // resolve and no query leaves the machine.
+        let unresolvable = format!("http://{}.invalid:10109", "a".repeat(64));
+        text.push_str(&onprem("dns", &unresolvable, o, ""));
         text
     })
     .await;
@@ -501,25 +498,29 @@ async fn refused_dns_and_tls_failures_each_counted_and_logged() {
     let before = run.metrics().await;
     let bystander = Bystander::watch(&run);
     let cases = [
-        ("refused", "connect", "connect: Connection refused"),
+        (
+            "refused",
+            "connection_refused",
+            "connect: Connection refused",
+        ),
         (
             "dns",
-            "connect",
+            "dns",
             "connect: failed to lookup address information",
         ),
         (
             "tls-unknown-ca",
-            "tls",
+            "tls_unknown_ca",
             "TLS: invalid peer certificate: UnknownIssuer",
         ),
         (
             "tls-expired",
-            "tls",
+            "tls_expired",
             "TLS: invalid peer certificate: certificate expired",
         ),
         (
             "tls-wrong-host",
-            "tls",
+            "tls_wrong_host",
             "TLS: invalid peer certificate: certificate not valid for name \\\"127.0.0.1\\\"",
         ),
     ];

@@ -290,7 +290,7 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
     ] {
         scene.wait_for_failure(0, target, endpoint, "unauthorized");
     }
-    scene.wait_for_failure(0, "onprem-closed", "health", "connect");
+    scene.wait_for_failure(0, "onprem-closed", "health", "connection_refused");
 
     // The simulator's failure switches, one after the other, on the good target.
     let sim = simulator.simulator().clone();
