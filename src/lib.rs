@@ -14,6 +14,7 @@ pub mod exporter;
 pub mod exposition;
 pub mod graph;
 pub mod gzip;
+pub mod json;
 pub mod kapso;
 pub mod logging;
 pub mod onprem;

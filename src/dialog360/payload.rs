@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::graph::payload::{lenient_bool, lenient_i64};
 pub use crate::graph::payload::{
     parse_health_status_body, Entity, EntityError, HealthStatus, PayloadError,
 };
+use crate::json::{lenient_bool, lenient_i64, strip_bom};
 
 /// The `meta` object of a 360dialog error envelope.
 ///
@@ -31,8 +31,7 @@ pub struct Dialog360Error {
 /// `success` a boolean or `"true"`/`"false"`, and the snake_case spellings `http_code` and
 /// `developer_message` are accepted too; fields of other types are left out. Never fails.
 pub fn parse_error(body: &[u8]) -> Option<Dialog360Error> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(body) else {
+    let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(strip_bom(body)) else {
         return None;
     };
     let meta = root.get("meta")?.as_object()?;

@@ -16,21 +16,18 @@
 //! them. Upstream strings are kept whole in the returned values; where one is quoted in an
 //! error message it is cut at 200 characters, and whole bodies never go into error messages.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// Longest upstream string (in characters) copied into an error message.
-const CLIP_CHARS: usize = 200;
-
-/// Path used in errors for the top-level JSON value.
-const ROOT: &str = "$";
+use crate::json::{
+    as_object, clip, field, index, key, lenient_bool, lenient_f64, lenient_i64, load, opt_id,
+    opt_str, present, required_str, strip_bom, top_level_object, wrong_type, Obj, ROOT,
+};
 
 /// The usage measures Graph reports, in percent of the budget (sorted by name).
 const MEASURES: &[&str] = &["call_count", "total_cputime", "total_time"];
 
 /// Minutes until a rate-limited business object can call again.
 const REGAIN_ACCESS: &str = "estimated_time_to_regain_access";
-
-pub(crate) type Obj = Map<String, Value>;
 
 /// Meta's messaging health of a node: the overall value and one entry per entity.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,39 +156,9 @@ pub struct Usage {
     pub ratio: f64,
 }
 
-/// Why a body (or header) could not be parsed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PayloadError {
-    /// The body is empty (or only whitespace).
-    #[error("empty response body")]
-    EmptyBody,
-    /// The body ends in the middle of a JSON value.
-    #[error("truncated JSON: unexpected end of input at line {line}, column {column}")]
-    Truncated { line: usize, column: usize },
-    /// The body is not valid JSON.
-    #[error("malformed JSON at line {line}, column {column}: {message}")]
-    Malformed {
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    /// A required object or field is absent or `null`.
-    #[error("missing required field `{path}` (absent or null)")]
-    Missing { path: String },
-    /// A field is present with the wrong JSON type.
-    #[error("wrong type at `{path}`: expected {expected}, found {found}")]
-    WrongType {
-        path: String,
-        expected: &'static str,
-        found: &'static str,
-    },
-    /// A field has the right type but a value that cannot be used.
-    #[error("invalid value at `{path}`: {reason}")]
-    Invalid { path: String, reason: String },
-    /// A 2xx body that is a Graph error envelope.
-    #[error("{0}")]
-    Graph(GraphError),
-}
+/// Why a body (or header) could not be parsed; the upstream error is a Graph error envelope
+/// on a 2xx body.
+pub type PayloadError = crate::json::PayloadError<GraphError>;
 
 // ---------------------------------------------------------------------------------------------
 // Health status
@@ -569,98 +536,18 @@ fn load_header(header: &str) -> Result<Obj, PayloadError> {
             reason: "empty header value".to_owned(),
         });
     }
-    match serde_json::from_str::<Value>(header) {
-        Ok(Value::Object(root)) => Ok(root),
-        Ok(other) => Err(wrong_type(ROOT, "object", &other)),
-        Err(e) => Err(json_error(&e)),
-    }
+    top_level_object(serde_json::from_str(header))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loading (shared with the 360dialog and Kapso parsers)
+// Loading and field access
 
-fn strip_bom(body: &[u8]) -> &[u8] {
-    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
-}
-
-/// Decodes the body into its top-level object.
-pub(crate) fn load(body: &[u8]) -> Result<Obj, PayloadError> {
-    let body = strip_bom(body);
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(PayloadError::EmptyBody);
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(root)) => Ok(root),
-        Ok(other) => Err(wrong_type(ROOT, "object", &other)),
-        Err(e) => Err(json_error(&e)),
-    }
-}
-
-/// [`load`], turning a Graph error envelope into [`PayloadError::Graph`].
+/// [`load`], turning a Graph error envelope into [`PayloadError::Upstream`].
 fn load_graph(body: &[u8]) -> Result<Obj, PayloadError> {
     let root = load(body)?;
     match graph_error_of(&root) {
-        Some(e) => Err(PayloadError::Graph(e)),
+        Some(e) => Err(PayloadError::Upstream(e)),
         None => Ok(root),
-    }
-}
-
-fn json_error(e: &serde_json::Error) -> PayloadError {
-    let (line, column) = (e.line(), e.column());
-    if e.is_eof() {
-        return PayloadError::Truncated { line, column };
-    }
-    let full = e.to_string();
-    let suffix = format!(" at line {line} column {column}");
-    let message = full.strip_suffix(&suffix).unwrap_or(&full);
-    PayloadError::Malformed {
-        line,
-        column,
-        message: clip(message),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Field access (shared with the 360dialog and Kapso parsers)
-
-/// The value of `name`, treating `null` as absent.
-pub(crate) fn present<'a>(o: &'a Obj, name: &str) -> Option<&'a Value> {
-    o.get(name).filter(|v| !v.is_null())
-}
-
-pub(crate) fn as_object<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, PayloadError> {
-    v.as_object().ok_or_else(|| wrong_type(path, "object", v))
-}
-
-pub(crate) fn required_str(o: &Obj, base: &str, name: &str) -> Result<String, PayloadError> {
-    opt_str(o, base, name)?.ok_or_else(|| PayloadError::Missing {
-        path: field(base, name),
-    })
-}
-
-pub(crate) fn opt_str(o: &Obj, base: &str, name: &str) -> Result<Option<String>, PayloadError> {
-    match present(o, name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(wrong_type(&field(base, name), "string", v)),
-    }
-}
-
-pub(crate) fn opt_bool(o: &Obj, base: &str, name: &str) -> Result<Option<bool>, PayloadError> {
-    match present(o, name) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(wrong_type(&field(base, name), "boolean", v)),
-    }
-}
-
-/// An id given as a JSON string or number (numbers become their decimal text).
-pub(crate) fn opt_id(o: &Obj, base: &str, name: &str) -> Result<Option<String>, PayloadError> {
-    match present(o, name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(v) => Err(wrong_type(&field(base, name), "string or number", v)),
     }
 }
 
@@ -700,99 +587,10 @@ fn opt_integer(o: &Obj, base: &str, name: &str) -> Result<Option<i64>, PayloadEr
     }
 }
 
-/// An integer from a number (integral, including `1005.0`) or a numeric string.
-pub(crate) fn lenient_i64(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                .map(|f| f as i64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// A finite number from a number or a numeric string.
-fn lenient_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    }
-    .filter(|f| f.is_finite())
-}
-
-/// A boolean from a boolean or `"true"`/`"false"` (any case).
-pub(crate) fn lenient_bool(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
-}
-
-pub(crate) fn wrong_type(path: &str, expected: &'static str, found: &Value) -> PayloadError {
-    PayloadError::WrongType {
-        path: path.to_owned(),
-        expected,
-        found: kind(found),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Paths and clipping (shared with the 360dialog and Kapso parsers)
-
-/// `base.name` for identifier-like names, else `base["name"]`; just `name` at the top level
-/// (empty `base`).
-pub(crate) fn field(base: &str, name: &str) -> String {
-    let ident = !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-    match (base.is_empty(), ident) {
-        (true, true) => name.to_owned(),
-        (false, true) => format!("{base}.{name}"),
-        (_, false) => key(base, name),
-    }
-}
-
-/// `base["key"]` for a dynamic key, escaped and clipped (`$["key"]` at the top level).
-pub(crate) fn key(base: &str, k: &str) -> String {
-    let base = if base.is_empty() { ROOT } else { base };
-    format!("{base}[\"{}\"]", clip(k).escape_debug())
-}
-
-fn index(base: &str, i: usize) -> String {
-    format!("{base}[{i}]")
-}
-
-/// Cuts an upstream string at [`CLIP_CHARS`] characters (marking the cut with `…`) and
-/// replaces control characters with spaces, so it is safe to put in an error message.
-pub(crate) fn clip(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(CLIP_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.chars().nth(CLIP_CHARS).is_some() {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::expected::{invalid, missing, wrong};
 
     macro_rules! fixture {
         ($dir:literal, $name:literal) => {
@@ -861,25 +659,6 @@ mod tests {
 
     fn templates_err(body: &str) -> PayloadError {
         parse_templates_page(body.as_bytes()).unwrap_err()
-    }
-
-    fn missing(path: &str) -> PayloadError {
-        PayloadError::Missing { path: path.into() }
-    }
-
-    fn wrong(path: &str, expected: &'static str, found: &'static str) -> PayloadError {
-        PayloadError::WrongType {
-            path: path.into(),
-            expected,
-            found,
-        }
-    }
-
-    fn invalid(path: &str, reason: &str) -> PayloadError {
-        PayloadError::Invalid {
-            path: path.into(),
-            reason: reason.into(),
-        }
     }
 
     fn phone(id: &str) -> PhoneNumber {
@@ -1777,7 +1556,7 @@ mod tests {
             assert_eq!(parse_graph_error(body), Some(want.clone()));
             assert_eq!(want.to_string(), display);
             // The same body with a 2xx status is an error for every parser.
-            let e = PayloadError::Graph(want);
+            let e = PayloadError::Upstream(want);
             assert_eq!(parse_health_status_body(body), Err(e.clone()));
             assert_eq!(parse_phone_number(body), Err(e.clone()));
             assert_eq!(parse_phone_numbers_page(body), Err(e.clone()));
@@ -2023,7 +1802,6 @@ mod tests {
             assert_eq!(parse_templates_page(body), Err(PayloadError::EmptyBody));
             assert_eq!(parse_phone_numbers_page(body), Err(PayloadError::EmptyBody));
         }
-        assert_eq!(PayloadError::EmptyBody.to_string(), "empty response body");
     }
 
     #[test]
@@ -2056,15 +1834,6 @@ mod tests {
         let full = fixture!("graph", "phone_number_v24.json");
         let e = parse_phone_number(&full[..full.len() / 2]).unwrap_err();
         assert!(matches!(e, PayloadError::Truncated { .. }), "{e:?}");
-        let e = parse_templates_page(b"{\"data\":[]}\n{}").unwrap_err();
-        assert_eq!(
-            e,
-            PayloadError::Malformed {
-                line: 2,
-                column: 1,
-                message: "trailing characters".into()
-            }
-        );
     }
 
     #[test]
@@ -2091,10 +1860,6 @@ mod tests {
             assert_eq!(phone_err(body), want, "{body}");
             assert_eq!(templates_err(body), want, "{body}");
         }
-        assert_eq!(
-            health_err("[]").to_string(),
-            "wrong type at `$`: expected object, found array"
-        );
     }
 
     #[test]
@@ -2160,16 +1925,5 @@ mod tests {
         ));
         assert_eq!(parse_graph_error(deep.as_bytes()), None);
         assert_eq!(regain_access_minutes(&deep), None);
-    }
-
-    #[test]
-    fn paths_escape_and_clip_keys() {
-        assert_eq!(field("", "data"), "data");
-        assert_eq!(field("a", "b_1"), "a.b_1");
-        assert_eq!(field("a", "b-c"), r#"a["b-c"]"#);
-        assert_eq!(field("", "b c"), r#"$["b c"]"#);
-        assert_eq!(key("", "a\"b\\c\nd"), r#"$["a\"b\\c d"]"#);
-        assert_eq!(clip(&"€".repeat(200)), "€".repeat(200));
-        assert_eq!(clip(&"€".repeat(201)), format!("{}…", "€".repeat(200)));
     }
 }

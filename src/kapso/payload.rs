@@ -10,11 +10,11 @@
 use serde_json::Value;
 
 pub use crate::graph::payload::PayloadError;
-use crate::graph::payload::{
-    as_object, clip, field, health_status_from_object, health_status_from_value, load, opt_bool,
-    opt_id, opt_str, present, required_str, wrong_type, HealthStatus, Obj,
+use crate::graph::payload::{health_status_from_object, health_status_from_value, HealthStatus};
+use crate::json::{
+    as_object, field, load, opt_bool, opt_id, opt_str, opt_timestamp, present, required_str,
+    strip_bom, wrong_type, Obj,
 };
-use crate::timestamp::parse_timestamp;
 
 /// A parsed config health body.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +120,7 @@ pub fn parse_health(body: &[u8]) -> Result<KapsoHealth, PayloadError> {
 
     let webhook_verified_at = match details(checks_obj, "webhook_verified")? {
         None => None,
-        Some((d, path)) => opt_timestamp(d, &path, "verified_at")?,
+        Some((d, path)) => opt_timestamp(d, &path, "verified_at", true)?,
     };
 
     Ok(KapsoHealth {
@@ -133,14 +133,13 @@ pub fn parse_health(body: &[u8]) -> Result<KapsoHealth, PayloadError> {
         webhook_app_id,
         webhook_verified_at,
         error: error_text(&root),
-        timestamp: opt_timestamp(&root, "", "timestamp")?,
+        timestamp: opt_timestamp(&root, "", "timestamp", true)?,
     })
 }
 
 /// The `error` text of a Kapso error body (e.g. a 401 or 404), if there is one; never fails.
 pub fn parse_error(body: &[u8]) -> Option<String> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    match serde_json::from_slice::<Value>(body) {
+    match serde_json::from_slice::<Value>(strip_bom(body)) {
         Ok(Value::Object(root)) => error_text(&root),
         _ => None,
     }
@@ -180,30 +179,11 @@ fn messaging_health(d: &Obj, path: &str) -> Result<Option<HealthStatus>, Payload
     }
 }
 
-/// A timestamp string (RFC 3339-like) or a number of unix seconds.
-fn opt_timestamp(o: &Obj, base: &str, name: &str) -> Result<Option<f64>, PayloadError> {
-    match present(o, name) {
-        None => Ok(None),
-        Some(Value::String(s)) => match parse_timestamp(s) {
-            Some(t) => Ok(Some(t)),
-            None => Err(PayloadError::Invalid {
-                path: field(base, name),
-                reason: format!("unparseable timestamp \"{}\"", clip(s).escape_debug()),
-            }),
-        },
-        Some(Value::Number(n)) => Ok(n.as_f64()),
-        Some(v) => Err(wrong_type(
-            &field(base, name),
-            "timestamp string or number",
-            v,
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::graph::payload::{Entity, EntityError};
+    use crate::json::expected::wrong;
 
     macro_rules! fixture {
         ($name:literal) => {
@@ -262,14 +242,6 @@ mod tests {
 
     fn health_err(body: &str) -> PayloadError {
         parse_health(body.as_bytes()).unwrap_err()
-    }
-
-    fn wrong(path: &str, expected: &'static str, found: &'static str) -> PayloadError {
-        PayloadError::WrongType {
-            path: path.into(),
-            expected,
-            found,
-        }
     }
 
     /// Wraps `checks` members into a minimal body.
@@ -713,13 +685,14 @@ mod tests {
         for body in [&b""[..], b" \n", b"\xEF\xBB\xBF"] {
             assert_eq!(parse_health(body), Err(PayloadError::EmptyBody));
         }
+        assert_eq!(health_err("[]"), wrong("$", "object", "array"));
         assert_eq!(
-            health_err("[]").to_string(),
-            "wrong type at `$`: expected object, found array"
-        );
-        assert_eq!(
-            health_err("<html>502</html>").to_string(),
-            "malformed JSON at line 1, column 1: expected value"
+            health_err("<html>502</html>"),
+            PayloadError::Malformed {
+                line: 1,
+                column: 1,
+                message: "expected value".into()
+            }
         );
         let full = fixture!("health_healthy.json");
         assert!(matches!(

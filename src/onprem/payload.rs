@@ -11,15 +11,13 @@
 //! Upstream strings that end up in error messages are cut at 200 characters, and whole
 //! bodies never go into error messages.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::json::{
+    clip, field, index, key, kind, lenient_i64, load, opt_bool, opt_str, opt_timestamp, present,
+    required_str, strip_bom, wrong_type, Obj,
+};
 use crate::timestamp::parse_timestamp;
-
-/// Longest upstream string (in characters) copied into an error message.
-const CLIP_CHARS: usize = 200;
-
-/// Path used in errors for the top-level JSON value.
-const ROOT: &str = "$";
 
 /// Fields whose presence in the `support` object means a single-instance response.
 const SUPPORT_SINGLE_KEYS: &[&str] = &[
@@ -35,8 +33,6 @@ const SUPPORT_SINGLE_KEYS: &[&str] = &[
     "device_iso8601",
 ];
 
-type Obj = Map<String, Value>;
-
 /// The `meta` object of the envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Meta {
@@ -44,12 +40,28 @@ pub struct Meta {
     pub api_status: Option<String>,
 }
 
-/// One entry of the envelope's `errors` array.
+/// One entry of the envelope's `errors` array (its strings already clipped).
+///
+/// Displays as `upstream error 1005: Access denied (details: ...)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub code: Option<i64>,
     pub title: Option<String>,
     pub details: Option<String>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("upstream error")?;
+        if let Some(code) = self.code {
+            write!(f, " {code}")?;
+        }
+        write!(f, ": {}", self.title.as_deref().unwrap_or("(no title)"))?;
+        if let Some(details) = &self.details {
+            write!(f, " (details: {details})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Single instance vs HA/multiconnect (keyed by "hostname:container-id").
@@ -128,43 +140,9 @@ impl std::fmt::Debug for LoginToken {
     }
 }
 
-/// Why a body could not be parsed into a report.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PayloadError {
-    /// The body is empty (or only whitespace).
-    #[error("empty response body")]
-    EmptyBody,
-    /// The body ends in the middle of a JSON value.
-    #[error("truncated JSON: unexpected end of input at line {line}, column {column}")]
-    Truncated { line: usize, column: usize },
-    /// The body is not valid JSON.
-    #[error("malformed JSON at line {line}, column {column}: {message}")]
-    Malformed {
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    /// A required object or field is absent or `null`.
-    #[error("missing required field `{path}` (absent or null)")]
-    Missing { path: String },
-    /// A field is present with the wrong JSON type.
-    #[error("wrong type at `{path}`: expected {expected}, found {found}")]
-    WrongType {
-        path: String,
-        expected: &'static str,
-        found: &'static str,
-    },
-    /// A field has the right type but a value that cannot be used.
-    #[error("invalid value at `{path}`: {reason}")]
-    Invalid { path: String, reason: String },
-    /// A 2xx body carrying a non-empty `errors` array and no payload (first error shown).
-    #[error("{}", upstream_message(.code, .title, .details))]
-    Upstream {
-        code: Option<i64>,
-        title: Option<String>,
-        details: Option<String>,
-    },
-}
+/// Why a body could not be parsed into a report; the upstream error is the first entry of a
+/// non-empty `errors` array on a 2xx body that has no payload.
+pub type PayloadError = crate::json::PayloadError<ApiError>;
 
 /// Parses a `/v1/health` body.
 pub fn parse_health(body: &[u8]) -> Result<HealthReport, PayloadError> {
@@ -249,38 +227,6 @@ pub fn envelope_errors(body: &[u8]) -> Vec<ApiError> {
 // ---------------------------------------------------------------------------------------------
 // Envelope
 
-fn strip_bom(body: &[u8]) -> &[u8] {
-    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
-}
-
-/// Decodes the body into its top-level object.
-fn load(body: &[u8]) -> Result<Obj, PayloadError> {
-    let body = strip_bom(body);
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(PayloadError::EmptyBody);
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(root)) => Ok(root),
-        Ok(other) => Err(wrong_type(ROOT, "object", &other)),
-        Err(e) => Err(json_error(&e)),
-    }
-}
-
-fn json_error(e: &serde_json::Error) -> PayloadError {
-    let (line, column) = (e.line(), e.column());
-    if e.is_eof() {
-        return PayloadError::Truncated { line, column };
-    }
-    let full = e.to_string();
-    let suffix = format!(" at line {line} column {column}");
-    let message = full.strip_suffix(&suffix).unwrap_or(&full);
-    PayloadError::Malformed {
-        line,
-        column,
-        message: clip(message),
-    }
-}
-
 /// The payload value `key`; when absent or null, the envelope's first error if any.
 fn payload_value<'a>(root: &'a Obj, key: &str) -> Result<&'a Value, PayloadError> {
     present(root, key).ok_or_else(|| {
@@ -301,15 +247,7 @@ fn payload_object<'a>(root: &'a Obj, key: &str) -> Result<&'a Obj, PayloadError>
 /// The first envelope error as [`PayloadError::Upstream`], else `otherwise`.
 fn upstream_or(root: &Obj, otherwise: PayloadError) -> PayloadError {
     match errors_of(root).into_iter().next() {
-        Some(ApiError {
-            code,
-            title,
-            details,
-        }) => PayloadError::Upstream {
-            code,
-            title,
-            details,
-        },
+        Some(first) => PayloadError::Upstream(first),
         None => otherwise,
     }
 }
@@ -324,22 +262,12 @@ fn errors_of(root: &Obj) -> Vec<ApiError> {
 fn api_error(v: &Value) -> Option<ApiError> {
     match v {
         Value::Object(o) => {
-            let code = match o.get("code") {
-                Some(Value::Number(n)) => n.as_i64().or_else(|| {
-                    // Integral float such as 1005.0.
-                    n.as_f64()
-                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                        .map(|f| f as i64)
-                }),
-                Some(Value::String(s)) => s.trim().parse().ok(),
-                _ => None,
-            };
             let text = |k: &str| match o.get(k) {
                 Some(Value::String(s)) => Some(clip(s)),
                 _ => None,
             };
             Some(ApiError {
-                code,
+                code: o.get("code").and_then(lenient_i64),
                 title: text("title"),
                 details: text("details"),
             })
@@ -351,23 +279,6 @@ fn api_error(v: &Value) -> Option<ApiError> {
         }),
         _ => None,
     }
-}
-
-fn upstream_message(
-    code: &Option<i64>,
-    title: &Option<String>,
-    details: &Option<String>,
-) -> String {
-    let mut s = String::from("upstream error");
-    if let Some(code) = code {
-        s.push_str(&format!(" {code}"));
-    }
-    s.push_str(": ");
-    s.push_str(title.as_deref().unwrap_or("(no title)"));
-    if let Some(details) = details {
-        s.push_str(&format!(" (details: {details})"));
-    }
-    s
 }
 
 fn meta(root: &Obj) -> Result<Option<Meta>, PayloadError> {
@@ -443,7 +354,7 @@ fn shard_count(o: &Obj, base: &str) -> Result<Option<u64>, PayloadError> {
     let ranges = v.as_array().ok_or_else(|| wrong_type(&path, "array", v))?;
     let mut total: u128 = 0;
     for (i, range) in ranges.iter().enumerate() {
-        let rpath = format!("{path}[{i}]");
+        let rpath = index(&path, i);
         let pair = range
             .as_array()
             .ok_or_else(|| wrong_type(&rpath, "array", range))?;
@@ -456,8 +367,8 @@ fn shard_count(o: &Obj, base: &str) -> Result<Option<u64>, PayloadError> {
                 ),
             });
         };
-        let first = integer(first, &format!("{rpath}[0]"))?;
-        let last = integer(last, &format!("{rpath}[1]"))?;
+        let first = integer(first, &index(&rpath, 0))?;
+        let last = integer(last, &index(&rpath, 1))?;
         if last < first {
             return Err(PayloadError::Invalid {
                 path: rpath,
@@ -493,33 +404,6 @@ fn integer(v: &Value, path: &str) -> Result<i128, PayloadError> {
             found,
         }
     })
-}
-
-fn opt_timestamp(
-    o: &Obj,
-    base: &str,
-    name: &str,
-    allow_number: bool,
-) -> Result<Option<f64>, PayloadError> {
-    match present(o, name) {
-        None => Ok(None),
-        Some(Value::String(s)) => match parse_timestamp(s) {
-            Some(t) => Ok(Some(t)),
-            None => Err(PayloadError::Invalid {
-                path: field(base, name),
-                reason: format!("unparseable timestamp \"{}\"", clip(s).escape_debug()),
-            }),
-        },
-        Some(Value::Number(n)) if allow_number => Ok(n.as_f64()),
-        Some(v) => {
-            let expected = if allow_number {
-                "timestamp string or number"
-            } else {
-                "timestamp string"
-            };
-            Err(wrong_type(&field(base, name), expected, v))
-        }
-    }
 }
 
 fn free_space(o: &Obj, base: &str) -> Result<Vec<(String, f64)>, PayloadError> {
@@ -562,90 +446,10 @@ fn schema(o: &Obj, base: &str) -> Result<Vec<(String, f64)>, PayloadError> {
     Ok(out)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Field access
-
-/// The value of `name`, treating `null` as absent.
-fn present<'a>(o: &'a Obj, name: &str) -> Option<&'a Value> {
-    o.get(name).filter(|v| !v.is_null())
-}
-
-fn required_str(o: &Obj, base: &str, name: &str) -> Result<String, PayloadError> {
-    opt_str(o, base, name)?.ok_or_else(|| PayloadError::Missing {
-        path: field(base, name),
-    })
-}
-
-fn opt_str(o: &Obj, base: &str, name: &str) -> Result<Option<String>, PayloadError> {
-    match present(o, name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(wrong_type(&field(base, name), "string", v)),
-    }
-}
-
-fn opt_bool(o: &Obj, base: &str, name: &str) -> Result<Option<bool>, PayloadError> {
-    match present(o, name) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(wrong_type(&field(base, name), "boolean", v)),
-    }
-}
-
-fn wrong_type(path: &str, expected: &'static str, found: &Value) -> PayloadError {
-    PayloadError::WrongType {
-        path: path.to_owned(),
-        expected,
-        found: kind(found),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Paths and clipping
-
-/// `base.name` for identifier-like names, else `base["name"]`.
-fn field(base: &str, name: &str) -> String {
-    let ident = !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-    if ident {
-        format!("{base}.{name}")
-    } else {
-        key(base, name)
-    }
-}
-
-/// `base["key"]` for a dynamic key (node key, schema name), escaped and clipped.
-fn key(base: &str, k: &str) -> String {
-    format!("{base}[\"{}\"]", clip(k).escape_debug())
-}
-
-/// Cuts an upstream string at [`CLIP_CHARS`] characters (marking the cut with `…`) and
-/// replaces control characters with spaces, so it is safe to put in an error message.
-fn clip(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(CLIP_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.chars().nth(CLIP_CHARS).is_some() {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::expected::{invalid, missing, wrong};
 
     macro_rules! fixture {
         ($name:literal) => {
@@ -721,25 +525,6 @@ mod tests {
 
     fn support_err(body: &str) -> PayloadError {
         parse_support(body.as_bytes()).unwrap_err()
-    }
-
-    fn missing(path: &str) -> PayloadError {
-        PayloadError::Missing { path: path.into() }
-    }
-
-    fn wrong(path: &str, expected: &'static str, found: &'static str) -> PayloadError {
-        PayloadError::WrongType {
-            path: path.into(),
-            expected,
-            found,
-        }
-    }
-
-    fn invalid(path: &str, reason: &str) -> PayloadError {
-        PayloadError::Invalid {
-            path: path.into(),
-            reason: reason.into(),
-        }
     }
 
     // --- /v1/health ------------------------------------------------------------------------
@@ -1004,7 +789,6 @@ mod tests {
             assert_eq!(parse_support(body), Err(PayloadError::EmptyBody));
             assert_eq!(parse_login(body), Err(PayloadError::EmptyBody));
         }
-        assert_eq!(PayloadError::EmptyBody.to_string(), "empty response body");
     }
 
     #[test]
@@ -1021,25 +805,6 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "malformed JSON at line 1, column 31: expected value"
-        );
-        let e = health_err("<html>\n<body>502 Bad Gateway</body>\n</html>");
-        assert_eq!(
-            e.to_string(),
-            "malformed JSON at line 1, column 1: expected value"
-        );
-        let e = health_err("{\"health\":{\"gateway_status\":\"connected\"}}\n{}");
-        assert_eq!(
-            e,
-            PayloadError::Malformed {
-                line: 2,
-                column: 1,
-                message: "trailing characters".into()
-            }
-        );
-        let e = parse_health(b"{\"health\":{\"gateway_status\":\"\xff\"}}").unwrap_err();
-        assert!(
-            matches!(e, PayloadError::Malformed { line: 1, .. }),
-            "{e:?}"
         );
     }
 
@@ -1091,20 +856,16 @@ mod tests {
             assert_eq!(support_err(body), want, "{body}");
             assert_eq!(parse_login(body.as_bytes()).unwrap_err(), want, "{body}");
         }
-        assert_eq!(
-            health_err("[]").to_string(),
-            "wrong type at `$`: expected object, found array"
-        );
     }
 
     #[test]
     fn errors_envelope_with_200_and_no_payload() {
         let body = fixture!("errors_200_no_payload.json");
-        let want = PayloadError::Upstream {
+        let want = PayloadError::Upstream(ApiError {
             code: Some(1005),
             title: Some("Access denied".into()),
             details: Some("Invalid credentials or insufficient permissions".into()),
-        };
+        });
         assert_eq!(parse_health(body), Err(want.clone()));
         assert_eq!(parse_support(body), Err(want.clone()));
         assert_eq!(parse_login(body), Err(want.clone()));
@@ -1155,11 +916,11 @@ mod tests {
         let clipped = format!("{}…", "é".repeat(200));
         assert_eq!(
             e,
-            PayloadError::Upstream {
+            PayloadError::Upstream(ApiError {
                 code: Some(1005),
                 title: Some(clipped.clone()),
                 details: Some("a b".into()),
-            }
+            })
         );
         assert_eq!(
             e.to_string(),
@@ -1807,13 +1568,5 @@ mod tests {
             Err(PayloadError::Malformed { .. })
         ));
         assert_eq!(envelope_errors(deep.as_bytes()), vec![]);
-    }
-
-    #[test]
-    fn clip_counts_characters_not_bytes() {
-        assert_eq!(clip("abc"), "abc");
-        assert_eq!(clip(&"€".repeat(200)), "€".repeat(200));
-        assert_eq!(clip(&"€".repeat(201)), format!("{}…", "€".repeat(200)));
-        assert_eq!(clip("a\u{0}b\r\nc"), "a b  c");
     }
 }
