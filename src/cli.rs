@@ -68,8 +68,8 @@ pub struct Cli {
     /// Number of replicas the targets are sharded over.
     #[arg(long = "shard.count", default_value_t = 1)]
     shard_count: u32,
-    /// This replica's shard, 0 to shard.count - 1; a name ending in -<number> (a
-    /// StatefulSet pod name) gives its number.
+    /// This replica's shard, 0 to shard.count - 1; a name ending in -N (a
+    /// StatefulSet pod name) gives N.
     #[arg(long = "shard.index", default_value = "0")]
     shard_index: String,
     /// Poll the targets in the background; with false, only /probe polls them.

@@ -359,7 +359,7 @@ impl Exporter {
 
     /// The /metrics body in `format`, gzipped or not. The targets' families are encoded
     /// (and compressed) when the data changed, at most once per hold (see
-    /// [`ENCODING_HOLD_FACTOR`]), and shared by the scrapes meanwhile; only the exporter's
+    /// `ENCODING_HOLD_FACTOR`), and shared by the scrapes meanwhile; only the exporter's
     /// own few series are rendered per request (CPU and memory are read at each scrape).
     pub fn exposition(&self, format: Format, gzip: bool) -> Body {
         let mut own = String::with_capacity(4096);

@@ -49,7 +49,7 @@ impl Default for WebOptions {
 }
 
 /// Serves until `shutdown` resolves. Open connections then finish the request in hand and
-/// close (keep-alive connections too), within [`SHUTDOWN_GRACE`].
+/// close (keep-alive connections too), within `SHUTDOWN_GRACE`.
 pub async fn serve(
     listener: TcpListener,
     exporter: Arc<Exporter>,
@@ -339,7 +339,7 @@ fn plain_error() -> Response<Chunks> {
 
 /// A response body of ready chunks. The cached part of a /metrics body is many small
 /// buffers (a family of a target each) shared by every scrape: runs of small ones are
-/// copied into frames of about [`FRAME_SIZE`] as they are sent, so a scrape costs a few
+/// copied into frames of about `FRAME_SIZE` as they are sent, so a scrape costs a few
 /// hundred writes and holds one frame, never a copy of the whole body.
 pub struct Chunks {
     body: Body,

@@ -86,7 +86,7 @@ impl GraphClient {
     }
 
     /// Doubles the wait between polls while any usage is at or above the threshold, up to
-    /// [`MAX_SLOWDOWN`] intervals; back to one interval once all usage is below it.
+    /// `MAX_SLOWDOWN` intervals; back to one interval once all usage is below it.
     pub fn interval_factor(&mut self) -> u32 {
         let peak = self
             .usage

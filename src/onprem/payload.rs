@@ -93,7 +93,7 @@ pub struct HealthReport {
 pub struct SupportNode {
     pub role: Option<String>,
     pub multi_connect: Option<bool>,
-    /// number of shard ids owned: sum over ranges [first,last] of (last-first+1); None when `shards` absent
+    /// number of shard ids owned: sum over ranges \[first, last\] of (last-first+1); None when `shards` absent
     pub shard_count: Option<u64>,
     pub version: Option<String>,
     pub db_engine: Option<String>,
@@ -104,7 +104,7 @@ pub struct SupportNode {
     /// device_iso8601 as unix seconds
     pub device_time: Option<f64>,
     pub socket_conn: Option<String>,
-    /// (volume, bytes) for each free_space_<volume> key present, volume being the suffix after
+    /// (volume, bytes) for each `free_space_<volume>` key present, volume being the suffix after
     /// `free_space_` (data, logs, media_incoming, media_outgoing, and any other suffix), sorted by volume
     pub free_space: Vec<(String, f64)>,
     /// (schema name, version) for each entry of `schema`, sorted by name
