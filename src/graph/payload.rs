@@ -641,14 +641,6 @@ mod tests {
         }
     }
 
-    fn waba_business_app_available() -> Vec<Entity> {
-        vec![
-            ent("WABA", "102290129340398", "AVAILABLE"),
-            ent("BUSINESS", "506914307656634", "AVAILABLE"),
-            ent("APP", "634974688087057", "AVAILABLE"),
-        ]
-    }
-
     fn health_err(body: &str) -> PayloadError {
         parse_health_status_body(body.as_bytes()).unwrap_err()
     }
@@ -684,94 +676,8 @@ mod tests {
         }
     }
 
-    // --- health_status: seed 002, exactly as printed ---------------------------------------
-
-    #[test]
-    fn health_status_seed_placeholders() {
-        let h = parse_health_status_body(fixture!("dialog360", "health_status_placeholders.json"))
-            .unwrap();
-        assert_eq!(
-            h,
-            HealthStatus {
-                can_send_message: "<OVERALL_MESSAGING_STATUS>".into(),
-                entities: vec![
-                    Entity {
-                        can_receive_call_sip: Some("<BUSINESS_PHONE_NUMBER_SIP_STATUS>".into()),
-                        ..ent(
-                            "PHONE_NUMBER",
-                            "<BUSINESS_PHONE_NUMBER_ID>",
-                            "<BUSINESS_PHONE_NUMBER_MESSAGING_STATUS>"
-                        )
-                    },
-                    ent("WABA", "<WABA_ID>", "<WABA_MESSAGING_STATUS>"),
-                    ent("BUSINESS", "<BUSINESS_ID>", "<BUSINESS_MESSAGING_STATUS>"),
-                    Entity {
-                        can_receive_call_sip: Some("<BUSINESS_PHONE_NUMBER_SIP_STATUS>".into()),
-                        ..ent("APP", "<APP_ID>", "<APP_MESSAGING_STATUS>")
-                    },
-                ],
-            }
-        );
-    }
-
-    #[test]
-    fn health_status_seed_available() {
-        let h = parse_health_status_body(fixture!("dialog360", "health_status_available.json"))
-            .unwrap();
-        let mut entities = vec![ent("PHONE_NUMBER", "106540352242922", "AVAILABLE")];
-        entities.extend(waba_business_app_available());
-        assert_eq!(
-            h,
-            HealthStatus {
-                can_send_message: "AVAILABLE".into(),
-                entities,
-            }
-        );
-    }
-
-    #[test]
-    fn health_status_seed_limited() {
-        let h =
-            parse_health_status_body(fixture!("dialog360", "health_status_limited.json")).unwrap();
-        let mut entities = vec![Entity {
-            additional_info: vec![LIMITED_INFO.into()],
-            ..ent("PHONE_NUMBER", "106540352242922", "LIMITED")
-        }];
-        entities.extend(waba_business_app_available());
-        assert_eq!(
-            h,
-            HealthStatus {
-                can_send_message: "LIMITED".into(),
-                entities,
-            }
-        );
-    }
-
-    #[test]
-    fn health_status_seed_blocked() {
-        let h =
-            parse_health_status_body(fixture!("dialog360", "health_status_blocked.json")).unwrap();
-        let mut entities = vec![Entity {
-            errors: vec![EntityError {
-                error_code: Some(141002),
-                error_description: Some(
-                    "Message templates can only be sent out if they are approved.".into(),
-                ),
-                possible_solution: Some(
-                    "Edit or appeal the message template review decision.".into(),
-                ),
-            }],
-            ..ent("MESSAGE_TEMPLATE", "2632273056924580", "BLOCKED")
-        }];
-        entities.extend(waba_business_app_available());
-        assert_eq!(
-            h,
-            HealthStatus {
-                can_send_message: "BLOCKED".into(),
-                entities,
-            }
-        );
-    }
+    // The seed's own health_status examples are parsed in dialog360::payload's tests (the
+    // same parser, 360dialog's fixtures).
 
     // --- health_status: leniency and errors ------------------------------------------------
 
