@@ -531,7 +531,9 @@ pub fn check_json_content_type(value: Option<&HeaderValue>) -> Result<(), PollEr
     }
 }
 
-/// Cuts an upstream string for a log line or label value, on a character boundary.
+/// Cuts an upstream string on a character boundary, keeping its characters: for label
+/// values, whose newlines and quotes the exposition escapes. Text for messages goes
+/// through `json::clip`, which also blanks control characters.
 pub fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}…", &text[..cut]),

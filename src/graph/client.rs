@@ -12,6 +12,7 @@ use reqwest::Url;
 use super::payload::{self, HealthStatus, Page, PayloadError, PhoneNumber, Template};
 use crate::config::{defaults, CloudApiTarget, Target};
 use crate::exposition::Samples;
+use crate::json;
 use crate::target::Polled;
 use crate::upstream::{self, PollError, Reason};
 
@@ -328,7 +329,7 @@ pub fn graph_error(status: reqwest::StatusCode, headers: &HeaderMap, body: &[u8]
     }
     if let Some(text) = &error.message {
         message.push_str(": ");
-        message.push_str(&upstream::truncate(text, 200));
+        message.push_str(&json::clip(text));
     }
     // The longer of Retry-After and the usage header's estimated time to regain access.
     let retry_after = if matches!(reason, Reason::RateLimited | Reason::Unavailable) {
@@ -386,6 +387,20 @@ mod tests {
         }
         let err = graph_error(StatusCode::BAD_GATEWAY, &headers, b"<html>");
         assert_eq!(err.reason, Reason::HttpStatus);
+    }
+
+    #[test]
+    fn graph_error_message_is_one_cut_line() {
+        let text = format!("first\\nsecond\\t{}", "x".repeat(300));
+        let body = format!(r#"{{"error":{{"message":"{text}","code":100}}}}"#);
+        let err = graph_error(StatusCode::BAD_REQUEST, &HeaderMap::new(), body.as_bytes());
+        assert_eq!(
+            err.message,
+            format!(
+                "HTTP 400: Graph error 100: first second {}…",
+                "x".repeat(187)
+            )
+        );
     }
 
     fn client(threshold: f64) -> GraphClient {

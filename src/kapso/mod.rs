@@ -8,6 +8,7 @@ use reqwest::Url;
 
 use crate::config::{KapsoTarget, Target};
 use crate::exposition::{Family, Samples};
+use crate::json;
 use crate::target::Polled;
 use crate::upstream::{self, PollError, Reason};
 
@@ -55,7 +56,7 @@ impl KapsoClient {
         let fetched = upstream::fetch(request, self.body_limit).await?;
         if !fetched.status.is_success() {
             let detail = payload::parse_error(&fetched.body)
-                .map(|e| upstream::truncate(&e, 200))
+                .map(|e| json::clip(&e))
                 .unwrap_or_default();
             return Err(upstream::status_error(
                 fetched.status,
@@ -70,7 +71,7 @@ impl KapsoClient {
         health_samples(&mut samples, &health);
         Ok(Polled::Data {
             samples,
-            upstream_error: health.error.as_deref().map(|e| upstream::truncate(e, 200)),
+            upstream_error: health.error.as_deref().map(json::clip),
         })
     }
 }

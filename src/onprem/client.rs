@@ -11,6 +11,7 @@ use reqwest::{Method, Url};
 
 use super::payload::{self, ApiError, LoginToken};
 use crate::config::{self, OnPremEndpoint, OnPremTarget};
+use crate::json;
 use crate::secret::{Secret, SecretSource};
 use crate::upstream::{self, Fetched, PollError, Reason};
 
@@ -265,10 +266,10 @@ pub fn describe_errors(errors: &[ApiError]) -> String {
                 if !text.is_empty() {
                     text.push(' ');
                 }
-                text.push_str(&upstream::truncate(title, 200));
+                text.push_str(&json::clip(title));
             }
             if let Some(details) = &e.details {
-                text.push_str(&format!(" ({})", upstream::truncate(details, 200)));
+                text.push_str(&format!(" ({})", json::clip(details)));
             }
             text
         })
