@@ -331,71 +331,49 @@ fn tls_reason(err: &rustls::Error) -> Reason {
     }
 }
 
+/// `err` and the errors behind it, outermost first.
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source())
+}
+
+/// `e` as an io::Error and the io::Errors inside it: an io::Error hides the error it wraps
+/// from source() (the TLS connector wraps rustls' io::Error in one more), so each layer is
+/// opened explicitly.
+fn io_layers<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a std::io::Error> {
+    std::iter::successors(e.downcast_ref::<std::io::Error>(), |io| {
+        io.get_ref()?.downcast_ref::<std::io::Error>()
+    })
+}
+
 /// hyper-util's connector reports a failed lookup as a private error type whose text is
 /// exactly "dns error" (its cause, the resolver's io::Error, has no kind of its own).
 fn resolving_failed(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        if e.to_string() == "dns error" {
-            return true;
-        }
-        current = e.source();
-    }
-    false
+    causes(err).any(|e| e.to_string() == "dns error")
 }
 
 /// The kind of the first io::Error in the chain that says more than `Other`, looking
-/// inside io::Errors too (they hide what they wrap from source()).
+/// inside io::Errors too.
 fn io_cause(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        let mut layer = e.downcast_ref::<std::io::Error>();
-        while let Some(io) = layer {
-            if io.kind() != std::io::ErrorKind::Other {
-                return Some(io.kind());
-            }
-            layer = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<std::io::Error>());
-        }
-        current = e.source();
-    }
-    None
+    causes(err)
+        .flat_map(io_layers)
+        .map(std::io::Error::kind)
+        .find(|&kind| kind != std::io::ErrorKind::Other)
 }
 
+/// The first rustls error in the chain, looking inside io::Errors too.
 fn tls_cause<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(tls) = rustls_error(e) {
-            return Some(tls);
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// `e` as a rustls error, or the rustls error inside it. An io::Error hides the error it
-/// wraps from source(), and the TLS connector wraps rustls' io::Error in one more
-/// io::Error: look inside each layer explicitly.
-fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-        return Some(tls);
-    }
-    let mut inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
-    loop {
-        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        inner = inner.downcast_ref::<std::io::Error>()?.get_ref()?;
-    }
+    causes(err).find_map(|e| {
+        e.downcast_ref::<rustls::Error>()
+            .or_else(|| io_layers(e).find_map(|io| io.get_ref()?.downcast_ref::<rustls::Error>()))
+    })
 }
 
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = err;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
+    causes(err).last().unwrap_or(err).to_string()
 }
 
 /// The reason an HTTP status maps to: 401/403 unauthorized, 429 and 503 (the On-Premises

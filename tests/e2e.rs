@@ -177,15 +177,16 @@ fn write_rules(dir: &Path) -> Vec<String> {
         for group in rules["groups"].as_sequence_mut().unwrap() {
             for rule in group["rules"].as_sequence_mut().unwrap() {
                 if let Some(duration) = rule.get("for").and_then(Yaml::as_str).map(str::to_owned) {
-                    let mut shortened = shorten(&duration);
                     // Prometheus 2.x hands discovered targets to the scrape loops at most
                     // every 5 s, while rules are evaluated from its start: `absent(up)` is
                     // true for the first 5 to 6 s, which a 5 s `for` does not outlast on a
                     // slow machine. The shipped 5m does.
                     let uses_absent = rule["expr"].as_str().is_some_and(|e| e.contains("absent("));
-                    if uses_absent {
-                        shortened = ABSENT_FOR.to_owned();
-                    }
+                    let shortened = if uses_absent {
+                        ABSENT_FOR.to_owned()
+                    } else {
+                        shorten(&duration)
+                    };
                     rule["for"] = Yaml::String(shortened);
                 }
             }

@@ -11,7 +11,6 @@ use reqwest::{Method, Url};
 
 use super::payload::{self, ApiError, LoginToken};
 use crate::config::{self, OnPremEndpoint, OnPremTarget};
-use crate::json;
 use crate::secret::{Secret, SecretSource};
 use crate::upstream::{self, Fetched, PollError, Reason};
 
@@ -253,7 +252,8 @@ fn read_secret(source: &SecretSource) -> Result<Secret, PollError> {
         .map_err(|e| PollError::new(Reason::Unauthorized, e.to_string()))
 }
 
-/// "1005 Access denied (details)" for each error of an envelope, joined.
+/// "1005 Access denied (details)" for each error of an envelope, joined (the parser has
+/// already clipped their texts).
 pub fn describe_errors(errors: &[ApiError]) -> String {
     errors
         .iter()
@@ -266,10 +266,10 @@ pub fn describe_errors(errors: &[ApiError]) -> String {
                 if !text.is_empty() {
                     text.push(' ');
                 }
-                text.push_str(&json::clip(title));
+                text.push_str(title);
             }
             if let Some(details) = &e.details {
-                text.push_str(&format!(" ({})", json::clip(details)));
+                text.push_str(&format!(" ({details})"));
             }
             text
         })

@@ -94,7 +94,6 @@ ROWS="$WORK/rows.tsv"
 : >"$ROWS"
 PIDS=()
 
-
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do

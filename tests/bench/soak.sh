@@ -104,7 +104,6 @@ WORK="$(mktemp -d /tmp/wa-soak.XXXXXX)"
 PIDS=()
 FAILURES=()
 
-
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
