@@ -329,7 +329,7 @@ pub async fn termination() {
 /// The demo's configuration: one target of each type against the simulator, with the
 /// simulator's own (public) demo credentials.
 pub fn demo_config(simulator: &crate::simulator::SimulatorHandle, interval: Duration) -> String {
-    use crate::simulator::cloud;
+    use crate::simulator::meta;
     let options = simulator.simulator().options();
     let discovery = humantime::format_duration(interval * 6);
     let interval = humantime::format_duration(interval);
@@ -349,8 +349,8 @@ pub fn demo_config(simulator: &crate::simulator::SimulatorHandle, interval: Dura
         password = options.password,
         graph = simulator.graph_base_url(),
         graph_token = options.graph_token,
-        waba = cloud::WABA_ID,
-        number = cloud::PHONE_NUMBER_IDS[0],
+        waba = meta::WABA_ID,
+        number = meta::PHONE_NUMBER_IDS[0],
         d360 = simulator.dialog360_base_url(),
         d360_key = options.dialog360_api_keys.get(1).map_or("", String::as_str),
         kapso = simulator.kapso_base_url(),
@@ -373,7 +373,7 @@ async fn demo(
     .with_context(|| format!("cannot start the simulator on {}", args.simulator_address))?;
     // Two numbers stay LIMITED and BLOCKED throughout, so every series of the contract
     // (the error and limitation info among them) is on /metrics while the scenario plays.
-    let numbers = crate::simulator::cloud::PHONE_NUMBER_IDS;
+    let numbers = crate::simulator::meta::PHONE_NUMBER_IDS;
     simulator
         .simulator()
         .set_phone_health(numbers[1], "LIMITED", None);
@@ -501,7 +501,7 @@ fn print_simulator(handle: &crate::simulator::SimulatorHandle) {
         "  cloud_api            base_url {}  access_token {}  waba_id {}",
         handle.graph_base_url(),
         options.graph_token,
-        crate::simulator::cloud::WABA_ID
+        crate::simulator::meta::WABA_ID
     );
     println!(
         "  dialog360            base_url {}  api_key {}",

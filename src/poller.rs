@@ -19,7 +19,7 @@ use tokio::time::sleep_until;
 
 use crate::config::Target;
 use crate::exposition::{Family, Samples};
-use crate::onprem;
+use crate::providers::onprem;
 use crate::target::{Client, Polled};
 use crate::upstream::{PollError, Reason};
 

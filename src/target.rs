@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use crate::config::{OnPremEndpoint, Target, TargetKind};
-use crate::dialog360::Dialog360Client;
 use crate::exposition::{Family, Samples};
-use crate::graph::client::GraphClient;
-use crate::kapso::KapsoClient;
-use crate::onprem::{self, client::OnPremClient, payload, SharedSeries};
+use crate::providers::cloud_api::client::GraphClient;
+use crate::providers::dialog360::Dialog360Client;
+use crate::providers::kapso::KapsoClient;
+use crate::providers::onprem::{self, client::OnPremClient, payload, SharedSeries};
 use crate::upstream::{PollError, Reason};
 
 /// The result of polling one endpoint.
@@ -56,8 +56,8 @@ impl Client {
     pub fn endpoints(&self) -> Vec<&'static str> {
         match self {
             Client::OnPrem(c) => c.endpoints().iter().map(|e| e.as_str()).collect(),
-            Client::Dialog360(_) => vec![crate::dialog360::ENDPOINT],
-            Client::Kapso(_) => vec![crate::kapso::ENDPOINT],
+            Client::Dialog360(_) => vec![crate::providers::dialog360::ENDPOINT],
+            Client::Kapso(_) => vec![crate::providers::kapso::ENDPOINT],
             Client::CloudApi(c) => c.endpoints(),
         }
     }

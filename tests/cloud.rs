@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{has_line, value, Running};
-use whatsapp_exporter::simulator::cloud::{self, PHONE_NUMBER_IDS, TEMPLATE_IDS, WABA_ID};
+use whatsapp_exporter::simulator::meta::{self, PHONE_NUMBER_IDS, TEMPLATE_IDS, WABA_ID};
 use whatsapp_exporter::simulator::{
     Fault, GraphEndpoint, GraphFault, SimulatorHandle, SimulatorOptions,
 };
@@ -67,8 +67,8 @@ async fn dialog360_available_limited_blocked_available() {
         state_line("whatsapp_can_send_message", &phone, "status", "BLOCKED", 0),
         state_line("whatsapp_can_receive_call_sip", &phone, "status", "AVAILABLE", 1),
         format!("whatsapp_can_send_message{{target=\"d360\",entity_type=\"WABA\",entity_id=\"{WABA_ID}\",status=\"AVAILABLE\"}} 1"),
-        format!("whatsapp_can_send_message{{target=\"d360\",entity_type=\"BUSINESS\",entity_id=\"{}\",status=\"AVAILABLE\"}} 1", cloud::BUSINESS_ID),
-        format!("whatsapp_can_send_message{{target=\"d360\",entity_type=\"APP\",entity_id=\"{}\",status=\"AVAILABLE\"}} 1", cloud::APP_ID),
+        format!("whatsapp_can_send_message{{target=\"d360\",entity_type=\"BUSINESS\",entity_id=\"{}\",status=\"AVAILABLE\"}} 1", meta::BUSINESS_ID),
+        format!("whatsapp_can_send_message{{target=\"d360\",entity_type=\"APP\",entity_id=\"{}\",status=\"AVAILABLE\"}} 1", meta::APP_ID),
     ] {
         assert!(has_line(&metrics, &line), "missing {line}\n{metrics}");
     }
@@ -257,16 +257,16 @@ async fn cloud_api_discovery_over_several_pages_and_a_vanishing_template() {
     for (i, id) in TEMPLATE_IDS.iter().enumerate() {
         let line = format!(
             "whatsapp_template_status{{target=\"cloud\",template_id=\"{id}\",template_name=\"{}\",language=\"{}\",status=\"{}\"}} 1",
-            cloud::TEMPLATE_NAMES[i],
-            cloud::TEMPLATE_LANGUAGES[i],
-            cloud::TEMPLATE_STATUSES[i],
+            meta::TEMPLATE_NAMES[i],
+            meta::TEMPLATE_LANGUAGES[i],
+            meta::TEMPLATE_STATUSES[i],
         );
         assert!(has_line(&metrics, &line), "missing {line}\n{metrics}");
         let quality = format!(
             "whatsapp_template_quality{{target=\"cloud\",template_id=\"{id}\",template_name=\"{}\",language=\"{}\",rating=\"{}\"}} 1",
-            cloud::TEMPLATE_NAMES[i],
-            cloud::TEMPLATE_LANGUAGES[i],
-            cloud::TEMPLATE_QUALITIES[i],
+            meta::TEMPLATE_NAMES[i],
+            meta::TEMPLATE_LANGUAGES[i],
+            meta::TEMPLATE_QUALITIES[i],
         );
         assert!(has_line(&metrics, &quality), "missing {quality}");
     }
@@ -281,8 +281,8 @@ async fn cloud_api_discovery_over_several_pages_and_a_vanishing_template() {
             format!("whatsapp_phone_throughput_level{{target=\"cloud\",phone_number_id=\"{number}\",level=\"STANDARD\"}} 1"),
             format!(
                 "whatsapp_phone_number_info{{target=\"cloud\",phone_number_id=\"{number}\",display_phone_number=\"{}\",verified_name=\"{}\"}} 1",
-                cloud::DISPLAY_PHONE_NUMBERS[i],
-                cloud::VERIFIED_NAMES[i]
+                meta::DISPLAY_PHONE_NUMBERS[i],
+                meta::VERIFIED_NAMES[i]
             ),
             format!("whatsapp_can_send_message{{target=\"cloud\",entity_type=\"PHONE_NUMBER\",entity_id=\"{number}\",status=\"AVAILABLE\"}} 1"),
         ] {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use whatsapp_exporter::simulator::cloud::{self, PHONE_NUMBER_IDS};
+use whatsapp_exporter::simulator::meta::{self, PHONE_NUMBER_IDS};
 use whatsapp_exporter::simulator::{Cluster, Endpoint, Fault, SimulatorHandle, SimulatorOptions};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -367,7 +367,7 @@ fn config(s: &SimulatorHandle) -> String {
         "  - name: cloud\n    type: cloud_api\n    base_url: {}\n    access_token: {}\n    waba_id: \"{}\"\n    discover: true\n    discovery_interval: 5s\n",
         s.graph_base_url(),
         o.graph_token,
-        cloud::WABA_ID
+        meta::WABA_ID
     ));
     text.push_str(&format!(
         "  - name: d360\n    type: dialog360\n    base_url: {}\n    api_key: {}\n",
@@ -555,7 +555,7 @@ async fn alerts_reach_alertmanager_and_dashboards_query_prometheus() {
     // any, is inhibited.
     let from = stack.receiver.len();
     sim.set_phone_health(number, "BLOCKED", None);
-    let (_, _, description, solution) = cloud::default_detail("PHONE_NUMBER");
+    let (_, _, description, solution) = meta::default_detail("PHONE_NUMBER");
     let alert = stack
         .wait_for_alert(
             from,

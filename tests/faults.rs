@@ -832,7 +832,7 @@ async fn graph_rate_limit_codes_are_rate_limited() {
             "  - name: graph-victim\n    type: cloud_api\n    base_url: {}\n    access_token: {}\n    phone_number_ids: [\"{}\"]\n",
             s.graph_base_url(),
             s.simulator().options().graph_token,
-            whatsapp_exporter::simulator::cloud::PHONE_NUMBER_IDS[0],
+            whatsapp_exporter::simulator::meta::PHONE_NUMBER_IDS[0],
         ));
         text
     })
@@ -1025,7 +1025,7 @@ async fn every_api_parser_survives_deep_nesting_bad_bytes_and_endless_json() {
             o.kapso_config_ids[0],
             s.graph_base_url(),
             o.graph_token,
-            whatsapp_exporter::simulator::cloud::PHONE_NUMBER_IDS[0],
+            whatsapp_exporter::simulator::meta::PHONE_NUMBER_IDS[0],
         ));
         text
     })

@@ -52,7 +52,7 @@ fn simulator_options() -> SimulatorOptions {
 
 /// Targets of every kind and credential, good and bad, and one on a closed port.
 fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String {
-    use whatsapp_exporter::simulator::cloud;
+    use whatsapp_exporter::simulator::meta;
     let o = s.simulator().options();
     format!(
         "global:\n  interval: 300ms\n  timeout: 300ms\ntargets:\n\
@@ -72,8 +72,8 @@ fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String
         mc = s.base_url(Cluster::Multiconnect),
         key_file = key_file.display(),
         graph = s.graph_base_url(),
-        waba = cloud::WABA_ID,
-        number = cloud::PHONE_NUMBER_IDS[0],
+        waba = meta::WABA_ID,
+        number = meta::PHONE_NUMBER_IDS[0],
         d360 = s.dialog360_base_url(),
         d360_key = DIALOG360_KEYS[0],
         kapso = s.kapso_base_url(),

@@ -71,7 +71,7 @@
 //! | | `GREEN` | otherwise |
 //! | number: messaging limit | `TIER_2K` | `i % 8 == 5` |
 //! | | `TIER_10K` | otherwise |
-//! | Kapso config: `status` | `error` (with [`cloud::KAPSO_DEFAULT_ERROR`]) | `i % 100 == 42` |
+//! | Kapso config: `status` | `error` (with [`meta::KAPSO_DEFAULT_ERROR`]) | `i % 100 == 42` |
 //! | | `unhealthy` | the number is `BLOCKED` |
 //! | | `degraded` | the number is `LIMITED`, or the webhook is unsubscribed |
 //! | | `healthy` | otherwise |
@@ -83,10 +83,10 @@
 //!
 //! Number `i` has the id [`phone_number_id`]`(i)`, the display number
 //! [`display_phone_number`]`(i)` and the verified name `Fleet {i}`; everything else is as the
-//! simulator's own numbers and single instance ([`super::cloud`], [`super::onprem`]). The
-//! Graph API answers every field of [`graph_api::PHONE_NUMBER_FIELDS`], whatever `fields`
-//! asks, with the usage headers of [`cloud::INITIAL_BUSINESS_USAGE`] and
-//! [`cloud::INITIAL_APP_USAGE`].
+//! simulator's own numbers and single instance ([`super::meta`], [`super::onprem`]). The
+//! Graph API answers every field of [`cloud_api::PHONE_NUMBER_FIELDS`], whatever `fields`
+//! asks, with the usage headers of [`meta::INITIAL_BUSINESS_USAGE`] and
+//! [`meta::INITIAL_APP_USAGE`].
 //!
 //! # Counters
 //!
@@ -121,8 +121,8 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::cloud::{self, CloudState, KapsoState, AVAILABLE, BLOCKED, LIMITED};
-use super::graph_api::{self, GraphErr};
+use super::cloud_api::{self, GraphErr};
+use super::meta::{self, CloudState, KapsoState, AVAILABLE, BLOCKED, LIMITED};
 use super::onprem::{ClusterState, Shape, META_VERSION};
 use super::providers::{self, dialog360_error, header_text, kapso_error, method_not_allowed};
 use super::{
@@ -607,7 +607,7 @@ impl std::fmt::Debug for Fleet {
 }
 
 /// A number in the state of the given indexes, with placeholder id and names.
-fn template_number(can_send: usize, quality: usize, tier: usize) -> cloud::PhoneNumber {
+fn template_number(can_send: usize, quality: usize, tier: usize) -> meta::PhoneNumber {
     let mut n = CloudState::initial().numbers.remove(0);
     n.id = ID.to_string();
     n.display_phone_number = DISPLAY.to_string();
@@ -619,7 +619,7 @@ fn template_number(can_send: usize, quality: usize, tier: usize) -> cloud::Phone
 }
 
 /// The Cloud API state of one number of the fleet, in the given states.
-fn cloud_of(number: cloud::PhoneNumber, kapso: KapsoState) -> CloudState {
+fn cloud_of(number: meta::PhoneNumber, kapso: KapsoState) -> CloudState {
     let mut cloud = CloudState::initial();
     cloud.numbers = vec![number];
     cloud.kapso = vec![kapso];
@@ -676,11 +676,11 @@ impl Fleet {
                     );
                     let n = &cloud.numbers[0];
                     let mut m = serde_json::Map::new();
-                    for field in graph_api::PHONE_NUMBER_FIELDS {
+                    for field in cloud_api::PHONE_NUMBER_FIELDS {
                         if field == "id" {
                             continue;
                         }
-                        if let Some(v) = graph_api::number_field(&cloud, n, field) {
+                        if let Some(v) = cloud_api::number_field(&cloud, n, field) {
                             m.insert(field.to_string(), v);
                         }
                     }
@@ -703,10 +703,10 @@ impl Fleet {
             }
         }
         let mut probe = Response::new(SimBody::full(Bytes::new()));
-        graph_api::add_usage_headers(
+        cloud_api::add_usage_headers(
             &mut probe,
-            cloud::INITIAL_BUSINESS_USAGE,
-            cloud::INITIAL_APP_USAGE,
+            meta::INITIAL_BUSINESS_USAGE,
+            meta::INITIAL_APP_USAGE,
         );
         let usage_headers = probe
             .headers()
@@ -815,7 +815,7 @@ impl Fleet {
     }
 
     fn stats(&self, query: Option<&str>) -> Value {
-        let query = graph_api::Query::parse(query);
+        let query = cloud_api::Query::parse(query);
         let from = query.get("from").and_then(|f| f.parse::<u64>().ok());
         let (from, counts) = self.per_second(from);
         let requests: serde_json::Map<String, Value> = FleetKind::ALL
@@ -1007,7 +1007,7 @@ impl Simulator {
     }
 
     fn fleet_config_answer(&self, req: &Request<Incoming>, base: &str) -> Action {
-        let query = graph_api::Query::parse(req.uri().query());
+        let query = cloud_api::Query::parse(req.uri().query());
         let size = self.fleet_size();
         let number = |key: &str, default: usize| -> Result<usize, String> {
             match query.get(key) {
@@ -1231,7 +1231,7 @@ impl Simulator {
     }
 
     fn fleet_graph(&self, fleet: &Fleet, req: &Request<Incoming>, rest: &str) -> Action {
-        let node = graph_api::parse_path(rest)
+        let node = cloud_api::parse_path(rest)
             .ok()
             .filter(|p| p.edge.is_none())
             .map(|p| p.node);
@@ -1249,7 +1249,7 @@ impl Simulator {
                     answer(
                         fleet.fault_now(FleetFamily::Cloud, i),
                         || fleet.graph[t].render(i),
-                        graph_api::fault_reply,
+                        cloud_api::fault_reply,
                     )
                 }
                 _ => Action::Respond(

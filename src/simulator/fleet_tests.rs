@@ -75,7 +75,8 @@ async fn onprem_instances_answer_with_their_state() {
         )
         .await;
         assert_eq!(got.status, 200, "{i}");
-        let report = crate::onprem::payload::parse_health(&got.body).expect("exporter parses");
+        let report =
+            crate::providers::onprem::payload::parse_health(&got.body).expect("exporter parses");
         let v = got.json();
         assert_eq!(
             v["health"]["gateway_status"],
@@ -93,7 +94,7 @@ async fn onprem_instances_answer_with_their_state() {
     )
     .await;
     assert_eq!(got.status, 200);
-    crate::onprem::payload::parse_support(&got.body).expect("exporter parses support");
+    crate::providers::onprem::payload::parse_support(&got.body).expect("exporter parses support");
     let device = got.json()["support"]["device_iso8601"]
         .as_str()
         .expect("device time")
@@ -122,7 +123,8 @@ async fn onprem_instances_answer_with_their_state() {
     )
     .await;
     assert_eq!(got.status, 200);
-    let token = crate::onprem::payload::parse_login(&got.body).expect("exporter parses login");
+    let token =
+        crate::providers::onprem::payload::parse_login(&got.body).expect("exporter parses login");
     assert_eq!(got.json()["users"][0]["token"], FLEET_TOKEN);
     drop(token);
     let got = request(
@@ -171,7 +173,8 @@ async fn cloud_numbers_answer_on_every_provider() {
         )
         .await;
         assert_eq!(got.status, 200, "{i}");
-        let health = crate::graph::payload::parse_health_status_body(&got.body).expect("parses");
+        let health = crate::providers::cloud_api::payload::parse_health_status_body(&got.body)
+            .expect("parses");
         assert_eq!(health.can_send_message, can_send, "{i}");
         assert_eq!(got.json()["id"], phone_number_id(i));
         // Graph: the number's fields, whatever `fields` asks, with the usage headers.
@@ -188,7 +191,8 @@ async fn cloud_numbers_answer_on_every_provider() {
         assert_eq!(got.status, 200, "{i}");
         assert!(got.headers.contains_key("x-business-use-case-usage"));
         assert!(got.headers.contains_key("x-app-usage"));
-        let phone = crate::graph::payload::parse_phone_number(&got.body).expect("parses");
+        let phone =
+            crate::providers::cloud_api::payload::parse_phone_number(&got.body).expect("parses");
         assert_eq!(phone.id, phone_number_id(i));
         assert_eq!(
             phone.quality_rating.as_deref(),
@@ -218,7 +222,7 @@ async fn cloud_numbers_answer_on_every_provider() {
         )
         .await;
         assert_eq!(got.status, 200, "{i}");
-        let kapso = crate::kapso::payload::parse_health(&got.body).expect("parses");
+        let kapso = crate::providers::kapso::payload::parse_health(&got.body).expect("parses");
         assert_eq!(kapso.status, fleet::kapso_status(i), "{i}");
         if kapso.status != "error" {
             assert_eq!(

@@ -6,8 +6,8 @@
 //! This module holds the HTTP server, the routing and the machinery every simulated API
 //! shares (authentication, rate limiting, fault injection, request counters);
 //! [`onprem`] holds the On-Premises API clusters, their payloads and the scripted scenario;
-//! [`cloud`] holds Meta's Cloud API state (one WABA, its numbers and templates, their
-//! health) that [`graph_api`] (Meta's Graph API) and [`providers`] (360dialog, Kapso) serve.
+//! [`meta`] holds Meta's Cloud API state (one WABA, its numbers and templates, their
+//! health) that [`cloud_api`] (Meta's Graph API) and [`providers`] (360dialog, Kapso) serve.
 //!
 //! # Routes
 //!
@@ -32,7 +32,7 @@
 //! | `/{cluster}/v1/users/login` | `POST` | `Basic base64(username:password)` |
 //!
 //! The Cloud API routes, their credentials, errors, paging and usage headers are documented
-//! in [`graph_api`] and [`providers`]:
+//! in [`cloud_api`] and [`providers`]:
 //!
 //! | route | method | credentials |
 //! |---|---|---|
@@ -65,19 +65,19 @@
 //! | 503 | 1016 | `System overloaded` |
 //!
 //! The Cloud API routes check in their own order, answer in their own error envelopes and
-//! are not subject to [`SimulatorOptions::rate_limit`] (see [`graph_api`] and
+//! are not subject to [`SimulatorOptions::rate_limit`] (see [`cloud_api`] and
 //! [`providers`]). The same [`Fault`]s apply to them, in each API's words.
 //!
 //! # State
 //!
 //! The initial state is fixed and documented in [`onprem`] (node keys, roles, statuses,
-//! free space, schema versions, …) and in [`cloud`] (ids, numbers, templates, health,
+//! free space, schema versions, …) and in [`meta`] (ids, numbers, templates, health,
 //! Kapso configs, usage). The default credentials are [`SimulatorOptions::default`]'s:
 //!
 //! | API | credential | default |
 //! |---|---|---|
 //! | On-Premises | API key / login | `sim-api-key-0123456789` / `admin`:`sim-password-1` |
-//! | Graph API | bearer token | `sim-graph-token-0123456789` ([`graph_api::GRAPH_TOKEN`]) |
+//! | Graph API | bearer token | `sim-graph-token-0123456789` ([`cloud_api::GRAPH_TOKEN`]) |
 //! | 360dialog | channel keys | `sim-360-key-0001` … `0003` ([`providers::DIALOG360_API_KEYS`]) |
 //! | Kapso | API key | `sim-kapso-key-0123456789` ([`providers::KAPSO_API_KEY`]) |
 //! | Kapso | config ids | `kapso-config-1` … `3` ([`providers::KAPSO_CONFIG_IDS`]) |
@@ -91,16 +91,16 @@
 //! 360dialog keys and Kapso configs by id; ids naming nothing are ignored too, and every
 //! value is taken as is, documented or not.
 
-pub mod cloud;
+pub mod cloud_api;
 pub mod fleet;
-pub mod graph_api;
+pub mod meta;
 pub mod onprem;
 pub mod providers;
 
 #[cfg(test)]
-mod cloud_tests;
-#[cfg(test)]
 mod fleet_tests;
+#[cfg(test)]
+mod meta_tests;
 #[cfg(test)]
 mod tests;
 
@@ -177,7 +177,7 @@ pub struct SimulatorOptions {
     /// holds `min(limit, graph_page_size)` items. 0 counts as 1.
     pub graph_page_size: usize,
     /// 360dialog channel keys (`D360-API-KEY`): the n-th key serves the n-th number of
-    /// [`cloud::PHONE_NUMBER_IDS`]; keys past the third are ignored.
+    /// [`meta::PHONE_NUMBER_IDS`]; keys past the third are ignored.
     pub dialog360_api_keys: Vec<String>,
     /// When set, a 360dialog channel answers 400 to a request that comes sooner than this
     /// after its last accepted one.
@@ -185,7 +185,7 @@ pub struct SimulatorOptions {
     /// Accepted as `X-API-Key` on the Kapso API.
     pub kapso_api_key: String,
     /// Kapso WhatsApp config ids: the n-th id is tied to the n-th number of
-    /// [`cloud::PHONE_NUMBER_IDS`]; ids past the third are ignored.
+    /// [`meta::PHONE_NUMBER_IDS`]; ids past the third are ignored.
     pub kapso_config_ids: Vec<String>,
     /// When above 0, also serve a fleet of this many On-Premises instances and Cloud API
     /// numbers under `/fleet` (see [`fleet`]).
@@ -203,8 +203,8 @@ impl Default for SimulatorOptions {
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             auto_step: None,
             rate_limit: Some(RateLimit::default()),
-            graph_token: graph_api::GRAPH_TOKEN.to_string(),
-            graph_page_size: graph_api::GRAPH_PAGE_SIZE,
+            graph_token: cloud_api::GRAPH_TOKEN.to_string(),
+            graph_page_size: cloud_api::GRAPH_PAGE_SIZE,
             dialog360_api_keys: providers::DIALOG360_API_KEYS.map(str::to_string).to_vec(),
             dialog360_min_interval: None,
             kapso_api_key: providers::KAPSO_API_KEY.to_string(),
@@ -363,7 +363,7 @@ impl Endpoint {
 ///
 /// The same faults apply to the Cloud API routes ([`Simulator::set_graph_fault`],
 /// [`Simulator::set_dialog360_fault`], [`Simulator::set_kapso_fault`]); the field faults,
-/// the error envelope, 429 and 503 then take each API's shape (tables in [`graph_api`] and
+/// the error envelope, 429 and 503 then take each API's shape (tables in [`cloud_api`] and
 /// [`providers`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -474,7 +474,7 @@ impl GraphEndpoint {
 /// names a known node, until cleared with `set_graph_fault(.., None)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GraphFault {
-    /// A fault every simulated API shares, in Graph API words (see [`graph_api`]).
+    /// A fault every simulated API shares, in Graph API words (see [`cloud_api`]).
     Fault(Fault),
     /// `{"error":{"message","type":"OAuthException","code","is_transient","fbtrace_id"}}`
     /// with this HTTP status (outside 200..=999: 500), e.g. 401/190 token expired, 400/4
@@ -534,10 +534,10 @@ struct State {
     /// Per cluster: token -> expiry (`None`: a lifetime too long to represent).
     tokens: [HashMap<String, Option<Instant>>; 3],
     buckets: [Bucket; 3],
-    cloud: cloud::CloudState,
+    cloud: meta::CloudState,
     /// By [`GraphEndpoint::index`].
     graph_faults: [Option<GraphFault>; 5],
-    /// Per number (360dialog channel), in the order of [`cloud::PHONE_NUMBER_IDS`].
+    /// Per number (360dialog channel), in the order of [`meta::PHONE_NUMBER_IDS`].
     dialog360_faults: Vec<Option<Fault>>,
     /// Per number, when its 360dialog channel last passed the rate limit.
     dialog360_last: Vec<Option<Instant>>,
@@ -603,11 +603,11 @@ impl Simulator {
             faults: Default::default(),
             tokens: Default::default(),
             buckets: [Bucket::new(); 3],
-            cloud: cloud::CloudState::initial(),
+            cloud: meta::CloudState::initial(),
             graph_faults: Default::default(),
-            dialog360_faults: vec![None; cloud::PHONE_NUMBER_IDS.len()],
-            dialog360_last: vec![None; cloud::PHONE_NUMBER_IDS.len()],
-            kapso_faults: vec![None; cloud::PHONE_NUMBER_IDS.len()],
+            dialog360_faults: vec![None; meta::PHONE_NUMBER_IDS.len()],
+            dialog360_last: vec![None; meta::PHONE_NUMBER_IDS.len()],
+            kapso_faults: vec![None; meta::PHONE_NUMBER_IDS.len()],
         };
         let fleet = (opts.fleet > 0)
             .then(|| fleet::Fleet::new(opts.fleet, started_at, opts.fleet_faults.clone()));
@@ -790,13 +790,13 @@ impl Simulator {
         })
     }
 
-    /// Plays the next step of the scripted scenario (see [`onprem`] and [`cloud`]).
+    /// Plays the next step of the scripted scenario (see [`onprem`] and [`meta`]).
     pub fn step(&self) {
         let mut state = self.lock();
         state.steps = state.steps.wrapping_add(1);
         let step = state.steps.wrapping_sub(1) % SCENARIO_LEN + 1;
         onprem::apply_step(&mut state.clusters, step);
-        cloud::apply_step(&mut state.cloud, step);
+        meta::apply_step(&mut state.cloud, step);
         tracing::debug!(step, "simulator scenario step");
     }
 
@@ -811,7 +811,7 @@ impl Simulator {
     pub fn reset(&self) {
         let mut state = self.lock();
         state.clusters = initial_clusters(self.inner.started_at);
-        state.cloud = cloud::CloudState::initial();
+        state.cloud = meta::CloudState::initial();
         state.api_status = "stable".to_string();
         state.steps = 0;
     }
@@ -928,21 +928,21 @@ impl Simulator {
         self.inner.logins[cluster.index()].load(Ordering::Relaxed)
     }
 
-    fn with_number(&self, number_id: &str, f: impl FnOnce(&mut cloud::PhoneNumber)) {
+    fn with_number(&self, number_id: &str, f: impl FnOnce(&mut meta::PhoneNumber)) {
         match self.lock().cloud.number_mut(number_id) {
             Some(n) => f(n),
             None => tracing::debug!(number_id, "simulator: no such phone number"),
         }
     }
 
-    fn with_template(&self, template_id: &str, f: impl FnOnce(&mut cloud::Template)) {
+    fn with_template(&self, template_id: &str, f: impl FnOnce(&mut meta::Template)) {
         match self.lock().cloud.template_mut(template_id) {
             Some(t) => f(t),
             None => tracing::debug!(template_id, "simulator: no such template"),
         }
     }
 
-    fn with_kapso(&self, config_id: &str, f: impl FnOnce(&mut cloud::KapsoState)) {
+    fn with_kapso(&self, config_id: &str, f: impl FnOnce(&mut meta::KapsoState)) {
         let Some(i) = self.kapso_config(config_id) else {
             tracing::debug!(config_id, "simulator: no such Kapso config");
             return;
@@ -954,14 +954,14 @@ impl Simulator {
 
     /// Sets a number's messaging health (`PHONE_NUMBER` entity): `can_send` is `AVAILABLE`,
     /// `LIMITED` or `BLOCKED` (or anything else); `detail` is the `additional_info` line of
-    /// `LIMITED` or the `error_description` of `BLOCKED` (defaults: [`cloud::default_detail`]).
+    /// `LIMITED` or the `error_description` of `BLOCKED` (defaults: [`meta::default_detail`]).
     pub fn set_phone_health(&self, number_id: &str, can_send: &str, detail: Option<&str>) {
         self.set_entity_health("PHONE_NUMBER", number_id, can_send, detail);
     }
 
     /// Sets the `can_send_message` of an entity with its default detail: `entity_type` is
     /// `PHONE_NUMBER` or `MESSAGE_TEMPLATE` (with the number's or template's id), or `WABA`,
-    /// `BUSINESS`, `APP` (with [`cloud::WABA_ID`], [`cloud::BUSINESS_ID`], [`cloud::APP_ID`]).
+    /// `BUSINESS`, `APP` (with [`meta::WABA_ID`], [`meta::BUSINESS_ID`], [`meta::APP_ID`]).
     pub fn set_entity_status(&self, entity_type: &str, id: &str, status: &str) {
         self.set_entity_health(entity_type, id, status, None);
     }
@@ -980,11 +980,11 @@ impl Simulator {
         }
     }
 
-    /// Sets `can_receive_call_sip` of a number or of the app ([`cloud::APP_ID`]).
+    /// Sets `can_receive_call_sip` of a number or of the app ([`meta::APP_ID`]).
     pub fn set_call_sip_status(&self, id: &str, status: &str) {
         let mut state = self.lock();
         let cloud = &mut state.cloud;
-        let health = if id == cloud::APP_ID {
+        let health = if id == meta::APP_ID {
             Some(&mut cloud.app)
         } else {
             cloud.number_mut(id).map(|n| &mut n.health)
@@ -1002,7 +1002,7 @@ impl Simulator {
 
     /// Sets a number's `whatsapp_business_manager_messaging_limit` (`TIER_50` … `TIER_2K`,
     /// `TIER_10K`, `TIER_100K`, `TIER_UNLIMITED`, `TIER_NOT_SET`); `messaging_limit_tier`
-    /// follows ([`cloud::legacy_tier`]).
+    /// follows ([`meta::legacy_tier`]).
     pub fn set_tier(&self, number_id: &str, tier: &str) {
         self.with_number(number_id, |n| n.tier = tier.to_string());
     }
@@ -1068,7 +1068,7 @@ impl Simulator {
 
     /// Sets a Kapso config's `status` (`healthy`, `degraded`, `unhealthy`, `error`, or
     /// anything else) and its `error` message (the `error` status without one gets
-    /// [`cloud::KAPSO_DEFAULT_ERROR`]).
+    /// [`meta::KAPSO_DEFAULT_ERROR`]).
     pub fn set_kapso_status(&self, config_id: &str, status: &str, error: Option<&str>) {
         self.with_kapso(config_id, |k| k.set_status(status, error));
     }

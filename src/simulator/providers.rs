@@ -1,5 +1,5 @@
 //! The simulated 360dialog and Kapso APIs: Business Solution Providers relaying Meta's
-//! health of one number each, from the state of [`super::cloud`].
+//! health of one number each, from the state of [`super::meta`].
 //!
 //! # 360dialog
 //!
@@ -8,7 +8,7 @@
 //!
 //! `GET /360dialog/health_status` with `D360-API-KEY: <channel key>`. Each key of
 //! [`SimulatorOptions::dialog360_api_keys`] (default [`DIALOG360_API_KEYS`]) is one channel:
-//! the n-th key serves the n-th number of [`cloud::PHONE_NUMBER_IDS`] (keys past the third
+//! the n-th key serves the n-th number of [`meta::PHONE_NUMBER_IDS`] (keys past the third
 //! are ignored). The answer is Meta's body for that number:
 //! `{"health_status":{"can_send_message":…,"entities":[PHONE_NUMBER, WABA, BUSINESS, APP]},
 //! "id":"<number id>"}`.
@@ -86,19 +86,19 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::cloud::{self, CloudState, BLOCKED};
-use super::graph_api::{damage, degrade_health, percent_decode};
+use super::cloud_api::{damage, degrade_health, percent_decode};
+use super::meta::{self, CloudState, BLOCKED};
 use super::onprem::Shape;
 use super::{answer_with_fault, json_response, shape_of, Action, FaultReply, SimBody, Simulator};
 
-/// The default 360dialog channel keys, one per number of [`cloud::PHONE_NUMBER_IDS`].
+/// The default 360dialog channel keys, one per number of [`meta::PHONE_NUMBER_IDS`].
 pub const DIALOG360_API_KEYS: [&str; 3] =
     ["sim-360-key-0001", "sim-360-key-0002", "sim-360-key-0003"];
 /// The header carrying a 360dialog key.
 pub const DIALOG360_KEY_HEADER: &str = "D360-API-KEY";
 /// The default Kapso project API key.
 pub const KAPSO_API_KEY: &str = "sim-kapso-key-0123456789";
-/// The default Kapso WhatsApp config ids, one per number of [`cloud::PHONE_NUMBER_IDS`].
+/// The default Kapso WhatsApp config ids, one per number of [`meta::PHONE_NUMBER_IDS`].
 pub const KAPSO_CONFIG_IDS: [&str; 3] = ["kapso-config-1", "kapso-config-2", "kapso-config-3"];
 /// The header carrying the Kapso key.
 pub const KAPSO_KEY_HEADER: &str = "X-API-Key";
@@ -159,7 +159,7 @@ pub(super) fn kapso_body(cloud: &CloudState, index: usize, now: DateTime<Utc>) -
     if k.status == "error" {
         return json!({
             "status": "error",
-            "error": k.error.as_deref().unwrap_or(cloud::KAPSO_DEFAULT_ERROR),
+            "error": k.error.as_deref().unwrap_or(meta::KAPSO_DEFAULT_ERROR),
             "checks": {},
             "timestamp": timestamp,
         });
@@ -169,10 +169,10 @@ pub(super) fn kapso_body(cloud: &CloudState, index: usize, now: DateTime<Utc>) -
         .as_str()
         .unwrap_or("")
         .to_string();
-    let app_id: u64 = cloud::APP_ID.parse().unwrap_or(0);
+    let app_id: u64 = meta::APP_ID.parse().unwrap_or(0);
     let verified = if k.webhook_verified {
         json!({"passed": true, "details": {
-            "verified_at": cloud::KAPSO_WEBHOOK_VERIFIED_AT,
+            "verified_at": meta::KAPSO_WEBHOOK_VERIFIED_AT,
             "message": KAPSO_WEBHOOK_VERIFIED_MESSAGE,
         }})
     } else {
@@ -243,7 +243,7 @@ impl Simulator {
     pub(super) fn dialog360_channel(&self, key: &str) -> Option<usize> {
         position(
             &self.inner.opts.dialog360_api_keys,
-            cloud::PHONE_NUMBER_IDS.len(),
+            meta::PHONE_NUMBER_IDS.len(),
             key,
         )
     }
@@ -252,7 +252,7 @@ impl Simulator {
     pub(super) fn kapso_config(&self, config_id: &str) -> Option<usize> {
         position(
             &self.inner.opts.kapso_config_ids,
-            cloud::PHONE_NUMBER_IDS.len(),
+            meta::PHONE_NUMBER_IDS.len(),
             config_id,
         )
     }

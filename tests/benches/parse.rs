@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use whatsapp_exporter::{dialog360, graph, kapso, onprem};
+use whatsapp_exporter::providers::{cloud_api, dialog360, kapso, onprem};
 
 fn fixture(path: &str) -> Vec<u8> {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -79,7 +79,7 @@ fn onprem_payloads(c: &mut Criterion) {
 }
 
 fn graph_payloads(c: &mut Criterion) {
-    use graph::payload::{
+    use cloud_api::payload::{
         parse_business_use_case_usage, parse_graph_error, parse_health_status_body,
         parse_phone_number, parse_phone_numbers_page, parse_templates_page,
     };

@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use whatsapp_exporter::exposition::{encode_families, render_families, Family, Format, Samples};
-use whatsapp_exporter::onprem::{self, SharedSeries};
+use whatsapp_exporter::providers::onprem::{self, SharedSeries};
+use whatsapp_exporter::providers::{cloud_api, dialog360, kapso};
 use whatsapp_exporter::upstream::Reason;
-use whatsapp_exporter::{dialog360, graph, kapso};
 
 fn fixture(path: &str) -> Vec<u8> {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -25,8 +25,8 @@ struct Payloads {
     support_ha: onprem::payload::SupportReport,
     health_single: onprem::payload::HealthReport,
     support_single: onprem::payload::SupportReport,
-    phone: graph::payload::PhoneNumber,
-    dialog360: graph::payload::HealthStatus,
+    phone: cloud_api::payload::PhoneNumber,
+    dialog360: cloud_api::payload::HealthStatus,
     kapso: kapso::payload::KapsoHealth,
 }
 
@@ -38,7 +38,7 @@ impl Payloads {
             support_ha: parse_support(&fixture("onprem/support_ha.json")).expect("support_ha"),
             health_single: parse_health(&fixture("onprem/health_single.json")).expect("health"),
             support_single: parse_support(&fixture("onprem/support_single.json")).expect("support"),
-            phone: graph::payload::parse_phone_number(&fixture("graph/phone_number_v24.json"))
+            phone: cloud_api::payload::parse_phone_number(&fixture("graph/phone_number_v24.json"))
                 .expect("phone number"),
             dialog360: dialog360::payload::parse_health_status_body(&fixture(
                 "dialog360/health_status_limited.json",
@@ -73,17 +73,17 @@ fn onprem_samples(
 }
 
 /// The data of a `cloud_api` target with one phone number.
-fn cloud_samples(name: &str, phone: &graph::payload::PhoneNumber) -> Samples {
+fn cloud_samples(name: &str, phone: &cloud_api::payload::PhoneNumber) -> Samples {
     let mut out = Samples::new(name);
-    graph::phone_samples(&mut out, phone);
+    whatsapp_exporter::meta::phone_samples(&mut out, phone);
     let statuses: Vec<_> = phone.health_status.iter().collect();
-    graph::messaging_samples(&mut out, &statuses);
+    whatsapp_exporter::meta::messaging_samples(&mut out, &statuses);
     out
 }
 
-fn dialog360_samples(name: &str, health: &graph::payload::HealthStatus) -> Samples {
+fn dialog360_samples(name: &str, health: &cloud_api::payload::HealthStatus) -> Samples {
     let mut out = Samples::new(name);
-    graph::messaging_samples(&mut out, &[health]);
+    whatsapp_exporter::meta::messaging_samples(&mut out, &[health]);
     out
 }
 

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use whatsapp_exporter::dialog360::payload;
+use whatsapp_exporter::providers::dialog360::payload;
 
 fuzz_target!(|body: &[u8]| {
     let _ = payload::parse_health_status_body(body);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use whatsapp_exporter::graph::payload;
+use whatsapp_exporter::providers::cloud_api::payload;
 
 fuzz_target!(|body: &[u8]| {
     let _ = payload::parse_health_status_body(body);

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use whatsapp_exporter::exposition::Samples;
-use whatsapp_exporter::kapso::{health_samples, payload};
+use whatsapp_exporter::providers::kapso::{health_samples, payload};
 
 fuzz_target!(|body: &[u8]| {
     if let Ok(health) = payload::parse_health(body) {

@@ -1,6 +1,6 @@
 //! The simulated Meta Graph API (the Cloud API's management side) under `/graph`: a target's
 //! base URL is `http://ADDR/graph` ([`SimulatorHandle::graph_base_url`]), standing for
-//! `https://graph.facebook.com`. It answers from the state of [`super::cloud`].
+//! `https://graph.facebook.com`. It answers from the state of [`super::meta`].
 //!
 //! # Routes
 //!
@@ -32,8 +32,8 @@
 //!
 //! `whatsapp_business_manager_messaging_limit` exists from v24.0 on
 //! ([`MESSAGING_LIMIT_SINCE`]); `messaging_limit_tier` in every version (derived by
-//! [`cloud::legacy_tier`]). `throughput` is `{"level":"STANDARD"}`; a template's
-//! `quality_score` is a string or `{"score":…}` (see [`super::cloud`]).
+//! [`meta::legacy_tier`]). `throughput` is `{"level":"STANDARD"}`; a template's
+//! `quality_score` is a string or `{"score":…}` (see [`super::meta`]).
 //!
 //! # Paging
 //!
@@ -56,7 +56,7 @@
 //! - `x-app-usage: {"call_count":A,"total_time":A,"total_cputime":A}`;
 //!
 //! `C` and `A` are set by [`Simulator::set_graph_usage`] (initially
-//! [`cloud::INITIAL_BUSINESS_USAGE`] and [`cloud::INITIAL_APP_USAGE`]). While `C` >= 100
+//! [`meta::INITIAL_BUSINESS_USAGE`] and [`meta::INITIAL_APP_USAGE`]). While `C` >= 100
 //! every authenticated request answers 400 code 80008 (subcode 2446079, `is_transient`
 //! true); while `A` >= 100, 400 code 4 (`is_transient` true).
 //!
@@ -113,7 +113,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::cloud::{self, CloudState, PhoneNumber, Subject, Template};
+use super::meta::{self, CloudState, PhoneNumber, Subject, Template};
 use super::onprem::Shape;
 use super::{
     answer_with_fault, json_response, shape_of, status_or_500, Action, FaultReply, GraphEndpoint,
@@ -212,7 +212,7 @@ impl NodeType {
     fn of(cloud: &CloudState, id: &str) -> Option<NodeType> {
         if cloud.number_index(id).is_some() {
             Some(NodeType::PhoneNumber)
-        } else if id == cloud::WABA_ID {
+        } else if id == meta::WABA_ID {
             Some(NodeType::Waba)
         } else if cloud.template(id).is_some() {
             Some(NodeType::Template)
@@ -526,7 +526,7 @@ pub(super) fn add_usage_headers(resp: &mut Response<SimBody>, business: u32, app
     };
     let mut buc = Map::new();
     buc.insert(
-        cloud::WABA_ID.to_string(),
+        meta::WABA_ID.to_string(),
         json!([{
             "type": "whatsapp_business_management",
             "call_count": business,
@@ -604,7 +604,7 @@ pub(super) fn number_field(cloud: &CloudState, n: &PhoneNumber, field: &str) -> 
         "health_status" => cloud.health_status(Subject::Number(n)),
         "quality_rating" => json!(n.quality_rating),
         "whatsapp_business_manager_messaging_limit" => json!(n.tier),
-        "messaging_limit_tier" => json!(cloud::legacy_tier(&n.tier)?),
+        "messaging_limit_tier" => json!(meta::legacy_tier(&n.tier)?),
         "status" => json!(n.status),
         "name_status" => json!(n.name_status),
         "throughput" => json!({"level": n.throughput}),
@@ -619,8 +619,8 @@ pub(super) fn number_field(cloud: &CloudState, n: &PhoneNumber, field: &str) -> 
 
 fn waba_field(cloud: &CloudState, field: &str) -> Option<Value> {
     Some(match field {
-        "id" => json!(cloud::WABA_ID),
-        "name" => json!(cloud::WABA_NAME),
+        "id" => json!(meta::WABA_ID),
+        "name" => json!(meta::WABA_NAME),
         "health_status" => cloud.health_status(Subject::Waba),
         _ => return None,
     })
@@ -907,7 +907,7 @@ fn graph_payload(
         }
         GraphEndpoint::Waba => {
             let fields = requested_fields(query, NodeType::Waba, p.version)?;
-            Ok(damaged(object(cloud::WABA_ID, &fields, |f| {
+            Ok(damaged(object(meta::WABA_ID, &fields, |f| {
                 waba_field(cloud, f)
             })))
         }

@@ -105,7 +105,7 @@ pub fn health_samples(out: &mut Samples, health: &payload::KapsoHealth) {
     }
     if let Some(phone) = &health.phone {
         if let Some(id) = &phone.id {
-            let number = crate::graph::payload::PhoneNumber {
+            let number = crate::meta::payload::PhoneNumber {
                 id: id.clone(),
                 health_status: None,
                 quality_rating: phone.quality_rating.clone(),
@@ -116,10 +116,10 @@ pub fn health_samples(out: &mut Samples, health: &payload::KapsoHealth) {
                 display_phone_number: phone.display_phone_number.clone(),
                 verified_name: phone.verified_name.clone(),
             };
-            crate::graph::phone_samples(out, &number);
+            crate::meta::phone_samples(out, &number);
         }
     }
     if let Some(messaging) = &health.messaging {
-        crate::graph::messaging_samples(out, &[messaging]);
+        crate::meta::messaging_samples(out, &[messaging]);
     }
 }

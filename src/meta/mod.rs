@@ -1,14 +1,15 @@
-//! Meta's Graph API (the Cloud API), and the metrics of Meta's health_status, which
-//! 360dialog and Kapso relay as they are.
+//! Meta's health model, shared by every provider that speaks it: the Cloud API reads it
+//! from Graph, 360dialog returns it unchanged, Kapso relays it inside its checks, and
+//! Meta's webhooks carry the same values. [`payload`] reads it; this module turns it into
+//! the series of the metrics contract.
 
-pub mod client;
 pub mod payload;
 
 use std::collections::BTreeMap;
 
 use crate::exposition::{Family, Samples};
 use crate::upstream;
-use payload::{Entity, HealthStatus, PhoneNumber, Template, Usage};
+use payload::{Entity, HealthStatus, PhoneNumber, Template};
 
 /// Documented values, pre-declared in each state set (whatsapp-apis.md lists where Meta's
 /// own documents disagree; anything else passes through as its own series).
@@ -289,20 +290,6 @@ pub fn template_samples(out: &mut Samples, templates: &[Template]) {
                 quality,
             );
         }
-    }
-}
-
-pub fn usage_samples(out: &mut Samples, usage: &[Usage]) {
-    for u in usage {
-        out.push(
-            Family::GraphApiUsage,
-            &[
-                ("business_object_id", u.business_object_id.as_str()),
-                ("usage_type", u.usage_type.as_str()),
-                ("measure", u.measure.as_str()),
-            ],
-            u.ratio,
-        );
     }
 }
 

@@ -3,7 +3,7 @@
 //! Kapso keeps per WhatsApp config, and the scripted scenario [`Simulator::step`] plays on
 //! them.
 //!
-//! The Graph API ([`super::graph_api`]), 360dialog and Kapso ([`super::providers`]) all
+//! The Graph API ([`super::cloud_api`]), 360dialog and Kapso ([`super::providers`]) all
 //! answer from this one state: a number LIMITED on the Graph API is LIMITED on its 360dialog
 //! channel and in its Kapso config too.
 //!

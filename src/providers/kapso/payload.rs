@@ -9,12 +9,12 @@
 
 use serde_json::Value;
 
-pub use crate::graph::payload::PayloadError;
-use crate::graph::payload::{health_status_from_object, health_status_from_value, HealthStatus};
 use crate::json::{
     as_object, field, load, opt_bool, opt_id, opt_str, opt_timestamp, present, required_str,
     strip_bom, wrong_type, Obj,
 };
+pub use crate::meta::payload::PayloadError;
+use crate::meta::payload::{health_status_from_object, health_status_from_value, HealthStatus};
 
 /// A parsed config health body.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,8 +182,8 @@ fn messaging_health(d: &Obj, path: &str) -> Result<Option<HealthStatus>, Payload
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::payload::{Entity, EntityError};
     use crate::json::expected::wrong;
+    use crate::meta::payload::{Entity, EntityError};
 
     macro_rules! fixture {
         ($name:literal) => {

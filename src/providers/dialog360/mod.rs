@@ -55,7 +55,7 @@ impl Dialog360Client {
             }
         })?;
         let mut samples = Samples::new(target);
-        crate::graph::messaging_samples(&mut samples, &[&health]);
+        crate::meta::messaging_samples(&mut samples, &[&health]);
         Ok(samples)
     }
 }

@@ -10,13 +10,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::cloud::{
+use super::cloud_api::{GRAPH_TOKEN, REGAIN_ACCESS_MINUTES};
+use super::meta::{
     APP_ID, BUSINESS_ID, DISPLAY_NAME_LIMIT, DISPLAY_PHONE_NUMBERS, INITIAL_APP_USAGE,
     INITIAL_BUSINESS_USAGE, KAPSO_DEFAULT_ERROR, KAPSO_WEBHOOK_VERIFIED_AT, PHONE_NUMBER_IDS,
     TEMPLATE_CATEGORIES, TEMPLATE_IDS, TEMPLATE_LANGUAGES, TEMPLATE_NAMES, VERIFIED_NAMES, WABA_ID,
     WABA_NAME,
 };
-use super::graph_api::{GRAPH_TOKEN, REGAIN_ACCESS_MINUTES};
 use super::providers::{DIALOG360_API_KEYS, KAPSO_API_KEY, KAPSO_CONFIG_IDS};
 use super::*;
 
@@ -204,15 +204,15 @@ fn cloud_options_have_defaults_and_redact_secrets() {
         assert!(!dbg.contains(secret), "{dbg}");
     }
     assert!(dbg.contains("kapso-config-1"), "{dbg}");
-    assert_eq!(cloud::legacy_tier("TIER_2K"), Some("TIER_1K"));
-    assert_eq!(cloud::legacy_tier("TIER_10K"), Some("TIER_10K"));
-    assert_eq!(cloud::legacy_tier("TIER_NOT_SET"), None);
+    assert_eq!(meta::legacy_tier("TIER_2K"), Some("TIER_1K"));
+    assert_eq!(meta::legacy_tier("TIER_10K"), Some("TIER_10K"));
+    assert_eq!(meta::legacy_tier("TIER_NOT_SET"), None);
     assert_eq!(
-        cloud::overall(&["AVAILABLE", "LIMITED", "BLOCKED"]),
+        meta::overall(&["AVAILABLE", "LIMITED", "BLOCKED"]),
         "BLOCKED"
     );
-    assert_eq!(cloud::overall(&["AVAILABLE", "LIMITED"]), "LIMITED");
-    assert_eq!(cloud::overall(&["AVAILABLE", "whatever"]), "AVAILABLE");
+    assert_eq!(meta::overall(&["AVAILABLE", "LIMITED"]), "LIMITED");
+    assert_eq!(meta::overall(&["AVAILABLE", "whatever"]), "AVAILABLE");
 }
 
 #[tokio::test]

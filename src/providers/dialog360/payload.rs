@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use crate::graph::payload::{
+use crate::json::{lenient_bool, lenient_i64, strip_bom};
+pub use crate::meta::payload::{
     parse_health_status_body, Entity, EntityError, HealthStatus, PayloadError,
 };
-use crate::json::{lenient_bool, lenient_i64, strip_bom};
 
 /// The `meta` object of a 360dialog error envelope.
 ///

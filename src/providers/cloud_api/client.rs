@@ -163,7 +163,7 @@ impl GraphClient {
         self.discovered = ids;
         self.last_discovery = Some(Instant::now());
         let mut samples = Samples::new(target);
-        super::template_samples(&mut samples, &templates);
+        crate::meta::template_samples(&mut samples, &templates);
         Ok(Polled::data(samples))
     }
 
@@ -202,14 +202,14 @@ impl GraphClient {
         };
         let mut samples = Samples::new(target);
         for phone in &phones {
-            super::phone_samples(&mut samples, phone);
+            crate::meta::phone_samples(&mut samples, phone);
         }
         let statuses: Vec<&HealthStatus> = phones
             .iter()
             .filter_map(|p| p.health_status.as_ref())
             .chain(waba_health.as_ref())
             .collect();
-        super::messaging_samples(&mut samples, &statuses);
+        crate::meta::messaging_samples(&mut samples, &statuses);
         Ok(samples)
     }
 
