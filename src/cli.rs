@@ -329,33 +329,10 @@ pub async fn termination() {
 /// The demo's configuration: one target of each type against the simulator, with the
 /// simulator's own (public) demo credentials.
 pub fn demo_config(simulator: &crate::simulator::SimulatorHandle, interval: Duration) -> String {
-    use crate::simulator::meta;
-    let options = simulator.simulator().options();
-    let discovery = humantime::format_duration(interval * 6);
-    let interval = humantime::format_duration(interval);
     format!(
-        "global:\n  interval: {interval}\n  timeout: {interval}\ntargets:\n\
-         - name: onprem-single\n  type: onprem\n  base_url: {single}\n  api_key: {key}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: single\n\
-         - name: onprem-ha\n  type: onprem\n  base_url: {ha}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: ha\n\
-         - name: onprem-multiconnect\n  type: onprem\n  base_url: {mc}\n  api_key: {key}\n  username: {user}\n  password: {password}\n  labels:\n    site: demo\n    cluster: multiconnect\n\
-         - name: cloud-acme\n  type: cloud_api\n  base_url: {graph}\n  access_token: {graph_token}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: {discovery}\n  labels:\n    site: demo\n\
-         - name: dialog360-sales\n  type: dialog360\n  base_url: {d360}\n  api_key: {d360_key}\n  labels:\n    site: demo\n\
-         - name: kapso-support\n  type: kapso\n  base_url: {kapso}\n  api_key: {kapso_key}\n  config_id: {kapso_config}\n  labels:\n    site: demo\n",
-        single = simulator.base_url(Cluster::Single),
-        ha = simulator.base_url(Cluster::Ha),
-        mc = simulator.base_url(Cluster::Multiconnect),
-        key = options.api_key,
-        user = options.username,
-        password = options.password,
-        graph = simulator.graph_base_url(),
-        graph_token = options.graph_token,
-        waba = meta::WABA_ID,
-        number = meta::PHONE_NUMBER_IDS[0],
-        d360 = simulator.dialog360_base_url(),
-        d360_key = options.dialog360_api_keys.get(1).map_or("", String::as_str),
-        kapso = simulator.kapso_base_url(),
-        kapso_key = options.kapso_api_key,
-        kapso_config = options.kapso_config_ids.first().map_or("", String::as_str),
+        "global:\n  interval: {every}\n  timeout: {every}\ntargets:\n{targets}",
+        every = humantime::format_duration(interval),
+        targets = crate::providers::demo_targets(simulator, interval),
     )
 }
 

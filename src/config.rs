@@ -1,5 +1,8 @@
 //! The configuration file: strict YAML (an unknown key is an error with its line), `${ENV}`
 //! expansion inside values, `*_file` variants for secrets, and every default in one place.
+//!
+//! The keys every target has are read here; the keys of a target's type belong to its
+//! provider ([`crate::providers`]), which validates them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -7,35 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::secret::{Secret, SecretSource};
-
-/// Defaults, in one place: the README and `config.example.yaml` quote these.
-pub mod defaults {
-    use std::time::Duration;
-
-    pub const INTERVAL: Duration = Duration::from_secs(30);
-    pub const TIMEOUT: Duration = Duration::from_secs(10);
-    /// Data series survive this many intervals of failed polls before they are dropped.
-    pub const STALE_AFTER_INTERVALS: u32 = 3;
-    pub const MAX_CONCURRENT_POLLS: usize = 64;
-    pub const BODY_SIZE_LIMIT: u64 = 1024 * 1024;
-    /// Most data series one target exports: a runaway answer (thousands of nodes or
-    /// entities) is cut here instead of bloating every scrape.
-    pub const SERIES_LIMIT: usize = 1000;
-    pub const ONPREM_API_KEY_LEN: std::ops::RangeInclusive<usize> = 12..=128;
-    pub const DIALOG360_BASE_URL: &str = "https://waba-v2.360dialog.io";
-    pub const KAPSO_BASE_URL: &str = "https://app.kapso.ai";
-    pub const GRAPH_BASE_URL: &str = "https://graph.facebook.com";
-    /// The first Graph API version with `whatsapp_business_manager_messaging_limit`.
-    pub const GRAPH_API_VERSION: &str = "v24.0";
-    pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
-    /// Rate-limit usage (0..1) above which a Cloud API target polls more slowly.
-    pub const USAGE_THRESHOLD: f64 = 0.8;
-    /// How often the files named by `target_files` are checked for changes.
-    pub const TARGET_FILES_REFRESH: Duration = Duration::from_secs(30);
-}
+pub use crate::config_values::defaults;
+use crate::config_values::{is_label_name, ByteSize, EnvString, HumanDuration};
+pub use crate::providers::TargetKind;
+use crate::providers::{Client, RawKeys, TargetSettings, Type};
+pub use crate::upstream::TlsConfig;
+use crate::upstream::Upstream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,157 +70,27 @@ pub struct Target {
     /// User metadata, exported only on `whatsapp_target_info`.
     pub labels: BTreeMap<String, String>,
     pub tls: TlsConfig,
+    /// The provider and what it was configured with.
     pub kind: TargetKind,
 }
 
 impl Target {
     pub fn type_name(&self) -> &'static str {
-        match self.kind {
-            TargetKind::OnPrem(_) => TargetType::OnPrem.as_str(),
-            TargetKind::Dialog360(_) => TargetType::Dialog360.as_str(),
-            TargetKind::Kapso(_) => TargetType::Kapso.as_str(),
-            TargetKind::CloudApi(_) => TargetType::CloudApi.as_str(),
-        }
+        self.kind.type_name()
     }
-}
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum TargetKind {
-    OnPrem(OnPremTarget),
-    Dialog360(Dialog360Target),
-    Kapso(KapsoTarget),
-    CloudApi(CloudApiTarget),
-}
-
-/// A 360dialog channel: `GET /health_status` with its channel key.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Dialog360Target {
-    pub api_key: SecretSource,
-}
-
-/// A Kapso WhatsApp config: `GET /api/v1/whatsapp_configs/{config_id}/health`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KapsoTarget {
-    pub api_key: SecretSource,
-    pub config_id: String,
-}
-
-/// Meta's Graph API for a WABA and/or phone numbers.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CloudApiTarget {
-    pub access_token: SecretSource,
-    pub api_version: String,
-    pub phone_number_ids: Vec<String>,
-    pub waba_id: Option<String>,
-    pub discover: bool,
-    pub discovery_interval: Duration,
-    pub usage_threshold: f64,
-}
-
-impl CloudApiTarget {
-    /// The major version, for fields that exist only from some version on.
-    pub fn api_major_version(&self) -> u32 {
-        parse_api_version(&self.api_version).map_or(0, |(major, _)| major)
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct TlsConfig {
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub insecure_skip_verify: bool,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct OnPremTarget {
-    pub api_key: Option<SecretSource>,
-    pub login: Option<Login>,
-    pub bearer_token: Option<SecretSource>,
-    pub endpoints: Vec<OnPremEndpoint>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Login {
-    pub username: String,
-    pub password: SecretSource,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnPremEndpoint {
-    Health,
-    Support,
-}
-
-impl OnPremEndpoint {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnPremEndpoint::Health => "health",
-            OnPremEndpoint::Support => "support",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub enum TargetType {
-    #[serde(rename = "onprem")]
-    OnPrem,
-    #[serde(rename = "dialog360")]
-    Dialog360,
-    #[serde(rename = "kapso")]
-    Kapso,
-    #[serde(rename = "cloud_api")]
-    CloudApi,
-}
-
-impl TargetType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetType::OnPrem => "onprem",
-            TargetType::Dialog360 => "dialog360",
-            TargetType::Kapso => "kapso",
-            TargetType::CloudApi => "cloud_api",
+    /// How the target's client reaches its upstream through `http`.
+    pub fn upstream(&self, http: reqwest::Client) -> Upstream {
+        Upstream {
+            http,
+            base_url: self.base_url.clone(),
+            body_limit: self.body_size_limit,
         }
     }
 
-    fn default_base_url(self) -> Option<&'static str> {
-        match self {
-            TargetType::OnPrem => None,
-            TargetType::Dialog360 => Some(defaults::DIALOG360_BASE_URL),
-            TargetType::Kapso => Some(defaults::KAPSO_BASE_URL),
-            TargetType::CloudApi => Some(defaults::GRAPH_BASE_URL),
-        }
-    }
-
-    /// The keys of a target that only some types take.
-    fn accepts(self, key: &str) -> bool {
-        match self {
-            TargetType::OnPrem => matches!(
-                key,
-                "api_key"
-                    | "api_key_file"
-                    | "username"
-                    | "password"
-                    | "password_file"
-                    | "bearer_token"
-                    | "bearer_token_file"
-                    | "endpoints"
-            ),
-            TargetType::Dialog360 => matches!(key, "api_key" | "api_key_file"),
-            TargetType::Kapso => matches!(key, "api_key" | "api_key_file" | "config_id"),
-            TargetType::CloudApi => matches!(
-                key,
-                "access_token"
-                    | "access_token_file"
-                    | "api_version"
-                    | "phone_number_ids"
-                    | "waba_id"
-                    | "discover"
-                    | "discovery_interval"
-                    | "usage_threshold"
-            ),
-        }
+    /// A new client of the target's provider, talking through `http`.
+    pub fn client(&self, http: reqwest::Client) -> Client {
+        self.kind.client(self.upstream(http))
     }
 }
 
@@ -393,39 +246,22 @@ struct RawGlobal {
     target_files_refresh_interval: Option<HumanDuration>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A target as written: the keys every target has, and its type's own keys.
+#[derive(Debug)]
 struct RawTarget {
     name: EnvString,
-    #[serde(rename = "type")]
-    kind: TargetType,
+    kind: Type,
     base_url: Option<EnvString>,
     interval: Option<HumanDuration>,
     timeout: Option<HumanDuration>,
     stale_after: Option<HumanDuration>,
     body_size_limit: Option<ByteSize>,
     series_limit: Option<usize>,
-    endpoints: Option<Vec<OnPremEndpoint>>,
-    #[serde(default)]
     labels: BTreeMap<String, EnvString>,
-    #[serde(default)]
     tls_config: RawTls,
-    api_key: Option<EnvString>,
-    api_key_file: Option<EnvString>,
-    username: Option<EnvString>,
-    password: Option<EnvString>,
-    password_file: Option<EnvString>,
-    bearer_token: Option<EnvString>,
-    bearer_token_file: Option<EnvString>,
-    config_id: Option<Id>,
-    access_token: Option<EnvString>,
-    access_token_file: Option<EnvString>,
-    api_version: Option<EnvString>,
-    phone_number_ids: Option<Vec<Id>>,
-    waba_id: Option<Id>,
-    discover: Option<bool>,
-    discovery_interval: Option<HumanDuration>,
-    usage_threshold: Option<f64>,
+    keys: RawKeys,
+    /// Keys of another type that this target sets.
+    foreign: Vec<&'static str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -440,6 +276,231 @@ struct RawTls {
 
 /// Label names the exporter sets itself on `whatsapp_target_info`.
 const RESERVED_LABELS: [&str; 2] = ["target", "type"];
+
+/// The keys every target takes, whatever its type.
+const COMMON_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "base_url",
+    "interval",
+    "timeout",
+    "stale_after",
+    "body_size_limit",
+    "series_limit",
+    "labels",
+    "tls_config",
+];
+
+// A target is read key by key rather than by a derived struct: the keys a target may have
+// depend on its type, and serde's `flatten` (which could add the type's keys) loses
+// `deny_unknown_fields`. Each key is checked as it is read, inside the YAML parser, so an
+// unknown key is an error with its line and column that lists the keys of the target's
+// type and suggests the closest.
+
+/// Which key of a target is being read: `kind` is the target's type when its `type` came
+/// before.
+struct TargetKey {
+    kind: Option<Type>,
+}
+
+impl<'de> DeserializeSeed<'de> for TargetKey {
+    type Value = &'static str;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for TargetKey {
+    type Value = &'static str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a target key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        let known = COMMON_KEYS
+            .iter()
+            .chain(Type::ALL.iter().flat_map(|t| t.keys()))
+            .find(|k| **k == key);
+        match known {
+            Some(known) => Ok(known),
+            None => Err(E::custom(unknown_key(key, self.kind))),
+        }
+    }
+}
+
+/// The error of a key no type takes: the keys the target could have (those of its type
+/// once its `type` is known) and the closest of them.
+fn unknown_key(key: &str, kind: Option<Type>) -> String {
+    let mut takes: Vec<&str> = COMMON_KEYS.to_vec();
+    match kind {
+        Some(kind) => takes.extend(kind.keys()),
+        None => {
+            for key in Type::ALL.iter().flat_map(|t| t.keys()) {
+                if !takes.contains(key) {
+                    takes.push(key);
+                }
+            }
+        }
+    }
+    let listed = takes
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let whose = match kind {
+        Some(kind) => format!("targets of type {} take", kind.as_str()),
+        // The key came before the target's `type`.
+        None => "targets of any type take".to_owned(),
+    };
+    let mut message = format!("unknown field `{key}`: {whose} {listed}");
+    if let Some(closest) = closest(key, &takes) {
+        message.push_str(&format!("; did you mean `{closest}`?"));
+    }
+    message
+}
+
+/// The candidate nearest to `key` by edit distance, if it is near enough to be a typo:
+/// at most a third of the key's characters differ.
+fn closest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let (distance, best) = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(key, c), *c))
+        .min_by_key(|(distance, _)| *distance)?;
+    (distance <= (key.chars().count() / 3).max(1)).then_some(best)
+}
+
+/// Reads the value of a type's key straight from the parser, so its errors keep their line.
+struct TypeKeyValue<'a> {
+    keys: &'a mut RawKeys,
+    key: &'static str,
+}
+
+impl<'de> DeserializeSeed<'de> for TypeKeyValue<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.keys.read(self.key, deserializer)
+    }
+}
+
+/// A target's `type`, checked while it is read so that an unknown one names its line.
+struct TypeName(Type);
+
+impl<'de> Deserialize<'de> for TypeName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Checked inside the visitor: serde_yaml gives an error raised there the line of
+        // the value, and one raised after it the line of the target.
+        struct TypeNameVisitor;
+
+        impl Visitor<'_> for TypeNameVisitor {
+            type Value = TypeName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a target type")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<TypeName, E> {
+                Type::from_name(name)
+                    .map(TypeName)
+                    .ok_or_else(|| E::unknown_variant(name, Type::NAMES))
+            }
+        }
+
+        deserializer.deserialize_str(TypeNameVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RawTargetVisitor)
+    }
+}
+
+struct RawTargetVisitor;
+
+impl<'de> Visitor<'de> for RawTargetVisitor {
+    type Value = RawTarget;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a target (a mapping with name, type and the type's keys)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTarget, A::Error> {
+        let mut name = None;
+        let mut kind: Option<(Type, RawKeys)> = None;
+        let mut base_url = None;
+        let mut interval = None;
+        let mut timeout = None;
+        let mut stale_after = None;
+        let mut body_size_limit = None;
+        let mut series_limit = None;
+        let mut labels = None;
+        let mut tls_config = None;
+        let mut foreign = Vec::new();
+        // Keys of some type, met before the target's `type`: read once the type is known.
+        let mut early: Vec<(&'static str, serde_yaml::Value)> = Vec::new();
+        let mut seen: Vec<&'static str> = Vec::new();
+        while let Some(key) = map.next_key_seed(TargetKey {
+            kind: kind.as_ref().map(|(t, _)| *t),
+        })? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            seen.push(key);
+            match key {
+                "name" => name = Some(map.next_value::<EnvString>()?),
+                "type" => {
+                    let TypeName(t) = map.next_value()?;
+                    let mut keys = RawKeys::new(t);
+                    for (key, value) in early.drain(..) {
+                        if t.keys().contains(&key) {
+                            keys.read(key, value)
+                                .map_err(|e| de::Error::custom(format_args!("{key}: {e}")))?;
+                        } else {
+                            foreign.push(key);
+                        }
+                    }
+                    kind = Some((t, keys));
+                }
+                "base_url" => base_url = Some(map.next_value()?),
+                "interval" => interval = Some(map.next_value()?),
+                "timeout" => timeout = Some(map.next_value()?),
+                "stale_after" => stale_after = Some(map.next_value()?),
+                "body_size_limit" => body_size_limit = Some(map.next_value()?),
+                "series_limit" => series_limit = Some(map.next_value()?),
+                "labels" => labels = Some(map.next_value()?),
+                "tls_config" => tls_config = Some(map.next_value()?),
+                _ => match &mut kind {
+                    Some((t, keys)) if t.keys().contains(&key) => {
+                        map.next_value_seed(TypeKeyValue { keys, key })?;
+                    }
+                    Some(_) => {
+                        map.next_value::<de::IgnoredAny>()?;
+                        foreign.push(key);
+                    }
+                    None => early.push((key, map.next_value()?)),
+                },
+            }
+        }
+        let (kind, keys) = kind.ok_or_else(|| de::Error::missing_field("type"))?;
+        Ok(RawTarget {
+            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+            kind,
+            base_url,
+            interval,
+            timeout,
+            stale_after,
+            body_size_limit,
+            series_limit,
+            labels: labels.unwrap_or_default(),
+            tls_config: tls_config.unwrap_or_default(),
+            keys,
+            foreign,
+        })
+    }
+}
 
 impl RawConfig {
     fn validate(
@@ -595,7 +656,12 @@ impl RawTarget {
                 return Err(format!("labels: {name:?} is reserved by the exporter"));
             }
         }
-        self.check_keys_apply()?;
+        if let Some(key) = self.foreign.first() {
+            return Err(format!(
+                "{key} does not apply to type {}",
+                self.kind.as_str()
+            ));
+        }
         let base_url = match (&self.base_url, self.kind.default_base_url()) {
             (Some(url), _) => parse_base_url(&url.0)?,
             (None, Some(default)) => parse_base_url(default)?,
@@ -606,14 +672,7 @@ impl RawTarget {
                 ))
             }
         };
-        let kind = match self.kind {
-            TargetType::OnPrem => TargetKind::OnPrem(self.onprem()?),
-            TargetType::Dialog360 => TargetKind::Dialog360(Dialog360Target {
-                api_key: self.required_secret("api_key", &self.api_key, &self.api_key_file)?,
-            }),
-            TargetType::Kapso => TargetKind::Kapso(self.kapso()?),
-            TargetType::CloudApi => TargetKind::CloudApi(self.cloud_api(interval)?),
-        };
+        let kind = self.keys.validate(&TargetSettings { interval })?;
         let tls = TlsConfig {
             ca_file: self.tls_config.ca_file.map(|p| PathBuf::from(p.0)),
             cert_file: self.tls_config.cert_file.map(|p| PathBuf::from(p.0)),
@@ -636,227 +695,6 @@ impl RawTarget {
             kind,
         })
     }
-
-    /// Every type-specific key set must belong to this target's type.
-    fn check_keys_apply(&self) -> Result<(), String> {
-        let set = [
-            ("api_key", self.api_key.is_some()),
-            ("api_key_file", self.api_key_file.is_some()),
-            ("username", self.username.is_some()),
-            ("password", self.password.is_some()),
-            ("password_file", self.password_file.is_some()),
-            ("bearer_token", self.bearer_token.is_some()),
-            ("bearer_token_file", self.bearer_token_file.is_some()),
-            ("endpoints", self.endpoints.is_some()),
-            ("config_id", self.config_id.is_some()),
-            ("access_token", self.access_token.is_some()),
-            ("access_token_file", self.access_token_file.is_some()),
-            ("api_version", self.api_version.is_some()),
-            ("phone_number_ids", self.phone_number_ids.is_some()),
-            ("waba_id", self.waba_id.is_some()),
-            ("discover", self.discover.is_some()),
-            ("discovery_interval", self.discovery_interval.is_some()),
-            ("usage_threshold", self.usage_threshold.is_some()),
-        ];
-        match set
-            .iter()
-            .find(|(key, present)| *present && !self.kind.accepts(key))
-        {
-            Some((key, _)) => Err(format!(
-                "{key} does not apply to type {}",
-                self.kind.as_str()
-            )),
-            None => Ok(()),
-        }
-    }
-
-    fn required_secret(
-        &self,
-        key: &str,
-        inline: &Option<EnvString>,
-        file: &Option<EnvString>,
-    ) -> Result<SecretSource, String> {
-        secret_source(key, inline, file)?.ok_or_else(|| {
-            format!(
-                "{key} or {key}_file is required for type {}",
-                self.kind.as_str()
-            )
-        })
-    }
-
-    fn kapso(&self) -> Result<KapsoTarget, String> {
-        let api_key = self.required_secret("api_key", &self.api_key, &self.api_key_file)?;
-        let config_id = match &self.config_id {
-            Some(id) if !id.0.is_empty() => id.0.clone(),
-            _ => return Err("config_id is required for type kapso".into()),
-        };
-        if !config_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(format!(
-                "config_id {config_id:?} may hold only letters, digits, '-' and '_'"
-            ));
-        }
-        Ok(KapsoTarget { api_key, config_id })
-    }
-
-    fn cloud_api(&self, interval: Duration) -> Result<CloudApiTarget, String> {
-        let access_token =
-            self.required_secret("access_token", &self.access_token, &self.access_token_file)?;
-        let api_version = self
-            .api_version
-            .as_ref()
-            .map_or_else(|| defaults::GRAPH_API_VERSION.to_owned(), |v| v.0.clone());
-        if parse_api_version(&api_version).is_none() {
-            return Err(format!(
-                "api_version {api_version:?} is not of the form v24.0"
-            ));
-        }
-        let phone_number_ids: Vec<String> = self
-            .phone_number_ids
-            .iter()
-            .flatten()
-            .map(|id| id.0.clone())
-            .collect();
-        let waba_id = self.waba_id.as_ref().map(|id| id.0.clone());
-        for id in phone_number_ids.iter().chain(&waba_id) {
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("{id:?} is not a Graph API id (digits only)"));
-            }
-        }
-        let mut unique = HashSet::new();
-        if let Some(dup) = phone_number_ids.iter().find(|id| !unique.insert(*id)) {
-            return Err(format!("phone_number_ids lists {dup} twice"));
-        }
-        let discover = self.discover.unwrap_or(false);
-        if discover && waba_id.is_none() {
-            return Err("discover: true needs waba_id".into());
-        }
-        if phone_number_ids.is_empty() && waba_id.is_none() {
-            return Err("set phone_number_ids, waba_id, or both".into());
-        }
-        let discovery_interval = self
-            .discovery_interval
-            .map_or(defaults::DISCOVERY_INTERVAL, |d| d.0);
-        if self.discovery_interval.is_some() && !discover {
-            return Err("discovery_interval needs discover: true".into());
-        }
-        if discover && discovery_interval < interval {
-            return Err(format!(
-                "discovery_interval ({}) must not be shorter than interval ({})",
-                humantime::format_duration(discovery_interval),
-                humantime::format_duration(interval)
-            ));
-        }
-        let usage_threshold = self.usage_threshold.unwrap_or(defaults::USAGE_THRESHOLD);
-        if !(usage_threshold > 0.0 && usage_threshold <= 1.0) {
-            return Err(format!(
-                "usage_threshold must be above 0 and at most 1 (a ratio), not {usage_threshold}"
-            ));
-        }
-        Ok(CloudApiTarget {
-            access_token,
-            api_version,
-            phone_number_ids,
-            waba_id,
-            discover,
-            discovery_interval,
-            usage_threshold,
-        })
-    }
-
-    fn onprem(&self) -> Result<OnPremTarget, String> {
-        let api_key = secret_source("api_key", &self.api_key, &self.api_key_file)?;
-        if let Some(source) = &api_key {
-            check_api_key_length(source)?;
-        }
-        let password = secret_source("password", &self.password, &self.password_file)?;
-        let login = match (&self.username, password) {
-            (Some(username), Some(password)) => Some(Login {
-                username: username.0.clone(),
-                password,
-            }),
-            (None, None) => None,
-            (Some(_), None) => return Err("username needs password or password_file".into()),
-            (None, Some(_)) => return Err("password needs username".into()),
-        };
-        let bearer_token =
-            secret_source("bearer_token", &self.bearer_token, &self.bearer_token_file)?;
-        if login.is_some() && bearer_token.is_some() {
-            return Err("set either username/password (login) or bearer_token, not both".into());
-        }
-        let has_bearer = login.is_some() || bearer_token.is_some();
-        if api_key.is_none() && !has_bearer {
-            return Err(
-                "no credentials: set api_key, username and password, or bearer_token".into(),
-            );
-        }
-        let endpoints = match &self.endpoints {
-            Some(list) => {
-                let mut list = list.clone();
-                list.sort();
-                list.dedup();
-                if list.is_empty() {
-                    return Err("endpoints must not be empty".into());
-                }
-                if list.contains(&OnPremEndpoint::Support) && !has_bearer {
-                    return Err("endpoint support needs a Bearer token: set username and \
-                         password (login) or bearer_token; an api_key is accepted by \
-                         /v1/health only"
-                        .into());
-                }
-                list
-            }
-            None if has_bearer => vec![OnPremEndpoint::Health, OnPremEndpoint::Support],
-            None => vec![OnPremEndpoint::Health],
-        };
-        Ok(OnPremTarget {
-            api_key,
-            login,
-            bearer_token,
-            endpoints,
-        })
-    }
-}
-
-fn secret_source(
-    key: &str,
-    inline: &Option<EnvString>,
-    file: &Option<EnvString>,
-) -> Result<Option<SecretSource>, String> {
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(format!("set {key} or {key}_file, not both")),
-        (Some(value), None) if value.0.is_empty() => Err(format!("{key} must not be empty")),
-        (Some(value), None) => Ok(Some(SecretSource::Inline(Secret::new(value.0.clone())))),
-        (None, Some(path)) => Ok(Some(SecretSource::File(PathBuf::from(&path.0)))),
-        (None, None) => Ok(None),
-    }
-}
-
-/// The Webapp rejects keys outside 12..128 characters; say so at load rather than as a
-/// 401 at every poll. A key file that cannot be read yet is checked at each use instead.
-fn check_api_key_length(source: &SecretSource) -> Result<(), String> {
-    let key = match source {
-        SecretSource::Inline(secret) => secret.clone(),
-        SecretSource::File(path) => match source.read() {
-            Ok(secret) => secret,
-            Err(_) if !path.exists() => return Ok(()),
-            Err(e) => return Err(format!("api_key_file: {e}")),
-        },
-    };
-    let len = key.expose().chars().count();
-    if defaults::ONPREM_API_KEY_LEN.contains(&len) {
-        Ok(())
-    } else {
-        Err(format!(
-            "api_key must be 12 to 128 characters long (it has {len})"
-        ))
-    }
-}
-
-pub fn check_onprem_api_key(key: &Secret) -> Result<(), String> {
-    check_api_key_length(&SecretSource::Inline(key.clone()))
 }
 
 fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
@@ -873,154 +711,14 @@ fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-/// `v24.0` -> (24, 0).
-fn parse_api_version(text: &str) -> Option<(u32, u32)> {
-    let (major, minor) = text.strip_prefix('v')?.split_once('.')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(major) || !digits(minor) {
-        return None;
-    }
-    Some((major.parse().ok()?, minor.parse().ok()?))
-}
-
-fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-// ---------------------------------------------------------------------------------------
-// Value types with their own parsing; their errors go through serde, so serde_yaml adds the
-// line and column.
-
-/// A string value with `${VAR}` replaced by the environment variable (`$$` for a literal
-/// `$`). Expansion happens on values, after YAML parsing, so a value cannot change the
-/// structure of the file.
-#[derive(Clone, Debug, PartialEq)]
-struct EnvString(String);
-
-impl<'de> Deserialize<'de> for EnvString {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        expand_env(&raw, |name| std::env::var(name).ok())
-            .map(EnvString)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(tail) = after.strip_prefix('{') {
-            let end = tail
-                .find('}')
-                .ok_or_else(|| "unterminated ${ in value".to_owned())?;
-            let name = &tail[..end];
-            if !is_label_name(name) {
-                return Err(format!("invalid environment variable name {name:?}"));
-            }
-            let value =
-                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
-            out.push_str(&value);
-            rest = &tail[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// A Graph API, Kapso or 360dialog id: YAML reads long digit strings as numbers, so both
-/// forms are taken.
-#[derive(Clone, Debug, PartialEq)]
-struct Id(String);
-
-impl<'de> Deserialize<'de> for Id {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match serde_yaml::Value::deserialize(deserializer)? {
-            serde_yaml::Value::Number(n) if n.as_u64().is_some() => Ok(Id(n.to_string())),
-            serde_yaml::Value::String(text) => expand_env(&text, |name| std::env::var(name).ok())
-                .map(Id)
-                .map_err(serde::de::Error::custom),
-            other => Err(serde::de::Error::custom(format!(
-                "expected an id (a string or a whole number), not {}",
-                serde_yaml::to_string(&other).unwrap_or_default().trim()
-            ))),
-        }
-    }
-}
-
-/// A duration in humantime form: `30s`, `5m`, `1h30m`.
-#[derive(Clone, Copy, Debug)]
-struct HumanDuration(Duration);
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        humantime::parse_duration(raw.trim())
-            .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {raw:?}: {e}")))
-    }
-}
-
-/// A size in bytes: a plain number or a number with B, KiB, MiB, GiB (or KB, MB, GB).
-#[derive(Clone, Copy, Debug)]
-struct ByteSize(u64);
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => Ok(ByteSize(n)),
-            Raw::Text(text) => parse_byte_size(&text)
-                .map(ByteSize)
-                .ok_or_else(|| serde::de::Error::custom(format!("invalid size {text:?}"))),
-        }
-    }
-}
-
-fn parse_byte_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let factor: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        _ => return None,
-    };
-    number.checked_mul(factor)
-}
-
-impl fmt::Display for OnPremEndpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config_values::parse_byte_size;
+    use crate::providers::cloud_api::CloudApiTarget;
+    use crate::providers::kapso::KapsoTarget;
+    use crate::providers::onprem::{Login, OnPremEndpoint, OnPremTarget};
+    use crate::secret::{Secret, SecretSource};
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(text, Path::new("test.yaml")).map_err(|e| e.to_string())
@@ -1289,6 +987,73 @@ mod tests {
     }
 
     #[test]
+    fn unknown_key_lists_the_keys_of_its_type_and_suggests_the_closest() {
+        let text =
+            "targets:\n  - name: c\n    type: cloud_api\n    acess_token: t\n    waba_id: 1\n";
+        assert_eq!(
+            parse(text).unwrap_err(),
+            "test.yaml: targets[0]: unknown field `acess_token`: targets of type cloud_api take \
+             `name`, `type`, `base_url`, `interval`, `timeout`, `stale_after`, \
+             `body_size_limit`, `series_limit`, `labels`, `tls_config`, `access_token`, \
+             `access_token_file`, `api_version`, `phone_number_ids`, `waba_id`, `discover`, \
+             `discovery_interval`, `usage_threshold`; did you mean `access_token`? \
+             at line 4 column 5"
+        );
+        // Nothing near enough: no suggestion.
+        let err = parse(&format!("{MINIMAL}    bogus_key: 1\n")).unwrap_err();
+        assert!(
+            err.starts_with(
+                "test.yaml: targets[0]: unknown field `bogus_key`: targets of type onprem take"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("did you mean"), "{err}");
+        assert!(err.ends_with("`endpoints` at line 6 column 5"), "{err}");
+    }
+
+    #[test]
+    fn keys_before_the_type_are_read_once_it_is_known() {
+        let text =
+            "targets:\n  - access_token: t\n    waba_id: 12\n    name: c\n    type: cloud_api\n";
+        let config = parse(text).unwrap();
+        assert_eq!(cloud_of(&config.targets[0]).waba_id.as_deref(), Some("12"));
+        let text = "targets:\n  - config_id: x\n    name: a\n    type: dialog360\n    api_key: k\n";
+        assert!(parse(text)
+            .unwrap_err()
+            .ends_with("config_id does not apply to type dialog360"));
+        // Before the type, a key no type takes is compared with every type's keys.
+        let text = "targets:\n  - name: a\n    waba_idd: 1\n    type: cloud_api\n";
+        let err = parse(text).unwrap_err();
+        assert!(
+            err.starts_with(
+                "test.yaml: targets[0]: unknown field `waba_idd`: targets of any type take"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("did you mean `waba_id`? at line 3 column 5"),
+            "{err}"
+        );
+        // A bad value before the type still names its key.
+        let text =
+            "targets:\n  - waba_id: [1]\n    name: c\n    type: cloud_api\n    access_token: t\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.contains("waba_id: expected an id"), "{err}");
+    }
+
+    #[test]
+    fn targets_need_a_name_and_a_type_and_each_key_once() {
+        let err = parse("targets:\n  - name: a\n    api_key: k\n").unwrap_err();
+        assert!(err.contains("missing field `type`"), "{err}");
+        let err = parse("targets:\n  - type: dialog360\n    api_key: k\n").unwrap_err();
+        assert!(err.contains("missing field `name`"), "{err}");
+        let err = parse(&format!("{MINIMAL}    name: b\n")).unwrap_err();
+        assert!(err.contains("duplicate field `name`"), "{err}");
+        let err = parse("targets:\n  - [a]\n").unwrap_err();
+        assert!(err.contains("expected a target"), "{err}");
+    }
+
+    #[test]
     fn unknown_type_names_line() {
         let err = parse("targets:\n  - name: a\n    type: telegram\n").unwrap_err();
         assert!(err.contains("unknown variant `telegram`"), "{err}");
@@ -1300,24 +1065,6 @@ mod tests {
         let err = parse(&format!("global:\n  interval: soon\n{MINIMAL}")).unwrap_err();
         assert!(err.contains("invalid duration \"soon\""), "{err}");
         assert!(err.contains("line 2"), "{err}");
-    }
-
-    #[test]
-    fn env_expansion_in_values() {
-        let lookup = |name: &str| (name == "KEY").then(|| "v4lue".to_owned());
-        assert_eq!(expand_env("a${KEY}b", lookup).unwrap(), "av4lueb");
-        assert_eq!(
-            expand_env("cost $$5 and $x", lookup).unwrap(),
-            "cost $5 and $x"
-        );
-        assert_eq!(
-            expand_env("${MISSING}", lookup).unwrap_err(),
-            "environment variable MISSING is not set"
-        );
-        assert_eq!(
-            expand_env("${KEY", lookup).unwrap_err(),
-            "unterminated ${ in value"
-        );
     }
 
     #[test]

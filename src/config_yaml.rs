@@ -2,15 +2,11 @@
 //! every inline secret written as `<secret>`. A secret read from a file shows its
 //! `*_file` path, which is not a secret.
 
-use std::time::Duration;
-
 use serde_yaml::{Mapping, Value};
 
-use crate::config::{Config, Target, TargetKind, TlsConfig};
-use crate::secret::SecretSource;
-
-/// What an inline secret is shown as.
-pub const REDACTED: &str = "<secret>";
+use crate::config::{Config, Target, TlsConfig};
+pub use crate::config_values::REDACTED;
+use crate::config_values::{duration_text as duration, put};
 
 /// The config in the file format, secrets redacted.
 pub fn redacted_yaml(config: &Config) -> String {
@@ -49,46 +45,7 @@ fn target(target: &Target) -> Value {
     put(&mut t, "timeout", duration(target.timeout));
     put(&mut t, "stale_after", duration(target.stale_after));
     put(&mut t, "body_size_limit", target.body_size_limit);
-    match &target.kind {
-        TargetKind::OnPrem(onprem) => {
-            if let Some(api_key) = &onprem.api_key {
-                secret(&mut t, "api_key", api_key);
-            }
-            if let Some(login) = &onprem.login {
-                put(&mut t, "username", login.username.as_str());
-                secret(&mut t, "password", &login.password);
-            }
-            if let Some(token) = &onprem.bearer_token {
-                secret(&mut t, "bearer_token", token);
-            }
-            let endpoints: Vec<&str> = onprem.endpoints.iter().map(|e| e.as_str()).collect();
-            put(&mut t, "endpoints", endpoints);
-        }
-        TargetKind::Dialog360(dialog360) => secret(&mut t, "api_key", &dialog360.api_key),
-        TargetKind::Kapso(kapso) => {
-            secret(&mut t, "api_key", &kapso.api_key);
-            put(&mut t, "config_id", kapso.config_id.as_str());
-        }
-        TargetKind::CloudApi(cloud) => {
-            secret(&mut t, "access_token", &cloud.access_token);
-            put(&mut t, "api_version", cloud.api_version.as_str());
-            if let Some(waba_id) = &cloud.waba_id {
-                put(&mut t, "waba_id", waba_id.as_str());
-            }
-            if !cloud.phone_number_ids.is_empty() {
-                put(&mut t, "phone_number_ids", cloud.phone_number_ids.clone());
-            }
-            put(&mut t, "discover", cloud.discover);
-            if cloud.discover {
-                put(
-                    &mut t,
-                    "discovery_interval",
-                    duration(cloud.discovery_interval),
-                );
-            }
-            put(&mut t, "usage_threshold", cloud.usage_threshold);
-        }
-    }
+    target.kind.redact(&mut t);
     if !target.labels.is_empty() {
         let labels: Mapping = target
             .labels
@@ -118,21 +75,6 @@ fn tls(tls: &TlsConfig) -> Mapping {
         put(&mut m, "insecure_skip_verify", true);
     }
     m
-}
-
-fn secret(map: &mut Mapping, key: &str, source: &SecretSource) {
-    match source {
-        SecretSource::Inline(_) => put(map, key, REDACTED),
-        SecretSource::File(path) => put(map, &format!("{key}_file"), path.display().to_string()),
-    }
-}
-
-fn duration(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
-}
-
-fn put(map: &mut Mapping, key: &str, value: impl Into<Value>) {
-    map.insert(Value::from(key), value.into());
 }
 
 #[cfg(test)]

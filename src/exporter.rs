@@ -19,7 +19,6 @@ use crate::poller::{supervise, Runner, TargetState};
 use crate::probe::{ProbeError, Probes};
 use crate::self_metrics::{ReloadLabels, SelfMetrics};
 use crate::shard::Shard;
-use crate::target::Client;
 use crate::upstream::{ClientError, ClientFor, Clients};
 
 /// How the exporter runs, from the command line.
@@ -304,7 +303,7 @@ impl Exporter {
                 Arc::clone(&self.semaphore),
             );
             move || {
-                let client = Client::new(http.client.clone(), &config);
+                let client = config.client(http.client.clone());
                 Runner::new(Arc::clone(&state), client, Arc::clone(&semaphore)).run()
             }
         };

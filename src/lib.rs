@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_values;
 pub mod config_yaml;
 pub mod exporter;
 pub mod exposition;
@@ -21,8 +22,8 @@ pub mod providers;
 pub mod secret;
 pub mod self_metrics;
 pub mod shard;
+#[cfg(feature = "simulator")]
 pub mod simulator;
-pub mod target;
 pub mod timestamp;
 pub mod upstream;
 pub mod web;

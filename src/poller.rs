@@ -19,9 +19,9 @@ use tokio::time::sleep_until;
 
 use crate::config::Target;
 use crate::exposition::{Family, Samples};
-use crate::providers::onprem;
-use crate::target::{Client, Polled};
-use crate::upstream::{PollError, Reason};
+use crate::providers::{Client, TargetClient};
+use crate::timestamp::unix_seconds;
+use crate::upstream::{PollError, Polled, Reason};
 
 /// After a rate limit without Retry-After the next poll waits the interval plus this,
 /// doubled at each refusal in a row, up to one more interval: an overloaded upstream sees
@@ -409,7 +409,7 @@ impl Runner {
                 );
             }
             if let Some(at) = endpoint.last_success {
-                poll.push(Family::LastPollSuccess, &labels, onprem::unix_seconds(at));
+                poll.push(Family::LastPollSuccess, &labels, unix_seconds(at));
             }
             // Every reason from the first poll on, at 0 until it happens: increase() then
             // sees the first error of a reason too.

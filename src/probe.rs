@@ -14,7 +14,6 @@ use tokio::sync::Semaphore;
 use crate::config::Target;
 use crate::exposition::{render_families, Format};
 use crate::poller::{Runner, TargetState};
-use crate::target::Client;
 use crate::upstream::{ClientError, ClientFor};
 
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +98,7 @@ impl Probes {
         let state = Arc::new(TargetState::new(Arc::clone(&config)));
         let runner = Runner::new(
             Arc::clone(&state),
-            Client::new(http.client, &config),
+            config.client(http.client),
             Arc::clone(&self.semaphore),
         );
         let probe = Arc::new(tokio::sync::Mutex::new(Probe {

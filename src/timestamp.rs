@@ -5,6 +5,8 @@
 //! sometimes no zone at all (read as UTC, e.g. the On-Premises `expire_timestamp`
 //! `2018-09-27T14:26:07`). Anything else is rejected.
 
+use std::time::SystemTime;
+
 use chrono::NaiveDate;
 
 /// Parses an upstream timestamp into unix seconds (with fractions).
@@ -111,6 +113,14 @@ fn digits(b: &[u8]) -> Option<u32> {
 
 fn expect(b: &[u8], at: usize, want: u8) -> Option<()> {
     (b.get(at) == Some(&want)).then_some(())
+}
+
+/// A point in time as unix seconds: the value of every `*_timestamp_seconds` series.
+pub fn unix_seconds(time: SystemTime) -> f64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
-use crate::config::TlsConfig;
+use crate::exposition::Samples;
 
 /// Why a poll failed: the `reason` label of `whatsapp_poll_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,6 +102,46 @@ impl PollError {
             retry_after: None,
         }
     }
+}
+
+/// The result of polling one endpoint.
+#[derive(Debug)]
+pub enum Polled {
+    /// Fresh data. `upstream_error` is an error the upstream reported inside a good answer
+    /// (Kapso's `error` field): logged and counted, the data still stands.
+    Data {
+        samples: Samples,
+        upstream_error: Option<String>,
+    },
+    /// Not due in this cycle (discovery runs on its own, slower interval).
+    NotDue,
+}
+
+impl Polled {
+    pub fn data(samples: Samples) -> Self {
+        Polled::Data {
+            samples,
+            upstream_error: None,
+        }
+    }
+}
+
+/// How a target's client reaches its upstream: the pooled HTTP client for its TLS settings,
+/// its base URL and the most bytes it reads of one answer.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub http: reqwest::Client,
+    pub base_url: Url,
+    pub body_limit: u64,
+}
+
+/// The `tls_config` of a target: how its client verifies the upstream and proves itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsConfig {
+    pub ca_file: Option<std::path::PathBuf>,
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,250 @@
-//! The upstream APIs a target can poll, one module each.
+//! The upstream APIs a target can poll, one module each, registered once in
+//! [`registry!`] at the bottom of this file.
+//!
+//! A provider's module owns everything of its kind: the keys its targets take in the
+//! configuration file, their validation and how `/config` shows them ([`Provider`]), its
+//! client and how one poll of each endpoint turns into samples ([`TargetClient`]), its payload
+//! parser, and the demo's targets on the built-in simulator. The registration line names
+//! its module, its configuration type and the variant it gets in the enums below; the
+//! target type names, the key lists of the unknown-key errors and the dispatch of every
+//! call follow from it.
 
 pub mod cloud_api;
 pub mod dialog360;
 pub mod kapso;
 pub mod onprem;
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Deserializer;
+use serde_yaml::Mapping;
+
+use crate::config_values::Keys;
+use crate::exposition::Samples;
+use crate::upstream::{PollError, Polled, Upstream};
+
+/// The settings of a target that every provider has, as far as a provider's validation
+/// needs them.
+#[derive(Clone, Copy, Debug)]
+pub struct TargetSettings {
+    pub interval: Duration,
+}
+
+/// One upstream API: its configuration, validated from its [`Keys`], and what builds its
+/// client.
+pub trait Provider: Clone + std::fmt::Debug + PartialEq + Sized {
+    /// The target's `type` in the configuration file.
+    const TYPE: &'static str;
+    /// The `base_url` of a target that names none; `None` makes `base_url` required.
+    const DEFAULT_BASE_URL: Option<&'static str>;
+    /// The keys only this provider's targets take.
+    type Keys: Keys;
+    type Client: TargetClient + std::fmt::Debug;
+
+    /// The provider's configuration from its keys as read, or what is wrong with them.
+    fn from_keys(keys: Self::Keys, target: &TargetSettings) -> Result<Self, String>;
+
+    /// Writes the provider's keys for the `/config` page, defaults resolved, with
+    /// [`crate::config_values::put_secret`] for every secret.
+    fn redact(&self, out: &mut Mapping);
+
+    fn client(&self, upstream: Upstream) -> Self::Client;
+
+    /// The demo's targets of this provider on the built-in simulator, as YAML list items.
+    #[cfg(feature = "simulator")]
+    fn demo_targets(simulator: &crate::simulator::SimulatorHandle, interval: Duration) -> String;
+}
+
+/// What the poller asks of a target's client.
+pub trait TargetClient {
+    /// The endpoint names (the `endpoint` label), polled in this order each cycle.
+    fn endpoints(&self) -> Vec<&'static str>;
+
+    /// How long the data of endpoint `index` survives failed polls.
+    fn stale_after(&self, _index: usize, default: Duration) -> Duration {
+        default
+    }
+
+    /// Series the client keeps across polls (token expiry, rate-limit usage).
+    fn status_samples(&self, _out: &mut Samples) {}
+
+    /// Called before each poll cycle.
+    fn begin_cycle(&mut self) {}
+
+    /// How many intervals to wait before the next poll: more than one while the upstream's
+    /// rate-limit budget is nearly spent.
+    fn interval_factor(&mut self) -> u32 {
+        1
+    }
+
+    /// Polls endpoint `index` of target `target` (the `target` label of the samples).
+    fn poll(
+        &mut self,
+        index: usize,
+        target: &str,
+    ) -> impl Future<Output = Result<Polled, PollError>> + Send;
+}
+
+macro_rules! registry {
+    ($($module:ident::$config:ident => $variant:ident,)+) => {
+        /// A target's type: its `type` key.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Type {
+            $($variant),+
+        }
+
+        impl Type {
+            pub const ALL: &'static [Type] = &[$(Type::$variant),+];
+            pub const NAMES: &'static [&'static str] =
+                &[$(<$module::$config as Provider>::TYPE),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Type::$variant => <$module::$config as Provider>::TYPE),+
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<Type> {
+                Type::ALL.iter().copied().find(|t| t.as_str() == name)
+            }
+
+            pub fn default_base_url(self) -> Option<&'static str> {
+                match self {
+                    $(Type::$variant => <$module::$config as Provider>::DEFAULT_BASE_URL),+
+                }
+            }
+
+            /// The keys only this type's targets take.
+            pub fn keys(self) -> &'static [&'static str] {
+                match self {
+                    $(Type::$variant => {
+                        <<$module::$config as Provider>::Keys as Keys>::NAMES
+                    })+
+                }
+            }
+        }
+
+        /// The keys of one target's type, as read, before validation.
+        #[derive(Debug)]
+        pub enum RawKeys {
+            $($variant(<$module::$config as Provider>::Keys)),+
+        }
+
+        impl RawKeys {
+            pub fn new(kind: Type) -> Self {
+                match kind {
+                    $(Type::$variant => RawKeys::$variant(Default::default())),+
+                }
+            }
+
+            /// Reads the value of `key`, one of its type's [`Type::keys`].
+            pub fn read<'de, D: Deserializer<'de>>(
+                &mut self,
+                key: &str,
+                value: D,
+            ) -> Result<(), D::Error> {
+                match self {
+                    $(RawKeys::$variant(keys) => keys.read(key, value)),+
+                }
+            }
+
+            pub fn validate(self, target: &TargetSettings) -> Result<TargetKind, String> {
+                match self {
+                    $(RawKeys::$variant(keys) => {
+                        <$module::$config as Provider>::from_keys(keys, target)
+                            .map(TargetKind::$variant)
+                    })+
+                }
+            }
+        }
+
+        /// A target's provider and its validated configuration.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum TargetKind {
+            $($variant($module::$config)),+
+        }
+
+        impl TargetKind {
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(TargetKind::$variant(_) => <$module::$config as Provider>::TYPE),+
+                }
+            }
+
+            pub fn redact(&self, out: &mut Mapping) {
+                match self {
+                    $(TargetKind::$variant(config) => config.redact(out)),+
+                }
+            }
+
+            pub fn client(&self, upstream: Upstream) -> Client {
+                match self {
+                    $(TargetKind::$variant(config) => Client::$variant(config.client(upstream))),+
+                }
+            }
+        }
+
+        /// A target's client.
+        #[derive(Debug)]
+        pub enum Client {
+            $($variant(<$module::$config as Provider>::Client)),+
+        }
+
+        impl TargetClient for Client {
+            fn endpoints(&self) -> Vec<&'static str> {
+                match self {
+                    $(Client::$variant(client) => client.endpoints()),+
+                }
+            }
+
+            fn stale_after(&self, index: usize, default: Duration) -> Duration {
+                match self {
+                    $(Client::$variant(client) => client.stale_after(index, default)),+
+                }
+            }
+
+            fn status_samples(&self, out: &mut Samples) {
+                match self {
+                    $(Client::$variant(client) => client.status_samples(out)),+
+                }
+            }
+
+            fn begin_cycle(&mut self) {
+                match self {
+                    $(Client::$variant(client) => client.begin_cycle()),+
+                }
+            }
+
+            fn interval_factor(&mut self) -> u32 {
+                match self {
+                    $(Client::$variant(client) => client.interval_factor()),+
+                }
+            }
+
+            async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
+                match self {
+                    $(Client::$variant(client) => client.poll(index, target).await),+
+                }
+            }
+        }
+
+        /// The demo's targets of every provider on the built-in simulator.
+        #[cfg(feature = "simulator")]
+        pub fn demo_targets(
+            simulator: &crate::simulator::SimulatorHandle,
+            interval: Duration,
+        ) -> String {
+            let mut out = String::new();
+            $(out.push_str(&<$module::$config as Provider>::demo_targets(simulator, interval));)+
+            out
+        }
+    };
+}
+
+registry! {
+    onprem::OnPremTarget => OnPrem,
+    cloud_api::CloudApiTarget => CloudApi,
+    dialog360::Dialog360Target => Dialog360,
+    kapso::KapsoTarget => Kapso,
+}

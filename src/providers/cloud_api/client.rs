@@ -9,12 +9,13 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::Url;
 
+use super::config::CloudApiTarget;
 use super::payload::{self, HealthStatus, Page, PayloadError, PhoneNumber, Template};
-use crate::config::{defaults, CloudApiTarget, Target};
+use crate::config_values::defaults;
 use crate::exposition::Samples;
 use crate::json;
-use crate::target::Polled;
-use crate::upstream::{self, PollError, Reason};
+use crate::providers::TargetClient;
+use crate::upstream::{self, PollError, Polled, Reason, Upstream};
 
 pub const HEALTH: &str = "health";
 pub const DISCOVERY: &str = "discovery";
@@ -25,7 +26,7 @@ const MAX_PAGES: usize = 100;
 const MAX_SLOWDOWN: u32 = 8;
 
 #[derive(Debug)]
-pub struct GraphClient {
+pub struct CloudApiClient {
     http: reqwest::Client,
     base: upstream::BaseUrl,
     config: CloudApiTarget,
@@ -39,22 +40,8 @@ pub struct GraphClient {
     slowdown: u32,
 }
 
-impl GraphClient {
-    pub fn new(http: reqwest::Client, target: &Target, config: &CloudApiTarget) -> Self {
-        GraphClient {
-            http,
-            base: upstream::BaseUrl::new(&target.base_url),
-            config: config.clone(),
-            body_limit: target.body_size_limit,
-            discovered: Vec::new(),
-            last_discovery: None,
-            usage: BTreeMap::new(),
-            cycle: 0,
-            slowdown: 1,
-        }
-    }
-
-    pub fn endpoints(&self) -> Vec<&'static str> {
+impl TargetClient for CloudApiClient {
+    fn endpoints(&self) -> Vec<&'static str> {
         if self.config.discover {
             vec![DISCOVERY, HEALTH]
         } else {
@@ -64,7 +51,7 @@ impl GraphClient {
 
     /// Discovery data is refreshed only every discovery interval: it stays for as many of
     /// those as other data stays intervals.
-    pub fn stale_after(&self, index: usize, default: Duration) -> Duration {
+    fn stale_after(&self, index: usize, default: Duration) -> Duration {
         if self.endpoints().get(index) == Some(&DISCOVERY) {
             default.max(self.config.discovery_interval * defaults::STALE_AFTER_INTERVALS)
         } else {
@@ -72,23 +59,9 @@ impl GraphClient {
         }
     }
 
-    pub fn usage_samples(&self, out: &mut Samples) {
-        let usage: Vec<payload::Usage> = self
-            .usage
-            .iter()
-            .map(|((object, kind, measure), (ratio, _))| payload::Usage {
-                business_object_id: object.clone(),
-                usage_type: kind.clone(),
-                measure: measure.clone(),
-                ratio: *ratio,
-            })
-            .collect();
-        super::usage_samples(out, &usage);
-    }
-
     /// Doubles the wait between polls while any usage is at or above the threshold, up to
     /// `MAX_SLOWDOWN` intervals; back to one interval once all usage is below it.
-    pub fn interval_factor(&mut self) -> u32 {
+    fn interval_factor(&mut self) -> u32 {
         let peak = self
             .usage
             .values()
@@ -113,17 +86,51 @@ impl GraphClient {
     }
 
     /// A new poll cycle: usage figures the last cycle did not see are dropped.
-    pub fn begin_cycle(&mut self) {
+    fn begin_cycle(&mut self) {
         let last = self.cycle;
         self.usage.retain(|_, (_, seen)| *seen == last);
         self.cycle += 1;
     }
 
-    pub async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
+    async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
         match self.endpoints().get(index).copied() {
             Some(DISCOVERY) => self.discover(target).await,
             _ => self.health(target).await.map(Polled::data),
         }
+    }
+
+    fn status_samples(&self, out: &mut Samples) {
+        self.usage_samples(out);
+    }
+}
+
+impl CloudApiClient {
+    pub fn new(upstream: Upstream, config: &CloudApiTarget) -> Self {
+        CloudApiClient {
+            http: upstream.http,
+            base: upstream::BaseUrl::new(&upstream.base_url),
+            config: config.clone(),
+            body_limit: upstream.body_limit,
+            discovered: Vec::new(),
+            last_discovery: None,
+            usage: BTreeMap::new(),
+            cycle: 0,
+            slowdown: 1,
+        }
+    }
+
+    pub fn usage_samples(&self, out: &mut Samples) {
+        let usage: Vec<payload::Usage> = self
+            .usage
+            .iter()
+            .map(|((object, kind, measure), (ratio, _))| payload::Usage {
+                business_object_id: object.clone(),
+                usage_type: kind.clone(),
+                measure: measure.clone(),
+                ratio: *ratio,
+            })
+            .collect();
+        super::usage_samples(out, &usage);
     }
 
     async fn discover(&mut self, target: &str) -> Result<Polled, PollError> {
@@ -403,16 +410,16 @@ mod tests {
         );
     }
 
-    fn client(threshold: f64) -> GraphClient {
+    fn client(threshold: f64) -> CloudApiClient {
         let text = format!(
             "targets:\n  - name: c\n    type: cloud_api\n    access_token: t\n    waba_id: 1\n    usage_threshold: {threshold}\n"
         );
         let config = crate::config::Config::parse(&text, std::path::Path::new("t.yaml")).unwrap();
         let target = &config.targets[0];
-        let crate::config::TargetKind::CloudApi(cloud) = &target.kind else {
+        let crate::providers::TargetKind::CloudApi(cloud) = &target.kind else {
             panic!("not cloud_api");
         };
-        GraphClient::new(reqwest::Client::new(), target, cloud)
+        CloudApiClient::new(target.upstream(reqwest::Client::new()), cloud)
     }
 
     fn usage_headers(percent: u32) -> HeaderMap {

@@ -3,7 +3,10 @@
 //! own (the rate-limit usage headers, paging, discovery) lives here.
 
 pub mod client;
+pub mod config;
 pub mod payload;
+
+pub use config::CloudApiTarget;
 
 use crate::exposition::{Family, Samples};
 use payload::Usage;

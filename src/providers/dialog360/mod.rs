@@ -1,16 +1,69 @@
-//! 360dialog: `GET /health_status` with the channel's `D360-API-KEY`. The body is Meta's
-//! health_status; errors come in 360dialog's own envelope.
+//! The `dialog360` provider, 360dialog: `GET /health_status` with the channel's
+//! `D360-API-KEY`. The body is Meta's health_status; errors come in 360dialog's own
+//! envelope.
 
 pub mod payload;
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Url;
+use serde_yaml::Mapping;
 
-use crate::config::{Dialog360Target, Target};
+use super::{Provider, TargetClient, TargetSettings};
+use crate::config_values::{config_keys, put_secret, required_secret, EnvString};
 use crate::exposition::Samples;
-use crate::upstream::{self, PollError, Reason};
+use crate::secret::SecretSource;
+use crate::upstream::{self, PollError, Polled, Reason, Upstream};
 
 pub const ENDPOINT: &str = "health_status";
+pub const DEFAULT_BASE_URL: &str = "https://waba-v2.360dialog.io";
+
+/// A 360dialog channel: `GET /health_status` with its channel key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dialog360Target {
+    pub api_key: SecretSource,
+}
+
+config_keys! {
+    /// The keys of a `dialog360` target.
+    pub struct Dialog360Keys {
+        api_key: EnvString,
+        api_key_file: EnvString,
+    }
+}
+
+impl Provider for Dialog360Target {
+    const TYPE: &'static str = "dialog360";
+    const DEFAULT_BASE_URL: Option<&'static str> = Some(DEFAULT_BASE_URL);
+    type Keys = Dialog360Keys;
+    type Client = Dialog360Client;
+
+    fn from_keys(keys: Dialog360Keys, _target: &TargetSettings) -> Result<Self, String> {
+        Ok(Dialog360Target {
+            api_key: required_secret(Self::TYPE, "api_key", &keys.api_key, &keys.api_key_file)?,
+        })
+    }
+
+    fn redact(&self, out: &mut Mapping) {
+        put_secret(out, "api_key", &self.api_key);
+    }
+
+    fn client(&self, upstream: Upstream) -> Dialog360Client {
+        Dialog360Client::new(upstream, self)
+    }
+
+    #[cfg(feature = "simulator")]
+    fn demo_targets(
+        simulator: &crate::simulator::SimulatorHandle,
+        _interval: std::time::Duration,
+    ) -> String {
+        let options = simulator.simulator().options();
+        format!(
+            "- name: dialog360-sales\n  type: dialog360\n  base_url: {d360}\n  api_key: {d360_key}\n  labels:\n    site: demo\n",
+            d360 = simulator.dialog360_base_url(),
+            d360_key = options.dialog360_api_keys.get(1).map_or("", String::as_str),
+        )
+    }
+}
 
 #[derive(Debug)]
 pub struct Dialog360Client {
@@ -20,19 +73,29 @@ pub struct Dialog360Client {
     body_limit: u64,
 }
 
+impl TargetClient for Dialog360Client {
+    fn endpoints(&self) -> Vec<&'static str> {
+        vec![ENDPOINT]
+    }
+
+    async fn poll(&mut self, _index: usize, target: &str) -> Result<Polled, PollError> {
+        self.health(target).await.map(Polled::data)
+    }
+}
+
 impl Dialog360Client {
-    pub fn new(http: reqwest::Client, target: &Target, config: &Dialog360Target) -> Self {
-        let base = upstream::with_trailing_slash(&target.base_url);
+    pub fn new(upstream: Upstream, config: &Dialog360Target) -> Self {
+        let base = upstream::with_trailing_slash(&upstream.base_url);
         Dialog360Client {
-            http,
+            http: upstream.http,
             // Joining a fixed relative path onto a valid base URL cannot fail.
             url: base.join("health_status").unwrap_or(base),
             config: config.clone(),
-            body_limit: target.body_size_limit,
+            body_limit: upstream.body_limit,
         }
     }
 
-    pub async fn poll(&mut self, target: &str) -> Result<Samples, PollError> {
+    async fn health(&mut self, target: &str) -> Result<Samples, PollError> {
         let key = self
             .config
             .api_key

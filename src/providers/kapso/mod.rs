@@ -1,19 +1,86 @@
-//! Kapso: `GET /api/v1/whatsapp_configs/{config_id}/health` with `X-API-Key`. Its checks
-//! are open-ended and exported by name; `messaging_health.details` is Meta's health_status.
+//! The `kapso` provider, Kapso: `GET /api/v1/whatsapp_configs/{config_id}/health` with
+//! `X-API-Key`. Its checks are open-ended and exported by name;
+//! `messaging_health.details` is Meta's health_status.
 
 pub mod payload;
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Url;
+use serde_yaml::Mapping;
 
-use crate::config::{KapsoTarget, Target};
+use super::{Provider, TargetClient, TargetSettings};
+use crate::config_values::{config_keys, put, put_secret, required_secret, EnvString, Id};
 use crate::exposition::{Family, Samples};
 use crate::json;
-use crate::target::Polled;
-use crate::upstream::{self, PollError, Reason};
+use crate::secret::SecretSource;
+use crate::upstream::{self, PollError, Polled, Reason, Upstream};
 
 pub const ENDPOINT: &str = "health";
 pub const CONFIG_STATUSES: &[&str] = &["healthy", "degraded", "unhealthy", "error"];
+pub const DEFAULT_BASE_URL: &str = "https://app.kapso.ai";
+
+/// A Kapso WhatsApp config: `GET /api/v1/whatsapp_configs/{config_id}/health`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KapsoTarget {
+    pub api_key: SecretSource,
+    pub config_id: String,
+}
+
+config_keys! {
+    /// The keys of a `kapso` target.
+    pub struct KapsoKeys {
+        api_key: EnvString,
+        api_key_file: EnvString,
+        config_id: Id,
+    }
+}
+
+impl Provider for KapsoTarget {
+    const TYPE: &'static str = "kapso";
+    const DEFAULT_BASE_URL: Option<&'static str> = Some(DEFAULT_BASE_URL);
+    type Keys = KapsoKeys;
+    type Client = KapsoClient;
+
+    fn from_keys(keys: KapsoKeys, _target: &TargetSettings) -> Result<Self, String> {
+        let api_key = required_secret(Self::TYPE, "api_key", &keys.api_key, &keys.api_key_file)?;
+        let config_id = match keys.config_id {
+            Some(id) if !id.0.is_empty() => id.0,
+            _ => return Err("config_id is required for type kapso".into()),
+        };
+        if !config_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "config_id {config_id:?} may hold only letters, digits, '-' and '_'"
+            ));
+        }
+        Ok(KapsoTarget { api_key, config_id })
+    }
+
+    fn redact(&self, out: &mut Mapping) {
+        put_secret(out, "api_key", &self.api_key);
+        put(out, "config_id", self.config_id.as_str());
+    }
+
+    fn client(&self, upstream: Upstream) -> KapsoClient {
+        KapsoClient::new(upstream, self)
+    }
+
+    #[cfg(feature = "simulator")]
+    fn demo_targets(
+        simulator: &crate::simulator::SimulatorHandle,
+        _interval: std::time::Duration,
+    ) -> String {
+        let options = simulator.simulator().options();
+        format!(
+            "- name: kapso-support\n  type: kapso\n  base_url: {kapso}\n  api_key: {kapso_key}\n  config_id: {kapso_config}\n  labels:\n    site: demo\n",
+            kapso = simulator.kapso_base_url(),
+            kapso_key = options.kapso_api_key,
+            kapso_config = options.kapso_config_ids.first().map_or("", String::as_str),
+        )
+    }
+}
 
 #[derive(Debug)]
 pub struct KapsoClient {
@@ -23,23 +90,33 @@ pub struct KapsoClient {
     body_limit: u64,
 }
 
+impl TargetClient for KapsoClient {
+    fn endpoints(&self) -> Vec<&'static str> {
+        vec![ENDPOINT]
+    }
+
+    async fn poll(&mut self, _index: usize, target: &str) -> Result<Polled, PollError> {
+        self.health(target).await
+    }
+}
+
 impl KapsoClient {
-    pub fn new(http: reqwest::Client, target: &Target, config: &KapsoTarget) -> Self {
-        let url = upstream::with_trailing_slash(&target.base_url)
+    pub fn new(upstream: Upstream, config: &KapsoTarget) -> Self {
+        let url = upstream::with_trailing_slash(&upstream.base_url)
             .join(&format!(
                 "api/v1/whatsapp_configs/{}/health",
                 config.config_id
             ))
             .map_err(|e| format!("building URL: {e}"));
         KapsoClient {
-            http,
+            http: upstream.http,
             url,
             config: config.clone(),
-            body_limit: target.body_size_limit,
+            body_limit: upstream.body_limit,
         }
     }
 
-    pub async fn poll(&mut self, target: &str) -> Result<Polled, PollError> {
+    async fn health(&mut self, target: &str) -> Result<Polled, PollError> {
         let url = self
             .url
             .clone()

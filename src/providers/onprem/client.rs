@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, Url};
 
+use super::config::{self, OnPremEndpoint, OnPremTarget};
 use super::payload::{self, ApiError, LoginToken};
-use crate::config::{self, OnPremEndpoint, OnPremTarget};
 use crate::secret::{Secret, SecretSource};
-use crate::upstream::{self, Fetched, PollError, Reason};
+use crate::upstream::{self, Fetched, PollError, Reason, Upstream};
 
 /// How long before its expiry a login token is renewed: a fifth of its lifetime, at most
 /// an hour (tokens last 7 days; simulators and tests use seconds).
@@ -57,19 +57,19 @@ enum Credential {
 }
 
 impl OnPremClient {
-    pub fn new(http: reqwest::Client, target: &config::Target, auth: &OnPremTarget) -> Self {
+    pub fn new(upstream: Upstream, auth: &OnPremTarget) -> Self {
         OnPremClient {
-            http,
-            base: upstream::BaseUrl::new(&target.base_url),
+            http: upstream.http,
+            base: upstream::BaseUrl::new(&upstream.base_url),
             auth: auth.clone(),
-            body_limit: target.body_size_limit,
+            body_limit: upstream.body_limit,
             token: None,
             login_refusals: 0,
             next_login_at: None,
         }
     }
 
-    pub fn endpoints(&self) -> &[OnPremEndpoint] {
+    pub fn configured_endpoints(&self) -> &[OnPremEndpoint] {
         &self.auth.endpoints
     }
 
@@ -159,8 +159,7 @@ impl OnPremClient {
         if endpoint == OnPremEndpoint::Health {
             if let Some(source) = &self.auth.api_key {
                 let key = read_secret(source)?;
-                config::check_onprem_api_key(&key)
-                    .map_err(|e| PollError::new(Reason::Unauthorized, e))?;
+                config::check_api_key(&key).map_err(|e| PollError::new(Reason::Unauthorized, e))?;
                 return Ok(Credential::ApiKey(key));
             }
         }

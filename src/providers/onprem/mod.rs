@@ -1,13 +1,60 @@
-//! The On-Premises API client (Webapp): `/v1/health`, `/v1/support` and login, turned into
-//! the metrics of the contract.
+//! The `onprem` provider, the On-Premises API client (Webapp): `/v1/health`,
+//! `/v1/support` and login, turned into the metrics of the contract.
 
 pub mod client;
+pub mod config;
 pub mod payload;
 
 use std::time::SystemTime;
 
+pub use config::{Login, OnPremEndpoint, OnPremTarget};
+
+use super::TargetClient;
 use crate::exposition::{Family, Samples};
+use crate::timestamp::unix_seconds;
+use crate::upstream::{PollError, Polled, Reason};
+use client::OnPremClient;
 use payload::{HealthReport, Meta, Nodes, SupportReport};
+
+impl TargetClient for OnPremClient {
+    fn endpoints(&self) -> Vec<&'static str> {
+        self.configured_endpoints()
+            .iter()
+            .map(|e| e.as_str())
+            .collect()
+    }
+
+    fn status_samples(&self, out: &mut Samples) {
+        if let Some(expiry) = self.token_expiry() {
+            out.push(Family::AuthTokenExpiry, &[], unix_seconds(expiry));
+        }
+    }
+
+    async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
+        let endpoints = self.configured_endpoints().to_vec();
+        let endpoint = endpoints[index];
+        let has_health = endpoints.contains(&OnPremEndpoint::Health);
+        let primary = endpoint == OnPremEndpoint::Health || !has_health;
+        let shared = SharedSeries {
+            api_info: primary,
+            role: primary,
+        };
+        let response = self.get(endpoint).await?;
+        let mut samples = Samples::new(target);
+        let decode = |e: payload::PayloadError| PollError::new(Reason::Decode, e.to_string());
+        match endpoint {
+            OnPremEndpoint::Health => {
+                let report = payload::parse_health(&response.body).map_err(decode)?;
+                health_samples(&mut samples, &report, shared);
+            }
+            OnPremEndpoint::Support => {
+                let report = payload::parse_support(&response.body).map_err(decode)?;
+                support_samples(&mut samples, &report, shared, response.received_at);
+            }
+        }
+        Ok(Polled::data(samples))
+    }
+}
 
 /// Documented values, pre-declared in each state set (seed 000 and 001).
 pub const GATEWAY_STATUSES: &[&str] = &[
@@ -137,13 +184,6 @@ pub fn support_samples(
         if let Some(device_time) = support.device_time {
             out.push(Family::ClockSkew, &labels, device_time - now);
         }
-    }
-}
-
-pub fn unix_seconds(time: SystemTime) -> f64 {
-    match time.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
     }
 }
 

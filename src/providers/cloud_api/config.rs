@@ -1,0 +1,178 @@
+//! The keys of a `cloud_api` target: its access token, the Graph API version, and the
+//! WABA and phone numbers to poll.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_yaml::Mapping;
+
+use super::client::CloudApiClient;
+use crate::config_values::{
+    config_keys, duration_text, put, put_secret, required_secret, EnvString, HumanDuration, Id,
+};
+use crate::providers::{Provider, TargetSettings};
+use crate::secret::SecretSource;
+use crate::upstream::Upstream;
+
+pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
+/// The first Graph API version with `whatsapp_business_manager_messaging_limit`.
+pub const DEFAULT_API_VERSION: &str = "v24.0";
+pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
+/// Rate-limit usage (0..1) above which a Cloud API target polls more slowly.
+pub const DEFAULT_USAGE_THRESHOLD: f64 = 0.8;
+
+/// Meta's Graph API for a WABA and/or phone numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CloudApiTarget {
+    pub access_token: SecretSource,
+    pub api_version: String,
+    pub phone_number_ids: Vec<String>,
+    pub waba_id: Option<String>,
+    pub discover: bool,
+    pub discovery_interval: Duration,
+    pub usage_threshold: f64,
+}
+
+impl CloudApiTarget {
+    /// The major version, for fields that exist only from some version on.
+    pub fn api_major_version(&self) -> u32 {
+        parse_api_version(&self.api_version).map_or(0, |(major, _)| major)
+    }
+}
+
+config_keys! {
+    /// The keys of a `cloud_api` target.
+    pub struct CloudApiKeys {
+        access_token: EnvString,
+        access_token_file: EnvString,
+        api_version: EnvString,
+        phone_number_ids: Vec<Id>,
+        waba_id: Id,
+        discover: bool,
+        discovery_interval: HumanDuration,
+        usage_threshold: f64,
+    }
+}
+
+impl Provider for CloudApiTarget {
+    const TYPE: &'static str = "cloud_api";
+    const DEFAULT_BASE_URL: Option<&'static str> = Some(DEFAULT_BASE_URL);
+    type Keys = CloudApiKeys;
+    type Client = CloudApiClient;
+
+    fn from_keys(keys: CloudApiKeys, target: &TargetSettings) -> Result<Self, String> {
+        let access_token = required_secret(
+            Self::TYPE,
+            "access_token",
+            &keys.access_token,
+            &keys.access_token_file,
+        )?;
+        let api_version = keys
+            .api_version
+            .map_or_else(|| DEFAULT_API_VERSION.to_owned(), |v| v.0);
+        if parse_api_version(&api_version).is_none() {
+            return Err(format!(
+                "api_version {api_version:?} is not of the form v24.0"
+            ));
+        }
+        let phone_number_ids: Vec<String> = keys
+            .phone_number_ids
+            .into_iter()
+            .flatten()
+            .map(|id| id.0)
+            .collect();
+        let waba_id = keys.waba_id.map(|id| id.0);
+        for id in phone_number_ids.iter().chain(&waba_id) {
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{id:?} is not a Graph API id (digits only)"));
+            }
+        }
+        let mut unique = HashSet::new();
+        if let Some(dup) = phone_number_ids.iter().find(|id| !unique.insert(*id)) {
+            return Err(format!("phone_number_ids lists {dup} twice"));
+        }
+        let discover = keys.discover.unwrap_or(false);
+        if discover && waba_id.is_none() {
+            return Err("discover: true needs waba_id".into());
+        }
+        if phone_number_ids.is_empty() && waba_id.is_none() {
+            return Err("set phone_number_ids, waba_id, or both".into());
+        }
+        let discovery_interval = keys
+            .discovery_interval
+            .map_or(DEFAULT_DISCOVERY_INTERVAL, |d| d.0);
+        if keys.discovery_interval.is_some() && !discover {
+            return Err("discovery_interval needs discover: true".into());
+        }
+        if discover && discovery_interval < target.interval {
+            return Err(format!(
+                "discovery_interval ({}) must not be shorter than interval ({})",
+                humantime::format_duration(discovery_interval),
+                humantime::format_duration(target.interval)
+            ));
+        }
+        let usage_threshold = keys.usage_threshold.unwrap_or(DEFAULT_USAGE_THRESHOLD);
+        if !(usage_threshold > 0.0 && usage_threshold <= 1.0) {
+            return Err(format!(
+                "usage_threshold must be above 0 and at most 1 (a ratio), not {usage_threshold}"
+            ));
+        }
+        Ok(CloudApiTarget {
+            access_token,
+            api_version,
+            phone_number_ids,
+            waba_id,
+            discover,
+            discovery_interval,
+            usage_threshold,
+        })
+    }
+
+    fn redact(&self, out: &mut Mapping) {
+        put_secret(out, "access_token", &self.access_token);
+        put(out, "api_version", self.api_version.as_str());
+        if let Some(waba_id) = &self.waba_id {
+            put(out, "waba_id", waba_id.as_str());
+        }
+        if !self.phone_number_ids.is_empty() {
+            put(out, "phone_number_ids", self.phone_number_ids.clone());
+        }
+        put(out, "discover", self.discover);
+        if self.discover {
+            put(
+                out,
+                "discovery_interval",
+                duration_text(self.discovery_interval),
+            );
+        }
+        put(out, "usage_threshold", self.usage_threshold);
+    }
+
+    fn client(&self, upstream: Upstream) -> CloudApiClient {
+        CloudApiClient::new(upstream, self)
+    }
+
+    #[cfg(feature = "simulator")]
+    fn demo_targets(simulator: &crate::simulator::SimulatorHandle, interval: Duration) -> String {
+        use crate::simulator::meta;
+        let options = simulator.simulator().options();
+        format!(
+            "- name: cloud-acme\n  type: cloud_api\n  base_url: {graph}\n  access_token: {graph_token}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: {discovery}\n  labels:\n    site: demo\n",
+            graph = simulator.graph_base_url(),
+            graph_token = options.graph_token,
+            waba = meta::WABA_ID,
+            number = meta::PHONE_NUMBER_IDS[0],
+            discovery = humantime::format_duration(interval * 6),
+        )
+    }
+}
+
+/// `v24.0` -> (24, 0).
+fn parse_api_version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.strip_prefix('v')?.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(major) || !digits(minor) {
+        return None;
+    }
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
