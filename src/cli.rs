@@ -1,5 +1,10 @@
 //! Command line, in Prometheus' conventions: `--config.file`, `--web.listen-address`,
-//! `--config.check`, and the `demo` and `simulate` subcommands.
+//! `--config.check`, and the `demo` and `simulate` subcommands of the `simulator` feature.
+
+#[cfg(feature = "simulator")]
+mod demo;
+#[cfg(feature = "simulator")]
+pub use demo::demo_config;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,14 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::exporter::{Exporter, Options};
 use crate::logging::{self, LogFormat, LogLevel};
 use crate::shard::Shard;
-use crate::simulator::{Cluster, FleetFault, FleetFaults, Simulator, SimulatorOptions};
 use crate::web::{self, WebOptions};
 use crate::web_config::WebSecurity;
 
@@ -83,49 +87,11 @@ pub struct Cli {
 enum Command {
     /// Run the built-in simulator and the exporter against it, with a generated config:
     /// no credentials needed.
-    Demo(DemoArgs),
+    #[cfg(feature = "simulator")]
+    Demo(demo::DemoArgs),
     /// Serve the built-in simulator of the WhatsApp Business APIs alone.
-    Simulate(SimulateArgs),
-}
-
-#[derive(Debug, Args)]
-struct DemoArgs {
-    /// Address for the simulator (port 0 picks a free one).
-    #[arg(long = "simulator.listen-address", default_value = "127.0.0.1:0")]
-    simulator_address: String,
-    /// Poll interval of the demo's targets.
-    #[arg(long = "interval", default_value = "5s", value_parser = humantime::parse_duration)]
-    interval: Duration,
-    /// How often the simulated states move on (0s: never).
-    #[arg(long = "step", default_value = "15s", value_parser = humantime::parse_duration)]
-    step: Duration,
-}
-
-#[derive(Debug, Args)]
-struct SimulateArgs {
-    /// How often the simulated states move on (0s: never).
-    #[arg(long = "step", default_value = "15s", value_parser = humantime::parse_duration)]
-    step: Duration,
-    /// Also serve a fleet of N On-Premises instances and N Cloud API numbers under /fleet,
-    /// for load tests (0: none).
-    #[arg(long = "targets", default_value_t = 0)]
-    targets: usize,
-    /// Fraction of the fleet's targets failing in any second (0 to 1), a different set each
-    /// second; with --targets.
-    #[arg(long = "fleet.fault-ratio", default_value_t = 0.0, value_parser = parse_ratio)]
-    fleet_fault_ratio: f64,
-    /// How failing fleet targets answer, mixed evenly: server_error, unavailable,
-    /// malformed_json, slow, reset (comma-separated; default: all).
-    #[arg(long = "fleet.fault-kinds", value_delimiter = ',')]
-    fleet_fault_kinds: Vec<FleetFault>,
-}
-
-/// A fraction from 0 to 1.
-fn parse_ratio(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-        _ => Err(format!("{text:?} is not a fraction from 0 to 1")),
-    }
+    #[cfg(feature = "simulator")]
+    Simulate(demo::SimulateArgs),
 }
 
 /// Entry point of the binary.
@@ -159,6 +125,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         // The simulator serves no exporter pages: it takes no web config.
         let security = match (&cli.web_config_file, &cli.command) {
+            #[cfg(feature = "simulator")]
             (Some(_), Some(Command::Simulate(_))) => {
                 anyhow::bail!("--web.config.file does not apply to `simulate`")
             }
@@ -177,8 +144,10 @@ pub fn main() -> ExitCode {
                 };
                 run(&cli.config_file, cli.listen_address, web, options).await
             }
-            Some(Command::Demo(args)) => demo(args, cli.listen_address, web).await,
-            Some(Command::Simulate(args)) => simulate(args, cli.listen_address).await,
+            #[cfg(feature = "simulator")]
+            Some(Command::Demo(args)) => demo::demo(args, cli.listen_address, web).await,
+            #[cfg(feature = "simulator")]
+            Some(Command::Simulate(args)) => demo::simulate(args, cli.listen_address).await,
         }
     });
     // Polls still in flight are abandoned: they only read.
@@ -252,7 +221,7 @@ pub fn parse_listen_address(text: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("invalid --web.listen-address {text:?}: want host:port"))
 }
 
-async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind(address: &str) -> anyhow::Result<TcpListener> {
     let address = parse_listen_address(address)?;
     TcpListener::bind(address)
         .await
@@ -284,7 +253,7 @@ async fn run(
     serve_until_signal(listener, exporter, web).await
 }
 
-async fn serve_until_signal(
+pub(crate) async fn serve_until_signal(
     listener: TcpListener,
     exporter: Arc<Exporter>,
     web: WebOptions,
@@ -324,173 +293,6 @@ pub async fn termination() {
         _ = terminate => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
-}
-
-/// The demo's configuration: one target of each type against the simulator, with the
-/// simulator's own (public) demo credentials.
-pub fn demo_config(simulator: &crate::simulator::SimulatorHandle, interval: Duration) -> String {
-    format!(
-        "global:\n  interval: {every}\n  timeout: {every}\ntargets:\n{targets}",
-        every = humantime::format_duration(interval),
-        targets = crate::providers::demo_targets(simulator, interval),
-    )
-}
-
-async fn demo(
-    args: DemoArgs,
-    listen_address: Option<String>,
-    web: WebOptions,
-) -> anyhow::Result<()> {
-    let simulator = Simulator::new(SimulatorOptions {
-        auto_step: Some(args.step).filter(|s| !s.is_zero()),
-        ..SimulatorOptions::default()
-    })
-    .spawn(&args.simulator_address)
-    .await
-    .with_context(|| format!("cannot start the simulator on {}", args.simulator_address))?;
-    // Two numbers stay LIMITED and BLOCKED throughout, so every series of the contract
-    // (the error and limitation info among them) is on /metrics while the scenario plays.
-    let numbers = crate::simulator::meta::PHONE_NUMBER_IDS;
-    simulator
-        .simulator()
-        .set_phone_health(numbers[1], "LIMITED", None);
-    simulator
-        .simulator()
-        .set_phone_health(numbers[2], "BLOCKED", None);
-    let config_text = demo_config(&simulator, args.interval);
-    let config = Config::parse(&config_text, std::path::Path::new("<demo>"))?;
-    let listener = bind(listen_address.as_deref().unwrap_or("127.0.0.1:10109")).await?;
-    let address = listener.local_addr()?;
-    let exporter = Exporter::start(config, None, Options::default())?;
-    let scheme = if web.security.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    println!("whatsapp-exporter demo");
-    println!("  metrics:      {scheme}://{address}{}", web.telemetry_path);
-    println!("  landing page: {scheme}://{address}/");
-    println!("  simulator:    http://{}", simulator.addr);
-    print_simulator(&simulator);
-    println!(
-        "Targets are polled every {}; simulated states move every {}. Ctrl-C stops.",
-        humantime::format_duration(args.interval),
-        humantime::format_duration(args.step)
-    );
-    let result = serve_until_signal(listener, exporter, web).await;
-    simulator.shutdown().await;
-    result
-}
-
-async fn simulate(args: SimulateArgs, listen_address: Option<String>) -> anyhow::Result<()> {
-    let address = listen_address.unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_SIMULATOR_PORT}"));
-    if args.targets == 0 && (args.fleet_fault_ratio > 0.0 || !args.fleet_fault_kinds.is_empty()) {
-        anyhow::bail!("--fleet.fault-ratio and --fleet.fault-kinds need a fleet: --targets N");
-    }
-    let fleet_faults = FleetFaults {
-        ratio: args.fleet_fault_ratio,
-        kinds: if args.fleet_fault_kinds.is_empty() {
-            FleetFault::ALL.to_vec()
-        } else {
-            args.fleet_fault_kinds
-        },
-    };
-    let simulator = Simulator::new(SimulatorOptions {
-        auto_step: Some(args.step).filter(|s| !s.is_zero()),
-        fleet: args.targets,
-        fleet_faults,
-        ..SimulatorOptions::default()
-    });
-    let handle = simulator
-        .spawn(&parse_listen_address(&address)?.to_string())
-        .await
-        .with_context(|| format!("cannot start the simulator on {address}"))?;
-    println!("WhatsApp Business API simulator on http://{}", handle.addr);
-    print_simulator(&handle);
-    if args.targets > 0 {
-        print_fleet(&handle, args.targets);
-    }
-    termination().await;
-    handle.shutdown().await;
-    Ok(())
-}
-
-/// Where the fleet of `simulate --targets N` is, and how to get a config for it.
-fn print_fleet(handle: &crate::simulator::SimulatorHandle, n: usize) {
-    use crate::simulator::fleet;
-    let last = n - 1;
-    println!("  fleet of {n} On-Premises instances and {n} Cloud API numbers (index i in 0..{n}):");
-    println!(
-        "    onprem             base_url {}  (api_key, login or bearer_token {})",
-        handle
-            .fleet_onprem_base_url(last)
-            .replace(&format!("/{last}"), "/{i}"),
-        fleet::FLEET_TOKEN
-    );
-    println!(
-        "    dialog360          base_url {}  api_key {}{{i}}",
-        handle.fleet_dialog360_base_url(),
-        fleet::DIALOG360_KEY_PREFIX
-    );
-    println!(
-        "    kapso              base_url {}  config_id {}{{i}}",
-        handle.fleet_kapso_base_url(),
-        fleet::KAPSO_CONFIG_PREFIX
-    );
-    println!(
-        "    cloud_api          base_url {}  phone_number_ids [{} + i]",
-        handle.fleet_graph_base_url(),
-        fleet::PHONE_NUMBER_ID_BASE
-    );
-    println!(
-        "    exporter config    http://{}/fleet/config?onprem={}&cloud={}&interval=30s",
-        handle.addr,
-        n / 10,
-        n - n / 10
-    );
-    println!("    request counters   http://{}/fleet/stats", handle.addr);
-    let faults = &handle.simulator().options().fleet_faults;
-    if faults.ratio > 0.0 && !faults.kinds.is_empty() {
-        let kinds: Vec<&str> = faults.kinds.iter().map(|k| k.as_str()).collect();
-        println!(
-            "    faults             {}% of the targets each second: {}",
-            faults.ratio * 100.0,
-            kinds.join(", ")
-        );
-    }
-}
-
-/// The simulator's base URLs and credentials, as a target's config would use them.
-fn print_simulator(handle: &crate::simulator::SimulatorHandle) {
-    let options = handle.simulator().options();
-    for cluster in [Cluster::Single, Cluster::Ha, Cluster::Multiconnect] {
-        println!(
-            "  onprem {:<13} base_url {}",
-            cluster.as_str(),
-            handle.base_url(cluster)
-        );
-    }
-    println!(
-        "  onprem credentials:  api_key {}  username {}  password {}",
-        options.api_key, options.username, options.password
-    );
-    println!(
-        "  cloud_api            base_url {}  access_token {}  waba_id {}",
-        handle.graph_base_url(),
-        options.graph_token,
-        crate::simulator::meta::WABA_ID
-    );
-    println!(
-        "  dialog360            base_url {}  api_key {}",
-        handle.dialog360_base_url(),
-        options.dialog360_api_keys.join(", ")
-    );
-    println!(
-        "  kapso                base_url {}  api_key {}  config_id {}",
-        handle.kapso_base_url(),
-        options.kapso_api_key,
-        options.kapso_config_ids.join(", ")
-    );
 }
 
 #[cfg(test)]
@@ -549,47 +351,5 @@ mod tests {
             Ok(Shard { index: 2, count: 3 })
         );
         assert!(!sharded.poll_background);
-        let demo = Cli::try_parse_from(["whatsapp-exporter", "demo", "--interval=2s"]).unwrap();
-        assert!(
-            matches!(demo.command, Some(Command::Demo(DemoArgs { interval, .. })) if interval == Duration::from_secs(2))
-        );
-    }
-
-    #[test]
-    fn simulate_takes_fleet_faults() {
-        let cli = Cli::try_parse_from([
-            "whatsapp-exporter",
-            "simulate",
-            "--targets=100",
-            "--fleet.fault-ratio=0.05",
-            "--fleet.fault-kinds=slow,reset",
-        ])
-        .unwrap();
-        let Some(Command::Simulate(args)) = cli.command else {
-            panic!("not simulate: {cli:?}");
-        };
-        assert_eq!(args.fleet_fault_ratio, 0.05);
-        assert_eq!(
-            args.fleet_fault_kinds,
-            vec![FleetFault::Slow, FleetFault::Reset]
-        );
-        let cli = Cli::try_parse_from(["whatsapp-exporter", "simulate"]).unwrap();
-        let Some(Command::Simulate(args)) = cli.command else {
-            panic!("not simulate: {cli:?}");
-        };
-        assert_eq!(args.fleet_fault_ratio, 0.0);
-        assert!(args.fleet_fault_kinds.is_empty());
-        for bad in [
-            "--fleet.fault-ratio=1.5",
-            "--fleet.fault-ratio=-0.1",
-            "--fleet.fault-ratio=NaN",
-            "--fleet.fault-ratio=five",
-            "--fleet.fault-kinds=timeout",
-        ] {
-            assert!(
-                Cli::try_parse_from(["whatsapp-exporter", "simulate", "--targets=1", bad]).is_err(),
-                "{bad}"
-            );
-        }
     }
 }

@@ -4,7 +4,15 @@
 //! [`Family`]. A poll renders its samples straight to exposition lines ([`Samples`]), kept per
 //! family, so a scrape only concatenates what the polls left: its cost does not depend on
 //! how the data got there, and nothing stale can linger in a registry. Label values come
-//! from upstream payloads and are escaped here: `prometheus-client` does not escape them.
+//! from upstream payloads and are escaped here, for both text formats.
+//!
+//! The exporter's own metrics use `prometheus-client` (`self_metrics.rs`); the targets'
+//! families do not, for measured reasons rather than missing features: a registry encodes
+//! every series at every scrape, while here each poll renders its target's lines once, when
+//! its data changes; a scrape sends the targets' own buffers as they are instead of copying
+//! them into one body; one encoding of the whole serves every scrape that arrives in its
+//! short life, and its gzip is made once for all of them (`gzip.rs`). The README's
+//! Performance section has the figures (10,000 targets, beside nginx serving the same bytes).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
