@@ -44,5 +44,15 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo clippy --no-default-features -- -D warnings (the exporter without the simulator)"
+cargo clippy --all-targets --locked --no-default-features -- -D warnings
+echo "== cargo build --no-default-features: --help lists no subcommand"
+cargo build --locked --no-default-features
+help="$(target/debug/whatsapp-exporter --help)"
+if grep -qiE '^(Commands:|  (demo|simulate) )' <<<"$help"; then
+    echo "the build without the simulator lists subcommands:" >&2
+    echo "$help" >&2
+    exit 1
+fi
 echo "== cargo test"
 cargo test --all-targets --locked
