@@ -1,7 +1,7 @@
 //! The building blocks of the configuration file that every part of it uses, the
 //! providers' own keys among them: value types with their own parsing (`${ENV}`
 //! expansion, ids, durations, sizes), `*_file` secrets, the [`Keys`] a provider declares
-//! with [`config_keys!`], and the helpers that write a configuration back for the
+//! with `config_keys!`, and the helpers that write a configuration back for the
 //! `/config` page with its secrets redacted.
 
 use std::path::PathBuf;
@@ -34,7 +34,7 @@ pub mod defaults {
 // A provider's keys
 
 /// The keys only one provider's targets take, as read from the file (each `None` until
-/// set). Declared with [`config_keys!`], which writes this trait's implementation, so a
+/// set). Declared with `config_keys!`, which writes this trait's implementation, so a
 /// key is named once.
 pub trait Keys: Default + std::fmt::Debug {
     /// Every key, in the order the file format documents them.

@@ -122,13 +122,15 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::cloud_api::{self, GraphErr};
+use super::dialog360::{self, dialog360_error};
+use super::kapso::{self, kapso_error};
 use super::meta::{self, CloudState, KapsoState, AVAILABLE, BLOCKED, LIMITED};
 use super::onprem::{ClusterState, Shape, META_VERSION};
-use super::providers::{self, dialog360_error, header_text, kapso_error, method_not_allowed};
 use super::{
     answer_with_fault, authority, base64_encode, body_response, envelope, Action, Cluster, Fault,
     FaultReply, SimBody, Simulator, SimulatorHandle, SimulatorOptions,
 };
+use super::{header_text, method_not_allowed};
 
 /// The path prefix of the fleet.
 pub const FLEET_PREFIX: &str = "fleet";
@@ -663,7 +665,7 @@ impl Fleet {
         let mut dialog360 = Vec::new();
         for can_send in 0..CAN_SEND.len() {
             let cloud = cloud_of(template_number(can_send, 0, 0), kapso_state(0, true));
-            dialog360.push(BodyTemplate::new(&providers::dialog360_body(&cloud, 0)));
+            dialog360.push(BodyTemplate::new(&dialog360::dialog360_body(&cloud, 0)));
         }
         let mut graph = Vec::new();
         let mut kapso = Vec::new();
@@ -693,7 +695,7 @@ impl Fleet {
                             template_number(can_send, quality, 0),
                             kapso_state(status, subscribed),
                         );
-                        let mut body = providers::kapso_body(&cloud, 0, started_at);
+                        let mut body = kapso::kapso_body(&cloud, 0, started_at);
                         if let Some(m) = body.as_object_mut() {
                             m.insert("timestamp".into(), json!(KAPSO_NOW));
                         }
@@ -1155,7 +1157,7 @@ impl Simulator {
         if rest.trim_end_matches('/') != "/health_status" {
             return Action::Respond(dialog360_error(StatusCode::NOT_FOUND, "Not found"));
         }
-        let i = header_text(req, providers::DIALOG360_KEY_HEADER)
+        let i = header_text(req, dialog360::DIALOG360_KEY_HEADER)
             .and_then(|k| k.strip_prefix(DIALOG360_KEY_PREFIX))
             .and_then(|i| fleet.index(i));
         fleet.count(FleetKind::Dialog360, i);
@@ -1202,8 +1204,7 @@ impl Simulator {
             ));
         }
         let key = &self.inner.opts.kapso_api_key;
-        if !header_text(req, providers::KAPSO_KEY_HEADER).is_some_and(|k| !k.is_empty() && k == key)
-        {
+        if !header_text(req, kapso::KAPSO_KEY_HEADER).is_some_and(|k| !k.is_empty() && k == key) {
             return Action::Respond(kapso_error(StatusCode::UNAUTHORIZED, "Invalid API key"));
         }
         let Some(i) = i else {

@@ -3,9 +3,9 @@
 //! Kapso keeps per WhatsApp config, and the scripted scenario [`Simulator::step`] plays on
 //! them.
 //!
-//! The Graph API ([`super::cloud_api`]), 360dialog and Kapso ([`super::providers`]) all
-//! answer from this one state: a number LIMITED on the Graph API is LIMITED on its 360dialog
-//! channel and in its Kapso config too.
+//! The Graph API ([`super::cloud_api`]), 360dialog ([`super::dialog360`]) and Kapso
+//! ([`super::kapso`]) all answer from this one state: a number LIMITED on the Graph API is
+//! LIMITED on its 360dialog channel and in its Kapso config too.
 //!
 //! # Initial state
 //!

@@ -7,7 +7,7 @@
 //! shares (authentication, rate limiting, fault injection, request counters);
 //! [`onprem`] holds the On-Premises API clusters, their payloads and the scripted scenario;
 //! [`meta`] holds Meta's Cloud API state (one WABA, its numbers and templates, their
-//! health) that [`cloud_api`] (Meta's Graph API) and [`providers`] (360dialog, Kapso) serve.
+//! health) that [`cloud_api`] (Meta's Graph API), [`dialog360`] and [`kapso`] serve.
 //!
 //! # Routes
 //!
@@ -32,7 +32,7 @@
 //! | `/{cluster}/v1/users/login` | `POST` | `Basic base64(username:password)` |
 //!
 //! The Cloud API routes, their credentials, errors, paging and usage headers are documented
-//! in [`cloud_api`] and [`providers`]:
+//! in [`cloud_api`], [`dialog360`] and [`kapso`]:
 //!
 //! | route | method | credentials |
 //! |---|---|---|
@@ -66,7 +66,7 @@
 //!
 //! The Cloud API routes check in their own order, answer in their own error envelopes and
 //! are not subject to [`SimulatorOptions::rate_limit`] (see [`cloud_api`] and
-//! [`providers`]). The same [`Fault`]s apply to them, in each API's words.
+//! [`dialog360`], [`kapso`]). The same [`Fault`]s apply to them, in each API's words.
 //!
 //! # State
 //!
@@ -78,9 +78,9 @@
 //! |---|---|---|
 //! | On-Premises | API key / login | `sim-api-key-0123456789` / `admin`:`sim-password-1` |
 //! | Graph API | bearer token | `sim-graph-token-0123456789` ([`cloud_api::GRAPH_TOKEN`]) |
-//! | 360dialog | channel keys | `sim-360-key-0001` … `0003` ([`providers::DIALOG360_API_KEYS`]) |
-//! | Kapso | API key | `sim-kapso-key-0123456789` ([`providers::KAPSO_API_KEY`]) |
-//! | Kapso | config ids | `kapso-config-1` … `3` ([`providers::KAPSO_CONFIG_IDS`]) |
+//! | 360dialog | channel keys | `sim-360-key-0001` … `0003` ([`dialog360::DIALOG360_API_KEYS`]) |
+//! | Kapso | API key | `sim-kapso-key-0123456789` ([`kapso::KAPSO_API_KEY`]) |
+//! | Kapso | config ids | `kapso-config-1` … `3` ([`kapso::KAPSO_CONFIG_IDS`]) |
 //!
 //! [`Simulator::step`] plays the scripted scenario one step further (On-Premises and Cloud
 //! API together, [`SCENARIO_LEN`] steps per cycle), and [`SimulatorOptions::auto_step`]
@@ -92,10 +92,11 @@
 //! value is taken as is, documented or not.
 
 pub mod cloud_api;
+pub mod dialog360;
 pub mod fleet;
+pub mod kapso;
 pub mod meta;
 pub mod onprem;
-pub mod providers;
 
 #[cfg(test)]
 mod fleet_tests;
@@ -205,10 +206,10 @@ impl Default for SimulatorOptions {
             rate_limit: Some(RateLimit::default()),
             graph_token: cloud_api::GRAPH_TOKEN.to_string(),
             graph_page_size: cloud_api::GRAPH_PAGE_SIZE,
-            dialog360_api_keys: providers::DIALOG360_API_KEYS.map(str::to_string).to_vec(),
+            dialog360_api_keys: dialog360::DIALOG360_API_KEYS.map(str::to_string).to_vec(),
             dialog360_min_interval: None,
-            kapso_api_key: providers::KAPSO_API_KEY.to_string(),
-            kapso_config_ids: providers::KAPSO_CONFIG_IDS.map(str::to_string).to_vec(),
+            kapso_api_key: kapso::KAPSO_API_KEY.to_string(),
+            kapso_config_ids: kapso::KAPSO_CONFIG_IDS.map(str::to_string).to_vec(),
             fleet: 0,
             fleet_faults: fleet::FleetFaults::default(),
         }
@@ -363,8 +364,8 @@ impl Endpoint {
 ///
 /// The same faults apply to the Cloud API routes ([`Simulator::set_graph_fault`],
 /// [`Simulator::set_dialog360_fault`], [`Simulator::set_kapso_fault`]); the field faults,
-/// the error envelope, 429 and 503 then take each API's shape (tables in [`cloud_api`] and
-/// [`providers`]).
+/// the error envelope, 429 and 503 then take each API's shape (tables in [`cloud_api`],
+/// [`dialog360`] and [`kapso`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// 200 with a body that is not JSON (the first `:` of the payload removed).
@@ -1662,6 +1663,25 @@ fn body_response(status: StatusCode, content_type: &'static str, body: Bytes) ->
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
+}
+
+/// A 405 answer naming `GET` as the one method allowed.
+fn method_not_allowed(mut resp: Response<SimBody>) -> Action {
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET"));
+    Action::Respond(resp)
+}
+
+/// A header's value, when it is text.
+fn header_text<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name)?.to_str().ok().map(str::trim)
+}
+
+/// The index of `wanted` among the first `n` non-empty entries of `list`.
+fn position(list: &[String], n: usize, wanted: &str) -> Option<usize> {
+    list.iter()
+        .take(n)
+        .position(|k| !k.is_empty() && k == wanted)
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<SimBody> {
