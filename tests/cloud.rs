@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{has_line, value, Running};
 use whatsapp_exporter::simulator::meta::{self, PHONE_NUMBER_IDS, TEMPLATE_IDS, WABA_ID};
 use whatsapp_exporter::simulator::{
-    Fault, GraphEndpoint, GraphFault, SimulatorHandle, SimulatorOptions,
+    CloudApiEndpoint, CloudApiFault, Fault, SimulatorHandle, SimulatorOptions,
 };
 
 const LIMITED_INFO: &str = "Your display name has not been approved yet. Your message limit will increase after the display name is approved.";
@@ -32,8 +32,8 @@ fn cloud_target(s: &SimulatorHandle, extra: &str) -> String {
     format!(
         "global:\n  interval: 300ms\n  timeout: 300ms\ntargets:\n\
          - name: cloud\n  type: cloud_api\n  base_url: {graph}\n  access_token: {token}\n  waba_id: \"{WABA_ID}\"\n{extra}",
-        graph = s.graph_base_url(),
-        token = s.simulator().options().graph_token,
+        graph = s.cloud_api_base_url(),
+        token = s.simulator().options().cloud_api_token,
     )
 }
 
@@ -252,8 +252,8 @@ async fn cloud_api_discovery_over_several_pages_and_a_vanishing_template() {
         ])
         .await;
     // Pages hold two items: 3 numbers and 5 templates took 2 and 3 pages.
-    assert!(sim.graph_requests(GraphEndpoint::MessageTemplates) >= 3);
-    assert!(sim.graph_requests(GraphEndpoint::PhoneNumbers) >= 2);
+    assert!(sim.cloud_api_requests(CloudApiEndpoint::MessageTemplates) >= 3);
+    assert!(sim.cloud_api_requests(CloudApiEndpoint::PhoneNumbers) >= 2);
     for (i, id) in TEMPLATE_IDS.iter().enumerate() {
         let line = format!(
             "whatsapp_template_status{{target=\"cloud\",template_id=\"{id}\",template_name=\"{}\",language=\"{}\",status=\"{}\"}} 1",
@@ -366,14 +366,14 @@ async fn usage_headers_slow_a_target_down_until_they_fall() {
     let pace = |window: Duration| {
         let sim = sim.clone();
         async move {
-            let before = sim.graph_requests(GraphEndpoint::Waba);
+            let before = sim.cloud_api_requests(CloudApiEndpoint::Waba);
             tokio::time::sleep(window).await;
-            sim.graph_requests(GraphEndpoint::Waba) - before
+            sim.cloud_api_requests(CloudApiEndpoint::Waba) - before
         }
     };
     let normal = pace(Duration::from_secs(3)).await;
     assert!(normal >= 7, "{normal} polls in 3 s at a 300 ms interval");
-    sim.set_graph_usage(85, 1);
+    sim.set_cloud_api_usage(85, 1);
     run.wait_for_lines(&[&format!(
         "whatsapp_graph_api_usage_ratio{{target=\"cloud\",business_object_id=\"{WABA_ID}\",usage_type=\"whatsapp_business_management\",measure=\"call_count\"}} 0.85"
     )])
@@ -384,7 +384,7 @@ async fn usage_headers_slow_a_target_down_until_they_fall() {
         slowed <= 4,
         "{slowed} polls in 4 s while above the threshold"
     );
-    sim.set_graph_usage(10, 1);
+    sim.set_cloud_api_usage(10, 1);
     // The next poll sees the usage fall and the pace comes back.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let back = pace(Duration::from_secs(3)).await;
@@ -400,7 +400,7 @@ async fn graph_errors_map_to_their_reasons() {
         .await;
     let cases = [
         (
-            GraphFault::GraphError {
+            CloudApiFault::GraphError {
                 status: 401,
                 code: 190,
                 message: "Error validating access token: Session has expired.".into(),
@@ -408,7 +408,7 @@ async fn graph_errors_map_to_their_reasons() {
             "unauthorized",
         ),
         (
-            GraphFault::GraphError {
+            CloudApiFault::GraphError {
                 status: 400,
                 code: 80007,
                 message: "Rate limit hit".into(),
@@ -416,28 +416,28 @@ async fn graph_errors_map_to_their_reasons() {
             "rate_limited",
         ),
         (
-            GraphFault::GraphError {
+            CloudApiFault::GraphError {
                 status: 503,
                 code: 2,
                 message: "Service temporarily unavailable".into(),
             },
             "unavailable",
         ),
-        (GraphFault::Fault(Fault::MalformedJson), "decode"),
+        (CloudApiFault::Fault(Fault::MalformedJson), "decode"),
     ];
     for (fault, reason) in cases {
-        sim.set_graph_fault(GraphEndpoint::Waba, Some(fault));
+        sim.set_cloud_api_fault(CloudApiEndpoint::Waba, Some(fault));
         let series = format!("whatsapp_poll_errors_total{{target=\"cloud\",endpoint=\"health\",reason=\"{reason}\"}}");
         let metrics = run
             .wait_until(|m| value(m, &series).is_some_and(|v| v >= 1.0), &series)
             .await;
         assert!(has_line(&metrics, "whatsapp_up{target=\"cloud\"} 0"));
-        sim.set_graph_fault(GraphEndpoint::Waba, None);
+        sim.set_cloud_api_fault(CloudApiEndpoint::Waba, None);
         run.wait_for_lines(&["whatsapp_up{target=\"cloud\"} 1"])
             .await;
     }
     // 100% usage: the simulator answers 80008 and the target backs off.
-    sim.set_graph_usage(100, 1);
+    sim.set_cloud_api_usage(100, 1);
     run.wait_until(
         |m| value(m, "whatsapp_poll_errors_total{target=\"cloud\",endpoint=\"health\",reason=\"rate_limited\"}").is_some_and(|v| v >= 2.0),
         "80008 counted",
@@ -454,7 +454,7 @@ async fn a_wrong_token_is_unauthorized_and_never_shown() {
         format!(
             "global:\n  interval: 300ms\n  timeout: 300ms\ntargets:\n\
              - name: cloud\n  type: cloud_api\n  base_url: {}\n  access_token: a-wrong-graph-token-xyz\n  phone_number_ids: [\"{}\"]\n",
-            s.graph_base_url(),
+            s.cloud_api_base_url(),
             PHONE_NUMBER_IDS[0]
         )
     })

@@ -365,8 +365,8 @@ fn config(s: &SimulatorHandle) -> String {
     ));
     text.push_str(&format!(
         "  - name: cloud\n    type: cloud_api\n    base_url: {}\n    access_token: {}\n    waba_id: \"{}\"\n    discover: true\n    discovery_interval: 5s\n",
-        s.graph_base_url(),
-        o.graph_token,
+        s.cloud_api_base_url(),
+        o.cloud_api_token,
         meta::WABA_ID
     ));
     text.push_str(&format!(

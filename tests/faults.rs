@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use whatsapp_exporter::simulator::{
-    Cluster, Endpoint, Fault, GraphEndpoint, GraphFault, SimulatorHandle, SimulatorOptions,
+    CloudApiEndpoint, CloudApiFault, Cluster, Endpoint, Fault, SimulatorHandle, SimulatorOptions,
 };
 
 /// The bystander polls the HA cluster at this interval.
@@ -830,8 +830,8 @@ async fn graph_rate_limit_codes_are_rate_limited() {
         let mut text = with_bystander(s);
         text.push_str(&format!(
             "  - name: graph-victim\n    type: cloud_api\n    base_url: {}\n    access_token: {}\n    phone_number_ids: [\"{}\"]\n",
-            s.graph_base_url(),
-            s.simulator().options().graph_token,
+            s.cloud_api_base_url(),
+            s.simulator().options().cloud_api_token,
             whatsapp_exporter::simulator::meta::PHONE_NUMBER_IDS[0],
         ));
         text
@@ -844,9 +844,9 @@ async fn graph_rate_limit_codes_are_rate_limited() {
         let message = format!("rate limit {code} reached");
         let before = run.metrics().await;
         let bystander = Bystander::watch(&run);
-        sim.set_graph_fault(
-            GraphEndpoint::PhoneNumber,
-            Some(GraphFault::GraphError {
+        sim.set_cloud_api_fault(
+            CloudApiEndpoint::PhoneNumber,
+            Some(CloudApiFault::GraphError {
                 status: 400,
                 code,
                 message: message.clone(),
@@ -860,7 +860,7 @@ async fn graph_rate_limit_codes_are_rate_limited() {
             &bystander,
         )
         .await;
-        sim.set_graph_fault(GraphEndpoint::PhoneNumber, None);
+        sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, None);
         run.wait_for_lines(&["whatsapp_up{target=\"graph-victim\"} 1"])
             .await;
     }
@@ -1023,8 +1023,8 @@ async fn every_api_parser_survives_deep_nesting_bad_bytes_and_endless_json() {
             s.kapso_base_url(),
             o.kapso_api_key,
             o.kapso_config_ids[0],
-            s.graph_base_url(),
-            o.graph_token,
+            s.cloud_api_base_url(),
+            o.cloud_api_token,
             whatsapp_exporter::simulator::meta::PHONE_NUMBER_IDS[0],
         ));
         text
@@ -1065,13 +1065,13 @@ async fn every_api_parser_survives_deep_nesting_bad_bytes_and_endless_json() {
         let bystander = Bystander::watch(&run);
         sim.set_dialog360_fault(None, Some(fault.clone()));
         sim.set_kapso_fault(None, Some(fault.clone()));
-        sim.set_graph_fault(GraphEndpoint::PhoneNumber, Some(fault.clone().into()));
+        sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, Some(fault.clone().into()));
         for (target, endpoint) in targets {
             expect_counted(&run, &before, (target, endpoint, reason), log, &bystander).await;
         }
         sim.set_dialog360_fault(None, None);
         sim.set_kapso_fault(None, None);
-        sim.set_graph_fault(GraphEndpoint::PhoneNumber, None);
+        sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, None);
         run.wait_for_lines(&up).await;
     }
     run.stop().await;

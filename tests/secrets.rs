@@ -24,7 +24,7 @@ const ONPREM_PASSWORD: &str = "sEcReT-onprem-password-52c8e0";
 const ONPREM_BEARER: &str = "sEcReT-onprem-bearer-d41e77";
 const WRONG_API_KEY: &str = "sEcReT-wrong-apikey-0b9c3d";
 const WRONG_PASSWORD: &str = "sEcReT-wrong-password-a8e210";
-const GRAPH_TOKEN: &str = "sEcReT-graph-token-EAAG91b2";
+const CLOUD_API_TOKEN: &str = "sEcReT-graph-token-EAAG91b2";
 const WRONG_GRAPH_TOKEN: &str = "sEcReT-graph-wrong-77aa01";
 const DIALOG360_KEYS: [&str; 3] = [
     "sEcReT-d360-key-one-11",
@@ -42,7 +42,7 @@ fn simulator_options() -> SimulatorOptions {
         api_key: ONPREM_API_KEY.to_owned(),
         username: ONPREM_USER.to_owned(),
         password: ONPREM_PASSWORD.to_owned(),
-        graph_token: GRAPH_TOKEN.to_owned(),
+        cloud_api_token: CLOUD_API_TOKEN.to_owned(),
         dialog360_api_keys: DIALOG360_KEYS.map(str::to_owned).to_vec(),
         kapso_api_key: KAPSO_KEY.to_owned(),
         rate_limit: None::<RateLimit>,
@@ -61,7 +61,7 @@ fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String
          - name: onprem-wrong\n  type: onprem\n  base_url: {ha}\n  api_key: {WRONG_API_KEY}\n  username: {ONPREM_USER}\n  password: {WRONG_PASSWORD}\n\
          - name: onprem-bearer\n  type: onprem\n  base_url: {mc}\n  bearer_token: {ONPREM_BEARER}\n\
          - name: onprem-closed\n  type: onprem\n  base_url: http://127.0.0.1:{closed_port}\n  api_key: {ONPREM_API_KEY}\n  username: {ONPREM_USER}\n  password: {ONPREM_PASSWORD}\n\
-         - name: cloud-good\n  type: cloud_api\n  base_url: {graph}\n  access_token: {GRAPH_TOKEN}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: 1s\n\
+         - name: cloud-good\n  type: cloud_api\n  base_url: {graph}\n  access_token: {CLOUD_API_TOKEN}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: 1s\n\
          - name: cloud-wrong\n  type: cloud_api\n  base_url: {graph}\n  access_token: {WRONG_GRAPH_TOKEN}\n  phone_number_ids: [\"{number}\"]\n\
          - name: d360-good\n  type: dialog360\n  base_url: {d360}\n  api_key: {d360_key}\n\
          - name: d360-wrong\n  type: dialog360\n  base_url: {d360}\n  api_key: {WRONG_DIALOG360_KEY}\n\
@@ -71,7 +71,7 @@ fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String
         ha = s.base_url(Cluster::Ha),
         mc = s.base_url(Cluster::Multiconnect),
         key_file = key_file.display(),
-        graph = s.graph_base_url(),
+        graph = s.cloud_api_base_url(),
         waba = meta::WABA_ID,
         number = meta::PHONE_NUMBER_IDS[0],
         d360 = s.dialog360_base_url(),
@@ -94,7 +94,7 @@ fn secrets(web_hash: &str) -> Vec<String> {
         ONPREM_BEARER,
         WRONG_API_KEY,
         WRONG_PASSWORD,
-        GRAPH_TOKEN,
+        CLOUD_API_TOKEN,
         WRONG_GRAPH_TOKEN,
         WRONG_DIALOG360_KEY,
         KAPSO_KEY,
@@ -432,8 +432,8 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         (
             "secret in a value of the wrong type",
             good_config.replacen(
-                &format!("access_token: {GRAPH_TOKEN}\n"),
-                &format!("access_token: [{GRAPH_TOKEN}]\n"),
+                &format!("access_token: {CLOUD_API_TOKEN}\n"),
+                &format!("access_token: [{CLOUD_API_TOKEN}]\n"),
                 1,
             ),
             "invalid type: sequence",

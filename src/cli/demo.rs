@@ -168,7 +168,7 @@ fn print_fleet(handle: &crate::simulator::SimulatorHandle, n: usize) {
     );
     println!(
         "    cloud_api          base_url {}  phone_number_ids [{} + i]",
-        handle.fleet_graph_base_url(),
+        handle.fleet_cloud_api_base_url(),
         fleet::PHONE_NUMBER_ID_BASE
     );
     println!(
@@ -205,8 +205,8 @@ fn print_simulator(handle: &crate::simulator::SimulatorHandle) {
     );
     println!(
         "  cloud_api            base_url {}  access_token {}  waba_id {}",
-        handle.graph_base_url(),
-        options.graph_token,
+        handle.cloud_api_base_url(),
+        options.cloud_api_token,
         crate::simulator::meta::WABA_ID
     );
     println!(

@@ -1,10 +1,10 @@
 //! The simulated Meta Graph API (the Cloud API's management side) under `/graph`: a target's
-//! base URL is `http://ADDR/graph` ([`SimulatorHandle::graph_base_url`]), standing for
+//! base URL is `http://ADDR/graph` ([`SimulatorHandle::cloud_api_base_url`]), standing for
 //! `https://graph.facebook.com`. It answers from the state of [`super::meta`].
 //!
 //! # Routes
 //!
-//! | route (`GET`) | kind ([`GraphEndpoint`]) |
+//! | route (`GET`) | kind ([`CloudApiEndpoint`]) |
 //! |---|---|
 //! | `/graph/{version}/{phone_number_id}?fields=…` | `PhoneNumber` |
 //! | `/graph/{version}/{waba_id}?fields=…` | `Waba` |
@@ -14,8 +14,8 @@
 //!
 //! `{version}` is `vMAJOR.MINOR` (`v24.0`); a path without one is read at
 //! [`DEFAULT_VERSION`], as Meta reads unversioned calls at the app's default version.
-//! Every request needs `Authorization: Bearer <graph_token>`
-//! ([`SimulatorOptions::graph_token`], default [`GRAPH_TOKEN`]; the scheme is matched
+//! Every request needs `Authorization: Bearer <cloud_api_token>`
+//! ([`SimulatorOptions::cloud_api_token`], default [`CLOUD_API_TOKEN`]; the scheme is matched
 //! case-insensitively).
 //!
 //! # Fields
@@ -38,8 +38,8 @@
 //! # Paging
 //!
 //! The edges answer `{"data":[…],"paging":{"cursors":{"before":…,"after":…},"next":…,
-//! "previous":…}}`. A page holds `min(limit, graph_page_size)` items
-//! ([`SimulatorOptions::graph_page_size`], default [`GRAPH_PAGE_SIZE`]; `limit` above 100
+//! "previous":…}}`. A page holds `min(limit, cloud_api_page_size)` items
+//! ([`SimulatorOptions::cloud_api_page_size`], default [`GRAPH_PAGE_SIZE`]; `limit` above 100
 //! counts as 100), so listing the three numbers or five templates always spans several
 //! pages. `next` (absent on the last page) and `previous` (absent on the first) are absolute
 //! URLs on the address the client used (its `Host`), with the request's other parameters
@@ -55,7 +55,7 @@
 //!   with `R` = [`REGAIN_ACCESS_MINUTES`] when `C` >= 100, else 0;
 //! - `x-app-usage: {"call_count":A,"total_time":A,"total_cputime":A}`;
 //!
-//! `C` and `A` are set by [`Simulator::set_graph_usage`] (initially
+//! `C` and `A` are set by [`Simulator::set_cloud_api_usage`] (initially
 //! [`meta::INITIAL_BUSINESS_USAGE`] and [`meta::INITIAL_APP_USAGE`]). While `C` >= 100
 //! every authenticated request answers 400 code 80008 (subcode 2446079, `is_transient`
 //! true); while `A` >= 100, 400 code 4 (`is_transient` true).
@@ -63,12 +63,12 @@
 //! # Order of checks
 //!
 //! The request is counted under its kind when it names a known node of the right type
-//! ([`Simulator::graph_requests`]); then the token is checked (401, code 190), then the
+//! ([`Simulator::cloud_api_requests`]); then the token is checked (401, code 190), then the
 //! usage (80008, then 4), then the path shape (400, code 2500 `Unknown path components`),
 //! then the method (400, code 100 `Unsupported post request…`), then the node (400, code
 //! 100: `Unsupported get request…` (subcode 33) for an unknown id,
 //! `Tried accessing nonexisting field (…)` for an edge the node lacks). Only then does an
-//! injected fault ([`Simulator::set_graph_fault`]) replace or damage the answer; requests
+//! injected fault ([`Simulator::set_cloud_api_fault`]) replace or damage the answer; requests
 //! that name no known node are never counted nor faulted. The normal answer may still be an
 //! error: an unknown or too new field (code 100), a bad `limit` or cursor (code 100).
 //!
@@ -78,9 +78,9 @@
 //!
 //! # Faults
 //!
-//! [`GraphFault::GraphError`] answers the Graph error envelope with its status, code and
+//! [`CloudApiFault::GraphError`] answers the Graph error envelope with its status, code and
 //! message (`is_transient` true for codes 1, 2, 4, 17, 32, 341, 613, 80007, 80008).
-//! [`GraphFault::Fault`] applies a shared [`Fault`] to the node or to every item of a page:
+//! [`CloudApiFault::Fault`] applies a shared [`Fault`] to the node or to every item of a page:
 //!
 //! | fault | Graph answer |
 //! |---|---|
@@ -95,15 +95,15 @@
 //! `Hang`, `Slow`, `OversizedBody`, `Reset`, `Drip`, `InvalidUtf8`, `DeepNesting`,
 //! `HugeJson`, `Redirect`) work as on the On-Premises API.
 //!
-//! [`SimulatorHandle::graph_base_url`]: super::SimulatorHandle::graph_base_url
-//! [`SimulatorOptions::graph_token`]: super::SimulatorOptions::graph_token
-//! [`SimulatorOptions::graph_page_size`]: super::SimulatorOptions::graph_page_size
-//! [`Simulator::set_graph_usage`]: super::Simulator::set_graph_usage
-//! [`Simulator::graph_requests`]: super::Simulator::graph_requests
-//! [`Simulator::set_graph_fault`]: super::Simulator::set_graph_fault
-//! [`GraphEndpoint`]: super::GraphEndpoint
-//! [`GraphFault::GraphError`]: super::GraphFault::GraphError
-//! [`GraphFault::Fault`]: super::GraphFault::Fault
+//! [`SimulatorHandle::cloud_api_base_url`]: super::SimulatorHandle::cloud_api_base_url
+//! [`SimulatorOptions::cloud_api_token`]: super::SimulatorOptions::cloud_api_token
+//! [`SimulatorOptions::cloud_api_page_size`]: super::SimulatorOptions::cloud_api_page_size
+//! [`Simulator::set_cloud_api_usage`]: super::Simulator::set_cloud_api_usage
+//! [`Simulator::cloud_api_requests`]: super::Simulator::cloud_api_requests
+//! [`Simulator::set_cloud_api_fault`]: super::Simulator::set_cloud_api_fault
+//! [`CloudApiEndpoint`]: super::CloudApiEndpoint
+//! [`CloudApiFault::GraphError`]: super::CloudApiFault::GraphError
+//! [`CloudApiFault::Fault`]: super::CloudApiFault::Fault
 //! [`Fault`]: super::Fault
 
 use std::sync::atomic::Ordering;
@@ -116,12 +116,12 @@ use serde_json::{json, Map, Value};
 use super::meta::{self, CloudState, PhoneNumber, Subject, Template};
 use super::onprem::Shape;
 use super::{
-    answer_with_fault, json_response, shape_of, status_or_500, Action, FaultReply, GraphEndpoint,
-    GraphFault, SimBody, Simulator, State,
+    answer_with_fault, json_response, shape_of, status_or_500, Action, CloudApiEndpoint,
+    CloudApiFault, FaultReply, SimBody, Simulator, State,
 };
 
 /// The default accepted Graph API token.
-pub const GRAPH_TOKEN: &str = "sim-graph-token-0123456789";
+pub const CLOUD_API_TOKEN: &str = "sim-graph-token-0123456789";
 /// The default largest page of an edge.
 pub const GRAPH_PAGE_SIZE: usize = 2;
 /// The largest `limit` honoured (larger ones count as this).
@@ -269,13 +269,15 @@ pub(super) fn parse_path(rest: &str) -> Result<GraphPath<'_>, String> {
     }
 }
 
-fn kind_of(cloud: &CloudState, p: &GraphPath<'_>) -> Option<GraphEndpoint> {
+fn kind_of(cloud: &CloudState, p: &GraphPath<'_>) -> Option<CloudApiEndpoint> {
     match (p.edge, NodeType::of(cloud, p.node)) {
-        (None, Some(NodeType::PhoneNumber)) => Some(GraphEndpoint::PhoneNumber),
-        (None, Some(NodeType::Waba)) => Some(GraphEndpoint::Waba),
-        (None, Some(NodeType::Template)) => Some(GraphEndpoint::Template),
-        (Some("phone_numbers"), Some(NodeType::Waba)) => Some(GraphEndpoint::PhoneNumbers),
-        (Some("message_templates"), Some(NodeType::Waba)) => Some(GraphEndpoint::MessageTemplates),
+        (None, Some(NodeType::PhoneNumber)) => Some(CloudApiEndpoint::PhoneNumber),
+        (None, Some(NodeType::Waba)) => Some(CloudApiEndpoint::Waba),
+        (None, Some(NodeType::Template)) => Some(CloudApiEndpoint::Template),
+        (Some("phone_numbers"), Some(NodeType::Waba)) => Some(CloudApiEndpoint::PhoneNumbers),
+        (Some("message_templates"), Some(NodeType::Waba)) => {
+            Some(CloudApiEndpoint::MessageTemplates)
+        }
         _ => None,
     }
 }
@@ -817,9 +819,9 @@ impl Simulator {
         let path = parse_path(rest);
         let kind = path.as_ref().ok().and_then(|p| kind_of(&state.cloud, p));
         if let Some(k) = kind {
-            self.inner.graph_requests[k.index()].fetch_add(1, Ordering::Relaxed);
+            self.inner.cloud_api_requests[k.index()].fetch_add(1, Ordering::Relaxed);
         }
-        let token = &self.inner.opts.graph_token;
+        let token = &self.inner.opts.cloud_api_token;
         if !bearer(req).is_some_and(|t| !t.is_empty() && t == token) {
             return Action::Respond(GraphErr::invalid_token().response());
         }
@@ -852,8 +854,8 @@ impl Simulator {
             };
             return Action::Respond(err.response());
         };
-        let fault = match state.graph_faults[kind.index()].clone() {
-            Some(GraphFault::GraphError {
+        let fault = match state.cloud_api_faults[kind.index()].clone() {
+            Some(CloudApiFault::GraphError {
                 status,
                 code,
                 message,
@@ -862,12 +864,12 @@ impl Simulator {
                     GraphErr::injected(status_or_500(status), code, &message).response(),
                 )
             }
-            Some(GraphFault::Fault(f)) => Some(f),
+            Some(CloudApiFault::Fault(f)) => Some(f),
             None => None,
         };
         let shape = shape_of(fault.as_ref());
         let cloud = &state.cloud;
-        let page_size = self.inner.opts.graph_page_size;
+        let page_size = self.inner.opts.cloud_api_page_size;
         answer_with_fault(
             fault.as_ref(),
             || match graph_payload(cloud, &p, kind, query, link, page_size, shape) {
@@ -883,7 +885,7 @@ impl Simulator {
 fn graph_payload(
     cloud: &CloudState,
     p: &GraphPath<'_>,
-    kind: GraphEndpoint,
+    kind: CloudApiEndpoint,
     query: &Query,
     link: &Link<'_>,
     page_size: usize,
@@ -894,7 +896,7 @@ fn graph_payload(
         v
     };
     match kind {
-        GraphEndpoint::PhoneNumber => {
+        CloudApiEndpoint::PhoneNumber => {
             let fields = requested_fields(query, NodeType::PhoneNumber, p.version)?;
             let n = cloud
                 .numbers
@@ -905,13 +907,13 @@ fn graph_payload(
                 number_field(cloud, n, f)
             })))
         }
-        GraphEndpoint::Waba => {
+        CloudApiEndpoint::Waba => {
             let fields = requested_fields(query, NodeType::Waba, p.version)?;
             Ok(damaged(object(meta::WABA_ID, &fields, |f| {
                 waba_field(cloud, f)
             })))
         }
-        GraphEndpoint::Template => {
+        CloudApiEndpoint::Template => {
             let fields = requested_fields(query, NodeType::Template, p.version)?;
             let t = cloud
                 .template(p.node)
@@ -920,7 +922,7 @@ fn graph_payload(
                 template_field(cloud, t, f)
             })))
         }
-        GraphEndpoint::PhoneNumbers => {
+        CloudApiEndpoint::PhoneNumbers => {
             let fields = requested_fields(query, NodeType::PhoneNumber, p.version)?;
             let items = cloud
                 .numbers
@@ -929,7 +931,7 @@ fn graph_payload(
                 .collect();
             page(items, query, link, page_size)
         }
-        GraphEndpoint::MessageTemplates => {
+        CloudApiEndpoint::MessageTemplates => {
             let fields = requested_fields(query, NodeType::Template, p.version)?;
             let items = cloud
                 .templates

@@ -8,7 +8,7 @@
 //! | On-Premises, one instance each | `http://ADDR/fleet/onprem/{i}` | API key, login and token as below | `i` in `0..N` |
 //! | 360dialog | `http://ADDR/fleet/360dialog` | `D360-API-KEY: fleet-360-key-{i}` ([`dialog360_key`]) | channel `i` serves number `i` |
 //! | Kapso | `http://ADDR/fleet/kapso` | `X-API-Key: <kapso_api_key>`, config id `fleet-{i}` ([`kapso_config_id`]) | config `i` is tied to number `i` |
-//! | Graph API | `http://ADDR/fleet/graph` | `Authorization: Bearer <graph_token>` | phone number [`phone_number_id`]`(i)` |
+//! | Graph API | `http://ADDR/fleet/graph` | `Authorization: Bearer <cloud_api_token>` | phone number [`phone_number_id`]`(i)` |
 //!
 //! So `N` On-Premises instances and `N` Cloud API numbers, each number reachable through the
 //! three Cloud API providers. Routes:
@@ -20,7 +20,7 @@
 //! | `/fleet/onprem/{i}/v1/users/login` | `POST` | `Basic` with the simulator's username and password |
 //! | `/fleet/360dialog/health_status` | `GET` | `D360-API-KEY: fleet-360-key-{i}` |
 //! | `/fleet/kapso/api/v1/whatsapp_configs/fleet-{i}/health` | `GET` | `X-API-Key: <kapso_api_key>` |
-//! | `/fleet/graph/[{version}/]{phone_number_id}` | `GET` | `Authorization: Bearer <graph_token>` |
+//! | `/fleet/graph/[{version}/]{phone_number_id}` | `GET` | `Authorization: Bearer <cloud_api_token>` |
 //! | `/fleet/config?onprem=O&cloud=C&interval=D` | `GET` | none: an exporter config for the fleet ([`fleet_config`]) |
 //! | `/fleet/stats[?from=S][&per_target=1]` | `GET` | none: the request counters below, as JSON |
 //!
@@ -1242,7 +1242,7 @@ impl Simulator {
             .and_then(|i| usize::try_from(i).ok())
             .filter(|&i| i < fleet.size && node == Some(phone_number_id(i).as_str()));
         fleet.count(FleetKind::Graph, i);
-        let token = &self.inner.opts.graph_token;
+        let token = &self.inner.opts.cloud_api_token;
         let action = match authorization(req) {
             Some((scheme, t)) if scheme == "bearer" && !t.is_empty() && t == token => match i {
                 Some(i) if req.method() == Method::GET => {
@@ -1356,7 +1356,7 @@ fn fleet_config_at(
         );
     }
     let graph = quoted(&format!("{base}/{FLEET_PREFIX}/graph"));
-    let token = quoted(&opts.graph_token);
+    let token = quoted(&opts.cloud_api_token);
     for i in d + k..cloud {
         let _ = writeln!(
             out,
@@ -1384,7 +1384,7 @@ impl SimulatorHandle {
     }
 
     /// The base URL of the fleet's Graph API.
-    pub fn fleet_graph_base_url(&self) -> String {
+    pub fn fleet_cloud_api_base_url(&self) -> String {
         format!("http://{}/{FLEET_PREFIX}/graph", self.addr)
     }
 }

@@ -178,11 +178,11 @@ async fn cloud_numbers_answer_on_every_provider() {
         assert_eq!(health.can_send_message, can_send, "{i}");
         assert_eq!(got.json()["id"], phone_number_id(i));
         // Graph: the number's fields, whatever `fields` asks, with the usage headers.
-        let bearer = format!("Bearer {}", opts.graph_token);
+        let bearer = format!("Bearer {}", opts.cloud_api_token);
         let got = get(
             &format!(
                 "{}/v24.0/{}?fields=health_status,quality_rating",
-                h.fleet_graph_base_url(),
+                h.fleet_cloud_api_base_url(),
                 phone_number_id(i)
             ),
             &[("Authorization", &bearer)],
@@ -259,7 +259,7 @@ async fn cloud_numbers_answer_on_every_provider() {
     )
     .await;
     assert_eq!(got.status, 404);
-    let graph = |id: String| format!("{}/v24.0/{id}", h.fleet_graph_base_url());
+    let graph = |id: String| format!("{}/v24.0/{id}", h.fleet_cloud_api_base_url());
     let got = get(
         &graph(phone_number_id(1)),
         &[("Authorization", "Bearer nope")],
@@ -267,7 +267,7 @@ async fn cloud_numbers_answer_on_every_provider() {
     .await;
     assert_eq!(got.status, 401);
     assert_eq!(got.json()["error"]["code"], 190);
-    let bearer = format!("Bearer {}", opts.graph_token);
+    let bearer = format!("Bearer {}", opts.cloud_api_token);
     let got = get(&graph(phone_number_id(N)), &[("Authorization", &bearer)]).await;
     assert_eq!(got.status, 400);
     assert_eq!(got.json()["error"]["code"], 100);
@@ -443,8 +443,12 @@ fn requests_of(h: &SimulatorHandle, i: usize) -> Vec<ApiRequest> {
         ),
         (
             "graph",
-            format!("{}/v24.0/{}", h.fleet_graph_base_url(), phone_number_id(i)),
-            header("Authorization", format!("Bearer {}", opts.graph_token)),
+            format!(
+                "{}/v24.0/{}",
+                h.fleet_cloud_api_base_url(),
+                phone_number_id(i)
+            ),
+            header("Authorization", format!("Bearer {}", opts.cloud_api_token)),
         ),
     ]
 }

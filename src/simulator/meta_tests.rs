@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::cloud_api::{GRAPH_TOKEN, REGAIN_ACCESS_MINUTES};
+use super::cloud_api::{CLOUD_API_TOKEN, REGAIN_ACCESS_MINUTES};
 use super::dialog360::DIALOG360_API_KEYS;
 use super::kapso::{KAPSO_API_KEY, KAPSO_CONFIG_IDS};
 use super::meta::{
@@ -104,14 +104,14 @@ async fn get(url: &str, headers: &[(&str, &str)]) -> Got {
 }
 
 fn bearer() -> String {
-    format!("Bearer {GRAPH_TOKEN}")
+    format!("Bearer {CLOUD_API_TOKEN}")
 }
 
-/// `GET {graph_base_url}/{path}` with the token.
+/// `GET {cloud_api_base_url}/{path}` with the token.
 async fn graph(h: &SimulatorHandle, path: &str) -> Got {
     let auth = bearer();
     get(
-        &format!("{}/{path}", h.graph_base_url()),
+        &format!("{}/{path}", h.cloud_api_base_url()),
         &[("Authorization", &auth)],
     )
     .await
@@ -188,8 +188,8 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
 #[test]
 fn cloud_options_have_defaults_and_redact_secrets() {
     let o = SimulatorOptions::default();
-    assert_eq!(o.graph_token, "sim-graph-token-0123456789");
-    assert_eq!(o.graph_page_size, 2);
+    assert_eq!(o.cloud_api_token, "sim-graph-token-0123456789");
+    assert_eq!(o.cloud_api_page_size, 2);
     assert_eq!(
         o.dialog360_api_keys,
         ["sim-360-key-0001", "sim-360-key-0002", "sim-360-key-0003"]
@@ -219,7 +219,7 @@ fn cloud_options_have_defaults_and_redact_secrets() {
 #[tokio::test]
 async fn handle_base_urls() {
     let h = start(opts()).await;
-    assert_eq!(h.graph_base_url(), format!("http://{}/graph", h.addr));
+    assert_eq!(h.cloud_api_base_url(), format!("http://{}/graph", h.addr));
     assert_eq!(
         h.dialog360_base_url(),
         format!("http://{}/360dialog", h.addr)
@@ -233,7 +233,7 @@ async fn graph_rejects_bad_tokens_with_190() {
     let h = start(opts()).await;
     let url = format!(
         "{}/v24.0/{PRIMARY}?fields=health_status",
-        h.graph_base_url()
+        h.cloud_api_base_url()
     );
     let wrong = [
         None,
@@ -241,7 +241,7 @@ async fn graph_rejects_bad_tokens_with_190() {
         Some("Bearer"),
         Some("Bearer "),
         Some("Basic c2ltOnNpbQ=="),
-        Some(GRAPH_TOKEN),
+        Some(CLOUD_API_TOKEN),
     ];
     for (i, auth) in wrong.into_iter().enumerate() {
         let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
@@ -255,22 +255,23 @@ async fn graph_rejects_bad_tokens_with_190() {
         assert!(r.header("x-business-use-case-usage").is_some());
         assert!(r.header("x-app-usage").is_some());
         assert_eq!(
-            h.simulator().graph_requests(GraphEndpoint::PhoneNumber),
+            h.simulator()
+                .cloud_api_requests(CloudApiEndpoint::PhoneNumber),
             i as u64 + 1
         );
     }
-    let lower = format!("bearer {GRAPH_TOKEN}");
+    let lower = format!("bearer {CLOUD_API_TOKEN}");
     let r = get(&url, &[("Authorization", &lower)]).await;
     assert_eq!(r.status, 200);
     // Another token can be configured.
     h.shutdown().await;
     let h = start(SimulatorOptions {
-        graph_token: "other-token-000000".into(),
+        cloud_api_token: "other-token-000000".into(),
         ..opts()
     })
     .await;
     assert_eq!(graph(&h, &format!("v24.0/{PRIMARY}")).await.status, 401);
-    let url = format!("{}/v24.0/{PRIMARY}", h.graph_base_url());
+    let url = format!("{}/v24.0/{PRIMARY}", h.cloud_api_base_url());
     let r = get(&url, &[("Authorization", "Bearer other-token-000000")]).await;
     assert_eq!(r.status, 200);
     h.shutdown().await;
@@ -476,13 +477,13 @@ async fn graph_unknown_nodes_fields_paths_and_methods() {
         assert!(r.header("x-app-usage").is_some());
     }
     let r = get(
-        &format!("{}/v24.0/{PRIMARY}", h.graph_base_url()),
+        &format!("{}/v24.0/{PRIMARY}", h.cloud_api_base_url()),
         &[("Authorization", &bearer())],
     )
     .await;
     assert_eq!(r.status, 200);
     let r = client()
-        .post(format!("{}/v24.0/{PRIMARY}", h.graph_base_url()))
+        .post(format!("{}/v24.0/{PRIMARY}", h.cloud_api_base_url()))
         .header("Authorization", bearer())
         .send()
         .await
@@ -496,9 +497,9 @@ async fn graph_unknown_nodes_fields_paths_and_methods() {
         .starts_with("Unsupported post request."));
     // Counted: the requests naming the number (the bad field, the plain GET, the POST);
     // unknown nodes, edges on the number and unknown edges are not.
-    assert_eq!(sim.graph_requests(GraphEndpoint::PhoneNumber), 3);
-    assert_eq!(sim.graph_requests(GraphEndpoint::PhoneNumbers), 0);
-    assert_eq!(sim.graph_requests(GraphEndpoint::Waba), 0);
+    assert_eq!(sim.cloud_api_requests(CloudApiEndpoint::PhoneNumber), 3);
+    assert_eq!(sim.cloud_api_requests(CloudApiEndpoint::PhoneNumbers), 0);
+    assert_eq!(sim.cloud_api_requests(CloudApiEndpoint::Waba), 0);
     h.shutdown().await;
 }
 
@@ -514,7 +515,7 @@ async fn pages(h: &SimulatorHandle, first: &str) -> Vec<Value> {
         else {
             return out;
         };
-        assert!(next.starts_with(&h.graph_base_url()), "{next}");
+        assert!(next.starts_with(&h.cloud_api_base_url()), "{next}");
         let r = get(&next, &[("Authorization", &auth)]).await;
         assert_eq!(r.status, 200, "{next}");
         out.push(r.json());
@@ -559,7 +560,7 @@ async fn graph_paging_spans_several_pages_and_next_links_work() {
         let cursors = &page["paging"]["cursors"];
         assert!(cursors["before"].is_string() && cursors["after"].is_string());
     }
-    assert_eq!(sim.graph_requests(GraphEndpoint::PhoneNumbers), 2);
+    assert_eq!(sim.cloud_api_requests(CloudApiEndpoint::PhoneNumbers), 2);
 
     // Templates: 5 over 3 pages, then 5 pages with limit=1.
     let q = "fields=id,name,language,status,category,quality_score";
@@ -620,7 +621,7 @@ async fn graph_paging_spans_several_pages_and_next_links_work() {
     // A larger configured page size: one page, no next.
     h.shutdown().await;
     let h = start(SimulatorOptions {
-        graph_page_size: 50,
+        cloud_api_page_size: 50,
         ..opts()
     })
     .await;
@@ -654,7 +655,7 @@ async fn graph_usage_headers_and_80008_at_100_percent() {
                "total_cputime": INITIAL_APP_USAGE})
     );
 
-    sim.set_graph_usage(85, 30);
+    sim.set_cloud_api_usage(85, 30);
     let r = graph(&h, &path).await;
     assert_eq!(r.status, 200);
     let buc = r.header_json("x-business-use-case-usage");
@@ -662,7 +663,7 @@ async fn graph_usage_headers_and_80008_at_100_percent() {
     assert_eq!(buc[WABA_ID][0]["total_time"], 42);
     assert_eq!(r.header_json("x-app-usage")["call_count"], 30);
 
-    sim.set_graph_usage(100, 30);
+    sim.set_cloud_api_usage(100, 30);
     for p in [
         path.clone(),
         format!("v24.0/{WABA_ID}/phone_numbers"),
@@ -687,7 +688,7 @@ async fn graph_usage_headers_and_80008_at_100_percent() {
     }
     // The token is checked first; the headers are there too.
     let r = get(
-        &format!("{}/{path}", h.graph_base_url()),
+        &format!("{}/{path}", h.cloud_api_base_url()),
         &[("Authorization", "Bearer nope")],
     )
     .await;
@@ -697,14 +698,14 @@ async fn graph_usage_headers_and_80008_at_100_percent() {
         100
     );
 
-    sim.set_graph_usage(250, 0);
+    sim.set_cloud_api_usage(250, 0);
     assert_eq!(graph(&h, &path).await.graph_code(), 80008);
-    sim.set_graph_usage(10, 100);
+    sim.set_cloud_api_usage(10, 100);
     let r = graph(&h, &path).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.graph_code(), 4);
     assert_eq!(r.json()["error"]["is_transient"], true);
-    sim.set_graph_usage(10, 99);
+    sim.set_cloud_api_usage(10, 99);
     assert_eq!(graph(&h, &path).await.status, 200);
     sim.reset();
     let r = graph(&h, &path).await;
@@ -723,9 +724,9 @@ async fn graph_faults_apply_per_kind() {
     let waba = format!("v24.0/{WABA_ID}?fields=health_status");
     let numbers = format!("v24.0/{WABA_ID}/phone_numbers?fields=quality_rating,status");
 
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumber,
-        Some(GraphFault::GraphError {
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
+        Some(CloudApiFault::GraphError {
             status: 401,
             code: 190,
             message: "Error validating access token: Session has expired.".into(),
@@ -741,9 +742,9 @@ async fn graph_faults_apply_per_kind() {
     assert!(r.header("x-business-use-case-usage").is_some());
     assert_eq!(graph(&h, &waba).await.status, 200, "other kinds unaffected");
 
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumber,
-        Some(GraphFault::GraphError {
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
+        Some(CloudApiFault::GraphError {
             status: 503,
             code: 2,
             message: "Service temporarily unavailable".into(),
@@ -753,9 +754,9 @@ async fn graph_faults_apply_per_kind() {
     assert_eq!(r.status, 503);
     assert_eq!(r.graph_code(), 2);
     assert_eq!(r.json()["error"]["is_transient"], true);
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumber,
-        Some(GraphFault::GraphError {
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
+        Some(CloudApiFault::GraphError {
             status: 400,
             code: 4,
             message: "(#4) Application request limit reached".into(),
@@ -763,13 +764,19 @@ async fn graph_faults_apply_per_kind() {
     );
     assert_eq!(graph(&h, &number).await.graph_code(), 4);
 
-    sim.set_graph_fault(GraphEndpoint::PhoneNumber, Some(Fault::MissingField.into()));
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
+        Some(Fault::MissingField.into()),
+    );
     assert_eq!(graph_ok(&h, &number).await, json!({"id": PRIMARY}));
-    sim.set_graph_fault(GraphEndpoint::PhoneNumber, Some(Fault::NullField.into()));
+    sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, Some(Fault::NullField.into()));
     let v = graph_ok(&h, &number).await;
     assert!(v["health_status"].is_null() && v["quality_rating"].is_null());
     assert_eq!(v["id"], PRIMARY);
-    sim.set_graph_fault(GraphEndpoint::PhoneNumber, Some(Fault::UnknownValue.into()));
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
+        Some(Fault::UnknownValue.into()),
+    );
     let v = graph_ok(&h, &number).await;
     assert_eq!(v["health_status"]["can_send_message"], "DEGRADED");
     assert_eq!(
@@ -779,8 +786,8 @@ async fn graph_faults_apply_per_kind() {
     assert_eq!(v["quality_rating"], "PURPLE");
     assert_eq!(v["status"], "HIBERNATING");
     assert_eq!(v["throughput"]["level"], "TURBO");
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumber,
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
         Some(
             Fault::ErrorEnvelope {
                 status: 500,
@@ -793,8 +800,8 @@ async fn graph_faults_apply_per_kind() {
     let r = graph(&h, &number).await;
     assert_eq!(r.status, 500);
     assert_eq!(r.graph_code(), 1);
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumber,
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
         Some(
             Fault::TooManyRequests {
                 retry_after: Some("7".into()),
@@ -806,44 +813,47 @@ async fn graph_faults_apply_per_kind() {
     assert_eq!(r.status, 429);
     assert_eq!(r.header("retry-after"), Some("7"));
     assert_eq!(r.graph_code(), 4);
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumber,
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
         Some(Fault::ServiceUnavailable { retry_after: None }.into()),
     );
     let r = graph(&h, &number).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.graph_code(), 2);
-    sim.set_graph_fault(GraphEndpoint::PhoneNumber, Some(Fault::Status(502).into()));
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
+        Some(Fault::Status(502).into()),
+    );
     let r = graph(&h, &number).await;
     assert_eq!(r.status, 502);
     assert!(String::from_utf8_lossy(&r.body).contains("502 Bad Gateway"));
     assert!(r.header("x-app-usage").is_some());
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumber,
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
         Some(Fault::MalformedJson.into()),
     );
     let r = graph(&h, &number).await;
     assert!(serde_json::from_slice::<Value>(&r.body).is_err());
-    sim.set_graph_fault(GraphEndpoint::PhoneNumber, Some(Fault::EmptyBody.into()));
+    sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, Some(Fault::EmptyBody.into()));
     assert!(graph(&h, &number).await.body.is_empty());
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumber,
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
         Some(Fault::OversizedBody(100_000).into()),
     );
     assert_eq!(graph(&h, &number).await.body.len(), 100_000);
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumber,
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
         Some(Fault::Slow(Duration::from_millis(200)).into()),
     );
     let t0 = tokio::time::Instant::now();
     assert_eq!(graph(&h, &number).await.status, 200);
     assert!(t0.elapsed() >= Duration::from_millis(200));
-    sim.set_graph_fault(GraphEndpoint::PhoneNumber, None);
+    sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, None);
     assert_eq!(graph(&h, &number).await.status, 200);
 
     // Edges: the field faults damage every item.
-    sim.set_graph_fault(
-        GraphEndpoint::PhoneNumbers,
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumbers,
         Some(Fault::MissingField.into()),
     );
     let v = graph_ok(&h, &numbers).await;
@@ -852,8 +862,8 @@ async fn graph_faults_apply_per_kind() {
         json!([{"id": PHONE_NUMBER_IDS[0]}, {"id": PHONE_NUMBER_IDS[1]}])
     );
     assert!(v["paging"]["next"].is_string());
-    sim.set_graph_fault(
-        GraphEndpoint::MessageTemplates,
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::MessageTemplates,
         Some(Fault::UnknownValue.into()),
     );
     let v = graph_ok(
@@ -865,20 +875,24 @@ async fn graph_faults_apply_per_kind() {
     assert_eq!(v["data"][1]["quality_score"], "PURPLE");
     assert_eq!(v["data"][1]["status"], "HIBERNATING");
     // Truncated and Hang.
-    sim.set_graph_fault(GraphEndpoint::Waba, Some(Fault::Truncated.into()));
+    sim.set_cloud_api_fault(CloudApiEndpoint::Waba, Some(Fault::Truncated.into()));
     let resp = client()
-        .get(format!("{}/{waba}", h.graph_base_url()))
+        .get(format!("{}/{waba}", h.cloud_api_base_url()))
         .header("Authorization", bearer())
         .send()
         .await
         .expect("head arrives");
     assert!(resp.bytes().await.is_err());
-    sim.set_graph_fault(GraphEndpoint::Template, Some(Fault::Hang.into()));
+    sim.set_cloud_api_fault(CloudApiEndpoint::Template, Some(Fault::Hang.into()));
     let err = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()
         .expect("client")
-        .get(format!("{}/v24.0/{}", h.graph_base_url(), TEMPLATE_IDS[0]))
+        .get(format!(
+            "{}/v24.0/{}",
+            h.cloud_api_base_url(),
+            TEMPLATE_IDS[0]
+        ))
         .header("Authorization", bearer())
         .send()
         .await
@@ -886,7 +900,7 @@ async fn graph_faults_apply_per_kind() {
     assert!(err.is_timeout());
     // Faults come after the token check, and unknown nodes are never faulted.
     let r = get(
-        &format!("{}/{waba}", h.graph_base_url()),
+        &format!("{}/{waba}", h.cloud_api_base_url()),
         &[("Authorization", "Bearer x")],
     )
     .await;
@@ -1354,7 +1368,7 @@ async fn cloud_setters_change_every_api() {
         let url = format!(
             "v24.0/{WABA_ID}/message_templates?fields=name,status,quality_score,language,category&limit=100"
         );
-        let h_url = format!("{}/{url}", h.graph_base_url());
+        let h_url = format!("{}/{url}", h.cloud_api_base_url());
         async move {
             let auth = bearer();
             let mut all = Vec::new();
@@ -1588,7 +1602,7 @@ async fn cloud_step_moves_through_every_listed_state() {
         );
     };
     let read = |h: &SimulatorHandle| {
-        let base = h.graph_base_url();
+        let base = h.cloud_api_base_url();
         async move {
             let auth = bearer();
             let g = |p: String| {
@@ -1674,7 +1688,7 @@ async fn cloud_initial_state_is_deterministic() {
 #[tokio::test]
 async fn cloud_garbage_requests_do_not_hurt_the_server() {
     let h = start(opts()).await;
-    let auth = format!("Authorization: Bearer {GRAPH_TOKEN}\r\n");
+    let auth = format!("Authorization: Bearer {CLOUD_API_TOKEN}\r\n");
     let inputs = [
         format!("GET /graph/v24.0/{PRIMARY}?fields=%ff%fe,%%%,{{{{,}}}}}} HTTP/1.1\r\n{auth}Connection: close\r\n\r\n"),
         format!("GET /graph/v24.0/{WABA_ID}/phone_numbers?limit=99999999999999999999999&after=%zz HTTP/1.1\r\n{auth}Connection: close\r\n\r\n"),

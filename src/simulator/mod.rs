@@ -19,7 +19,7 @@
 //! | On-Premises, one instance | `http://ADDR/single` | [`SimulatorHandle::base_url`] |
 //! | On-Premises, high availability | `http://ADDR/ha` | [`SimulatorHandle::base_url`] |
 //! | On-Premises, multiconnect | `http://ADDR/multiconnect` | [`SimulatorHandle::base_url`] |
-//! | Meta Graph API | `http://ADDR/graph` | [`SimulatorHandle::graph_base_url`] |
+//! | Meta Graph API | `http://ADDR/graph` | [`SimulatorHandle::cloud_api_base_url`] |
 //! | 360dialog | `http://ADDR/360dialog` | [`SimulatorHandle::dialog360_base_url`] |
 //! | Kapso | `http://ADDR/kapso` | [`SimulatorHandle::kapso_base_url`] |
 //!
@@ -36,9 +36,9 @@
 //!
 //! | route | method | credentials |
 //! |---|---|---|
-//! | `/graph/{version}/{node_id}?fields=…` | `GET` | `Authorization: Bearer <graph_token>` |
-//! | `/graph/{version}/{waba_id}/phone_numbers` | `GET` | `Authorization: Bearer <graph_token>` |
-//! | `/graph/{version}/{waba_id}/message_templates` | `GET` | `Authorization: Bearer <graph_token>` |
+//! | `/graph/{version}/{node_id}?fields=…` | `GET` | `Authorization: Bearer <cloud_api_token>` |
+//! | `/graph/{version}/{waba_id}/phone_numbers` | `GET` | `Authorization: Bearer <cloud_api_token>` |
+//! | `/graph/{version}/{waba_id}/message_templates` | `GET` | `Authorization: Bearer <cloud_api_token>` |
 //! | `/360dialog/health_status` | `GET` | `D360-API-KEY: <channel key>` |
 //! | `/kapso/api/v1/whatsapp_configs/{config_id}/health` | `GET` | `X-API-Key: <kapso_api_key>` |
 //!
@@ -77,7 +77,7 @@
 //! | API | credential | default |
 //! |---|---|---|
 //! | On-Premises | API key / login | `sim-api-key-0123456789` / `admin`:`sim-password-1` |
-//! | Graph API | bearer token | `sim-graph-token-0123456789` ([`cloud_api::GRAPH_TOKEN`]) |
+//! | Graph API | bearer token | `sim-graph-token-0123456789` ([`cloud_api::CLOUD_API_TOKEN`]) |
 //! | 360dialog | channel keys | `sim-360-key-0001` … `0003` ([`dialog360::DIALOG360_API_KEYS`]) |
 //! | Kapso | API key | `sim-kapso-key-0123456789` ([`kapso::KAPSO_API_KEY`]) |
 //! | Kapso | config ids | `kapso-config-1` … `3` ([`kapso::KAPSO_CONFIG_IDS`]) |
@@ -172,11 +172,11 @@ pub struct SimulatorOptions {
     pub auto_step: Option<Duration>,
     /// Per-cluster request rate limit; `None` disables it. On-Premises routes only.
     pub rate_limit: Option<RateLimit>,
-    /// Accepted as `Authorization: Bearer <graph_token>` on the Graph API.
-    pub graph_token: String,
+    /// Accepted as `Authorization: Bearer <cloud_api_token>` on the Graph API.
+    pub cloud_api_token: String,
     /// Largest page of the Graph API edges (`phone_numbers`, `message_templates`); a page
-    /// holds `min(limit, graph_page_size)` items. 0 counts as 1.
-    pub graph_page_size: usize,
+    /// holds `min(limit, cloud_api_page_size)` items. 0 counts as 1.
+    pub cloud_api_page_size: usize,
     /// 360dialog channel keys (`D360-API-KEY`): the n-th key serves the n-th number of
     /// [`meta::PHONE_NUMBER_IDS`]; keys past the third are ignored.
     pub dialog360_api_keys: Vec<String>,
@@ -204,8 +204,8 @@ impl Default for SimulatorOptions {
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             auto_step: None,
             rate_limit: Some(RateLimit::default()),
-            graph_token: cloud_api::GRAPH_TOKEN.to_string(),
-            graph_page_size: cloud_api::GRAPH_PAGE_SIZE,
+            cloud_api_token: cloud_api::CLOUD_API_TOKEN.to_string(),
+            cloud_api_page_size: cloud_api::GRAPH_PAGE_SIZE,
             dialog360_api_keys: dialog360::DIALOG360_API_KEYS.map(str::to_string).to_vec(),
             dialog360_min_interval: None,
             kapso_api_key: kapso::KAPSO_API_KEY.to_string(),
@@ -225,8 +225,8 @@ impl fmt::Debug for SimulatorOptions {
             .field("token_ttl", &self.token_ttl)
             .field("auto_step", &self.auto_step)
             .field("rate_limit", &self.rate_limit)
-            .field("graph_token", &"<secret>")
-            .field("graph_page_size", &self.graph_page_size)
+            .field("cloud_api_token", &"<secret>")
+            .field("cloud_api_page_size", &self.cloud_api_page_size)
             .field(
                 "dialog360_api_keys",
                 &format_args!("<{} secrets>", self.dialog360_api_keys.len()),
@@ -362,7 +362,7 @@ impl Endpoint {
 /// For the login endpoint the "field" faults damage `users[0].token`
 /// (missing, `null`, and `expires_after` `never` for [`Fault::UnknownValue`]).
 ///
-/// The same faults apply to the Cloud API routes ([`Simulator::set_graph_fault`],
+/// The same faults apply to the Cloud API routes ([`Simulator::set_cloud_api_fault`],
 /// [`Simulator::set_dialog360_fault`], [`Simulator::set_kapso_fault`]); the field faults,
 /// the error envelope, 429 and 503 then take each API's shape (tables in [`cloud_api`],
 /// [`dialog360`] and [`kapso`]).
@@ -435,7 +435,7 @@ pub enum Fault {
 
 /// One kind of simulated Graph API request, for faults and counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum GraphEndpoint {
+pub enum CloudApiEndpoint {
     /// `GET /{version}/{phone_number_id}`.
     PhoneNumber,
     /// `GET /{version}/{waba_id}`.
@@ -448,33 +448,33 @@ pub enum GraphEndpoint {
     MessageTemplates,
 }
 
-impl GraphEndpoint {
+impl CloudApiEndpoint {
     /// Every kind.
-    pub const ALL: [GraphEndpoint; 5] = [
-        GraphEndpoint::PhoneNumber,
-        GraphEndpoint::Waba,
-        GraphEndpoint::Template,
-        GraphEndpoint::PhoneNumbers,
-        GraphEndpoint::MessageTemplates,
+    pub const ALL: [CloudApiEndpoint; 5] = [
+        CloudApiEndpoint::PhoneNumber,
+        CloudApiEndpoint::Waba,
+        CloudApiEndpoint::Template,
+        CloudApiEndpoint::PhoneNumbers,
+        CloudApiEndpoint::MessageTemplates,
     ];
 
     fn index(self) -> usize {
         match self {
-            GraphEndpoint::PhoneNumber => 0,
-            GraphEndpoint::Waba => 1,
-            GraphEndpoint::Template => 2,
-            GraphEndpoint::PhoneNumbers => 3,
-            GraphEndpoint::MessageTemplates => 4,
+            CloudApiEndpoint::PhoneNumber => 0,
+            CloudApiEndpoint::Waba => 1,
+            CloudApiEndpoint::Template => 2,
+            CloudApiEndpoint::PhoneNumbers => 3,
+            CloudApiEndpoint::MessageTemplates => 4,
         }
     }
 }
 
-/// A fault injected on one kind of Graph API request ([`Simulator::set_graph_fault`]).
+/// A fault injected on one kind of Graph API request ([`Simulator::set_cloud_api_fault`]).
 ///
 /// It applies, after the token, usage and method checks, to every request of its kind that
-/// names a known node, until cleared with `set_graph_fault(.., None)`.
+/// names a known node, until cleared with `set_cloud_api_fault(.., None)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GraphFault {
+pub enum CloudApiFault {
     /// A fault every simulated API shares, in Graph API words (see [`cloud_api`]).
     Fault(Fault),
     /// `{"error":{"message","type":"OAuthException","code","is_transient","fbtrace_id"}}`
@@ -490,9 +490,9 @@ pub enum GraphFault {
     },
 }
 
-impl From<Fault> for GraphFault {
+impl From<Fault> for CloudApiFault {
     fn from(fault: Fault) -> Self {
-        GraphFault::Fault(fault)
+        CloudApiFault::Fault(fault)
     }
 }
 
@@ -518,8 +518,8 @@ struct Inner {
     /// `[cluster][endpoint]`.
     requests: [[AtomicU64; 3]; 3],
     logins: [AtomicU64; 3],
-    /// By [`GraphEndpoint::index`].
-    graph_requests: [AtomicU64; 5],
+    /// By [`CloudApiEndpoint::index`].
+    cloud_api_requests: [AtomicU64; 5],
     dialog360_requests: AtomicU64,
     kapso_requests: AtomicU64,
     /// With [`SimulatorOptions::fleet`] above 0.
@@ -536,8 +536,8 @@ struct State {
     tokens: [HashMap<String, Option<Instant>>; 3],
     buckets: [Bucket; 3],
     cloud: meta::CloudState,
-    /// By [`GraphEndpoint::index`].
-    graph_faults: [Option<GraphFault>; 5],
+    /// By [`CloudApiEndpoint::index`].
+    cloud_api_faults: [Option<CloudApiFault>; 5],
     /// Per number (360dialog channel), in the order of [`meta::PHONE_NUMBER_IDS`].
     dialog360_faults: Vec<Option<Fault>>,
     /// Per number, when its 360dialog channel last passed the rate limit.
@@ -605,7 +605,7 @@ impl Simulator {
             tokens: Default::default(),
             buckets: [Bucket::new(); 3],
             cloud: meta::CloudState::initial(),
-            graph_faults: Default::default(),
+            cloud_api_faults: Default::default(),
             dialog360_faults: vec![None; meta::PHONE_NUMBER_IDS.len()],
             dialog360_last: vec![None; meta::PHONE_NUMBER_IDS.len()],
             kapso_faults: vec![None; meta::PHONE_NUMBER_IDS.len()],
@@ -619,7 +619,7 @@ impl Simulator {
                 state: Mutex::new(state),
                 requests: Default::default(),
                 logins: Default::default(),
-                graph_requests: Default::default(),
+                cloud_api_requests: Default::default(),
                 dialog360_requests: AtomicU64::new(0),
                 kapso_requests: AtomicU64::new(0),
                 fleet,
@@ -1087,15 +1087,15 @@ impl Simulator {
     /// Sets the Graph API usage percentages: `call_count_percent` of
     /// `x-business-use-case-usage` (100 or more: error 80008) and `app_percent` of
     /// `x-app-usage` (100 or more: error 4).
-    pub fn set_graph_usage(&self, call_count_percent: u32, app_percent: u32) {
+    pub fn set_cloud_api_usage(&self, call_count_percent: u32, app_percent: u32) {
         let mut state = self.lock();
         state.cloud.business_usage = call_count_percent;
         state.cloud.app_usage = app_percent;
     }
 
     /// Injects (or with `None` clears) a fault on one kind of Graph API request.
-    pub fn set_graph_fault(&self, kind: GraphEndpoint, fault: Option<GraphFault>) {
-        self.lock().graph_faults[kind.index()] = fault;
+    pub fn set_cloud_api_fault(&self, kind: CloudApiEndpoint, fault: Option<CloudApiFault>) {
+        self.lock().cloud_api_faults[kind.index()] = fault;
     }
 
     /// Injects (or with `None` clears) a fault on 360dialog: `api_key` `None` names every
@@ -1124,8 +1124,8 @@ impl Simulator {
 
     /// Graph API requests of a kind (those naming a known node), rejected ones (190,
     /// 80008, 4, method) included.
-    pub fn graph_requests(&self, kind: GraphEndpoint) -> u64 {
-        self.inner.graph_requests[kind.index()].load(Ordering::Relaxed)
+    pub fn cloud_api_requests(&self, kind: CloudApiEndpoint) -> u64 {
+        self.inner.cloud_api_requests[kind.index()].load(Ordering::Relaxed)
     }
 
     /// Requests on `/360dialog/health_status`, rejected ones (405, 401, 400) included.
@@ -1833,7 +1833,7 @@ impl SimulatorHandle {
 
     /// The base URL of the Graph API, e.g. `http://127.0.0.1:40123/graph` (the version
     /// follows: `…/graph/v24.0/{node}`).
-    pub fn graph_base_url(&self) -> String {
+    pub fn cloud_api_base_url(&self) -> String {
         format!("http://{}/graph", self.addr)
     }
 

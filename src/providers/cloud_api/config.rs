@@ -157,9 +157,9 @@ impl Provider for CloudApiTarget {
         use crate::simulator::meta;
         let options = simulator.simulator().options();
         format!(
-            "- name: cloud-acme\n  type: cloud_api\n  base_url: {graph}\n  access_token: {graph_token}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: {discovery}\n  labels:\n    site: demo\n",
-            graph = simulator.graph_base_url(),
-            graph_token = options.graph_token,
+            "- name: cloud-acme\n  type: cloud_api\n  base_url: {graph}\n  access_token: {cloud_api_token}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: {discovery}\n  labels:\n    site: demo\n",
+            graph = simulator.cloud_api_base_url(),
+            cloud_api_token = options.cloud_api_token,
             waba = meta::WABA_ID,
             number = meta::PHONE_NUMBER_IDS[0],
             discovery = humantime::format_duration(interval * 6),
