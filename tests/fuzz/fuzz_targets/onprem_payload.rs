@@ -6,7 +6,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use whatsapp_exporter::exposition::Samples;
-use whatsapp_exporter::providers::onprem::{health_samples, payload, support_samples, SharedSeries};
+use whatsapp_exporter::providers::onprem::{
+    health_samples, payload, support_samples, SharedSeries,
+};
 
 fuzz_target!(|body: &[u8]| {
     let shared = SharedSeries {
