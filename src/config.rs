@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 pub use crate::config_values::defaults;
@@ -119,7 +119,12 @@ impl Config {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
-            from_yaml(text).map_err(|message| ConfigError::Parse {
+            read_document(
+                text,
+                |types| RawConfigSeed { types },
+                |raw: &RawConfig| &raw.targets,
+            )
+            .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
                 message,
             })?
@@ -150,10 +155,12 @@ impl Config {
                 let targets: Vec<RawTarget> = if text.trim().is_empty() {
                     Vec::new()
                 } else {
-                    from_yaml(&text).map_err(|message| ConfigError::Parse {
-                        path: file.clone(),
-                        message,
-                    })?
+                    read_document(&text, |types| TargetsSeed { types }, |t: &Vec<_>| t).map_err(
+                        |message| ConfigError::Parse {
+                            path: file.clone(),
+                            message,
+                        },
+                    )?
                 };
                 files.push((file, targets));
             }
@@ -171,7 +178,7 @@ const MAX_FLOW_DEPTH: usize = 1000;
 /// unclosed `[` took over a minute), and a reload parses on the async runtime. Brackets
 /// are counted everywhere, in strings and comments too: an over-count only refuses a text
 /// with a thousand unclosed brackets, which no real configuration has.
-fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+fn from_yaml<'de, S: DeserializeSeed<'de>>(text: &'de str, seed: S) -> Result<S::Value, String> {
     let mut depth = 0usize;
     for (line, text_line) in text.lines().enumerate() {
         for c in text_line.chars() {
@@ -188,7 +195,27 @@ fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
             }
         }
     }
-    serde_yaml::from_str(text).map_err(|e| e.to_string())
+    seed.deserialize(serde_yaml::Deserializer::from_str(text))
+        .map_err(|e| e.to_string())
+}
+
+/// Reads a document (the config file or a target file) whose targets `targets` finds.
+///
+/// A target may name keys of its type before its `type`. Their values cannot be kept for
+/// later without losing how they were written (`password: 012345` would come back as
+/// `12345`), so a first reading only finds each target's type, and a second one, told the
+/// types, reads those keys as they come. Documents that give `type` first are read once.
+fn read_document<'de, S: DeserializeSeed<'de>>(
+    text: &'de str,
+    seed: impl Fn(Option<Vec<Type>>) -> S,
+    targets: impl Fn(&S::Value) -> &[RawTarget],
+) -> Result<S::Value, String> {
+    let first = from_yaml(text, seed(None))?;
+    if !targets(&first).iter().any(|t| t.type_came_late) {
+        return Ok(first);
+    }
+    let types: Vec<Type> = targets(&first).iter().map(|t| t.kind).collect();
+    from_yaml(text, seed(Some(types)))
 }
 
 /// The files a `target_files` glob matches now, in name order.
@@ -223,15 +250,121 @@ pub fn target_files_fingerprint(patterns: &[String]) -> u64 {
 // ---------------------------------------------------------------------------------------
 // The file as written. Every struct denies unknown keys, so a typo is an error with a line.
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct RawConfig {
-    #[serde(default)]
     global: RawGlobal,
-    #[serde(default)]
     targets: Vec<RawTarget>,
-    #[serde(default)]
     target_files: Vec<EnvString>,
+}
+
+const CONFIG_KEYS: &[&str] = &["global", "targets", "target_files"];
+
+/// Reads the config file as a derived struct with `deny_unknown_fields` would, handing
+/// the types of its targets to their reading when a first reading found them.
+struct RawConfigSeed {
+    types: Option<Vec<Type>>,
+}
+
+impl<'de> DeserializeSeed<'de> for RawConfigSeed {
+    type Value = RawConfig;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawConfig, D::Error> {
+        deserializer.deserialize_struct("RawConfig", CONFIG_KEYS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawConfigSeed {
+    type Value = RawConfig;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct RawConfig")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawConfig, A::Error> {
+        let mut raw = RawConfig::default();
+        let mut types = self.types;
+        let mut seen: Vec<&'static str> = Vec::new();
+        while let Some(key) = map.next_key_seed(KnownKey { keys: CONFIG_KEYS })? {
+            if seen.contains(&key) {
+                return Err(de::Error::duplicate_field(key));
+            }
+            seen.push(key);
+            match key {
+                "global" => raw.global = map.next_value()?,
+                "targets" => {
+                    raw.targets = map.next_value_seed(TargetsSeed {
+                        types: types.take(),
+                    })?;
+                }
+                _ => raw.target_files = map.next_value()?,
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// A key of a struct: an unknown one is an error at its line, as with a derived struct.
+struct KnownKey {
+    keys: &'static [&'static str],
+}
+
+impl<'de> DeserializeSeed<'de> for KnownKey {
+    type Value = &'static str;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for KnownKey {
+    type Value = &'static str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("field identifier")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        self.keys
+            .iter()
+            .find(|k| **k == key)
+            .copied()
+            .ok_or_else(|| E::unknown_field(key, self.keys))
+    }
+}
+
+/// A list of targets; `types` holds the type of each, in order, on a second reading.
+struct TargetsSeed {
+    types: Option<Vec<Type>>,
+}
+
+impl<'de> DeserializeSeed<'de> for TargetsSeed {
+    type Value = Vec<RawTarget>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TargetsSeed {
+    type Value = Vec<RawTarget>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut targets = Vec::new();
+        loop {
+            let kind = self
+                .types
+                .as_ref()
+                .and_then(|types| types.get(targets.len()).copied());
+            match seq.next_element_seed(RawTargetSeed { kind })? {
+                Some(target) => targets.push(target),
+                None => return Ok(targets),
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,6 +395,8 @@ struct RawTarget {
     keys: RawKeys,
     /// Keys of another type that this target sets.
     foreign: Vec<&'static str>,
+    /// Keys of its type came before its `type`: they were skipped, for a second reading.
+    type_came_late: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -362,7 +497,7 @@ fn unknown_key(key: &str, kind: Option<Type>) -> String {
 }
 
 /// The candidate nearest to `key` by edit distance, if it is near enough to be a typo:
-/// at most a third of the key's characters differ.
+/// one edit, or up to a third of the key's characters for longer keys.
 fn closest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let (distance, best) = candidates
         .iter()
@@ -412,24 +547,31 @@ impl<'de> Deserialize<'de> for TypeName {
     }
 }
 
-impl<'de> Deserialize<'de> for RawTarget {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RawTargetVisitor)
+/// Reads one target; `kind` is its type when a first reading of the document found it.
+struct RawTargetSeed {
+    kind: Option<Type>,
+}
+
+impl<'de> DeserializeSeed<'de> for RawTargetSeed {
+    type Value = RawTarget;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawTarget, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-struct RawTargetVisitor;
-
-impl<'de> Visitor<'de> for RawTargetVisitor {
+impl<'de> Visitor<'de> for RawTargetSeed {
     type Value = RawTarget;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a target (a mapping with name, type and the type's keys)")
     }
 
+    // Optional keys are read as `Option`s, as a derived struct's fields would be: a key
+    // written with no value (`interval:`, `api_key_file: ~`) is not set.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTarget, A::Error> {
         let mut name = None;
-        let mut kind: Option<(Type, RawKeys)> = None;
+        let mut kind: Option<(Type, RawKeys)> = self.kind.map(|t| (t, RawKeys::new(t)));
         let mut base_url = None;
         let mut interval = None;
         let mut timeout = None;
@@ -439,37 +581,36 @@ impl<'de> Visitor<'de> for RawTargetVisitor {
         let mut labels = None;
         let mut tls_config = None;
         let mut foreign = Vec::new();
-        // Keys of some type, met before the target's `type`: read once the type is known.
-        let mut early: Vec<(&'static str, serde_yaml::Value)> = Vec::new();
+        let mut type_came_late = false;
         let mut seen: Vec<&'static str> = Vec::new();
         while let Some(key) = map.next_key_seed(TargetKey {
             kind: kind.as_ref().map(|(t, _)| *t),
         })? {
             if seen.contains(&key) {
-                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                return Err(de::Error::duplicate_field(key));
             }
             seen.push(key);
             match key {
                 "name" => name = Some(map.next_value::<EnvString>()?),
                 "type" => {
                     let TypeName(t) = map.next_value()?;
-                    let mut keys = RawKeys::new(t);
-                    for (key, value) in early.drain(..) {
-                        if t.keys().contains(&key) {
-                            keys.read(key, value)
-                                .map_err(|e| de::Error::custom(format_args!("{key}: {e}")))?;
-                        } else {
-                            foreign.push(key);
+                    match &kind {
+                        // The first reading found this type: the same text says it again.
+                        Some((known, _)) if *known == t => {}
+                        Some(_) => {
+                            return Err(de::Error::custom(
+                                "the target's type changed between readings",
+                            ))
                         }
+                        None => kind = Some((t, RawKeys::new(t))),
                     }
-                    kind = Some((t, keys));
                 }
-                "base_url" => base_url = Some(map.next_value()?),
-                "interval" => interval = Some(map.next_value()?),
-                "timeout" => timeout = Some(map.next_value()?),
-                "stale_after" => stale_after = Some(map.next_value()?),
-                "body_size_limit" => body_size_limit = Some(map.next_value()?),
-                "series_limit" => series_limit = Some(map.next_value()?),
+                "base_url" => base_url = map.next_value()?,
+                "interval" => interval = map.next_value()?,
+                "timeout" => timeout = map.next_value()?,
+                "stale_after" => stale_after = map.next_value()?,
+                "body_size_limit" => body_size_limit = map.next_value()?,
+                "series_limit" => series_limit = map.next_value()?,
                 "labels" => labels = Some(map.next_value()?),
                 "tls_config" => tls_config = Some(map.next_value()?),
                 _ => match &mut kind {
@@ -480,13 +621,19 @@ impl<'de> Visitor<'de> for RawTargetVisitor {
                         map.next_value::<de::IgnoredAny>()?;
                         foreign.push(key);
                     }
-                    None => early.push((key, map.next_value()?)),
+                    // A key of some type before the target's `type`: the document is read
+                    // again once the types are known (see `read_document`).
+                    None => {
+                        map.next_value::<de::IgnoredAny>()?;
+                        type_came_late = true;
+                    }
                 },
             }
         }
+        let name = name.ok_or_else(|| de::Error::missing_field("name"))?;
         let (kind, keys) = kind.ok_or_else(|| de::Error::missing_field("type"))?;
         Ok(RawTarget {
-            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+            name,
             kind,
             base_url,
             interval,
@@ -498,6 +645,7 @@ impl<'de> Visitor<'de> for RawTargetVisitor {
             tls_config: tls_config.unwrap_or_default(),
             keys,
             foreign,
+            type_came_late,
         })
     }
 }
@@ -1034,11 +1182,79 @@ mod tests {
             err.ends_with("did you mean `waba_id`? at line 3 column 5"),
             "{err}"
         );
-        // A bad value before the type still names its key.
-        let text =
-            "targets:\n  - waba_id: [1]\n    name: c\n    type: cloud_api\n    access_token: t\n";
+        // Read again once the type is known: a value keeps how it was written, and a bad
+        // one names its line.
+        let text = "targets:\n  - api_key: 012345678901\n    name: a\n    type: onprem\n    base_url: http://h\n";
+        let onprem = onprem_of(&parse(text).unwrap().targets[0]).clone();
+        assert_eq!(
+            onprem.api_key,
+            Some(SecretSource::Inline(Secret::new("012345678901")))
+        );
+        let text = "targets:\n  - name: b\n    type: dialog360\n    api_key: k\n  - waba_id: [1]\n    name: c\n    type: cloud_api\n    access_token: t\n";
         let err = parse(text).unwrap_err();
-        assert!(err.contains("waba_id: expected an id"), "{err}");
+        assert!(err.contains("expected an id"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn keys_without_a_value_are_not_set() {
+        let text = format!(
+            "{MINIMAL}    api_key_file: ~\n    bearer_token_file:\n    interval: ~\n    base_url: ~\n    labels: {{}}\n"
+        )
+        .replace("    base_url: https://wa.example.com\n", "");
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.ends_with("base_url is required for type onprem"),
+            "{err}"
+        );
+        let text =
+            format!("{MINIMAL}    api_key_file: ~\n    bearer_token_file:\n    interval: ~\n");
+        let target = parse(&text).unwrap().targets[0].clone();
+        assert_eq!(target.interval, Duration::from_secs(30));
+        let onprem = onprem_of(&target);
+        assert!(onprem.bearer_token.is_none());
+        assert_eq!(onprem.endpoints, vec![OnPremEndpoint::Health]);
+        let text = "targets:\n  - name: c\n    type: cloud_api\n    access_token: t\n    waba_id: 1\n    discover: ~\n    api_version:\n";
+        let cloud = cloud_of(&parse(text).unwrap().targets[0]).clone();
+        assert!(!cloud.discover);
+        assert_eq!(cloud.api_version, "v24.0");
+    }
+
+    #[test]
+    fn every_common_key_is_read() {
+        let values = [
+            ("name", "a"),
+            ("type", "onprem"),
+            ("base_url", "http://h"),
+            ("interval", "1m"),
+            ("timeout", "5s"),
+            ("stale_after", "5m"),
+            ("body_size_limit", "2KiB"),
+            ("series_limit", "7"),
+            ("labels", "{team: ops}"),
+            ("tls_config", "{insecure_skip_verify: true}"),
+        ];
+        assert_eq!(
+            values.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            COMMON_KEYS
+        );
+        let mut text = "targets:\n  - api_key: abcdefghijkl\n".to_owned();
+        for (key, value) in values {
+            text.push_str(&format!("    {key}: {value}\n"));
+        }
+        let target = parse(&text).unwrap().targets[0].clone();
+        assert_eq!(
+            (target.interval, target.timeout, target.stale_after),
+            (
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+                Duration::from_secs(300)
+            )
+        );
+        assert_eq!((target.body_size_limit, target.series_limit), (2048, 7));
+        assert_eq!(target.labels.get("team").map(String::as_str), Some("ops"));
+        assert!(target.tls.insecure_skip_verify);
+        assert_eq!(target.base_url.as_str(), "http://h/");
     }
 
     #[test]

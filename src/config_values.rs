@@ -69,8 +69,9 @@ macro_rules! config_keys {
                 value: D,
             ) -> Result<(), D::Error> {
                 match key {
+                    // As a derived struct's `Option` field: no value leaves the key unset.
                     $(stringify!($field) => {
-                        self.$field = Some(<$ty as serde::Deserialize>::deserialize(value)?);
+                        self.$field = <Option<$ty> as serde::Deserialize>::deserialize(value)?;
                     })+
                     other => {
                         return Err(<D::Error as serde::de::Error>::custom(format!(

@@ -33,7 +33,7 @@ fn code_of(file: &Path, text: &str) -> Option<String> {
     if stem == "tests" || stem.ends_with("_tests") {
         return None;
     }
-    let code = match text.find("#[cfg(test)]\nmod tests") {
+    let code = match text.find("#[cfg(test)]\nmod tests {") {
         Some(at) => &text[..at],
         None => text,
     };

@@ -130,7 +130,7 @@ async fn a_polled_fleet_under_scrape_load_shows_every_target_once() {
         );
     }
     for i in 0..CLOUD {
-        let polled: u64 = [FleetKind::Dialog360, FleetKind::Kapso, FleetKind::Graph]
+        let polled: u64 = [FleetKind::Dialog360, FleetKind::Kapso, FleetKind::CloudApi]
             .iter()
             .map(|&kind| simulator.fleet_target_requests(kind, i))
             .sum();

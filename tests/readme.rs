@@ -111,6 +111,7 @@ fn adding_a_provider_shows_the_registry_of_the_code() {
         .skip(1)
         .take_while(|l| l.trim() != "}")
         .collect();
+    assert!(!shown.is_empty(), "the README's registry! block is empty");
     assert_eq!(shown[..shown.len() - 1], registered[..]);
     assert_eq!(shown.last(), Some(&"    relay::RelayTarget => Relay,"));
 }

@@ -25,7 +25,7 @@ const ONPREM_BEARER: &str = "sEcReT-onprem-bearer-d41e77";
 const WRONG_API_KEY: &str = "sEcReT-wrong-apikey-0b9c3d";
 const WRONG_PASSWORD: &str = "sEcReT-wrong-password-a8e210";
 const CLOUD_API_TOKEN: &str = "sEcReT-graph-token-EAAG91b2";
-const WRONG_GRAPH_TOKEN: &str = "sEcReT-graph-wrong-77aa01";
+const WRONG_CLOUD_API_TOKEN: &str = "sEcReT-graph-wrong-77aa01";
 const DIALOG360_KEYS: [&str; 3] = [
     "sEcReT-d360-key-one-11",
     "sEcReT-d360-key-two-22",
@@ -62,7 +62,7 @@ fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String
          - name: onprem-bearer\n  type: onprem\n  base_url: {mc}\n  bearer_token: {ONPREM_BEARER}\n\
          - name: onprem-closed\n  type: onprem\n  base_url: http://127.0.0.1:{closed_port}\n  api_key: {ONPREM_API_KEY}\n  username: {ONPREM_USER}\n  password: {ONPREM_PASSWORD}\n\
          - name: cloud-good\n  type: cloud_api\n  base_url: {graph}\n  access_token: {CLOUD_API_TOKEN}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: 1s\n\
-         - name: cloud-wrong\n  type: cloud_api\n  base_url: {graph}\n  access_token: {WRONG_GRAPH_TOKEN}\n  phone_number_ids: [\"{number}\"]\n\
+         - name: cloud-wrong\n  type: cloud_api\n  base_url: {graph}\n  access_token: {WRONG_CLOUD_API_TOKEN}\n  phone_number_ids: [\"{number}\"]\n\
          - name: d360-good\n  type: dialog360\n  base_url: {d360}\n  api_key: {d360_key}\n\
          - name: d360-wrong\n  type: dialog360\n  base_url: {d360}\n  api_key: {WRONG_DIALOG360_KEY}\n\
          - name: kapso-good\n  type: kapso\n  base_url: {kapso}\n  api_key: {KAPSO_KEY}\n  config_id: {kapso_config}\n\
@@ -95,7 +95,7 @@ fn secrets(web_hash: &str) -> Vec<String> {
         WRONG_API_KEY,
         WRONG_PASSWORD,
         CLOUD_API_TOKEN,
-        WRONG_GRAPH_TOKEN,
+        WRONG_CLOUD_API_TOKEN,
         WRONG_DIALOG360_KEY,
         KAPSO_KEY,
         WRONG_KAPSO_KEY,

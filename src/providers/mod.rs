@@ -29,7 +29,7 @@ pub struct TargetSettings {
 
 /// One upstream API: its configuration, validated from its [`Keys`], and what builds its
 /// client.
-pub trait Provider: Clone + std::fmt::Debug + PartialEq + Sized {
+pub trait Provider: Clone + std::fmt::Debug + PartialEq {
     /// The target's `type` in the configuration file.
     const TYPE: &'static str;
     /// The `base_url` of a target that names none; `None` makes `base_url` required.

@@ -113,7 +113,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::meta::{self, CloudState, PhoneNumber, Subject, Template};
+use super::meta::{self, MetaState, PhoneNumber, Subject, Template};
 use super::onprem::Shape;
 use super::{
     answer_with_fault, json_response, shape_of, status_or_500, Action, CloudApiEndpoint,
@@ -209,7 +209,7 @@ impl NodeType {
         fields.iter().map(|f| f.to_string()).collect()
     }
 
-    fn of(cloud: &CloudState, id: &str) -> Option<NodeType> {
+    fn of(cloud: &MetaState, id: &str) -> Option<NodeType> {
         if cloud.number_index(id).is_some() {
             Some(NodeType::PhoneNumber)
         } else if id == meta::WABA_ID {
@@ -269,7 +269,7 @@ pub(super) fn parse_path(rest: &str) -> Result<GraphPath<'_>, String> {
     }
 }
 
-fn kind_of(cloud: &CloudState, p: &GraphPath<'_>) -> Option<CloudApiEndpoint> {
+fn kind_of(cloud: &MetaState, p: &GraphPath<'_>) -> Option<CloudApiEndpoint> {
     match (p.edge, NodeType::of(cloud, p.node)) {
         (None, Some(NodeType::PhoneNumber)) => Some(CloudApiEndpoint::PhoneNumber),
         (None, Some(NodeType::Waba)) => Some(CloudApiEndpoint::Waba),
@@ -600,7 +600,7 @@ pub(crate) fn degrade_health(health: &mut Value) {
     }
 }
 
-pub(super) fn number_field(cloud: &CloudState, n: &PhoneNumber, field: &str) -> Option<Value> {
+pub(super) fn number_field(cloud: &MetaState, n: &PhoneNumber, field: &str) -> Option<Value> {
     Some(match field {
         "id" => json!(n.id),
         "health_status" => cloud.health_status(Subject::Number(n)),
@@ -619,7 +619,7 @@ pub(super) fn number_field(cloud: &CloudState, n: &PhoneNumber, field: &str) -> 
     })
 }
 
-fn waba_field(cloud: &CloudState, field: &str) -> Option<Value> {
+fn waba_field(cloud: &MetaState, field: &str) -> Option<Value> {
     Some(match field {
         "id" => json!(meta::WABA_ID),
         "name" => json!(meta::WABA_NAME),
@@ -628,7 +628,7 @@ fn waba_field(cloud: &CloudState, field: &str) -> Option<Value> {
     })
 }
 
-fn template_field(cloud: &CloudState, t: &Template, field: &str) -> Option<Value> {
+fn template_field(cloud: &MetaState, t: &Template, field: &str) -> Option<Value> {
     Some(match field {
         "id" => json!(t.id),
         "name" => json!(t.name),
@@ -883,7 +883,7 @@ impl Simulator {
 
 /// The normal answer of a request of a known kind.
 fn graph_payload(
-    cloud: &CloudState,
+    cloud: &MetaState,
     p: &GraphPath<'_>,
     kind: CloudApiEndpoint,
     query: &Query,

@@ -46,7 +46,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::cloud_api::damage;
-use super::meta::{self, CloudState};
+use super::meta::{self, MetaState};
 use super::{
     answer_with_fault, header_text, json_response, method_not_allowed, position, shape_of, Action,
     FaultReply, SimBody, Simulator,
@@ -71,7 +71,7 @@ fn seconds(d: std::time::Duration) -> String {
 }
 
 /// `{"health_status":…,"id":…}` of the number at `index`.
-pub(super) fn dialog360_body(cloud: &CloudState, index: usize) -> Value {
+pub(super) fn dialog360_body(cloud: &MetaState, index: usize) -> Value {
     let id = cloud
         .numbers
         .get(index)

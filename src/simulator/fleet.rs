@@ -124,7 +124,7 @@ use serde_json::{json, Value};
 use super::cloud_api::{self, GraphErr};
 use super::dialog360::{self, dialog360_error};
 use super::kapso::{self, kapso_error};
-use super::meta::{self, CloudState, KapsoState, AVAILABLE, BLOCKED, LIMITED};
+use super::meta::{self, KapsoState, MetaState, AVAILABLE, BLOCKED, LIMITED};
 use super::onprem::{ClusterState, Shape, META_VERSION};
 use super::{
     answer_with_fault, authority, base64_encode, body_response, envelope, Action, Cluster, Fault,
@@ -416,7 +416,7 @@ pub enum FleetKind {
     /// `GET /fleet/kapso/api/v1/whatsapp_configs/fleet-{i}/health`.
     Kapso,
     /// `GET /fleet/graph/…/{phone_number_id}`.
-    Graph,
+    CloudApi,
 }
 
 impl FleetKind {
@@ -427,7 +427,7 @@ impl FleetKind {
         FleetKind::OnPremLogin,
         FleetKind::Dialog360,
         FleetKind::Kapso,
-        FleetKind::Graph,
+        FleetKind::CloudApi,
     ];
 
     /// The name `/fleet/stats` uses.
@@ -438,7 +438,8 @@ impl FleetKind {
             FleetKind::OnPremLogin => "onprem_login",
             FleetKind::Dialog360 => "dialog360",
             FleetKind::Kapso => "kapso",
-            FleetKind::Graph => "graph",
+            // The name scripts already read.
+            FleetKind::CloudApi => "graph",
         }
     }
 
@@ -610,7 +611,7 @@ impl std::fmt::Debug for Fleet {
 
 /// A number in the state of the given indexes, with placeholder id and names.
 fn template_number(can_send: usize, quality: usize, tier: usize) -> meta::PhoneNumber {
-    let mut n = CloudState::initial().numbers.remove(0);
+    let mut n = MetaState::initial().numbers.remove(0);
     n.id = ID.to_string();
     n.display_phone_number = DISPLAY.to_string();
     n.verified_name = format!("Fleet {INDEX}");
@@ -621,8 +622,8 @@ fn template_number(can_send: usize, quality: usize, tier: usize) -> meta::PhoneN
 }
 
 /// The Cloud API state of one number of the fleet, in the given states.
-fn cloud_of(number: meta::PhoneNumber, kapso: KapsoState) -> CloudState {
-    let mut cloud = CloudState::initial();
+fn cloud_of(number: meta::PhoneNumber, kapso: KapsoState) -> MetaState {
+    let mut cloud = MetaState::initial();
     cloud.numbers = vec![number];
     cloud.kapso = vec![kapso];
     cloud
@@ -1241,7 +1242,7 @@ impl Simulator {
             .and_then(|id| id.checked_sub(PHONE_NUMBER_ID_BASE))
             .and_then(|i| usize::try_from(i).ok())
             .filter(|&i| i < fleet.size && node == Some(phone_number_id(i).as_str()));
-        fleet.count(FleetKind::Graph, i);
+        fleet.count(FleetKind::CloudApi, i);
         let token = &self.inner.opts.cloud_api_token;
         let action = match authorization(req) {
             Some((scheme, t)) if scheme == "bearer" && !t.is_empty() && t == token => match i {

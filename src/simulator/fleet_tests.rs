@@ -302,7 +302,7 @@ async fn requests_are_counted_per_kind_target_and_second() {
     assert_eq!(sim.fleet_target_requests(FleetKind::OnPremHealth, 4), 0);
     assert_eq!(sim.fleet_requests(FleetKind::Dialog360), 2);
     assert_eq!(sim.fleet_target_requests(FleetKind::Dialog360, 8), 1);
-    assert_eq!(sim.fleet_requests(FleetKind::Graph), 0);
+    assert_eq!(sim.fleet_requests(FleetKind::CloudApi), 0);
     // Nothing else is counted as the fleet's.
     assert_eq!(sim.requests(Cluster::Single, Endpoint::Health), 0);
     let got = get(

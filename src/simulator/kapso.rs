@@ -58,7 +58,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::cloud_api::{degrade_health, percent_decode};
-use super::meta::{self, CloudState, BLOCKED};
+use super::meta::{self, MetaState, BLOCKED};
 use super::onprem::Shape;
 use super::{
     answer_with_fault, header_text, json_response, method_not_allowed, position, shape_of, Action,
@@ -80,7 +80,7 @@ pub(super) fn kapso_error(status: StatusCode, message: &str) -> Response<SimBody
 }
 
 /// The Kapso health body of the config tied to the number at `index`.
-pub(super) fn kapso_body(cloud: &CloudState, index: usize, now: DateTime<Utc>) -> Value {
+pub(super) fn kapso_body(cloud: &MetaState, index: usize, now: DateTime<Utc>) -> Value {
     let timestamp = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let (Some(k), Some(n)) = (cloud.kapso.get(index), cloud.numbers.get(index)) else {
         return json!({"status": "error", "error": "Unknown config", "checks": {}, "timestamp": timestamp});

@@ -417,7 +417,7 @@ pub(crate) enum Subject<'a> {
 
 /// Meta's state of the WABA and what hangs off it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CloudState {
+pub(crate) struct MetaState {
     pub waba: Health,
     pub business: Health,
     pub app: Health,
@@ -425,7 +425,7 @@ pub(crate) struct CloudState {
     pub numbers: Vec<PhoneNumber>,
     /// In the order they were added.
     pub templates: Vec<Template>,
-    /// Per number, in the order of [`CloudState::numbers`].
+    /// Per number, in the order of [`MetaState::numbers`].
     pub kapso: Vec<KapsoState>,
     /// `call_count` percentage of `x-business-use-case-usage`.
     pub business_usage: u32,
@@ -433,7 +433,7 @@ pub(crate) struct CloudState {
     pub app_usage: u32,
 }
 
-impl CloudState {
+impl MetaState {
     /// The documented initial state.
     pub fn initial() -> Self {
         let numbers = (0..PHONE_NUMBER_IDS.len())
@@ -452,7 +452,7 @@ impl CloudState {
                 health: Health::available(true),
             })
             .collect();
-        let mut state = CloudState {
+        let mut state = MetaState {
             waba: Health::available(false),
             business: Health::available(false),
             app: Health::available(true),
@@ -574,7 +574,7 @@ impl CloudState {
         })
     }
 
-    /// The `health_status` object of the number at `index` (see [`CloudState::numbers`]).
+    /// The `health_status` object of the number at `index` (see [`MetaState::numbers`]).
     pub fn number_health(&self, index: usize) -> Value {
         match self.numbers.get(index) {
             Some(n) => self.health_status(Subject::Number(n)),
@@ -597,21 +597,21 @@ pub fn overall(states: &[&str]) -> &'static str {
 
 /// Plays scenario step `step` (1-based; steps without a row do nothing) on the Cloud API
 /// state.
-pub(crate) fn apply_step(s: &mut CloudState, step: u64) {
+pub(crate) fn apply_step(s: &mut MetaState, step: u64) {
     let primary = PHONE_NUMBER_IDS[0];
     let second = PHONE_NUMBER_IDS[1];
     let template = TEMPLATE_IDS[1];
-    let number = |s: &mut CloudState, id: &str, f: &dyn Fn(&mut PhoneNumber)| {
+    let number = |s: &mut MetaState, id: &str, f: &dyn Fn(&mut PhoneNumber)| {
         if let Some(n) = s.number_mut(id) {
             f(n);
         }
     };
-    let tpl = |s: &mut CloudState, f: &dyn Fn(&mut Template)| {
+    let tpl = |s: &mut MetaState, f: &dyn Fn(&mut Template)| {
         if let Some(t) = s.template_mut(template) {
             f(t);
         }
     };
-    let kapso = |s: &mut CloudState, i: usize, f: &dyn Fn(&mut KapsoState)| {
+    let kapso = |s: &mut MetaState, i: usize, f: &dyn Fn(&mut KapsoState)| {
         if let Some(k) = s.kapso.get_mut(i) {
             f(k);
         }

@@ -535,7 +535,7 @@ struct State {
     /// Per cluster: token -> expiry (`None`: a lifetime too long to represent).
     tokens: [HashMap<String, Option<Instant>>; 3],
     buckets: [Bucket; 3],
-    cloud: meta::CloudState,
+    cloud: meta::MetaState,
     /// By [`CloudApiEndpoint::index`].
     cloud_api_faults: [Option<CloudApiFault>; 5],
     /// Per number (360dialog channel), in the order of [`meta::PHONE_NUMBER_IDS`].
@@ -604,7 +604,7 @@ impl Simulator {
             faults: Default::default(),
             tokens: Default::default(),
             buckets: [Bucket::new(); 3],
-            cloud: meta::CloudState::initial(),
+            cloud: meta::MetaState::initial(),
             cloud_api_faults: Default::default(),
             dialog360_faults: vec![None; meta::PHONE_NUMBER_IDS.len()],
             dialog360_last: vec![None; meta::PHONE_NUMBER_IDS.len()],
@@ -812,7 +812,7 @@ impl Simulator {
     pub fn reset(&self) {
         let mut state = self.lock();
         state.clusters = initial_clusters(self.inner.started_at);
-        state.cloud = meta::CloudState::initial();
+        state.cloud = meta::MetaState::initial();
         state.api_status = "stable".to_string();
         state.steps = 0;
     }

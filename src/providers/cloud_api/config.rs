@@ -14,7 +14,6 @@ use crate::providers::{Provider, TargetSettings};
 use crate::secret::SecretSource;
 use crate::upstream::Upstream;
 
-pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
 /// The first Graph API version with `whatsapp_business_manager_messaging_limit`.
 pub const DEFAULT_API_VERSION: &str = "v24.0";
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
@@ -56,7 +55,7 @@ config_keys! {
 
 impl Provider for CloudApiTarget {
     const TYPE: &'static str = "cloud_api";
-    const DEFAULT_BASE_URL: Option<&'static str> = Some(DEFAULT_BASE_URL);
+    const DEFAULT_BASE_URL: Option<&'static str> = Some("https://graph.facebook.com");
     type Keys = CloudApiKeys;
     type Client = CloudApiClient;
 

@@ -15,7 +15,6 @@ use crate::secret::SecretSource;
 use crate::upstream::{self, PollError, Polled, Reason, Upstream};
 
 pub const ENDPOINT: &str = "health_status";
-pub const DEFAULT_BASE_URL: &str = "https://waba-v2.360dialog.io";
 
 /// A 360dialog channel: `GET /health_status` with its channel key.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,7 +32,7 @@ config_keys! {
 
 impl Provider for Dialog360Target {
     const TYPE: &'static str = "dialog360";
-    const DEFAULT_BASE_URL: Option<&'static str> = Some(DEFAULT_BASE_URL);
+    const DEFAULT_BASE_URL: Option<&'static str> = Some("https://waba-v2.360dialog.io");
     type Keys = Dialog360Keys;
     type Client = Dialog360Client;
 

@@ -17,7 +17,6 @@ use crate::upstream::{self, PollError, Polled, Reason, Upstream};
 
 pub const ENDPOINT: &str = "health";
 pub const CONFIG_STATUSES: &[&str] = &["healthy", "degraded", "unhealthy", "error"];
-pub const DEFAULT_BASE_URL: &str = "https://app.kapso.ai";
 
 /// A Kapso WhatsApp config: `GET /api/v1/whatsapp_configs/{config_id}/health`.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,7 +36,7 @@ config_keys! {
 
 impl Provider for KapsoTarget {
     const TYPE: &'static str = "kapso";
-    const DEFAULT_BASE_URL: Option<&'static str> = Some(DEFAULT_BASE_URL);
+    const DEFAULT_BASE_URL: Option<&'static str> = Some("https://app.kapso.ai");
     type Keys = KapsoKeys;
     type Client = KapsoClient;
 
