@@ -8,6 +8,9 @@ use std::process::Command;
 
 use serde_yaml::Value;
 
+mod markdown;
+use markdown::{anchor, headings};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const RULES_DIR: &str = "alerts";
 const RULES_FILE: &str = "alerts/whatsapp-exporter.rules.yml";
@@ -91,41 +94,6 @@ fn alerts() -> BTreeMap<String, Value> {
     }
     assert!(!alerts.is_empty(), "no alerting rule found");
     alerts
-}
-
-/// GitHub's anchor for a Markdown heading: lowercase, spaces to hyphens, punctuation other
-/// than hyphens and underscores dropped.
-fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            ' ' => Some('-'),
-            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The headings of a Markdown text outside code blocks, as (level, text).
-fn headings(markdown: &str) -> Vec<(usize, String)> {
-    let mut in_code = false;
-    let mut found = Vec::new();
-    for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
-        let level = line.chars().take_while(|&c| c == '#').count();
-        if level > 0 && line[level..].starts_with(' ') {
-            found.push((level, line[level..].trim().to_owned()));
-        }
-    }
-    found
 }
 
 #[test]

@@ -3,47 +3,24 @@
 
 use std::path::Path;
 
+mod markdown;
+use markdown::{anchor, headings};
+
 fn read(relative: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)).unwrap()
 }
 
-/// The headings outside code blocks, with their level.
-fn headings(markdown: &str) -> Vec<(usize, String)> {
-    let mut in_code = false;
-    let mut out = Vec::new();
-    for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
-        let level = line.chars().take_while(|c| *c == '#').count();
-        if (1..=6).contains(&level) && line[level..].starts_with(' ') {
-            out.push((level, line[level + 1..].trim().to_owned()));
-        }
-    }
-    out
-}
-
-/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces as `-`, and
-/// `-1`, `-2`, ... on repeats.
+/// GitHub's anchor of each heading, with `-1`, `-2`, ... on repeats.
 fn anchors(headings: &[(usize, String)]) -> Vec<String> {
     let mut seen = std::collections::HashMap::new();
     headings
         .iter()
         .map(|(_, text)| {
-            let slug: String = text
-                .to_lowercase()
-                .chars()
-                .filter(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ' '))
-                .map(|c| if c == ' ' { '-' } else { c })
-                .collect();
+            let slug = anchor(text);
             let n = seen.entry(slug.clone()).or_insert(0);
-            let anchor = if *n == 0 { slug } else { format!("{slug}-{n}") };
+            let numbered = if *n == 0 { slug } else { format!("{slug}-{n}") };
             *n += 1;
-            anchor
+            numbered
         })
         .collect()
 }
