@@ -26,10 +26,27 @@ pub struct Running {
     http: reqwest::Client,
 }
 
+/// Starts a simulator on the simulators' own runtime.
+///
+/// The simulator stands for upstreams on other machines. On the test's runtime, its work
+/// (answers of 10,000 nodes, fault bodies) would hold the same two worker threads as the
+/// exporter under test, and the exporter's polls would wait for it: a timeout the
+/// exporter alone would not have. On its own threads the operating system shares the
+/// cores between the two, as between two processes.
 pub async fn simulator(options: SimulatorOptions) -> SimulatorHandle {
-    Simulator::new(options)
-        .spawn("127.0.0.1:0")
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("simulator")
+            .enable_all()
+            .build()
+            .expect("the simulators' runtime starts")
+    });
+    runtime
+        .spawn(async move { Simulator::new(options).spawn("127.0.0.1:0").await })
         .await
+        .expect("simulator task")
         .expect("simulator starts")
 }
 
