@@ -42,17 +42,13 @@ pub struct CloudApiClient {
 
 impl TargetClient for CloudApiClient {
     fn endpoints(&self) -> Vec<&'static str> {
-        if self.config.discover {
-            vec![DISCOVERY, HEALTH]
-        } else {
-            vec![HEALTH]
-        }
+        self.endpoint_names().to_vec()
     }
 
     /// Discovery data is refreshed only every discovery interval: it stays for as many of
     /// those as other data stays intervals.
     fn stale_after(&self, index: usize, default: Duration) -> Duration {
-        if self.endpoints().get(index) == Some(&DISCOVERY) {
+        if self.endpoint_names().get(index) == Some(&DISCOVERY) {
             default.max(self.config.discovery_interval * defaults::STALE_AFTER_INTERVALS)
         } else {
             default
@@ -93,7 +89,7 @@ impl TargetClient for CloudApiClient {
     }
 
     async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
-        match self.endpoints().get(index).copied() {
+        match self.endpoint_names().get(index).copied() {
             Some(DISCOVERY) => self.discover(target).await,
             _ => self.health(target).await.map(Polled::data),
         }
@@ -116,6 +112,15 @@ impl CloudApiClient {
             usage: BTreeMap::new(),
             cycle: 0,
             slowdown: 1,
+        }
+    }
+
+    /// The endpoints in poll order, without a copy: every poll looks its own up here.
+    fn endpoint_names(&self) -> &'static [&'static str] {
+        if self.config.discover {
+            &[DISCOVERY, HEALTH]
+        } else {
+            &[HEALTH]
         }
     }
 

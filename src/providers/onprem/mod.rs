@@ -31,10 +31,10 @@ impl TargetClient for OnPremClient {
     }
 
     async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
-        let endpoints = self.configured_endpoints().to_vec();
+        let endpoints = self.configured_endpoints();
         let endpoint = endpoints[index];
-        let has_health = endpoints.contains(&OnPremEndpoint::Health);
-        let primary = endpoint == OnPremEndpoint::Health || !has_health;
+        let primary =
+            endpoint == OnPremEndpoint::Health || !endpoints.contains(&OnPremEndpoint::Health);
         let shared = SharedSeries {
             api_info: primary,
             role: primary,
