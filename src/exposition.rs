@@ -74,6 +74,8 @@ families! {
         "Connection of the node to the WhatsApp servers, one series per status; 1 marks the current one.";
     NodeRole => "whatsapp_node_role", Gauge,
         "Role of the node in a High Availability or multiconnect cluster; 1 marks the current one.";
+    NodeErrorInfo => "whatsapp_node_error_info", Info,
+        "One series per node that answered an error instead of its health: the error's code and title.";
     SocketConnection => "whatsapp_socket_connection", Gauge,
         "socket_conn of the node as sent (UP, DN, SC, UP receiving offline, UNK); 1 marks the current one.";
     FreeSpace => "whatsapp_free_space_bytes", Gauge,
@@ -92,6 +94,8 @@ families! {
         "The node's clock (device_iso8601) minus the exporter's clock when the response arrived.";
     UpstreamErrors => "whatsapp_upstream_errors_total", Counter,
         "Errors the upstream reported inside an otherwise good answer (Kapso's error field).";
+    ItemsSkipped => "whatsapp_items_skipped_total", Counter,
+        "Items of this endpoint's answers (nodes, entities, phone numbers, templates) left out because they could not be read; the rest of each answer was exported.";
     SeriesDropped => "whatsapp_series_dropped_total", Counter,
         "Data series of this endpoint's answers left out because the target reached its series_limit.";
     GraphApiUsage => "whatsapp_graph_api_usage_ratio", Gauge,

@@ -13,6 +13,8 @@
 //! at 200 characters with their control characters replaced; whole bodies never go into
 //! error messages.
 
+use std::convert::Infallible;
+
 use serde_json::{Map, Value};
 
 use crate::timestamp::parse_timestamp;
@@ -58,6 +60,125 @@ pub enum PayloadError<U> {
     /// A 2xx body in the upstream's error envelope instead of the payload.
     #[error("{0}")]
     Upstream(U),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tolerant reading
+
+/// Most problem messages one answer keeps for its log line and `/probe?debug=true`; the
+/// rest are only counted, so an answer of ten thousand odd items costs no more memory.
+const MAX_NOTES: usize = 20;
+
+/// What a tolerant reading left out of an answer it otherwise used: items skipped whole
+/// (unusable, e.g. without an id) and fields dropped from items that were kept. One odd
+/// item never fails its siblings or the endpoint; it ends up here, with its JSON path and
+/// why, and the poller logs and counts it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Problems {
+    skipped: u64,
+    noted: u64,
+    notes: Vec<String>,
+}
+
+impl Problems {
+    /// An item left out whole.
+    pub fn skip(&mut self, why: impl std::fmt::Display) {
+        self.skipped += 1;
+        self.note(format_args!("item skipped: {why}"));
+    }
+
+    /// A part of an item that was kept without it.
+    pub fn ignore(&mut self, why: impl std::fmt::Display) {
+        self.note(format_args!("ignored: {why}"));
+    }
+
+    fn note(&mut self, text: std::fmt::Arguments<'_>) {
+        self.noted += 1;
+        if self.notes.len() < MAX_NOTES {
+            self.notes.push(text.to_string());
+        }
+    }
+
+    /// The item, or `None` (counted as skipped) when it could not be read.
+    pub fn item<T, E: std::fmt::Display>(&mut self, read: Result<T, E>) -> Option<T> {
+        read.map_err(|e| self.skip(e)).ok()
+    }
+
+    /// An optional field of an item that is kept either way: `None` when absent, or when it
+    /// could not be read (noted).
+    pub fn field<T, E: std::fmt::Display>(&mut self, read: Result<Option<T>, E>) -> Option<T> {
+        read.map_err(|e| self.ignore(e)).ok().flatten()
+    }
+
+    /// A list field of an item that is kept either way: empty when it could not be read.
+    pub fn list<T, E: std::fmt::Display>(&mut self, read: Result<Vec<T>, E>) -> Vec<T> {
+        read.map_err(|e| self.ignore(e)).unwrap_or_default()
+    }
+
+    /// A string field of a kept item, ignored (noted) when it is not a string.
+    pub(crate) fn opt_str(&mut self, o: &Obj, base: &str, name: &str) -> Option<String> {
+        self.field(opt_str::<Infallible>(o, base, name))
+    }
+
+    /// A boolean field of a kept item, ignored (noted) when it is not a boolean.
+    pub(crate) fn opt_bool(&mut self, o: &Obj, base: &str, name: &str) -> Option<bool> {
+        self.field(opt_bool::<Infallible>(o, base, name))
+    }
+
+    /// An id field (string or number) of a kept item, ignored (noted) when it is neither.
+    pub(crate) fn opt_id(&mut self, o: &Obj, base: &str, name: &str) -> Option<String> {
+        self.field(opt_id::<Infallible>(o, base, name))
+    }
+
+    /// A timestamp field of a kept item (see [`opt_timestamp`]), ignored (noted) when it
+    /// cannot be read.
+    pub(crate) fn opt_timestamp(
+        &mut self,
+        o: &Obj,
+        base: &str,
+        name: &str,
+        allow_number: bool,
+    ) -> Option<f64> {
+        self.field(opt_timestamp::<Infallible>(o, base, name, allow_number))
+    }
+
+    /// Items skipped.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.noted == 0
+    }
+
+    /// The first problems, each with its path and why.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Problems beyond [`Problems::notes`], counted only.
+    pub fn unlisted(&self) -> u64 {
+        self.noted - self.notes.len() as u64
+    }
+
+    /// Adds the problems of another reading of the same answer.
+    pub fn extend(&mut self, other: Problems) {
+        self.skipped += other.skipped;
+        self.noted += other.noted;
+        let room = MAX_NOTES.saturating_sub(self.notes.len());
+        self.notes.extend(other.notes.into_iter().take(room));
+    }
+}
+
+impl std::fmt::Display for Problems {
+    /// `first; second; ... (and N more)`, for one log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.notes.join("; "))?;
+        match self.unlisted() {
+            0 => Ok(()),
+            more => write!(f, " (and {more} more)"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,6 +443,48 @@ pub(crate) mod expected {
 mod tests {
     use super::expected::{invalid, missing, wrong};
     use super::*;
+
+    #[test]
+    fn problems_count_every_skip_and_keep_the_first_notes() {
+        let mut problems = Problems::default();
+        assert!(problems.is_empty());
+        assert_eq!(problems.item(Ok::<_, String>(1)), Some(1));
+        assert_eq!(problems.field(Ok::<Option<u8>, String>(None)), None);
+        assert!(problems.is_empty(), "good reads note nothing");
+        for i in 0..25 {
+            assert_eq!(problems.item(Err::<u8, _>(format!("entry {i}"))), None);
+        }
+        assert_eq!(problems.field(Err::<Option<u8>, _>("bad field")), None);
+        assert_eq!(
+            problems.list(Err::<Vec<u8>, _>("bad list")),
+            Vec::<u8>::new()
+        );
+        assert_eq!(
+            problems.skipped(),
+            25,
+            "dropped fields are not skipped items"
+        );
+        assert_eq!(problems.notes().len(), MAX_NOTES);
+        assert_eq!(problems.notes()[0], "item skipped: entry 0");
+        assert_eq!(problems.unlisted(), 27 - MAX_NOTES as u64);
+        let text = problems.to_string();
+        assert!(
+            text.starts_with("item skipped: entry 0; item skipped: entry 1; "),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("item skipped: entry 19 (and 7 more)"),
+            "{text}"
+        );
+
+        let mut first = Problems::default();
+        first.ignore("a");
+        let mut second = Problems::default();
+        second.skip("b");
+        first.extend(second);
+        assert_eq!(first.skipped(), 1);
+        assert_eq!(first.to_string(), "ignored: a; item skipped: b");
+    }
 
     /// No upstream envelope: these tests are about the JSON alone.
     type U = std::convert::Infallible;

@@ -19,6 +19,7 @@ use tokio::time::sleep_until;
 
 use crate::config::Target;
 use crate::exposition::{Family, Samples};
+use crate::json::Problems;
 use crate::providers::{Client, TargetClient};
 use crate::timestamp::unix_seconds;
 use crate::upstream::{PollError, Polled, Reason};
@@ -49,6 +50,8 @@ pub struct EndpointStatus {
     pub success: Option<bool>,
     pub last_success: Option<SystemTime>,
     pub error: Option<String>,
+    /// What the last good answer had that could not be read, path and why.
+    pub problems: Arc<Problems>,
 }
 
 /// The shared face of a target: its config and latest snapshot.
@@ -120,6 +123,10 @@ struct EndpointRun {
     data_series: usize,
     /// Data series left out over the target's series_limit, counted over all polls.
     series_dropped: u64,
+    /// Items of answers that could not be read, counted over all polls.
+    items_skipped: u64,
+    /// What the last good answer had that could not be read.
+    problems: Arc<Problems>,
 }
 
 /// The private side of a target's task.
@@ -155,6 +162,8 @@ impl Runner {
                 last_upstream_error: None,
                 data_series: 0,
                 series_dropped: 0,
+                items_skipped: 0,
+                problems: Arc::default(),
             })
             .collect();
         let info = Arc::new(target_info(&state.config));
@@ -280,6 +289,7 @@ impl Runner {
                 Ok(Polled::Data {
                     samples,
                     upstream_error,
+                    problems,
                 }) => {
                     endpoint.duration = started.elapsed();
                     for (family, value) in samples.unknown_values() {
@@ -313,6 +323,17 @@ impl Runner {
                         }
                     }
                     endpoint.last_upstream_error = upstream_error;
+                    if !problems.is_empty() {
+                        endpoint.items_skipped += problems.skipped();
+                        tracing::warn!(
+                            target_name = %config.name,
+                            endpoint = endpoint.name,
+                            skipped = problems.skipped(),
+                            problems = %problems,
+                            "parts of the answer could not be read: the rest is exported"
+                        );
+                    }
+                    endpoint.problems = Arc::new(problems);
                     let mut samples = samples;
                     // The target's other endpoints keep what they hold; this one gets
                     // what is left of the limit.
@@ -427,6 +448,7 @@ impl Runner {
                     &labels,
                     endpoint.upstream_errors as f64,
                 );
+                poll.push(Family::ItemsSkipped, &labels, endpoint.items_skipped as f64);
                 poll.push(
                     Family::SeriesDropped,
                     &labels,
@@ -455,6 +477,7 @@ impl Runner {
                         .as_ref()
                         .map(ToString::to_string)
                         .or_else(|| e.last_upstream_error.clone()),
+                    problems: Arc::clone(&e.problems),
                 })
                 .collect(),
         };

@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
 use crate::exposition::Samples;
+use crate::json::Problems;
 
 /// Why a poll failed: the `reason` label of `whatsapp_poll_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -108,10 +109,12 @@ impl PollError {
 #[derive(Debug)]
 pub enum Polled {
     /// Fresh data. `upstream_error` is an error the upstream reported inside a good answer
-    /// (Kapso's `error` field): logged and counted, the data still stands.
+    /// (Kapso's `error` field): logged and counted, the data still stands. `problems` are
+    /// the parts of the answer that could not be read: logged, skipped items counted.
     Data {
         samples: Samples,
         upstream_error: Option<String>,
+        problems: Problems,
     },
     /// Not due in this cycle (discovery runs on its own, slower interval).
     NotDue,
@@ -122,6 +125,16 @@ impl Polled {
         Polled::Data {
             samples,
             upstream_error: None,
+            problems: Problems::default(),
+        }
+    }
+
+    /// Fresh data read with `problems`.
+    pub fn read(samples: Samples, problems: Problems) -> Self {
+        Polled::Data {
+            samples,
+            upstream_error: None,
+            problems,
         }
     }
 }

@@ -148,6 +148,7 @@ impl KapsoClient {
         Ok(Polled::Data {
             samples,
             upstream_error: health.error.as_deref().map(json::clip),
+            problems: Default::default(),
         })
     }
 }

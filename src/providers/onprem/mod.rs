@@ -12,7 +12,8 @@ pub use config::{Login, OnPremEndpoint, OnPremTarget};
 use super::TargetClient;
 use crate::exposition::{Family, Samples};
 use crate::timestamp::unix_seconds;
-use crate::upstream::{PollError, Polled, Reason};
+use crate::meta::MAX_LABEL_CHARS;
+use crate::upstream::{self, PollError, Polled, Reason};
 use client::OnPremClient;
 use payload::{HealthReport, Meta, Nodes, SupportReport};
 
@@ -42,17 +43,19 @@ impl TargetClient for OnPremClient {
         let response = self.get(endpoint).await?;
         let mut samples = Samples::new(target);
         let decode = |e: payload::PayloadError| PollError::new(Reason::Decode, e.to_string());
-        match endpoint {
+        let problems = match endpoint {
             OnPremEndpoint::Health => {
                 let report = payload::parse_health(&response.body).map_err(decode)?;
                 health_samples(&mut samples, &report, shared);
+                report.problems
             }
             OnPremEndpoint::Support => {
                 let report = payload::parse_support(&response.body).map_err(decode)?;
                 support_samples(&mut samples, &report, shared, response.received_at);
+                report.problems
             }
-        }
-        Ok(Polled::data(samples))
+        };
+        Ok(Polled::read(samples, problems))
     }
 }
 
@@ -104,13 +107,45 @@ pub fn health_samples(out: &mut Samples, report: &HealthReport, shared: SharedSe
         api_info(out, &report.meta);
     }
     for (node, health) in nodes(&report.nodes) {
-        out.state_set(
-            Family::GatewayStatus,
-            &[("node", node)],
-            "status",
-            GATEWAY_STATUSES,
-            &health.gateway_status,
-        );
+        match &health.gateway_status {
+            Some(status) => out.state_set(
+                Family::GatewayStatus,
+                &[("node", node)],
+                "status",
+                GATEWAY_STATUSES,
+                status,
+            ),
+            // A node that answered errors (or no status) is in none of the states: the
+            // alerts count it as not connected, and its errors say why.
+            None => {
+                for status in GATEWAY_STATUSES {
+                    out.push(
+                        Family::GatewayStatus,
+                        &[("node", node), ("status", status)],
+                        0.0,
+                    );
+                }
+            }
+        }
+        let mut errors: Vec<(String, String)> = health
+            .errors
+            .iter()
+            .map(|e| {
+                let code = e.code.map(|c| c.to_string()).unwrap_or_default();
+                let title = upstream::truncate(e.title.as_deref().unwrap_or(""), MAX_LABEL_CHARS);
+                (code, title)
+            })
+            .collect();
+        // Two errors alike would be one series twice.
+        errors.sort();
+        errors.dedup();
+        for (code, title) in &errors {
+            out.push(
+                Family::NodeErrorInfo,
+                &[("node", node), ("code", code), ("title", title)],
+                1.0,
+            );
+        }
         if let (true, Some(role)) = (shared.role, &health.role) {
             out.state_set(Family::NodeRole, &[("node", node)], "role", ROLES, role);
         }
@@ -228,10 +263,12 @@ mod tests {
             nodes: Nodes::Cluster(vec![(
                 "h1:c1".into(),
                 HealthNode {
-                    gateway_status: "disconnected".into(),
+                    gateway_status: Some("disconnected".into()),
                     role: Some("primary_master".into()),
+                    errors: vec![],
                 },
             )]),
+            problems: Default::default(),
         };
         let mut out = Samples::new("wa");
         health_samples(
@@ -249,6 +286,36 @@ mod tests {
         assert!(out.lines(Family::NodeRole).contains(
             "whatsapp_node_role{target=\"wa\",node=\"h1:c1\",role=\"primary_master\"} 1\n"
         ));
+    }
+
+    #[test]
+    fn a_node_with_errors_is_in_no_state_and_has_its_errors() {
+        let report = payload::parse_health(
+            br#"{"health":{"h1:c1":{"gateway_status":"connected","role":"primary_master"},"h3:c3":{"errors":[{"code":1011,"title":"Service not ready"},{"code":1011,"title":"Service not ready"}],"role":"coreapp"}}}"#,
+        )
+        .unwrap();
+        let mut out = Samples::new("wa");
+        health_samples(&mut out, &report, BOTH);
+        let status = out.lines(Family::GatewayStatus);
+        assert!(status.contains(
+            "whatsapp_gateway_status{target=\"wa\",node=\"h1:c1\",status=\"connected\"} 1\n"
+        ));
+        for state in GATEWAY_STATUSES {
+            assert!(
+                status.contains(&format!(
+                    "whatsapp_gateway_status{{target=\"wa\",node=\"h3:c3\",status=\"{state}\"}} 0\n"
+                )),
+                "{status}"
+            );
+        }
+        assert_eq!(
+            out.lines(Family::NodeErrorInfo),
+            "whatsapp_node_error_info{target=\"wa\",node=\"h3:c3\",code=\"1011\",title=\"Service not ready\"} 1\n"
+        );
+        assert!(out.lines(Family::NodeRole).contains(
+            "whatsapp_node_role{target=\"wa\",node=\"h3:c3\",role=\"coreapp\"} 1\n"
+        ));
+        assert!(out.unknown_values().is_empty());
     }
 
     #[test]
@@ -270,6 +337,7 @@ mod tests {
         let report = SupportReport {
             meta: None,
             nodes: Nodes::Single(node),
+            problems: Default::default(),
         };
         let mut out = Samples::new("wa");
         let received = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);

@@ -14,8 +14,8 @@
 use serde_json::Value;
 
 use crate::json::{
-    clip, field, index, key, kind, lenient_i64, load, opt_bool, opt_str, opt_timestamp, present,
-    required_str, strip_bom, wrong_type, Obj,
+    clip, field, index, key, kind, lenient_i64, load, present,
+    required_str, strip_bom, wrong_type, Obj, Problems,
 };
 use crate::timestamp::parse_timestamp;
 
@@ -76,9 +76,13 @@ pub enum Nodes<T> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthNode {
     /// Kept exactly as sent (`connected`, `connecting`, `disconnected`, `uninitialized`,
-    /// `unregistered`, or anything else upstream invents).
-    pub gateway_status: String,
+    /// `unregistered`, or anything else upstream invents); `None` for a node that answered
+    /// `errors` instead (a cluster node that is not ready: code 1011 "Service not ready"),
+    /// or none that could be read.
+    pub gateway_status: Option<String>,
     pub role: Option<String>,
+    /// The node's own `errors`, in place of its health.
+    pub errors: Vec<ApiError>,
 }
 
 /// A parsed `/v1/health` body.
@@ -86,6 +90,8 @@ pub struct HealthNode {
 pub struct HealthReport {
     pub meta: Option<Meta>,
     pub nodes: Nodes<HealthNode>,
+    /// Nodes skipped and fields ignored, with their paths.
+    pub problems: Problems,
 }
 
 /// `/v1/support` for one instance or node.
@@ -116,6 +122,8 @@ pub struct SupportNode {
 pub struct SupportReport {
     pub meta: Option<Meta>,
     pub nodes: Nodes<SupportNode>,
+    /// Nodes skipped and fields ignored, with their paths.
+    pub problems: Problems,
 }
 
 /// The token returned by `POST /v1/users/login`.
@@ -144,34 +152,48 @@ impl std::fmt::Debug for LoginToken {
 /// non-empty `errors` array on a 2xx body that has no payload.
 pub type PayloadError = crate::json::PayloadError<ApiError>;
 
-/// Parses a `/v1/health` body.
+/// Parses a `/v1/health` body. Read node by node: a node that is not an object is
+/// skipped, a node with an `errors` array in place of its `gateway_status` is kept with
+/// its errors, and a field that cannot be read is ignored; each is noted in `problems`.
+/// The body fails as a whole only when it has no `health` object or no node could be read.
 pub fn parse_health(body: &[u8]) -> Result<HealthReport, PayloadError> {
     let root = load(body)?;
     let health = payload_object(&root, "health")?;
-    let nodes = if health.contains_key("gateway_status") {
-        Nodes::Single(health_node(health, "health")?)
+    let mut problems = Problems::default();
+    let single = health.contains_key("gateway_status")
+        || health.get("errors").is_some_and(Value::is_array);
+    let nodes = if single {
+        // A single instance's health is the whole answer: without a status or errors it
+        // says nothing.
+        if !health.contains_key("errors") {
+            required_str(health, "health", "gateway_status")?;
+        }
+        Nodes::Single(health_node(health, "health", &mut problems))
     } else {
-        Nodes::Cluster(cluster(health, "health", health_node)?)
+        Nodes::Cluster(cluster(health, "health", health_node, &mut problems)?)
     };
     Ok(HealthReport {
-        meta: meta(&root)?,
+        meta: meta(&root, &mut problems),
         nodes,
+        problems,
     })
 }
 
-/// Parses a `/v1/support` body.
+/// Parses a `/v1/support` body, node by node and field by field as [`parse_health`].
 pub fn parse_support(body: &[u8]) -> Result<SupportReport, PayloadError> {
     let root = load(body)?;
     let support = payload_object(&root, "support")?;
+    let mut problems = Problems::default();
     let single = SUPPORT_SINGLE_KEYS.iter().any(|k| support.contains_key(*k));
     let nodes = if single {
-        Nodes::Single(support_node(support, "support")?)
+        Nodes::Single(support_node(support, "support", &mut problems))
     } else {
-        Nodes::Cluster(cluster(support, "support", support_node)?)
+        Nodes::Cluster(cluster(support, "support", support_node, &mut problems)?)
     };
     Ok(SupportReport {
-        meta: meta(&root)?,
+        meta: meta(&root, &mut problems),
         nodes,
+        problems,
     })
 }
 
@@ -281,27 +303,28 @@ fn api_error(v: &Value) -> Option<ApiError> {
     }
 }
 
-fn meta(root: &Obj) -> Result<Option<Meta>, PayloadError> {
-    let Some(v) = present(root, "meta") else {
-        return Ok(None);
+fn meta(root: &Obj, problems: &mut Problems) -> Option<Meta> {
+    let v = present(root, "meta")?;
+    let Some(o) = v.as_object() else {
+        problems.ignore(wrong_type::<ApiError>("meta", "object", v));
+        return None;
     };
-    let o = v
-        .as_object()
-        .ok_or_else(|| wrong_type("meta", "object", v))?;
-    Ok(Some(Meta {
-        version: opt_str(o, "meta", "version")?,
-        api_status: opt_str(o, "meta", "api_status")?,
-    }))
+    Some(Meta {
+        version: problems.opt_str(o, "meta", "version"),
+        api_status: problems.opt_str(o, "meta", "api_status"),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Nodes
 
-/// Every key of `obj` as a node whose value must be an object, sorted by key.
+/// Every key of `obj` as a node, sorted by key; a node whose value is not an object is
+/// skipped. Fails when there is no node, or none could be read.
 fn cluster<T>(
     obj: &Obj,
     base: &str,
-    node: fn(&Obj, &str) -> Result<T, PayloadError>,
+    node: fn(&Obj, &str, &mut Problems) -> T,
+    problems: &mut Problems,
 ) -> Result<Vec<(String, T)>, PayloadError> {
     if obj.is_empty() {
         return Err(PayloadError::Invalid {
@@ -310,40 +333,56 @@ fn cluster<T>(
         });
     }
     let mut nodes = Vec::with_capacity(obj.len());
+    let mut first_unreadable = None;
     for (k, v) in obj {
         let path = key(base, k);
-        let o = v
-            .as_object()
-            .ok_or_else(|| wrong_type(&path, "object", v))?;
-        nodes.push((k.clone(), node(o, &path)?));
+        match v.as_object() {
+            Some(o) => nodes.push((k.clone(), node(o, &path, problems))),
+            None => {
+                let error: PayloadError = wrong_type(&path, "object", v);
+                problems.skip(&error);
+                first_unreadable.get_or_insert(error);
+            }
+        }
+    }
+    if let (true, Some(error)) = (nodes.is_empty(), first_unreadable) {
+        return Err(error);
     }
     // serde_json's map is ordered unless `preserve_order` is enabled somewhere in the build.
     nodes.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(nodes)
 }
 
-fn health_node(o: &Obj, base: &str) -> Result<HealthNode, PayloadError> {
-    Ok(HealthNode {
-        gateway_status: required_str(o, base, "gateway_status")?,
-        role: opt_str(o, base, "role")?,
-    })
+fn health_node(o: &Obj, base: &str, problems: &mut Problems) -> HealthNode {
+    let gateway_status = problems.opt_str(o, base, "gateway_status");
+    let errors = errors_of(o);
+    if present(o, "gateway_status").is_none() && errors.is_empty() {
+        problems.ignore(PayloadError::Missing {
+            path: field(base, "gateway_status"),
+        });
+    }
+    HealthNode {
+        gateway_status,
+        role: problems.opt_str(o, base, "role"),
+        errors,
+    }
 }
 
-fn support_node(o: &Obj, base: &str) -> Result<SupportNode, PayloadError> {
-    Ok(SupportNode {
-        role: opt_str(o, base, "role")?,
-        multi_connect: opt_bool(o, base, "multi_connect")?,
-        shard_count: shard_count(o, base)?,
-        version: opt_str(o, base, "version")?,
-        db_engine: opt_str(o, base, "db_engine")?,
-        os_name: opt_str(o, base, "os_name")?,
-        os_version: opt_str(o, base, "os_version")?,
-        expire_timestamp: opt_timestamp(o, base, "expire_timestamp", true)?,
-        device_time: opt_timestamp(o, base, "device_iso8601", false)?,
-        socket_conn: opt_str(o, base, "socket_conn")?,
-        free_space: free_space(o, base)?,
-        schema: schema(o, base)?,
-    })
+fn support_node(o: &Obj, base: &str, problems: &mut Problems) -> SupportNode {
+    SupportNode {
+        role: problems.opt_str(o, base, "role"),
+        multi_connect: problems.opt_bool(o, base, "multi_connect"),
+        shard_count: problems.field(shard_count(o, base)),
+        version: problems.opt_str(o, base, "version"),
+        db_engine: problems.opt_str(o, base, "db_engine"),
+        os_name: problems.opt_str(o, base, "os_name"),
+        os_version: problems.opt_str(o, base, "os_version"),
+        expire_timestamp: problems.opt_timestamp(o, base, "expire_timestamp", true),
+        device_time: problems.opt_timestamp(o, base, "device_iso8601", false),
+        socket_conn: problems.opt_str(o, base, "socket_conn"),
+        free_space: free_space(o, base, problems),
+        schema: schema(o, base, problems),
+    }
 }
 
 fn shard_count(o: &Obj, base: &str) -> Result<Option<u64>, PayloadError> {
@@ -406,7 +445,8 @@ fn integer(v: &Value, path: &str) -> Result<i128, PayloadError> {
     })
 }
 
-fn free_space(o: &Obj, base: &str) -> Result<Vec<(String, f64)>, PayloadError> {
+/// Each `free_space_<volume>` that is a number; one that is not is ignored alone.
+fn free_space(o: &Obj, base: &str, problems: &mut Problems) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     for (k, v) in o {
         let Some(volume) = k.strip_prefix("free_space_") else {
@@ -415,35 +455,37 @@ fn free_space(o: &Obj, base: &str) -> Result<Vec<(String, f64)>, PayloadError> {
         if volume.is_empty() || v.is_null() {
             continue;
         }
-        let bytes = v
-            .as_f64()
-            .ok_or_else(|| wrong_type(&field(base, k), "number", v))?;
-        out.push((volume.to_owned(), bytes));
+        match v.as_f64() {
+            Some(bytes) => out.push((volume.to_owned(), bytes)),
+            None => problems.ignore(wrong_type::<ApiError>(&field(base, k), "number", v)),
+        }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    out
 }
 
-fn schema(o: &Obj, base: &str) -> Result<Vec<(String, f64)>, PayloadError> {
+/// Each schema version that is a number; one that is not is ignored alone.
+fn schema(o: &Obj, base: &str, problems: &mut Problems) -> Vec<(String, f64)> {
     let Some(v) = present(o, "schema") else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let path = field(base, "schema");
-    let entries = v
-        .as_object()
-        .ok_or_else(|| wrong_type(&path, "object", v))?;
+    let Some(entries) = v.as_object() else {
+        problems.ignore(wrong_type::<ApiError>(&path, "object", v));
+        return Vec::new();
+    };
     let mut out = Vec::with_capacity(entries.len());
     for (name, version) in entries {
         if version.is_null() {
             continue;
         }
-        let n = version
-            .as_f64()
-            .ok_or_else(|| wrong_type(&key(&path, name), "number", version))?;
-        out.push((name.clone(), n));
+        match version.as_f64() {
+            Some(n) => out.push((name.clone(), n)),
+            None => problems.ignore(wrong_type::<ApiError>(&key(&path, name), "number", version)),
+        }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -483,8 +525,9 @@ mod tests {
 
     fn hnode(status: &str, role: &str) -> HealthNode {
         HealthNode {
-            gateway_status: status.into(),
+            gateway_status: Some(status.into()),
             role: Some(role.into()),
+            errors: vec![],
         }
     }
 
@@ -527,6 +570,31 @@ mod tests {
         parse_support(body.as_bytes()).unwrap_err()
     }
 
+    /// What a reading of `body` could not use: the error of the whole body when it failed,
+    /// else its only problem (without the "ignored: " or "item skipped: " in front).
+    fn only_problem<T: std::fmt::Debug>(
+        read: Result<T, PayloadError>,
+        problems: fn(&T) -> &Problems,
+    ) -> String {
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => return e.to_string(),
+        };
+        let notes = problems(&read).notes();
+        assert_eq!(notes.len(), 1, "{read:?}");
+        let note = &notes[0];
+        let (_, why) = note.split_once(": ").unwrap_or(("", note));
+        why.to_owned()
+    }
+
+    fn health_problem(body: &str) -> String {
+        only_problem(parse_health(body.as_bytes()), |r| &r.problems)
+    }
+
+    fn support_problem(body: &str) -> String {
+        only_problem(parse_support(body.as_bytes()), |r| &r.problems)
+    }
+
     // --- /v1/health ------------------------------------------------------------------------
 
     #[test]
@@ -537,9 +605,11 @@ mod tests {
             HealthReport {
                 meta: stable_meta(),
                 nodes: Nodes::Single(HealthNode {
-                    gateway_status: "connected".into(),
+                    gateway_status: Some("connected".into()),
                     role: None,
+                    errors: vec![],
                 }),
+                problems: Problems::default(),
             }
         );
     }
@@ -559,8 +629,9 @@ mod tests {
             assert_eq!(
                 r.nodes,
                 Nodes::Single(HealthNode {
-                    gateway_status: status.into(),
-                    role: None
+                    gateway_status: Some(status.into()),
+                    role: None,
+                    errors: vec![],
                 })
             );
         }
@@ -631,15 +702,17 @@ mod tests {
                 (
                     "a:1".into(),
                     HealthNode {
-                        gateway_status: "disconnected".into(),
-                        role: None
+                        gateway_status: Some("disconnected".into()),
+                        role: None,
+                        errors: vec![],
                     }
                 ),
                 (
                     "b:2".into(),
                     HealthNode {
-                        gateway_status: "connected".into(),
-                        role: None
+                        gateway_status: Some("connected".into()),
+                        role: None,
+                        errors: vec![],
                     }
                 ),
             ]
@@ -660,6 +733,7 @@ mod tests {
                     api_status: Some("beta".into())
                 }),
                 nodes: Nodes::Single(hnode("rebooting", "arbiter")),
+                problems: Problems::default(),
             }
         );
         let r =
@@ -674,11 +748,11 @@ mod tests {
     fn health_missing_payload() {
         assert_eq!(
             health_err(r#"{"meta":{"version":"v2"}}"#),
-            missing("health")
+            missing::<ApiError>("health")
         );
-        assert_eq!(health_err(r#"{"health":null}"#), missing("health"));
+        assert_eq!(health_err(r#"{"health":null}"#), missing::<ApiError>("health"));
         let e = health_err("{}");
-        assert_eq!(e, missing("health"));
+        assert_eq!(e, missing::<ApiError>("health"));
         assert_eq!(
             e.to_string(),
             "missing required field `health` (absent or null)"
@@ -688,7 +762,7 @@ mod tests {
     #[test]
     fn health_empty_object_is_an_error() {
         let e = health_err(r#"{"health":{}}"#);
-        assert_eq!(e, invalid("health", "empty object (no nodes)"));
+        assert_eq!(e, invalid::<ApiError>("health", "empty object (no nodes)"));
         assert_eq!(
             e.to_string(),
             "invalid value at `health`: empty object (no nodes)"
@@ -697,8 +771,8 @@ mod tests {
 
     #[test]
     fn health_null_gateway_status() {
-        let e = health_err(r#"{"health":{"gateway_status":null}}"#);
-        assert_eq!(e, missing("health.gateway_status"));
+        let e = health_problem(r#"{"health":{"gateway_status":null}}"#);
+        assert_eq!(e, missing::<ApiError>("health.gateway_status").to_string());
         assert_eq!(
             e.to_string(),
             "missing required field `health.gateway_status` (absent or null)"
@@ -707,29 +781,29 @@ mod tests {
 
     #[test]
     fn health_node_missing_or_null_gateway_status_names_node() {
-        let e = health_err(
+        let e = health_problem(
             r#"{"health":{"host:c0":{"gateway_status":"connected"},"host:c1":{"role":"coreapp"}}}"#,
         );
-        assert_eq!(e, missing(r#"health["host:c1"].gateway_status"#));
+        assert_eq!(e, missing::<ApiError>(r#"health["host:c1"].gateway_status"#).to_string());
         assert_eq!(
             e.to_string(),
             r#"missing required field `health["host:c1"].gateway_status` (absent or null)"#
         );
-        let e = health_err(r#"{"health":{"host:c1":{"gateway_status":null}}}"#);
-        assert_eq!(e, missing(r#"health["host:c1"].gateway_status"#));
+        let e = health_problem(r#"{"health":{"host:c1":{"gateway_status":null}}}"#);
+        assert_eq!(e, missing::<ApiError>(r#"health["host:c1"].gateway_status"#).to_string());
     }
 
     #[test]
     fn health_node_value_not_an_object() {
         assert_eq!(
-            health_err(r#"{"health":{"host:c1":"connected"}}"#),
-            wrong(r#"health["host:c1"]"#, "object", "string")
+            health_problem(r#"{"health":{"host:c1":"connected"}}"#),
+            wrong::<ApiError>(r#"health["host:c1"]"#, "object", "string").to_string()
         );
         assert_eq!(
-            health_err(r#"{"health":{"host:c1":null}}"#),
-            wrong(r#"health["host:c1"]"#, "object", "null")
+            health_problem(r#"{"health":{"host:c1":null}}"#),
+            wrong::<ApiError>(r#"health["host:c1"]"#, "object", "null").to_string()
         );
-        let e = health_err(r#"{"health":{"host:c1":[1,2]}}"#);
+        let e = health_problem(r#"{"health":{"host:c1":[1,2]}}"#);
         assert_eq!(
             e.to_string(),
             r#"wrong type at `health["host:c1"]`: expected object, found array"#
@@ -739,45 +813,132 @@ mod tests {
     #[test]
     fn health_wrong_types() {
         assert_eq!(
-            health_err(r#"{"health":"connected"}"#),
-            wrong("health", "object", "string")
+            health_problem(r#"{"health":"connected"}"#),
+            wrong::<ApiError>("health", "object", "string").to_string()
         );
         assert_eq!(
-            health_err(r#"{"health":[]}"#),
-            wrong("health", "object", "array")
+            health_problem(r#"{"health":[]}"#),
+            wrong::<ApiError>("health", "object", "array").to_string()
         );
-        let e = health_err(r#"{"health":{"gateway_status":1}}"#);
-        assert_eq!(e, wrong("health.gateway_status", "string", "number"));
+        let e = health_problem(r#"{"health":{"gateway_status":1}}"#);
+        assert_eq!(e, wrong::<ApiError>("health.gateway_status", "string", "number").to_string());
         assert_eq!(
             e.to_string(),
             "wrong type at `health.gateway_status`: expected string, found number"
         );
         assert_eq!(
-            health_err(r#"{"health":{"gateway_status":"connected","role":true}}"#),
-            wrong("health.role", "string", "boolean")
+            health_problem(r#"{"health":{"gateway_status":"connected","role":true}}"#),
+            wrong::<ApiError>("health.role", "string", "boolean").to_string()
         );
         assert_eq!(
-            health_err(r#"{"health":{"h:c":{"gateway_status":"connected","role":{}}}}"#),
-            wrong(r#"health["h:c"].role"#, "string", "object")
+            health_problem(r#"{"health":{"h:c":{"gateway_status":"connected","role":{}}}}"#),
+            wrong::<ApiError>(r#"health["h:c"].role"#, "string", "object").to_string()
         );
         assert_eq!(
-            health_err(r#"{"health":{"gateway_status":"connected"},"meta":"v2"}"#),
-            wrong("meta", "object", "string")
+            health_problem(r#"{"health":{"gateway_status":"connected"},"meta":"v2"}"#),
+            wrong::<ApiError>("meta", "object", "string").to_string()
         );
         assert_eq!(
-            health_err(r#"{"health":{"gateway_status":"connected"},"meta":{"version":2}}"#),
-            wrong("meta.version", "string", "number")
+            health_problem(r#"{"health":{"gateway_status":"connected"},"meta":{"version":2}}"#),
+            wrong::<ApiError>("meta.version", "string", "number").to_string()
         );
+    }
+
+    /// A High Availability cluster where one node answers the error envelope in place of its
+    /// health (the shape of Meta's On-Premises `/v1/health` reference for a coreapp that is
+    /// not ready): the node is kept with its errors, the others as usual, nothing noted.
+    #[test]
+    fn health_node_with_errors_is_kept_beside_its_siblings() {
+        let r = parse_health(
+            br#"{"health":{
+                "h1:c1":{"gateway_status":"connected","role":"primary_master"},
+                "h2:c2":{"gateway_status":"disconnected","role":"secondary_master"},
+                "h3:c3":{"errors":[{"code":1011,"title":"Service not ready","details":"Wacore is not instantiated. Please check wacore log for details."}],"role":"coreapp"}
+            }}"#,
+        )
+        .unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let nodes = cluster_of(&r.nodes);
+        assert_eq!(nodes[0], ("h1:c1".into(), hnode("connected", "primary_master")));
+        assert_eq!(nodes[1], ("h2:c2".into(), hnode("disconnected", "secondary_master")));
+        assert_eq!(
+            nodes[2],
+            (
+                "h3:c3".into(),
+                HealthNode {
+                    gateway_status: None,
+                    role: Some("coreapp".into()),
+                    errors: vec![ApiError {
+                        code: Some(1011),
+                        title: Some("Service not ready".into()),
+                        details: Some(
+                            "Wacore is not instantiated. Please check wacore log for details."
+                                .into()
+                        ),
+                    }],
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn health_unreadable_nodes_are_skipped_and_counted_unless_none_is_left() {
+        let r = parse_health(
+            br#"{"health":{"a:1":"connected","b:2":{"gateway_status":"connected"},"c:3":[1],"d:4":{"gateway_status":7}}}"#,
+        )
+        .unwrap();
+        let nodes = cluster_of(&r.nodes);
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes[0].1.gateway_status.as_deref(), Some("connected"));
+        assert_eq!(nodes[1].0, "d:4");
+        assert_eq!(nodes[1].1.gateway_status, None);
+        assert_eq!(r.problems.skipped(), 2);
+        assert_eq!(
+            r.problems.notes(),
+            [
+                r#"item skipped: wrong type at `health["a:1"]`: expected object, found string"#,
+                r#"item skipped: wrong type at `health["c:3"]`: expected object, found array"#,
+                r#"ignored: wrong type at `health["d:4"].gateway_status`: expected string, found number"#,
+            ]
+        );
+        // No node left: the answer says nothing.
+        assert_eq!(
+            health_err(r#"{"health":{"a:1":"connected","c:3":[1]}}"#),
+            wrong(r#"health["a:1"]"#, "object", "string")
+        );
+        // A single instance that answers errors in its health is one node with errors.
+        let r = parse_health(br#"{"health":{"errors":[{"code":1011,"title":"Service not ready"}]}}"#)
+            .unwrap();
+        let node = single_of(&r.nodes);
+        assert_eq!(node.gateway_status, None);
+        assert_eq!(node.errors[0].code, Some(1011));
+    }
+
+    #[test]
+    fn support_fields_that_cannot_be_read_are_ignored_alone() {
+        let r = parse_support(
+            br#"{"support":{"h:c":{"version":"v2.53.2","free_space_data":"lots","free_space_logs":10,"schema":{"a":1,"b":"x"},"shards":"0-1"},"h:d":{"version":"v2.53.2"}}}"#,
+        )
+        .unwrap();
+        let nodes = cluster_of(&r.nodes);
+        assert_eq!(nodes.len(), 2);
+        let node = &nodes[0].1;
+        assert_eq!(node.version.as_deref(), Some("v2.53.2"));
+        assert_eq!(node.free_space, vec![("logs".to_owned(), 10.0)]);
+        assert_eq!(node.schema, vec![("a".to_owned(), 1.0)]);
+        assert_eq!(node.shard_count, None);
+        assert_eq!(r.problems.skipped(), 0);
+        assert_eq!(r.problems.notes().len(), 3, "{:?}", r.problems);
     }
 
     #[test]
     fn node_keys_in_paths_are_escaped_and_clipped() {
         let long = "k".repeat(300);
-        let e = health_err(&format!(r#"{{"health":{{"{long}":{{}}}}}}"#));
+        let e = health_problem(&format!(r#"{{"health":{{"{long}":{{}}}}}}"#));
         let want = format!("health[\"{}…\"].gateway_status", "k".repeat(200));
-        assert_eq!(e, missing(&want));
-        let e = health_err(r#"{"health":{"a\"b\\c\nd":{}}}"#);
-        assert_eq!(e, missing(r#"health["a\"b\\c d"].gateway_status"#));
+        assert_eq!(e, missing::<ApiError>(&want).to_string());
+        let e = health_problem(r#"{"health":{"a\"b\\c\nd":{}}}"#);
+        assert_eq!(e, missing::<ApiError>(r#"health["a\"b\\c d"].gateway_status"#).to_string());
     }
 
     // --- body / envelope errors ------------------------------------------------------------
@@ -835,8 +996,9 @@ mod tests {
         assert_eq!(
             r.nodes,
             Nodes::Single(HealthNode {
-                gateway_status: "connected".into(),
-                role: None
+                gateway_status: Some("connected".into()),
+                role: None,
+                errors: vec![],
             })
         );
     }
@@ -851,7 +1013,7 @@ mod tests {
             ("true", "boolean"),
             ("null", "null"),
         ] {
-            let want = wrong("$", "object", found);
+            let want = wrong::<ApiError>("$", "object", found);
             assert_eq!(health_err(body), want, "{body}");
             assert_eq!(support_err(body), want, "{body}");
             assert_eq!(parse_login(body.as_bytes()).unwrap_err(), want, "{body}");
@@ -886,9 +1048,9 @@ mod tests {
 
     #[test]
     fn empty_or_unusable_errors_array_is_not_upstream() {
-        assert_eq!(health_err(r#"{"errors":[]}"#), missing("health"));
-        assert_eq!(health_err(r#"{"errors":[1,null,[]]}"#), missing("health"));
-        assert_eq!(health_err(r#"{"errors":{"code":1}}"#), missing("health"));
+        assert_eq!(health_err(r#"{"errors":[]}"#), missing::<ApiError>("health"));
+        assert_eq!(health_err(r#"{"errors":[1,null,[]]}"#), missing::<ApiError>("health"));
+        assert_eq!(health_err(r#"{"errors":{"code":1}}"#), missing::<ApiError>("health"));
     }
 
     #[test]
@@ -905,7 +1067,10 @@ mod tests {
                 api_status: Some("deprecated".into())
             })
         );
-        assert_eq!(single_of(&r.nodes).gateway_status, "connected");
+        assert_eq!(
+            single_of(&r.nodes).gateway_status.as_deref(),
+            Some("connected")
+        );
     }
 
     #[test]
@@ -1198,34 +1363,34 @@ mod tests {
     #[test]
     fn support_bad_shards() {
         assert_eq!(
-            support_err(r#"{"support":{"h:c":{"shards":"0-1"}}}"#),
-            wrong(r#"support["h:c"].shards"#, "array", "string")
+            support_problem(r#"{"support":{"h:c":{"shards":"0-1"}}}"#),
+            wrong::<ApiError>(r#"support["h:c"].shards"#, "array", "string").to_string()
         );
         assert_eq!(
-            support_err(r#"{"support":{"h:c":{"shards":[0,1]}}}"#),
-            wrong(r#"support["h:c"].shards[0]"#, "array", "number")
+            support_problem(r#"{"support":{"h:c":{"shards":[0,1]}}}"#),
+            wrong::<ApiError>(r#"support["h:c"].shards[0]"#, "array", "number").to_string()
         );
-        let e = support_err(r#"{"support":{"h:c":{"shards":[[0,0],[1,2,3]]}}}"#);
+        let e = support_problem(r#"{"support":{"h:c":{"shards":[[0,0],[1,2,3]]}}}"#);
         assert_eq!(
             e,
-            invalid(
+            invalid::<ApiError>(
                 r#"support["h:c"].shards[1]"#,
                 "expected a [first, last] pair, found 3 elements"
-            )
+            ).to_string()
         );
         assert_eq!(
-            support_err(r#"{"support":{"h:c":{"shards":[[1.5,2]]}}}"#),
-            wrong(
+            support_problem(r#"{"support":{"h:c":{"shards":[[1.5,2]]}}}"#),
+            wrong::<ApiError>(
                 r#"support["h:c"].shards[0][0]"#,
                 "integer",
                 "non-integer number"
-            )
+            ).to_string()
         );
         assert_eq!(
-            support_err(r#"{"support":{"h:c":{"shards":[[1,"2"]]}}}"#),
-            wrong(r#"support["h:c"].shards[0][1]"#, "integer", "string")
+            support_problem(r#"{"support":{"h:c":{"shards":[[1,"2"]]}}}"#),
+            wrong::<ApiError>(r#"support["h:c"].shards[0][1]"#, "integer", "string").to_string()
         );
-        let e = support_err(r#"{"support":{"h:c":{"shards":[[3,1]]}}}"#);
+        let e = support_problem(r#"{"support":{"h:c":{"shards":[[3,1]]}}}"#);
         assert_eq!(
             e.to_string(),
             r#"invalid value at `support["h:c"].shards[0]`: range [3, 1] ends before it starts"#
@@ -1237,11 +1402,11 @@ mod tests {
         ] {
             let body = format!(r#"{{"support":{{"h:c":{{"shards":{shards}}}}}}}"#);
             assert_eq!(
-                support_err(&body),
-                invalid(
+                support_problem(&body),
+                invalid::<ApiError>(
                     r#"support["h:c"].shards"#,
                     "shard count does not fit in 64 bits"
-                ),
+                ).to_string(),
                 "{shards}"
             );
         }
@@ -1315,45 +1480,45 @@ mod tests {
 
     #[test]
     fn support_bad_timestamps() {
-        let e = support_err(r#"{"support":{"expire_timestamp":"next tuesday"}}"#);
+        let e = support_problem(r#"{"support":{"expire_timestamp":"next tuesday"}}"#);
         assert_eq!(
             e,
-            invalid(
+            invalid::<ApiError>(
                 "support.expire_timestamp",
                 r#"unparseable timestamp "next tuesday""#
-            )
+            ).to_string()
         );
         assert_eq!(
             e.to_string(),
             r#"invalid value at `support.expire_timestamp`: unparseable timestamp "next tuesday""#
         );
         assert_eq!(
-            support_err(r#"{"support":{"h:c":{"device_iso8601":""}}}"#),
-            invalid(
+            support_problem(r#"{"support":{"h:c":{"device_iso8601":""}}}"#),
+            invalid::<ApiError>(
                 r#"support["h:c"].device_iso8601"#,
                 r#"unparseable timestamp """#
-            )
+            ).to_string()
         );
         assert_eq!(
-            support_err(r#"{"support":{"device_iso8601":1631633366}}"#),
-            wrong("support.device_iso8601", "timestamp string", "number")
+            support_problem(r#"{"support":{"device_iso8601":1631633366}}"#),
+            wrong::<ApiError>("support.device_iso8601", "timestamp string", "number").to_string()
         );
         assert_eq!(
-            support_err(r#"{"support":{"expire_timestamp":true}}"#),
-            wrong(
+            support_problem(r#"{"support":{"expire_timestamp":true}}"#),
+            wrong::<ApiError>(
                 "support.expire_timestamp",
                 "timestamp string or number",
                 "boolean"
-            )
+            ).to_string()
         );
         let long = "x".repeat(500);
-        let e = support_err(&format!(r#"{{"support":{{"expire_timestamp":"{long}"}}}}"#));
+        let e = support_problem(&format!(r#"{{"support":{{"expire_timestamp":"{long}"}}}}"#));
         assert_eq!(
             e,
-            invalid(
+            invalid::<ApiError>(
                 "support.expire_timestamp",
                 &format!("unparseable timestamp \"{}…\"", "x".repeat(200))
-            )
+            ).to_string()
         );
     }
 
@@ -1440,16 +1605,16 @@ mod tests {
                 "null",
             ),
         ] {
-            assert_eq!(support_err(body), wrong(path, expected, found), "{body}");
+            assert_eq!(support_problem(body), wrong::<ApiError>(path, expected, found).to_string(), "{body}");
         }
     }
 
     #[test]
     fn support_missing_or_empty_payload() {
-        assert_eq!(support_err(r#"{"meta":{}}"#), missing("support"));
+        assert_eq!(support_err(r#"{"meta":{}}"#), missing::<ApiError>("support"));
         assert_eq!(
             support_err(r#"{"support":{}}"#),
-            invalid("support", "empty object (no nodes)")
+            invalid::<ApiError>("support", "empty object (no nodes)")
         );
     }
 
@@ -1509,11 +1674,11 @@ mod tests {
     #[test]
     fn login_bad_bodies() {
         let login_err = |b: &str| parse_login(b.as_bytes()).unwrap_err();
-        assert_eq!(login_err(r#"{"meta":{}}"#), missing("users"));
-        assert_eq!(login_err(r#"{"users":[]}"#), missing("users[0]"));
+        assert_eq!(login_err(r#"{"meta":{}}"#), missing::<ApiError>("users"));
+        assert_eq!(login_err(r#"{"users":[]}"#), missing::<ApiError>("users[0]"));
         assert_eq!(
             login_err(r#"{"users":[{"expires_after":"2021-09-14 15:29:26+00:00"}]}"#),
-            missing("users[0].token")
+            missing::<ApiError>("users[0].token")
         );
         assert_eq!(
             login_err(r#"{"users":[{"token":null}]}"#).to_string(),
@@ -1521,19 +1686,19 @@ mod tests {
         );
         assert_eq!(
             login_err(r#"{"users":[{"token":42}]}"#),
-            wrong("users[0].token", "string", "number")
+            wrong::<ApiError>("users[0].token", "string", "number")
         );
         assert_eq!(
             login_err(r#"{"users":[{"token":""}]}"#),
-            invalid("users[0].token", "empty token")
+            invalid::<ApiError>("users[0].token", "empty token")
         );
         assert_eq!(
             login_err(r#"{"users":{"token":"t"}}"#),
-            wrong("users", "array", "object")
+            wrong::<ApiError>("users", "array", "object")
         );
         assert_eq!(
             login_err(r#"{"users":["t"]}"#),
-            wrong("users[0]", "object", "string")
+            wrong::<ApiError>("users[0]", "object", "string")
         );
     }
 
