@@ -74,7 +74,14 @@ const MAX_NOTES: usize = 20;
 /// item never fails its siblings or the endpoint; it ends up here, with its JSON path and
 /// why, and the poller logs and counts it.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Problems {
+pub struct Problems(
+    /// Boxed and absent while there is none: most answers have none, and a poll result
+    /// carries this beside its samples.
+    Option<Box<Noted>>,
+);
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Noted {
     skipped: u64,
     noted: u64,
     notes: Vec<String>,
@@ -83,7 +90,7 @@ pub struct Problems {
 impl Problems {
     /// An item left out whole.
     pub fn skip(&mut self, why: impl std::fmt::Display) {
-        self.skipped += 1;
+        self.noted().skipped += 1;
         self.note(format_args!("item skipped: {why}"));
     }
 
@@ -92,10 +99,15 @@ impl Problems {
         self.note(format_args!("ignored: {why}"));
     }
 
+    fn noted(&mut self) -> &mut Noted {
+        self.0.get_or_insert_with(Box::default)
+    }
+
     fn note(&mut self, text: std::fmt::Arguments<'_>) {
-        self.noted += 1;
-        if self.notes.len() < MAX_NOTES {
-            self.notes.push(text.to_string());
+        let noted = self.noted();
+        noted.noted += 1;
+        if noted.notes.len() < MAX_NOTES {
+            noted.notes.push(text.to_string());
         }
     }
 
@@ -125,11 +137,6 @@ impl Problems {
         self.field(opt_bool::<Infallible>(o, base, name))
     }
 
-    /// An id field (string or number) of a kept item, ignored (noted) when it is neither.
-    pub(crate) fn opt_id(&mut self, o: &Obj, base: &str, name: &str) -> Option<String> {
-        self.field(opt_id::<Infallible>(o, base, name))
-    }
-
     /// A timestamp field of a kept item (see [`opt_timestamp`]), ignored (noted) when it
     /// cannot be read.
     pub(crate) fn opt_timestamp(
@@ -144,36 +151,42 @@ impl Problems {
 
     /// Items skipped.
     pub fn skipped(&self) -> u64 {
-        self.skipped
+        self.0.as_ref().map_or(0, |n| n.skipped)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.noted == 0
+        self.0.is_none()
     }
 
     /// The first problems, each with its path and why.
     pub fn notes(&self) -> &[String] {
-        &self.notes
+        self.0.as_ref().map_or(&[], |n| &n.notes)
     }
 
     /// Problems beyond [`Problems::notes`], counted only.
     pub fn unlisted(&self) -> u64 {
-        self.noted - self.notes.len() as u64
+        self.0
+            .as_ref()
+            .map_or(0, |n| n.noted - n.notes.len() as u64)
     }
 
     /// Adds the problems of another reading of the same answer.
     pub fn extend(&mut self, other: Problems) {
-        self.skipped += other.skipped;
-        self.noted += other.noted;
-        let room = MAX_NOTES.saturating_sub(self.notes.len());
-        self.notes.extend(other.notes.into_iter().take(room));
+        let Some(other) = other.0 else {
+            return;
+        };
+        let noted = self.noted();
+        noted.skipped += other.skipped;
+        noted.noted += other.noted;
+        let room = MAX_NOTES.saturating_sub(noted.notes.len());
+        noted.notes.extend(other.notes.into_iter().take(room));
     }
 }
 
 impl std::fmt::Display for Problems {
     /// `first; second; ... (and N more)`, for one log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.notes.join("; "))?;
+        f.write_str(&self.notes().join("; "))?;
         match self.unlisted() {
             0 => Ok(()),
             more => write!(f, " (and {more} more)"),
