@@ -8,7 +8,7 @@ pub mod payload;
 use std::collections::BTreeMap;
 
 use crate::exposition::{Family, Samples};
-use crate::upstream;
+use crate::upstream::{self, PollError, Reason};
 use payload::{Entity, HealthStatus, PhoneNumber, Template};
 
 /// Documented values, pre-declared in each state set (whatsapp-apis.md lists where Meta's
@@ -79,6 +79,56 @@ pub fn tier_limit(tier: &str) -> Option<f64> {
         "TIER_UNLIMITED" => f64::INFINITY,
         _ => return None,
     })
+}
+
+/// The reason of a Meta error code, wherever the envelope comes from (Graph itself, or a
+/// provider that relays it: 360dialog, Kapso): 190 (token expired or invalid), 10 and
+/// 200-299 (permissions) unauthorized; 4, 17, 32, 613, 80007, 80008 and 130429 rate limits;
+/// 2 (temporarily unavailable) unavailable; anything else an HTTP status error.
+pub fn error_reason(code: Option<i64>) -> Reason {
+    match code {
+        Some(190 | 10 | 200..=299) => Reason::Unauthorized,
+        Some(4 | 17 | 32 | 613 | 80007 | 80008 | 130429) => Reason::RateLimited,
+        Some(2) => Reason::Unavailable,
+        _ => Reason::HttpStatus,
+    }
+}
+
+/// Meta's error envelope `{"error":{...}}` answered with `status`, as a failed poll
+/// classified by its code, the message kept (cut) for the log line. A rate limit waits for
+/// the longer of Retry-After and `regain` (Graph's estimated time to regain access).
+pub fn envelope_error(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    error: &payload::GraphError,
+    regain: Option<std::time::Duration>,
+) -> PollError {
+    let reason = error_reason(error.code);
+    let mut message = format!("HTTP {}: Graph error", status.as_u16());
+    if let Some(code) = error.code {
+        message.push_str(&format!(" {code}"));
+    }
+    if let Some(subcode) = error.error_subcode {
+        message.push_str(&format!(" (subcode {subcode})"));
+    }
+    if let Some(text) = &error.message {
+        message.push_str(": ");
+        message.push_str(&crate::json::clip(text));
+    }
+    let retry_after = if matches!(reason, Reason::RateLimited | Reason::Unavailable) {
+        let header = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| upstream::parse_retry_after(v, std::time::SystemTime::now()));
+        regain.max(header)
+    } else {
+        None
+    };
+    PollError {
+        reason,
+        message,
+        retry_after,
+    }
 }
 
 /// How bad a can_send_message value is, for merging: BLOCKED over LIMITED over AVAILABLE;

@@ -13,7 +13,6 @@ use super::config::CloudApiTarget;
 use super::payload::{self, HealthStatus, Page, PayloadError, PhoneNumber, Template};
 use crate::config_values::defaults;
 use crate::exposition::Samples;
-use crate::json;
 use crate::providers::TargetClient;
 use crate::upstream::{self, PollError, Polled, Reason, Upstream};
 
@@ -321,49 +320,20 @@ fn decode(e: PayloadError) -> PollError {
     PollError::new(Reason::Decode, e.to_string())
 }
 
-/// Maps a Graph API error answer to its reason: 190 unauthorized (token expired or
-/// invalid), 4/17/32/613/80007/80008 rate limited, 2 unavailable, 10 and 200-299
-/// (permissions) unauthorized, anything else an HTTP status error.
+/// A Graph API error answer as a failed poll (see [`crate::meta::envelope_error`]); the
+/// longer of Retry-After and the usage header's estimated time to regain access is the
+/// wait of a rate limit.
 pub fn graph_error(status: reqwest::StatusCode, headers: &HeaderMap, body: &[u8]) -> PollError {
     let Some(error) = payload::parse_graph_error(body) else {
         return upstream::status_error(status, headers, "");
     };
-    let code = error.code.unwrap_or_default();
-    let reason = match code {
-        190 | 10 | 200..=299 => Reason::Unauthorized,
-        4 | 17 | 32 | 613 | 80007 | 80008 => Reason::RateLimited,
-        2 => Reason::Unavailable,
-        _ => Reason::HttpStatus,
-    };
-    let mut message = format!("HTTP {}: Graph error {code}", status.as_u16());
-    if let Some(subcode) = error.error_subcode {
-        message.push_str(&format!(" (subcode {subcode})"));
-    }
-    if let Some(text) = &error.message {
-        message.push_str(": ");
-        message.push_str(&json::clip(text));
-    }
-    // The longer of Retry-After and the usage header's estimated time to regain access.
-    let retry_after = if matches!(reason, Reason::RateLimited | Reason::Unavailable) {
-        let regain = headers
-            .get("x-business-use-case-usage")
-            .and_then(|v| v.to_str().ok())
-            .and_then(payload::regain_access_minutes)
-            .filter(|m| *m > 0.0)
-            .map(|m| Duration::from_secs_f64(m * 60.0));
-        let header = headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| upstream::parse_retry_after(v, std::time::SystemTime::now()));
-        regain.max(header)
-    } else {
-        None
-    };
-    PollError {
-        reason,
-        message,
-        retry_after,
-    }
+    let regain = headers
+        .get("x-business-use-case-usage")
+        .and_then(|v| v.to_str().ok())
+        .and_then(payload::regain_access_minutes)
+        .filter(|m| *m > 0.0)
+        .map(|m| Duration::from_secs_f64(m * 60.0));
+    crate::meta::envelope_error(status, headers, &error, regain)
 }
 
 #[cfg(test)]

@@ -110,10 +110,19 @@ impl Dialog360Client {
         }
         upstream::check_json_content_type(fetched.headers.get(CONTENT_TYPE))?;
         let health = payload::parse_health_status_body(&fetched.body).map_err(|e| {
-            // 360dialog sometimes wraps a failure in a 2xx: its envelope says what it is.
-            match payload::parse_error(&fetched.body) {
-                Some(_) => error(fetched.status, &fetched.headers, &fetched.body),
-                None => PollError::new(Reason::Decode, e.to_string()),
+            // 360dialog sometimes wraps a failure in a 2xx: its envelope, or Meta's, says
+            // what it is.
+            match e {
+                payload::PayloadError::Upstream(meta_error) => crate::meta::envelope_error(
+                    fetched.status,
+                    &fetched.headers,
+                    &meta_error,
+                    None,
+                ),
+                e => match payload::parse_error(&fetched.body) {
+                    Some(_) => error(fetched.status, &fetched.headers, &fetched.body),
+                    None => PollError::new(Reason::Decode, e.to_string()),
+                },
             }
         })?;
         let mut samples = Samples::new(target);
@@ -122,13 +131,18 @@ impl Dialog360Client {
     }
 }
 
-/// 360dialog's envelope names the problem in `meta.developerMessage`; its "exceeded the
-/// limit of 1 request every N seconds" (a 400) is a rate limit with an N-second wait.
+/// 360dialog relays Meta's own error envelope (`{"error":{...}}`, e.g. a Graph rate limit),
+/// classified by its code as the Graph client does. Its own envelope names the problem in
+/// `meta.developerMessage`; its "exceeded the limit of 1 request every N seconds" (a 400)
+/// is a rate limit with an N-second wait.
 fn error(
     status: reqwest::StatusCode,
     headers: &reqwest::header::HeaderMap,
     body: &[u8],
 ) -> PollError {
+    if let Some(meta_error) = crate::meta::payload::parse_graph_error(body) {
+        return crate::meta::envelope_error(status, headers, &meta_error, None);
+    }
     let Some(envelope) = payload::parse_error(body) else {
         return upstream::status_error(status, headers, "");
     };
@@ -173,6 +187,37 @@ mod tests {
         );
         assert_eq!(err.reason, Reason::RateLimited);
         assert_eq!(err.retry_after, Some(Duration::from_secs(5)));
+        // Meta's envelope relayed (docs.360dialog.com, "Error messages": a Graph error 613
+        // passed through): classified by its code, not by the HTTP status.
+        let mut with_retry = HeaderMap::new();
+        with_retry.insert(reqwest::header::RETRY_AFTER, "30".parse().unwrap());
+        let err = error(
+            StatusCode::BAD_REQUEST,
+            &with_retry,
+            br#"{"error":{"message":"(#613) Calls to this api have exceeded the rate limit.","type":"OAuthException","code":613,"fbtrace_id":"A1b2"}}"#,
+        );
+        assert_eq!(err.reason, Reason::RateLimited);
+        assert_eq!(
+            err.message,
+            "HTTP 400: Graph error 613: (#613) Calls to this api have exceeded the rate limit."
+        );
+        assert_eq!(err.retry_after, Some(Duration::from_secs(30)));
+        let err = error(
+            StatusCode::UNAUTHORIZED,
+            &headers,
+            br#"{"error":{"message":"Error validating access token: Session has expired","type":"OAuthException","code":190,"error_subcode":463}}"#,
+        );
+        assert_eq!(err.reason, Reason::Unauthorized);
+        assert_eq!(
+            err.message,
+            "HTTP 401: Graph error 190 (subcode 463): Error validating access token: Session has expired"
+        );
+        let err = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &headers,
+            br#"{"error":{"message":"Service temporarily unavailable","code":2,"is_transient":true}}"#,
+        );
+        assert_eq!(err.reason, Reason::Unavailable);
         let err = error(
             StatusCode::BAD_GATEWAY,
             &headers,
