@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::json::{
     as_object, clip, field, index, lenient_bool, lenient_i64, load, opt_id, opt_str, present,
-    required_str, strip_bom, wrong_type, Obj,
+    required_str, strip_bom, wrong_type, Obj, Problems,
 };
 
 /// Meta's messaging health of a node: the overall value and one entry per entity.
@@ -131,23 +131,36 @@ pub type PayloadError = crate::json::PayloadError<GraphError>;
 /// Parses `{"health_status":{...},"id":"..."}` (a Graph node, or 360dialog's `/health_status`).
 ///
 /// The top-level `id` is not used (it is the node asked for).
-pub fn parse_health_status_body(body: &[u8]) -> Result<HealthStatus, PayloadError> {
+pub fn parse_health_status_body(
+    body: &[u8],
+    problems: &mut Problems,
+) -> Result<HealthStatus, PayloadError> {
     let root = load_graph(body)?;
     let value = present(&root, "health_status").ok_or_else(|| PayloadError::Missing {
         path: "health_status".to_owned(),
     })?;
-    health_status_from_value(value, "health_status")
+    health_status_from_value(value, "health_status", problems)
 }
 
 /// Parses the `health_status` object itself; `path` names it in errors.
 ///
-/// `can_send_message` is required; `entities` may be absent or null (no entities).
-pub fn health_status_from_value(value: &Value, path: &str) -> Result<HealthStatus, PayloadError> {
-    health_status_from_object(as_object(value, path)?, path)
+/// `can_send_message` is required; `entities` may be absent or null (no entities). Read
+/// entity by entity: one without a type or id is skipped, a field of one that cannot be
+/// read is ignored, each noted in `problems`; the rest are kept.
+pub fn health_status_from_value(
+    value: &Value,
+    path: &str,
+    problems: &mut Problems,
+) -> Result<HealthStatus, PayloadError> {
+    health_status_from_object(as_object(value, path)?, path, problems)
 }
 
 /// [`health_status_from_value`] on an object already in hand.
-pub(crate) fn health_status_from_object(o: &Obj, path: &str) -> Result<HealthStatus, PayloadError> {
+pub(crate) fn health_status_from_object(
+    o: &Obj,
+    path: &str,
+    problems: &mut Problems,
+) -> Result<HealthStatus, PayloadError> {
     let can_send_message = required_str(o, path, "can_send_message")?;
     let entities = match present(o, "entities") {
         None => Vec::new(),
@@ -156,10 +169,20 @@ pub(crate) fn health_status_from_object(o: &Obj, path: &str) -> Result<HealthSta
             items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| entity(v, &index(&base, i)))
-                .collect::<Result<_, _>>()?
+                .filter_map(|(i, v)| {
+                    let read = entity(v, &index(&base, i), problems);
+                    problems.item(read)
+                })
+                .collect()
         }
-        Some(v) => return Err(wrong_type(&field(path, "entities"), "array", v)),
+        Some(v) => {
+            problems.ignore(wrong_type::<GraphError>(
+                &field(path, "entities"),
+                "array",
+                v,
+            ));
+            Vec::new()
+        }
     };
     Ok(HealthStatus {
         can_send_message,
@@ -167,15 +190,16 @@ pub(crate) fn health_status_from_object(o: &Obj, path: &str) -> Result<HealthSta
     })
 }
 
-fn entity(v: &Value, path: &str) -> Result<Entity, PayloadError> {
+/// An entity, or why it is unusable (no object, type or id).
+fn entity(v: &Value, path: &str, problems: &mut Problems) -> Result<Entity, PayloadError> {
     let o = as_object(v, path)?;
     Ok(Entity {
         entity_type: required_str(o, path, "entity_type")?,
         id: required_id(o, path, "id")?,
-        can_send_message: opt_str(o, path, "can_send_message")?,
-        can_receive_call_sip: opt_str(o, path, "can_receive_call_sip")?,
-        additional_info: string_list(o, path, "additional_info")?,
-        errors: entity_errors(o, path)?,
+        can_send_message: problems.opt_str(o, path, "can_send_message"),
+        can_receive_call_sip: problems.opt_str(o, path, "can_receive_call_sip"),
+        additional_info: problems.list(string_list(o, path, "additional_info")),
+        errors: problems.list(entity_errors(o, path)),
     })
 }
 

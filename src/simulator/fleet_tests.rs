@@ -173,8 +173,11 @@ async fn cloud_numbers_answer_on_every_provider() {
         )
         .await;
         assert_eq!(got.status, 200, "{i}");
-        let health = crate::providers::cloud_api::payload::parse_health_status_body(&got.body)
-            .expect("parses");
+        let health = crate::providers::cloud_api::payload::parse_health_status_body(
+            &got.body,
+            &mut crate::json::Problems::default(),
+        )
+        .expect("parses");
         assert_eq!(health.can_send_message, can_send, "{i}");
         assert_eq!(got.json()["id"], phone_number_id(i));
         // Graph: the number's fields, whatever `fields` asks, with the usage headers.
@@ -191,8 +194,11 @@ async fn cloud_numbers_answer_on_every_provider() {
         assert_eq!(got.status, 200, "{i}");
         assert!(got.headers.contains_key("x-business-use-case-usage"));
         assert!(got.headers.contains_key("x-app-usage"));
-        let phone =
-            crate::providers::cloud_api::payload::parse_phone_number(&got.body).expect("parses");
+        let phone = crate::providers::cloud_api::payload::parse_phone_number(
+            &got.body,
+            &mut crate::json::Problems::default(),
+        )
+        .expect("parses");
         assert_eq!(phone.id, phone_number_id(i));
         assert_eq!(
             phone.quality_rating.as_deref(),

@@ -83,6 +83,7 @@ fn graph_payloads(c: &mut Criterion) {
         parse_business_use_case_usage, parse_graph_error, parse_health_status_body,
         parse_phone_number, parse_phone_numbers_page, parse_templates_page,
     };
+
     // Meta's health_status body, as the Graph API answers it for a node (and 360dialog
     // relays it).
     bench(
@@ -90,35 +91,35 @@ fn graph_payloads(c: &mut Criterion) {
         "graph",
         "health_status",
         "dialog360/health_status_limited.json",
-        parse_health_status_body,
+        |b| parse_health_status_body(b, &mut whatsapp_exporter::json::Problems::default()),
     );
     bench(
         c,
         "graph",
         "phone_number_v24",
         "graph/phone_number_v24.json",
-        parse_phone_number,
+        |b| parse_phone_number(b, &mut whatsapp_exporter::json::Problems::default()),
     );
     bench(
         c,
         "graph",
         "phone_number_legacy",
         "graph/phone_number_legacy.json",
-        parse_phone_number,
+        |b| parse_phone_number(b, &mut whatsapp_exporter::json::Problems::default()),
     );
     bench(
         c,
         "graph",
         "phone_numbers_page",
         "graph/phone_numbers_page.json",
-        parse_phone_numbers_page,
+        |b| parse_phone_numbers_page(b, &mut whatsapp_exporter::json::Problems::default()),
     );
     bench(
         c,
         "graph",
         "templates_page",
         "graph/templates_page_1.json",
-        parse_templates_page,
+        |b| parse_templates_page(b, &mut whatsapp_exporter::json::Problems::default()),
     );
     bench(c, "graph", "error_80007", "graph/error_80007.json", |b| {
         parse_graph_error(b).ok_or("not a Graph error")
@@ -139,14 +140,14 @@ fn provider_payloads(c: &mut Criterion) {
         "dialog360",
         "health_status_available",
         "dialog360/health_status_available.json",
-        parse_health_status_body,
+        |b| parse_health_status_body(b, &mut whatsapp_exporter::json::Problems::default()),
     );
     bench(
         c,
         "dialog360",
         "health_status_blocked",
         "dialog360/health_status_blocked.json",
-        parse_health_status_body,
+        |b| parse_health_status_body(b, &mut whatsapp_exporter::json::Problems::default()),
     );
     bench(
         c,

@@ -38,11 +38,15 @@ impl Payloads {
             support_ha: parse_support(&fixture("onprem/support_ha.json")).expect("support_ha"),
             health_single: parse_health(&fixture("onprem/health_single.json")).expect("health"),
             support_single: parse_support(&fixture("onprem/support_single.json")).expect("support"),
-            phone: cloud_api::payload::parse_phone_number(&fixture("graph/phone_number_v24.json"))
-                .expect("phone number"),
-            dialog360: dialog360::payload::parse_health_status_body(&fixture(
-                "dialog360/health_status_limited.json",
-            ))
+            phone: cloud_api::payload::parse_phone_number(
+                &fixture("graph/phone_number_v24.json"),
+                &mut whatsapp_exporter::json::Problems::default(),
+            )
+            .expect("phone number"),
+            dialog360: dialog360::payload::parse_health_status_body(
+                &fixture("dialog360/health_status_limited.json"),
+                &mut whatsapp_exporter::json::Problems::default(),
+            )
             .expect("360dialog"),
             kapso: kapso::payload::parse_health(&fixture("kapso/health_degraded.json"))
                 .expect("kapso"),

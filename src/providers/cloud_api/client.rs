@@ -12,6 +12,7 @@ use reqwest::Url;
 use super::config::CloudApiTarget;
 use super::payload::{self, HealthStatus, Page, PayloadError, PhoneNumber, Template};
 use crate::config_values::defaults;
+use crate::json::Problems;
 use crate::exposition::Samples;
 use crate::providers::TargetClient;
 use crate::upstream::{self, PollError, Polled, Reason, Upstream};
@@ -90,7 +91,7 @@ impl TargetClient for CloudApiClient {
     async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
         match self.endpoint_names().get(index).copied() {
             Some(DISCOVERY) => self.discover(target).await,
-            _ => self.health(target).await.map(Polled::data),
+            _ => self.health(target).await,
         }
     }
 
@@ -148,10 +149,12 @@ impl CloudApiClient {
             return Ok(Polled::NotDue);
         };
         let version = self.config.api_version.clone();
+        let mut problems = Problems::default();
         let numbers = self
             .list(
                 &format!("{version}/{waba}/phone_numbers?fields=id&limit=100"),
                 payload::parse_phone_numbers_page,
+                &mut problems,
             )
             .await?;
         let templates: Vec<Template> = self
@@ -160,6 +163,7 @@ impl CloudApiClient {
                     "{version}/{waba}/message_templates?fields=id,name,language,status,category,quality_score&limit=100"
                 ),
                 payload::parse_templates_page,
+                &mut problems,
             )
             .await?;
         let ids: Vec<String> = numbers.into_iter().map(|n| n.id).collect();
@@ -175,12 +179,12 @@ impl CloudApiClient {
         self.last_discovery = Some(Instant::now());
         let mut samples = Samples::new(target);
         crate::meta::template_samples(&mut samples, &templates);
-        Ok(Polled::data(samples))
+        Ok(Polled::read(samples, problems))
     }
 
     /// Every configured and discovered number, then the WABA: one endpoint, so entities the
     /// answers share (WABA, business, app) are merged into one series each.
-    async fn health(&mut self, target: &str) -> Result<Samples, PollError> {
+    async fn health(&mut self, target: &str) -> Result<Polled, PollError> {
         let version = self.config.api_version.clone();
         let limit_field = if self.config.api_major_version() >= 24 {
             "whatsapp_business_manager_messaging_limit"
@@ -193,24 +197,42 @@ impl CloudApiClient {
                 ids.push(id.clone());
             }
         }
+        let mut problems = Problems::default();
         let mut phones: Vec<PhoneNumber> = Vec::with_capacity(ids.len());
+        let mut first_failure = None;
         for id in &ids {
-            let body = self
+            let read = match self
                 .get(&format!(
                     "{version}/{id}?fields=health_status,quality_rating,{limit_field},status,name_status,throughput,display_phone_number,verified_name"
                 ))
-                .await?;
-            phones.push(payload::parse_phone_number(&body).map_err(decode)?);
+                .await
+            {
+                Ok(body) => payload::parse_phone_number(&body, &mut problems).map_err(decode),
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(phone) => phones.push(phone),
+                // Told to slow down, or shut out: the rest would fare no better.
+                Err(e) if !item_failure(&e) => return Err(e),
+                Err(e) => {
+                    problems.skip(format_args!("phone number {id}: {e}"));
+                    first_failure.get_or_insert(e);
+                }
+            }
         }
         let waba_health = match self.config.waba_id.clone() {
             Some(waba) => {
                 let body = self
                     .get(&format!("{version}/{waba}?fields=health_status"))
                     .await?;
-                Some(payload::parse_health_status_body(&body).map_err(decode)?)
+                Some(payload::parse_health_status_body(&body, &mut problems).map_err(decode)?)
             }
             None => None,
         };
+        if let (true, None, Some(failure)) = (phones.is_empty(), &waba_health, first_failure) {
+            // Nothing of the endpoint could be read.
+            return Err(failure);
+        }
         let mut samples = Samples::new(target);
         for phone in &phones {
             crate::meta::phone_samples(&mut samples, phone);
@@ -221,20 +243,21 @@ impl CloudApiClient {
             .chain(waba_health.as_ref())
             .collect();
         crate::meta::messaging_samples(&mut samples, &statuses);
-        Ok(samples)
+        Ok(Polled::read(samples, problems))
     }
 
     /// Follows `paging.next` through every page, within the base URL's origin.
     async fn list<T>(
         &mut self,
         first: &str,
-        parse: fn(&[u8]) -> Result<Page<T>, PayloadError>,
+        parse: fn(&[u8], &mut Problems) -> Result<Page<T>, PayloadError>,
+        problems: &mut Problems,
     ) -> Result<Vec<T>, PollError> {
         let mut url = self.url(first)?;
         let mut all = Vec::new();
         for _ in 0..MAX_PAGES {
             let body = self.get_url(url).await?;
-            let page = parse(&body).map_err(decode)?;
+            let page = parse(&body, problems).map_err(decode)?;
             all.extend(page.data);
             let Some(next) = page.next else {
                 return Ok(all);
@@ -320,6 +343,13 @@ fn decode(e: PayloadError) -> PollError {
     PollError::new(Reason::Decode, e.to_string())
 }
 
+/// Whether a failed request for one phone number concerns that number alone (it does not
+/// exist any more, its answer is odd), so its siblings are still asked: not a rate limit,
+/// an outage or a refused credential, which the others would meet too.
+fn item_failure(e: &PollError) -> bool {
+    matches!(e.reason, Reason::Decode | Reason::HttpStatus)
+}
+
 /// A Graph API error answer as a failed poll (see [`crate::meta::envelope_error`]); the
 /// longer of Retry-After and the usage header's estimated time to regain access is the
 /// wait of a rate limit.
@@ -339,6 +369,8 @@ pub fn graph_error(status: reqwest::StatusCode, headers: &HeaderMap, body: &[u8]
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::json::Problems;
     use reqwest::header::HeaderValue;
     use reqwest::StatusCode;
 

@@ -11,8 +11,8 @@
 use serde_json::Value;
 
 use crate::json::{
-    as_object, clip, field, index, key, lenient_f64, opt_str, present, required_str,
-    top_level_object, wrong_type, Obj, ROOT,
+    as_object, clip, field, index, key, lenient_f64, present, required_str,
+    top_level_object, wrong_type, Obj, Problems, ROOT,
 };
 pub use crate::meta::payload::{
     health_status_from_value, parse_graph_error, parse_health_status_body, Entity, EntityError,
@@ -51,65 +51,86 @@ pub struct Usage {
 // Phone numbers and templates
 
 /// Parses a phone number node (`GET /<PHONE_NUMBER_ID>?fields=health_status,quality_rating,...`).
-pub fn parse_phone_number(body: &[u8]) -> Result<PhoneNumber, PayloadError> {
+///
+/// Only the `id` is required; a field that cannot be read is ignored (noted in `problems`).
+pub fn parse_phone_number(body: &[u8], problems: &mut Problems) -> Result<PhoneNumber, PayloadError> {
     let root = load_graph(body)?;
-    phone_number(&root, "")
+    phone_number(&root, "", problems)
 }
 
-/// Parses a page of `/<WABA_ID>/phone_numbers` (each entry needs at least an `id`).
-pub fn parse_phone_numbers_page(body: &[u8]) -> Result<Page<PhoneNumber>, PayloadError> {
-    page(body, phone_number)
+/// Parses a page of `/<WABA_ID>/phone_numbers`, entry by entry: one without an `id` is
+/// skipped (noted in `problems`), the others kept.
+pub fn parse_phone_numbers_page(
+    body: &[u8],
+    problems: &mut Problems,
+) -> Result<Page<PhoneNumber>, PayloadError> {
+    page(body, phone_number, problems)
 }
 
-/// Parses a page of `/<WABA_ID>/message_templates`.
-pub fn parse_templates_page(body: &[u8]) -> Result<Page<Template>, PayloadError> {
-    page(body, template)
+/// Parses a page of `/<WABA_ID>/message_templates`, entry by entry: one without its id,
+/// name, language or status is skipped (noted in `problems`), the others kept.
+pub fn parse_templates_page(
+    body: &[u8],
+    problems: &mut Problems,
+) -> Result<Page<Template>, PayloadError> {
+    page(body, template, problems)
 }
 
-fn phone_number(o: &Obj, base: &str) -> Result<PhoneNumber, PayloadError> {
+fn phone_number(o: &Obj, base: &str, problems: &mut Problems) -> Result<PhoneNumber, PayloadError> {
     let id = required_id(o, base, "id")?;
     let health_status = match present(o, "health_status") {
         None => None,
-        Some(v) => Some(health_status_from_value(v, &field(base, "health_status"))?),
+        Some(v) => {
+            let read = health_status_from_value(v, &field(base, "health_status"), problems);
+            problems.field(read.map(Some))
+        }
     };
-    let new_limit = opt_str(o, base, "whatsapp_business_manager_messaging_limit")?;
-    let old_limit = opt_str(o, base, "messaging_limit_tier")?;
+    let new_limit = problems.opt_str(o, base, "whatsapp_business_manager_messaging_limit");
+    let old_limit = problems.opt_str(o, base, "messaging_limit_tier");
     let throughput_level = match present(o, "throughput") {
         None => None,
-        Some(Value::Object(t)) => opt_str(t, &field(base, "throughput"), "level")?,
+        Some(Value::Object(t)) => problems.opt_str(t, &field(base, "throughput"), "level"),
         // Lenient: a bare level.
         Some(Value::String(s)) => Some(s.clone()),
-        Some(v) => return Err(wrong_type(&field(base, "throughput"), "object", v)),
+        Some(v) => {
+            problems.ignore(wrong_type::<GraphError>(
+                &field(base, "throughput"),
+                "object",
+                v,
+            ));
+            None
+        }
     };
     Ok(PhoneNumber {
         id,
         health_status,
-        quality_rating: opt_str(o, base, "quality_rating")?,
+        quality_rating: problems.opt_str(o, base, "quality_rating"),
         messaging_limit_tier: new_limit.or(old_limit),
-        status: opt_str(o, base, "status")?,
-        name_status: opt_str(o, base, "name_status")?,
+        status: problems.opt_str(o, base, "status"),
+        name_status: problems.opt_str(o, base, "name_status"),
         throughput_level,
-        display_phone_number: opt_str(o, base, "display_phone_number")?,
-        verified_name: opt_str(o, base, "verified_name")?,
+        display_phone_number: problems.opt_str(o, base, "display_phone_number"),
+        verified_name: problems.opt_str(o, base, "verified_name"),
     })
 }
 
-fn template(o: &Obj, base: &str) -> Result<Template, PayloadError> {
+fn template(o: &Obj, base: &str, problems: &mut Problems) -> Result<Template, PayloadError> {
     let id = required_id(o, base, "id")?;
     let name = required_str(o, base, "name")?;
     let language = required_str(o, base, "language")?;
     let status = required_str(o, base, "status")?;
-    let category = opt_str(o, base, "category")?;
+    let category = problems.opt_str(o, base, "category");
     let quality = match present(o, "quality_score") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Object(q)) => opt_str(q, &field(base, "quality_score"), "score")?,
+        Some(Value::Object(q)) => problems.opt_str(q, &field(base, "quality_score"), "score"),
         Some(v) => {
-            return Err(wrong_type(
+            problems.ignore(wrong_type::<GraphError>(
                 &field(base, "quality_score"),
                 "string or object",
                 v,
-            ))
+            ));
+            None
         }
     };
     Ok(Template {
@@ -122,9 +143,12 @@ fn template(o: &Obj, base: &str) -> Result<Template, PayloadError> {
     })
 }
 
+/// A page of an edge: `data` must be an array; each entry that `item` cannot read is
+/// skipped and noted. A `paging` that cannot be read ends the listing here (noted).
 fn page<T>(
     body: &[u8],
-    item: fn(&Obj, &str) -> Result<T, PayloadError>,
+    item: fn(&Obj, &str, &mut Problems) -> Result<T, PayloadError>,
+    problems: &mut Problems,
 ) -> Result<Page<T>, PayloadError> {
     let root = load_graph(body)?;
     let data = present(&root, "data").ok_or_else(|| PayloadError::Missing {
@@ -136,15 +160,21 @@ fn page<T>(
     let data = items
         .iter()
         .enumerate()
-        .map(|(i, v)| {
+        .filter_map(|(i, v)| {
             let path = index("data", i);
-            item(as_object(v, &path)?, &path)
+            let read = as_object(v, &path).and_then(|o| item(o, &path, problems));
+            problems.item(read)
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
     let next = match present(&root, "paging") {
         None => None,
-        Some(Value::Object(p)) => opt_str(p, "paging", "next")?.filter(|s| !s.is_empty()),
-        Some(v) => return Err(wrong_type("paging", "object", v)),
+        Some(Value::Object(p)) => problems
+            .opt_str(p, "paging", "next")
+            .filter(|s| !s.is_empty()),
+        Some(v) => {
+            problems.ignore(wrong_type::<GraphError>("paging", "object", v));
+            None
+        }
     };
     Ok(Page { data, next })
 }
@@ -297,6 +327,8 @@ fn load_header(header: &str) -> Result<Obj, PayloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::json::Problems;
     use crate::json::expected::{invalid, missing, wrong};
 
     macro_rules! fixture {
@@ -349,15 +381,41 @@ mod tests {
     }
 
     fn health_err(body: &str) -> PayloadError {
-        parse_health_status_body(body.as_bytes()).unwrap_err()
+        parse_health_status_body(body.as_bytes(), &mut Problems::default()).unwrap_err()
     }
 
     fn phone_err(body: &str) -> PayloadError {
-        parse_phone_number(body.as_bytes()).unwrap_err()
+        parse_phone_number(body.as_bytes(), &mut Problems::default()).unwrap_err()
     }
 
     fn templates_err(body: &str) -> PayloadError {
-        parse_templates_page(body.as_bytes()).unwrap_err()
+        parse_templates_page(body.as_bytes(), &mut Problems::default()).unwrap_err()
+    }
+
+    /// What a reading could not use: the error of the whole body when it failed, else its
+    /// only problem (without the "ignored: " or "item skipped: " in front).
+    fn only_problem<T: std::fmt::Debug>(read: impl FnOnce(&mut Problems) -> Result<T, PayloadError>) -> String {
+        let mut problems = Problems::default();
+        let read = match read(&mut problems) {
+            Ok(read) => read,
+            Err(e) => return e.to_string(),
+        };
+        let notes = problems.notes();
+        assert_eq!(notes.len(), 1, "{read:?} {notes:?}");
+        let (_, why) = notes[0].split_once(": ").unwrap_or(("", &notes[0]));
+        why.to_owned()
+    }
+
+    fn health_problem(body: &str) -> String {
+        only_problem(|p| parse_health_status_body(body.as_bytes(), p))
+    }
+
+    fn phone_problem(body: &str) -> String {
+        only_problem(|p| parse_phone_number(body.as_bytes(), p))
+    }
+
+    fn templates_problem(body: &str) -> String {
+        only_problem(|p| parse_templates_page(body.as_bytes(), p))
     }
 
     fn phone(id: &str) -> PhoneNumber {
@@ -392,7 +450,7 @@ mod tests {
     fn health_status_unknown_entity_types_and_values_kept() {
         let h = parse_health_status_body(
             br#"{"health_status":{"can_send_message":"DEGRADED","entities":[{"entity_type":"FLOW","id":"1","can_send_message":"THROTTLED","can_receive_call_sip":"NOT_CONFIGURED","new_field":{"x":1}},{"entity_type":"","id":"2","can_send_message":""}],"extra":true},"id":"1","other":[1]}"#,
-        )
+         &mut Problems::default())
         .unwrap();
         assert_eq!(
             h,
@@ -413,7 +471,7 @@ mod tests {
     fn health_status_numeric_ids_become_text() {
         let h = parse_health_status_body(
             br#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":102290129340398},{"entity_type":"APP","id":1.5}]},"id":7}"#,
-        )
+         &mut Problems::default())
         .unwrap();
         assert_eq!(
             h.entities,
@@ -429,7 +487,7 @@ mod tests {
             r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[]}}"#,
         ] {
             assert_eq!(
-                parse_health_status_body(body.as_bytes()).unwrap(),
+                parse_health_status_body(body.as_bytes(), &mut Problems::default()).unwrap(),
                 HealthStatus {
                     can_send_message: "AVAILABLE".into(),
                     entities: vec![]
@@ -443,7 +501,7 @@ mod tests {
     fn health_status_nulls_are_absent() {
         let h = parse_health_status_body(
             br#"{"health_status":{"can_send_message":"BLOCKED","entities":[{"entity_type":"WABA","id":"9","can_send_message":null,"can_receive_call_sip":null,"additional_info":null,"errors":null},{"entity_type":"APP","id":"8","additional_info":[null,"a"],"errors":[{"error_code":null,"error_description":null,"possible_solution":null}]}]}}"#,
-        )
+         &mut Problems::default())
         .unwrap();
         assert_eq!(
             h.entities,
@@ -467,7 +525,7 @@ mod tests {
         // A lone additional_info string, a lone error object, codes as strings or 1.0 floats.
         let h = parse_health_status_body(
             br#"{"health_status":{"can_send_message":"BLOCKED","entities":[{"entity_type":"WABA","id":"9","additional_info":"one line","errors":{"error_code":"141006","error_description":"Payment"}},{"entity_type":"APP","id":"8","errors":[{"error_code":138024.0},{"error_code":" 138025 "}]}]}}"#,
-        )
+         &mut Problems::default())
         .unwrap();
         let err = |code: i64, description: Option<&str>| EntityError {
             error_code: Some(code),
@@ -516,32 +574,32 @@ mod tests {
 
     #[test]
     fn health_status_entity_without_type_or_id_names_its_index() {
-        let e = health_err(
+        let e = health_problem(
             r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":"1"},{"entity_type":"APP","id":"2"},{"id":"3","can_send_message":"AVAILABLE"}]}}"#,
         );
-        assert_eq!(e, missing("health_status.entities[2].entity_type"));
+        assert_eq!(e, missing::<GraphError>("health_status.entities[2].entity_type").to_string());
         assert_eq!(
             e.to_string(),
             "missing required field `health_status.entities[2].entity_type` (absent or null)"
         );
-        let e = health_err(
+        let e = health_problem(
             r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":"1"},{"entity_type":"APP"}]}}"#,
         );
-        assert_eq!(e, missing("health_status.entities[1].id"));
+        assert_eq!(e, missing::<GraphError>("health_status.entities[1].id").to_string());
         assert_eq!(
             e.to_string(),
             "missing required field `health_status.entities[1].id` (absent or null)"
         );
         assert_eq!(
-            health_err(
+            health_problem(
                 r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"APP","id":null}]}}"#
             ),
-            missing("health_status.entities[0].id")
+            missing::<GraphError>("health_status.entities[0].id").to_string()
         );
-        let e = health_err(
+        let e = health_problem(
             r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"APP","id":""}]}}"#,
         );
-        assert_eq!(e, invalid("health_status.entities[0].id", "empty id"));
+        assert_eq!(e, invalid::<GraphError>("health_status.entities[0].id", "empty id").to_string());
         assert_eq!(
             e.to_string(),
             "invalid value at `health_status.entities[0].id`: empty id"
@@ -664,9 +722,9 @@ mod tests {
                 "number",
             ),
         ] {
-            assert_eq!(health_err(&body), wrong(&path, expected, found), "{body}");
+            assert_eq!(health_problem(&body), wrong::<GraphError>(&path, expected, found).to_string(), "{body}");
         }
-        let e = health_err(&entity(r#""errors":[{"error_code":"14x"}]"#));
+        let e = health_problem(&entity(r#""errors":[{"error_code":"14x"}]"#));
         assert_eq!(
             e.to_string(),
             r#"invalid value at `health_status.entities[0].errors[0].error_code`: not an integer: "14x""#
@@ -680,14 +738,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            health_status_from_value(&v, "checks.messaging_health.details").unwrap(),
+            health_status_from_value(&v, "checks.messaging_health.details", &mut Problems::default()).unwrap(),
             HealthStatus {
                 can_send_message: "AVAILABLE".into(),
                 entities: vec![ent("WABA", "5", "AVAILABLE")]
             }
         );
         let v: Value = serde_json::from_str(r#"{"entities":[{"id":"5"}]}"#).unwrap();
-        let e = health_status_from_value(&v, "checks.messaging_health.details").unwrap_err();
+        let e = health_status_from_value(&v, "checks.messaging_health.details", &mut Problems::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "missing required field `checks.messaging_health.details.can_send_message` (absent or null)"
@@ -695,12 +753,15 @@ mod tests {
         let v: Value =
             serde_json::from_str(r#"{"can_send_message":"AVAILABLE","entities":[{"id":"5"}]}"#)
                 .unwrap();
+        let mut problems = Problems::default();
+        let health = health_status_from_value(&v, "x", &mut problems).unwrap();
+        assert!(health.entities.is_empty());
         assert_eq!(
-            health_status_from_value(&v, "x").unwrap_err(),
-            missing("x.entities[0].entity_type")
+            problems.notes(),
+            ["item skipped: missing required field `x.entities[0].entity_type` (absent or null)"]
         );
         assert_eq!(
-            health_status_from_value(&Value::Null, "x").unwrap_err(),
+            health_status_from_value(&Value::Null, "x", &mut Problems::default()).unwrap_err(),
             wrong("x", "object", "null")
         );
     }
@@ -709,7 +770,7 @@ mod tests {
 
     #[test]
     fn phone_number_v24_shape() {
-        let p = parse_phone_number(fixture!("graph", "phone_number_v24.json")).unwrap();
+        let p = parse_phone_number(fixture!("graph", "phone_number_v24.json"), &mut Problems::default()).unwrap();
         assert_eq!(
             p,
             PhoneNumber {
@@ -753,7 +814,7 @@ mod tests {
 
     #[test]
     fn phone_number_legacy_shape() {
-        let p = parse_phone_number(fixture!("graph", "phone_number_legacy.json")).unwrap();
+        let p = parse_phone_number(fixture!("graph", "phone_number_legacy.json"), &mut Problems::default()).unwrap();
         assert_eq!(
             p,
             PhoneNumber {
@@ -773,7 +834,7 @@ mod tests {
     fn phone_number_messaging_limit_fallback_and_unknown_values() {
         let p = parse_phone_number(
             br#"{"id":"1","whatsapp_business_manager_messaging_limit":null,"messaging_limit_tier":"TIER_50","quality_rating":"NA","status":"SOMETHING_NEW","name_status":"NONE","throughput":"HIGH"}"#,
-        )
+         &mut Problems::default())
         .unwrap();
         assert_eq!(
             p,
@@ -788,7 +849,7 @@ mod tests {
         );
         let p = parse_phone_number(
             br#"{"id":1,"whatsapp_business_manager_messaging_limit":"TIER_NOT_SET","throughput":{}}"#,
-        )
+         &mut Problems::default())
         .unwrap();
         assert_eq!(
             p,
@@ -803,18 +864,18 @@ mod tests {
     fn phone_number_nulls_are_absent() {
         let p = parse_phone_number(
             br#"{"id":"1","health_status":null,"quality_rating":null,"messaging_limit_tier":null,"status":null,"name_status":null,"throughput":null,"display_phone_number":null,"verified_name":null}"#,
-        )
+         &mut Problems::default())
         .unwrap();
         assert_eq!(p, phone("1"));
-        let p = parse_phone_number(br#"{"id":"1","throughput":{"level":null}}"#).unwrap();
+        let p = parse_phone_number(br#"{"id":"1","throughput":{"level":null}}"#, &mut Problems::default()).unwrap();
         assert_eq!(p, phone("1"));
     }
 
     #[test]
     fn phone_number_errors() {
-        assert_eq!(phone_err(r#"{"quality_rating":"GREEN"}"#), missing("id"));
-        assert_eq!(phone_err(r#"{"id":null}"#), missing("id"));
-        assert_eq!(phone_err(r#"{"id":""}"#), invalid("id", "empty id"));
+        assert_eq!(phone_problem(r#"{"quality_rating":"GREEN"}"#), missing::<GraphError>("id").to_string());
+        assert_eq!(phone_problem(r#"{"id":null}"#), missing::<GraphError>("id").to_string());
+        assert_eq!(phone_problem(r#"{"id":""}"#), invalid::<GraphError>("id", "empty id").to_string());
         for (body, path, expected, found) in [
             (r#"{"id":["1"]}"#, "id", "string or number", "array"),
             (
@@ -878,15 +939,15 @@ mod tests {
                 "string",
             ),
         ] {
-            assert_eq!(phone_err(body), wrong(path, expected, found), "{body}");
+            assert_eq!(phone_problem(body), wrong::<GraphError>(path, expected, found).to_string(), "{body}");
         }
-        let e = phone_err(r#"{"id":"1","health_status":{"entities":[]}}"#);
-        assert_eq!(e, missing("health_status.can_send_message"));
+        let e = phone_problem(r#"{"id":"1","health_status":{"entities":[]}}"#);
+        assert_eq!(e, missing::<GraphError>("health_status.can_send_message").to_string());
     }
 
     #[test]
     fn phone_numbers_page() {
-        let page = parse_phone_numbers_page(fixture!("graph", "phone_numbers_page.json")).unwrap();
+        let page = parse_phone_numbers_page(fixture!("graph", "phone_numbers_page.json"), &mut Problems::default()).unwrap();
         assert_eq!(
             page,
             Page {
@@ -911,7 +972,7 @@ mod tests {
         );
         let page = parse_phone_numbers_page(
             br#"{"data":[{"id":"7"}],"paging":{"next":"https://graph.facebook.com/v24.0/1/phone_numbers?after=QQ"}}"#,
-        )
+         &mut Problems::default())
         .unwrap();
         assert_eq!(
             page,
@@ -920,25 +981,43 @@ mod tests {
                 next: Some("https://graph.facebook.com/v24.0/1/phone_numbers?after=QQ".into())
             }
         );
-        let e = parse_phone_numbers_page(br#"{"data":[{"id":"7"},{"verified_name":"x"}]}"#)
-            .unwrap_err();
-        assert_eq!(e, missing("data[1].id"));
-        assert_eq!(
-            e.to_string(),
-            "missing required field `data[1].id` (absent or null)"
-        );
-        let e = parse_phone_numbers_page(
-            br#"{"data":[{"id":"7","health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA"}]}}]}"#,
+        // An entry without an id is skipped and noted; its siblings are kept.
+        let mut problems = Problems::default();
+        let page = parse_phone_numbers_page(
+            br#"{"data":[{"id":"7"},{"verified_name":"x"},"8",{"id":"9"}]}"#,
+            &mut problems,
         )
-        .unwrap_err();
-        assert_eq!(e, missing("data[0].health_status.entities[0].id"));
+        .unwrap();
+        assert_eq!(page.data, vec![phone("7"), phone("9")]);
+        assert_eq!(problems.skipped(), 2);
+        assert_eq!(
+            problems.notes(),
+            [
+                "item skipped: missing required field `data[1].id` (absent or null)",
+                "item skipped: wrong type at `data[2]`: expected object, found string",
+            ]
+        );
+        // An entity without an id is skipped; the number and its health are kept.
+        let mut problems = Problems::default();
+        let page = parse_phone_numbers_page(
+            br#"{"data":[{"id":"7","health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA"},{"entity_type":"APP","id":"5","can_send_message":"AVAILABLE"}]}}]}"#,
+            &mut problems,
+        )
+        .unwrap();
+        let health = page.data[0].health_status.as_ref().unwrap();
+        assert_eq!(health.entities, vec![ent("APP", "5", "AVAILABLE")]);
+        assert_eq!(
+            problems.notes(),
+            ["item skipped: missing required field `data[0].health_status.entities[0].id` (absent or null)"]
+        );
+        assert_eq!(problems.skipped(), 1);
     }
 
     // --- templates -------------------------------------------------------------------------
 
     #[test]
     fn templates_page_with_next() {
-        let page = parse_templates_page(fixture!("graph", "templates_page_1.json")).unwrap();
+        let page = parse_templates_page(fixture!("graph", "templates_page_1.json"), &mut Problems::default()).unwrap();
         assert_eq!(
             page,
             Page {
@@ -967,7 +1046,7 @@ mod tests {
 
     #[test]
     fn templates_last_page_without_next() {
-        let page = parse_templates_page(fixture!("graph", "templates_page_2.json")).unwrap();
+        let page = parse_templates_page(fixture!("graph", "templates_page_2.json"), &mut Problems::default()).unwrap();
         assert_eq!(
             page,
             Page {
@@ -999,7 +1078,7 @@ mod tests {
             r#"{"data":[],"paging":{"next":""}}"#,
         ] {
             assert_eq!(
-                parse_templates_page(body.as_bytes()).unwrap(),
+                parse_templates_page(body.as_bytes(), &mut Problems::default()).unwrap(),
                 Page {
                     data: vec![],
                     next: None
@@ -1015,7 +1094,7 @@ mod tests {
             let body = format!(
                 r#"{{"data":[{{"id":"1","name":"n","language":"en","status":"APPROVED","quality_score":{q}}}]}}"#
             );
-            parse_templates_page(body.as_bytes()).unwrap().data[0]
+            parse_templates_page(body.as_bytes(), &mut Problems::default()).unwrap().data[0]
                 .quality
                 .clone()
         };
@@ -1041,22 +1120,22 @@ mod tests {
             )
         };
         assert_eq!(
-            templates_err(&t(r#""name":"b","language":"en","status":"APPROVED""#)),
-            missing("data[1].id")
+            templates_problem(&t(r#""name":"b","language":"en","status":"APPROVED""#)),
+            missing::<GraphError>("data[1].id").to_string()
         );
-        let e = templates_err(&t(r#""id":"2","language":"en","status":"APPROVED""#));
-        assert_eq!(e, missing("data[1].name"));
+        let e = templates_problem(&t(r#""id":"2","language":"en","status":"APPROVED""#));
+        assert_eq!(e, missing::<GraphError>("data[1].name").to_string());
         assert_eq!(
             e.to_string(),
             "missing required field `data[1].name` (absent or null)"
         );
         assert_eq!(
-            templates_err(&t(r#""id":"2","name":"b","status":"APPROVED""#)),
-            missing("data[1].language")
+            templates_problem(&t(r#""id":"2","name":"b","status":"APPROVED""#)),
+            missing::<GraphError>("data[1].language").to_string()
         );
         assert_eq!(
-            templates_err(&t(r#""id":"2","name":"b","language":"en","status":null"#)),
-            missing("data[1].status")
+            templates_problem(&t(r#""id":"2","name":"b","language":"en","status":null"#)),
+            missing::<GraphError>("data[1].status").to_string()
         );
     }
 
@@ -1104,10 +1183,10 @@ mod tests {
                 "boolean",
             ),
         ] {
-            assert_eq!(templates_err(&body), wrong(path, expected, found), "{body}");
+            assert_eq!(templates_problem(&body), wrong::<GraphError>(path, expected, found).to_string(), "{body}");
         }
-        assert_eq!(templates_err(r#"{"paging":{}}"#), missing("data"));
-        assert_eq!(templates_err(r#"{"data":null}"#), missing("data"));
+        assert_eq!(templates_problem(r#"{"paging":{}}"#), missing::<GraphError>("data").to_string());
+        assert_eq!(templates_problem(r#"{"data":null}"#), missing::<GraphError>("data").to_string());
     }
 
     // --- error envelopes -------------------------------------------------------------------
@@ -1170,10 +1249,10 @@ mod tests {
             assert_eq!(want.to_string(), display);
             // The same body with a 2xx status is an error for every parser.
             let e = PayloadError::Upstream(want);
-            assert_eq!(parse_health_status_body(body), Err(e.clone()));
-            assert_eq!(parse_phone_number(body), Err(e.clone()));
-            assert_eq!(parse_phone_numbers_page(body), Err(e.clone()));
-            assert_eq!(parse_templates_page(body), Err(e.clone()));
+            assert_eq!(parse_health_status_body(body, &mut Problems::default()), Err(e.clone()));
+            assert_eq!(parse_phone_number(body, &mut Problems::default()), Err(e.clone()));
+            assert_eq!(parse_phone_numbers_page(body, &mut Problems::default()), Err(e.clone()));
+            assert_eq!(parse_templates_page(body, &mut Problems::default()), Err(e.clone()));
             assert_eq!(e.to_string(), display);
         }
     }
@@ -1410,10 +1489,10 @@ mod tests {
     #[test]
     fn empty_body() {
         for body in [&b""[..], b"  \r\n\t", b"\xEF\xBB\xBF"] {
-            assert_eq!(parse_health_status_body(body), Err(PayloadError::EmptyBody));
-            assert_eq!(parse_phone_number(body), Err(PayloadError::EmptyBody));
-            assert_eq!(parse_templates_page(body), Err(PayloadError::EmptyBody));
-            assert_eq!(parse_phone_numbers_page(body), Err(PayloadError::EmptyBody));
+            assert_eq!(parse_health_status_body(body, &mut Problems::default()), Err(PayloadError::EmptyBody));
+            assert_eq!(parse_phone_number(body, &mut Problems::default()), Err(PayloadError::EmptyBody));
+            assert_eq!(parse_templates_page(body, &mut Problems::default()), Err(PayloadError::EmptyBody));
+            assert_eq!(parse_phone_numbers_page(body, &mut Problems::default()), Err(PayloadError::EmptyBody));
         }
     }
 
@@ -1445,7 +1524,7 @@ mod tests {
             "truncated JSON: unexpected end of input at line 1, column 45"
         );
         let full = fixture!("graph", "phone_number_v24.json");
-        let e = parse_phone_number(&full[..full.len() / 2]).unwrap_err();
+        let e = parse_phone_number(&full[..full.len() / 2], &mut Problems::default()).unwrap_err();
         assert!(matches!(e, PayloadError::Truncated { .. }), "{e:?}");
     }
 
@@ -1453,7 +1532,7 @@ mod tests {
     fn byte_order_mark_is_accepted() {
         let mut body = b"\xEF\xBB\xBF".to_vec();
         body.extend_from_slice(br#"{"id":"5"}"#);
-        assert_eq!(parse_phone_number(&body).unwrap(), phone("5"));
+        assert_eq!(parse_phone_number(&body, &mut Problems::default()).unwrap(), phone("5"));
         let mut body = b"\xEF\xBB\xBF".to_vec();
         body.extend_from_slice(fixture!("graph", "error_190.json"));
         assert_eq!(parse_graph_error(&body).map(|e| e.code), Some(Some(190)));
@@ -1481,13 +1560,13 @@ mod tests {
         let body = format!(
             r#"{{"health_status":{{"can_send_message":"LIMITED","entities":[{{"entity_type":"WABA","id":"1","additional_info":["{long}"],"errors":[{{"error_description":"{long}"}}]}}]}}}}"#
         );
-        let h = parse_health_status_body(body.as_bytes()).unwrap();
+        let h = parse_health_status_body(body.as_bytes(), &mut Problems::default()).unwrap();
         assert_eq!(h.entities[0].additional_info, vec![long.clone()]);
         assert_eq!(
             h.entities[0].errors[0].error_description.as_deref(),
             Some(long.as_str())
         );
-        let e = health_err(&format!(
+        let e = health_problem(&format!(
             r#"{{"health_status":{{"can_send_message":"AVAILABLE","entities":[{{"entity_type":"WABA","id":"1","errors":[{{"error_code":"{long}"}}]}}]}}}}"#
         ));
         assert_eq!(
@@ -1502,10 +1581,10 @@ mod tests {
     #[test]
     fn never_panics_on_prefixes_and_mutations() {
         let run = |b: &[u8]| {
-            let _ = parse_health_status_body(b);
-            let _ = parse_phone_number(b);
-            let _ = parse_templates_page(b);
-            let _ = parse_phone_numbers_page(b);
+            let _ = parse_health_status_body(b, &mut Problems::default());
+            let _ = parse_phone_number(b, &mut Problems::default());
+            let _ = parse_templates_page(b, &mut Problems::default());
+            let _ = parse_phone_numbers_page(b, &mut Problems::default());
             let _ = parse_graph_error(b);
             if let Ok(s) = std::str::from_utf8(b) {
                 let _ = parse_business_use_case_usage(s);
@@ -1529,7 +1608,7 @@ mod tests {
         }
         let deep = "[".repeat(100_000);
         assert!(matches!(
-            parse_health_status_body(deep.as_bytes()),
+            parse_health_status_body(deep.as_bytes(), &mut Problems::default()),
             Err(PayloadError::Malformed { .. })
         ));
         assert!(matches!(

@@ -78,7 +78,7 @@ impl TargetClient for Dialog360Client {
     }
 
     async fn poll(&mut self, _index: usize, target: &str) -> Result<Polled, PollError> {
-        self.health(target).await.map(Polled::data)
+        self.health(target).await
     }
 }
 
@@ -94,7 +94,7 @@ impl Dialog360Client {
         }
     }
 
-    async fn health(&mut self, target: &str) -> Result<Samples, PollError> {
+    async fn health(&mut self, target: &str) -> Result<Polled, PollError> {
         let key = self
             .config
             .api_key
@@ -109,7 +109,8 @@ impl Dialog360Client {
             return Err(error(fetched.status, &fetched.headers, &fetched.body));
         }
         upstream::check_json_content_type(fetched.headers.get(CONTENT_TYPE))?;
-        let health = payload::parse_health_status_body(&fetched.body).map_err(|e| {
+        let mut problems = crate::json::Problems::default();
+        let health = payload::parse_health_status_body(&fetched.body, &mut problems).map_err(|e| {
             // 360dialog sometimes wraps a failure in a 2xx: its envelope, or Meta's, says
             // what it is.
             match e {
@@ -127,7 +128,7 @@ impl Dialog360Client {
         })?;
         let mut samples = Samples::new(target);
         crate::meta::messaging_samples(&mut samples, &[&health]);
-        Ok(samples)
+        Ok(Polled::read(samples, problems))
     }
 }
 

@@ -91,6 +91,8 @@ pub fn rate_limit_window(error: &Dialog360Error) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::json::Problems;
 
     macro_rules! fixture {
         ($name:literal) => {
@@ -136,7 +138,7 @@ mod tests {
 
     #[test]
     fn seed_response_payload_with_placeholders() {
-        let h = parse_health_status_body(fixture!("health_status_placeholders.json")).unwrap();
+        let h = parse_health_status_body(fixture!("health_status_placeholders.json"), &mut Problems::default()).unwrap();
         assert_eq!(h.can_send_message, "<OVERALL_MESSAGING_STATUS>");
         assert_eq!(
             h.entities,
@@ -161,7 +163,7 @@ mod tests {
 
     #[test]
     fn seed_example_available() {
-        let h = parse_health_status_body(fixture!("health_status_available.json")).unwrap();
+        let h = parse_health_status_body(fixture!("health_status_available.json"), &mut Problems::default()).unwrap();
         let mut entities = vec![ent("PHONE_NUMBER", "106540352242922", "AVAILABLE")];
         entities.extend(others_available());
         assert_eq!(
@@ -175,7 +177,7 @@ mod tests {
 
     #[test]
     fn seed_example_limited() {
-        let h = parse_health_status_body(fixture!("health_status_limited.json")).unwrap();
+        let h = parse_health_status_body(fixture!("health_status_limited.json"), &mut Problems::default()).unwrap();
         let mut entities = vec![Entity {
             additional_info: vec![LIMITED_INFO.into()],
             ..ent("PHONE_NUMBER", "106540352242922", "LIMITED")
@@ -192,7 +194,7 @@ mod tests {
 
     #[test]
     fn seed_example_blocked() {
-        let h = parse_health_status_body(fixture!("health_status_blocked.json")).unwrap();
+        let h = parse_health_status_body(fixture!("health_status_blocked.json"), &mut Problems::default()).unwrap();
         let mut entities = vec![Entity {
             errors: vec![EntityError {
                 error_code: Some(141002),
@@ -217,7 +219,7 @@ mod tests {
 
     #[test]
     fn error_envelope_on_a_2xx_health_body_is_missing_health_status() {
-        let e = parse_health_status_body(fixture!("error_401.json")).unwrap_err();
+        let e = parse_health_status_body(fixture!("error_401.json"), &mut Problems::default()).unwrap_err();
         assert_eq!(
             e,
             PayloadError::Missing {
@@ -380,7 +382,7 @@ mod tests {
             fixture!("health_status_blocked.json"),
         ] {
             for end in 0..=body.len() {
-                let _ = parse_health_status_body(&body[..end]);
+                let _ = parse_health_status_body(&body[..end], &mut Problems::default());
                 if let Some(e) = parse_error(&body[..end]) {
                     let _ = is_rate_limit(&e);
                     let _ = rate_limit_window(&e);
@@ -404,7 +406,7 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let deep = format!("{{\"meta\":{}", "[".repeat(100_000));
         assert!(matches!(
-            parse_health_status_body(deep.as_bytes()),
+            parse_health_status_body(deep.as_bytes(), &mut Problems::default()),
             Err(PayloadError::Malformed { .. })
         ));
         assert_eq!(parse_error(deep.as_bytes()), None);

@@ -141,14 +141,14 @@ impl KapsoClient {
             ));
         }
         upstream::check_json_content_type(fetched.headers.get(CONTENT_TYPE))?;
-        let health = payload::parse_health(&fetched.body)
+        let mut health = payload::parse_health(&fetched.body)
             .map_err(|e| PollError::new(Reason::Decode, e.to_string()))?;
         let mut samples = Samples::new(target);
         health_samples(&mut samples, &health);
         Ok(Polled::Data {
             samples,
             upstream_error: health.error.as_deref().map(json::clip),
-            problems: Default::default(),
+            problems: std::mem::take(&mut health.problems),
         })
     }
 }

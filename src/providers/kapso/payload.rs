@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 use crate::json::{
+    Problems,
     as_object, field, load, opt_bool, opt_id, opt_str, opt_timestamp, present, required_str,
     strip_bom, wrong_type, Obj,
 };
@@ -39,6 +40,8 @@ pub struct KapsoHealth {
     pub error: Option<String>,
     /// The top-level `timestamp`, unix seconds.
     pub timestamp: Option<f64>,
+    /// Parts of the answer that could not be read.
+    pub problems: Problems,
 }
 
 /// One entry of `checks`.
@@ -105,9 +108,10 @@ pub fn parse_health(body: &[u8]) -> Result<KapsoHealth, PayloadError> {
         Some(o) => opt_str(o, "checks.messaging_health", "overall_status")?,
         None => None,
     };
+    let mut problems = Problems::default();
     let messaging = match details(checks_obj, "messaging_health")? {
         None => None,
-        Some((d, path)) => messaging_health(d, &path)?,
+        Some((d, path)) => messaging_health(d, &path, &mut problems)?,
     };
 
     let (webhook_subscribed, webhook_app_id) = match details(checks_obj, "webhook_subscription")? {
@@ -134,6 +138,7 @@ pub fn parse_health(body: &[u8]) -> Result<KapsoHealth, PayloadError> {
         webhook_verified_at,
         error: error_text(&root),
         timestamp: opt_timestamp(&root, "", "timestamp", true)?,
+        problems,
     })
 }
 
@@ -168,13 +173,17 @@ fn details<'a>(checks: &'a Obj, name: &str) -> Result<Option<(&'a Obj, String)>,
     }
 }
 
-fn messaging_health(d: &Obj, path: &str) -> Result<Option<HealthStatus>, PayloadError> {
+fn messaging_health(
+    d: &Obj,
+    path: &str,
+    problems: &mut Problems,
+) -> Result<Option<HealthStatus>, PayloadError> {
     if d.contains_key("can_send_message") || d.contains_key("entities") {
-        return health_status_from_object(d, path).map(Some);
+        return health_status_from_object(d, path, problems).map(Some);
     }
     // Lenient: Meta's whole node body relayed instead of its health_status.
     match present(d, "health_status") {
-        Some(v) => health_status_from_value(v, &field(path, "health_status")).map(Some),
+        Some(v) => health_status_from_value(v, &field(path, "health_status"), problems).map(Some),
         None => Ok(None),
     }
 }
@@ -182,6 +191,8 @@ fn messaging_health(d: &Obj, path: &str) -> Result<Option<HealthStatus>, Payload
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::json::Problems;
     use crate::json::expected::wrong;
     use crate::meta::payload::{Entity, EntityError};
 
@@ -237,6 +248,7 @@ mod tests {
             webhook_verified_at: None,
             error: None,
             timestamp: None,
+            problems: Problems::default(),
         }
     }
 
@@ -286,6 +298,7 @@ mod tests {
                 webhook_verified_at: Some(1_705_314_600.0),
                 error: None,
                 timestamp: Some(TIMESTAMP),
+                problems: Problems::default(),
             }
         );
     }
@@ -329,6 +342,7 @@ mod tests {
                 webhook_verified_at: None,
                 error: None,
                 timestamp: Some(TIMESTAMP + 0.5),
+                problems: Problems::default(),
             }
         );
     }
@@ -380,6 +394,7 @@ mod tests {
                 webhook_verified_at: None,
                 error: None,
                 timestamp: Some(TIMESTAMP),
+                problems: Problems::default(),
             }
         );
     }
@@ -394,6 +409,7 @@ mod tests {
                     "Failed to run health checks: WhatsApp config has no access token".into()
                 ),
                 timestamp: Some(TIMESTAMP),
+                problems: Problems::default(),
                 ..empty("error")
             }
         );
@@ -500,14 +516,24 @@ mod tests {
             e.to_string(),
             "missing required field `checks.messaging_health.details.can_send_message` (absent or null)"
         );
-        let e =
-            messaging(r#"{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA"}]}"#)
-                .unwrap_err();
+        // An entity without an id is skipped alone.
+        let mut problems = Problems::default();
+        let v: Value = serde_json::from_str(
+            r#"{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA"}]}"#,
+        )
+        .unwrap();
+        let health = messaging_health(
+            v.as_object().unwrap(),
+            "checks.messaging_health.details",
+            &mut problems,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(health.can_send_message, "AVAILABLE");
+        assert!(health.entities.is_empty());
         assert_eq!(
-            e,
-            PayloadError::Missing {
-                path: "checks.messaging_health.details.entities[0].id".into()
-            }
+            problems.notes(),
+            ["item skipped: missing required field `checks.messaging_health.details.entities[0].id` (absent or null)"]
         );
         let e = messaging(r#"{"health_status":{"entities":[]}}"#).unwrap_err();
         assert_eq!(

@@ -6,10 +6,10 @@ use libfuzzer_sys::fuzz_target;
 use whatsapp_exporter::providers::cloud_api::payload;
 
 fuzz_target!(|body: &[u8]| {
-    let _ = payload::parse_health_status_body(body);
-    let _ = payload::parse_phone_number(body);
-    let _ = payload::parse_phone_numbers_page(body);
-    let _ = payload::parse_templates_page(body);
+    let _ = payload::parse_health_status_body(body, &mut whatsapp_exporter::json::Problems::default());
+    let _ = payload::parse_phone_number(body, &mut whatsapp_exporter::json::Problems::default());
+    let _ = payload::parse_phone_numbers_page(body, &mut whatsapp_exporter::json::Problems::default());
+    let _ = payload::parse_templates_page(body, &mut whatsapp_exporter::json::Problems::default());
     let _ = payload::parse_graph_error(body);
     if let Ok(header) = std::str::from_utf8(body) {
         let _ = payload::parse_business_use_case_usage(header);
