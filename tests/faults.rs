@@ -871,8 +871,9 @@ async fn graph_rate_limit_codes_are_rate_limited() {
 // Cardinality and escaping.
 
 /// Poll series of a target: not data, not under the series limit.
-const POLL_FAMILIES: [&str; 7] = [
+const POLL_FAMILIES: [&str; 8] = [
     "whatsapp_target_info{",
+    "whatsapp_items_skipped_total{",
     "whatsapp_up{",
     "whatsapp_poll_",
     "whatsapp_last_poll_success_timestamp_seconds{",
