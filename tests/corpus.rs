@@ -444,6 +444,35 @@ fn cases() -> Vec<Case> {
             absent: vec![],
         },
         Case {
+            name: "graph-templates-relayed",
+            keys: "type: cloud_api\n    access_token: corpus-token-0123\n    waba_id: \"102290129340398\"\n    discover: true",
+            // The page asked for name, category and status only (no language), and its
+            // `next` names graph.facebook.com: the listing goes on from paging.cursors.after
+            // on the configured host instead.
+            rules: vec![
+                answer("after=QVFIU", 200, r#"{"data":[]}"#),
+                answer(
+                    "message_templates",
+                    200,
+                    "cloud_api/message-templates-page-approved-pending-rejected.json",
+                ),
+                answer("phone_numbers", 200, r#"{"data":[]}"#),
+                answer(
+                    "102290129340398?",
+                    200,
+                    "cloud_api/health-status-phone-available.json",
+                ),
+            ],
+            expect: vec![
+                r#"whatsapp_template_status{{t},template_id="1387372356726668",template_name="reservation_confirmation",language="",status="APPROVED"} 1"#,
+                r#"whatsapp_template_status{{t},template_id="1137051647947973",template_name="address_update",language="",status="PENDING"} 1"#,
+                r#"whatsapp_template_status{{t},template_id="1166414785519855",template_name="reservation_confirmation_short_banner",language="",status="REJECTED"} 1"#,
+                r#"whatsapp_poll_success{{t},endpoint="discovery"} 1"#,
+                r#"whatsapp_items_skipped_total{{t},endpoint="discovery"} 0"#,
+            ],
+            absent: vec![],
+        },
+        Case {
             name: "graph-190",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"1\"]",
             rules: vec![answer(

@@ -246,7 +246,9 @@ impl CloudApiClient {
         Ok(Polled::read(samples, problems))
     }
 
-    /// Follows `paging.next` through every page, within the base URL's origin.
+    /// Follows `paging.next` through every page, within the base URL's origin: a `next` on
+    /// another host (a relay passing Graph's links on) is not followed, the first request is
+    /// repeated from `paging.cursors.after` instead, so the token never leaves the origin.
     async fn list<T>(
         &mut self,
         first: &str,
@@ -264,6 +266,18 @@ impl CloudApiClient {
             };
             url = Url::parse(&next)
                 .map_err(|e| PollError::new(Reason::Decode, format!("paging.next: {e}")))?;
+            if let (false, Some(after)) = (url.origin() == self.base.base().origin(), page.after) {
+                url = self.url(first)?;
+                let kept: Vec<(String, String)> = url
+                    .query_pairs()
+                    .filter(|(k, _)| k != "after")
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                url.query_pairs_mut()
+                    .clear()
+                    .extend_pairs(kept)
+                    .append_pair("after", &after);
+            }
             if url.origin() != self.base.base().origin() {
                 return Err(PollError::new(
                     Reason::Decode,

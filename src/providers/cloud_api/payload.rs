@@ -32,6 +32,9 @@ pub struct Page<T> {
     pub data: Vec<T>,
     /// `paging.next`: the URL of the next page; `None` on the last page.
     pub next: Option<String>,
+    /// `paging.cursors.after`: where the next page starts, for a `next` that names another
+    /// host than the one asked (a relay of Graph's answers).
+    pub after: Option<String>,
 }
 
 /// One usage figure from a rate-limit header.
@@ -67,8 +70,8 @@ pub fn parse_phone_numbers_page(
     page(body, phone_number, problems)
 }
 
-/// Parses a page of `/<WABA_ID>/message_templates`, entry by entry: one without its id,
-/// name, language or status is skipped (noted in `problems`), the others kept.
+/// Parses a page of `/<WABA_ID>/message_templates`, entry by entry: one without its id or
+/// status is skipped (noted in `problems`), the others kept.
 pub fn parse_templates_page(
     body: &[u8],
     problems: &mut Problems,
@@ -116,9 +119,20 @@ fn phone_number(o: &Obj, base: &str, problems: &mut Problems) -> Result<PhoneNum
 
 fn template(o: &Obj, base: &str, problems: &mut Problems) -> Result<Template, PayloadError> {
     let id = required_id(o, base, "id")?;
-    let name = required_str(o, base, "name")?;
-    let language = required_str(o, base, "language")?;
     let status = required_str(o, base, "status")?;
+    // Usable without a name or language (a page asked for fewer fields): their labels
+    // stay empty, noted.
+    let mut label = |name: &str| {
+        let value = problems.opt_str(o, base, name);
+        if value.is_none() && present(o, name).is_none() {
+            problems.ignore(PayloadError::Missing {
+                path: field(base, name),
+            });
+        }
+        value.unwrap_or_default()
+    };
+    let name = label("name");
+    let language = label("language");
     let category = problems.opt_str(o, base, "category");
     let quality = match present(o, "quality_score") {
         None => None,
@@ -166,17 +180,26 @@ fn page<T>(
             problems.item(read)
         })
         .collect();
-    let next = match present(&root, "paging") {
-        None => None,
-        Some(Value::Object(p)) => problems
-            .opt_str(p, "paging", "next")
-            .filter(|s| !s.is_empty()),
+    let (next, after) = match present(&root, "paging") {
+        None => (None, None),
+        Some(Value::Object(p)) => {
+            let next = problems
+                .opt_str(p, "paging", "next")
+                .filter(|s| !s.is_empty());
+            let after = match present(p, "cursors") {
+                Some(Value::Object(c)) => problems
+                    .opt_str(c, "paging.cursors", "after")
+                    .filter(|s| !s.is_empty()),
+                _ => None,
+            };
+            (next, after)
+        }
         Some(v) => {
             problems.ignore(wrong_type::<GraphError>("paging", "object", v));
-            None
+            (None, None)
         }
     };
-    Ok(Page { data, next })
+    Ok(Page { data, next, after })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -968,6 +991,7 @@ mod tests {
                     },
                 ],
                 next: None,
+                after: Some("QVFIUkRqSnhCekF2TDZAXMjRtT0VZAZA3NtVmRhRW5V".into()),
             }
         );
         let page = parse_phone_numbers_page(
@@ -978,7 +1002,8 @@ mod tests {
             page,
             Page {
                 data: vec![phone("7")],
-                next: Some("https://graph.facebook.com/v24.0/1/phone_numbers?after=QQ".into())
+                next: Some("https://graph.facebook.com/v24.0/1/phone_numbers?after=QQ".into()),
+                after: None,
             }
         );
         // An entry without an id is skipped and noted; its siblings are kept.
@@ -1040,6 +1065,7 @@ mod tests {
                     },
                 ],
                 next: Some("https://graph.facebook.com/v24.0/102290129340398/message_templates?fields=id,name,language,status,category,quality_score&limit=2&after=MQZDZD".into()),
+                after: Some("MQZDZD".into()),
             }
         );
     }
@@ -1069,6 +1095,7 @@ mod tests {
                     },
                 ],
                 next: None,
+                after: Some("MwZDZD".into()),
             }
         );
         for body in [
@@ -1081,7 +1108,8 @@ mod tests {
                 parse_templates_page(body.as_bytes(), &mut Problems::default()).unwrap(),
                 Page {
                     data: vec![],
-                    next: None
+                    next: None,
+                    after: None,
                 },
                 "{body}"
             );
@@ -1137,6 +1165,34 @@ mod tests {
             templates_problem(&t(r#""id":"2","name":"b","language":"en","status":null"#)),
             missing::<GraphError>("data[1].status").to_string()
         );
+        // Without id or status a template is skipped; without name or language it is
+        // kept with those labels empty.
+        let mut problems = Problems::default();
+        let page = parse_templates_page(
+            t(r#""id":"2","status":"PAUSED""#).as_bytes(),
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(page.data.len(), 2);
+        assert_eq!(
+            (
+                page.data[1].id.as_str(),
+                page.data[1].name.as_str(),
+                page.data[1].language.as_str(),
+                page.data[1].status.as_str()
+            ),
+            ("2", "", "", "PAUSED")
+        );
+        assert_eq!(problems.skipped(), 0);
+        assert_eq!(problems.notes().len(), 2, "{problems:?}");
+        let mut problems = Problems::default();
+        let page = parse_templates_page(
+            t(r#""name":"b","language":"en","status":"APPROVED""#).as_bytes(),
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(page.data.len(), 1);
+        assert_eq!(problems.skipped(), 1);
     }
 
     #[test]
