@@ -207,6 +207,61 @@ async fn state_transitions_and_vanishing_node() {
     run.stop().await;
 }
 
+/// A coreapp that answers 1011 "Service not ready" in place of its health: shown as such,
+/// its siblings as usual, nothing skipped, and back to its status once it answers one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_answers_an_error_is_shown_beside_its_siblings() {
+    let run = common::start(SimulatorOptions::default(), three_clusters).await;
+    let sim = run.simulator.simulator().clone();
+    run.wait_for_lines(&["whatsapp_up{target=\"ha\"} 1"]).await;
+    let core = sim::HA_NODES[2];
+    sim.set_node_error(Cluster::Ha, Some(core), Some((1011, "Service not ready")));
+    let error_line = format!(
+        "whatsapp_node_error_info{{target=\"ha\",node=\"{core}\",code=\"1011\",title=\"Service not ready\"}} 1"
+    );
+    let metrics = run.wait_for_lines(&[&error_line]).await;
+    for status in whatsapp_exporter::providers::onprem::GATEWAY_STATUSES {
+        let line = format!(
+            "whatsapp_gateway_status{{target=\"ha\",node=\"{core}\",status=\"{status}\"}} 0"
+        );
+        assert!(has_line(&metrics, &line), "{line}\n{metrics}");
+    }
+    for (node, status) in [
+        (sim::HA_NODES[0], sim::HA_GATEWAY_STATUS[0]),
+        (sim::HA_NODES[1], sim::HA_GATEWAY_STATUS[1]),
+    ] {
+        let line = format!(
+            "whatsapp_gateway_status{{target=\"ha\",node=\"{node}\",status=\"{status}\"}} 1"
+        );
+        assert!(has_line(&metrics, &line), "{line}\n{metrics}");
+    }
+    assert!(has_line(
+        &metrics,
+        &format!("whatsapp_node_role{{target=\"ha\",node=\"{core}\",role=\"coreapp\"}} 1")
+    ));
+    assert!(has_line(&metrics, "whatsapp_up{target=\"ha\"} 1"));
+    assert!(has_line(
+        &metrics,
+        "whatsapp_items_skipped_total{target=\"ha\",endpoint=\"health\"} 0"
+    ));
+    common::promtool_check(&metrics);
+    sim.set_node_error(Cluster::Ha, Some(core), None);
+    let metrics = run
+        .wait_until(
+            |m| !m.contains("whatsapp_node_error_info{"),
+            "the node error to go",
+        )
+        .await;
+    assert!(has_line(
+        &metrics,
+        &format!(
+            "whatsapp_gateway_status{{target=\"ha\",node=\"{core}\",status=\"{}\"}} 1",
+            sim::HA_GATEWAY_STATUS[2]
+        )
+    ));
+    run.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_values_pass_through() {
     let run = common::start(SimulatorOptions::default(), three_clusters).await;

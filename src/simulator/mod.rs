@@ -831,6 +831,14 @@ impl Simulator {
         self.with_nodes(cluster, node, |n| n.gateway_status = status.to_string());
     }
 
+    /// Makes nodes answer `{"errors":[{code, title, details}]}` in place of their
+    /// `gateway_status` in `/v1/health` (as a coreapp that is not ready does: 1011
+    /// "Service not ready"), or with `None` answer their status again.
+    pub fn set_node_error(&self, cluster: Cluster, node: Option<&str>, error: Option<(i64, &str)>) {
+        let error = error.map(|(code, title)| (code, title.to_owned()));
+        self.with_nodes(cluster, node, |n| n.health_error = error.clone());
+    }
+
     /// Sets a node's `role`; ignored on the single instance, which has none.
     pub fn set_role(&self, cluster: Cluster, node: &str, role: &str) {
         if cluster == Cluster::Single {

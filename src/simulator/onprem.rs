@@ -201,6 +201,9 @@ pub(crate) struct Node {
     /// `None` for the single instance.
     pub role: Option<String>,
     pub gateway_status: String,
+    /// `(code, title)` of the error the node answers in place of its `gateway_status`, as a
+    /// coreapp that is not ready does (1011 "Service not ready").
+    pub health_error: Option<(i64, String)>,
     pub socket_conn: String,
     /// `None` for the single instance.
     pub shards: Option<Vec<[i64; 2]>>,
@@ -255,6 +258,7 @@ impl ClusterState {
             key: key.to_string(),
             role: role.map(str::to_string),
             gateway_status: gateway.to_string(),
+            health_error: None,
             socket_conn: socket_for(gateway).to_string(),
             shards,
             free_space,
@@ -395,15 +399,21 @@ impl ClusterState {
     pub fn health(&self, shape: Shape) -> Value {
         let entry = |n: &Node| {
             let mut m = Map::new();
-            match shape {
-                Shape::Normal => {
+            match (shape, &n.health_error) {
+                (Shape::Normal, Some((code, title))) => {
+                    m.insert(
+                        "errors".into(),
+                        json!([{"code": code, "title": title, "details": "Wacore is not instantiated. Please check wacore log for details."}]),
+                    );
+                }
+                (Shape::Normal, None) => {
                     m.insert("gateway_status".into(), json!(n.gateway_status));
                 }
-                Shape::MissingField => {}
-                Shape::NullField => {
+                (Shape::MissingField, _) => {}
+                (Shape::NullField, _) => {
                     m.insert("gateway_status".into(), Value::Null);
                 }
-                Shape::UnknownValue => {
+                (Shape::UnknownValue, _) => {
                     m.insert("gateway_status".into(), json!("rebooting"));
                 }
             }

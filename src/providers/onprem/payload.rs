@@ -155,7 +155,8 @@ pub type PayloadError = crate::json::PayloadError<ApiError>;
 /// Parses a `/v1/health` body. Read node by node: a node that is not an object is
 /// skipped, a node with an `errors` array in place of its `gateway_status` is kept with
 /// its errors, and a field that cannot be read is ignored; each is noted in `problems`.
-/// The body fails as a whole only when it has no `health` object or no node could be read.
+/// The body fails as a whole only when it has no `health` object, or no node could be read
+/// or tells its status or errors.
 pub fn parse_health(body: &[u8]) -> Result<HealthReport, PayloadError> {
     let root = load(body)?;
     let health = payload_object(&root, "health")?;
@@ -170,7 +171,15 @@ pub fn parse_health(body: &[u8]) -> Result<HealthReport, PayloadError> {
         }
         Nodes::Single(health_node(health, "health", &mut problems))
     } else {
-        Nodes::Cluster(cluster(health, "health", health_node, &mut problems)?)
+        let nodes = cluster(health, "health", health_node, &mut problems)?;
+        // Not one node says how it is: the answer says nothing.
+        let silent = |n: &HealthNode| n.gateway_status.is_none() && n.errors.is_empty();
+        if let (true, Some((key, _))) = (nodes.iter().all(|(_, n)| silent(n)), nodes.first()) {
+            return Err(PayloadError::Missing {
+                path: field(&crate::json::key("health", key), "gateway_status"),
+            });
+        }
+        Nodes::Cluster(nodes)
     };
     Ok(HealthReport {
         meta: meta(&root, &mut problems),
