@@ -38,6 +38,13 @@ const fn answer(contains: &'static str, status: u16, body: &'static str) -> Rule
     }
 }
 
+/// The expected lines of a case, as owned strings.
+macro_rules! lines {
+    ($($line:expr),* $(,)?) => {
+        vec![$(String::from($line)),*]
+    };
+}
+
 struct Case {
     /// The target's name, and its path prefix on the mock upstream.
     name: &'static str,
@@ -46,7 +53,7 @@ struct Case {
     rules: Vec<Rule>,
     /// Lines that must all be on /metrics (`{t}` is the target label); a counter written
     /// `series >= 1` counts at least once (the binary polls every second).
-    expect: Vec<&'static str>,
+    expect: Vec<String>,
     /// Series prefixes that must not be there.
     absent: Vec<&'static str>,
 }
@@ -181,6 +188,27 @@ fn satisfied(metrics: &str, expected: &str) -> bool {
     }
 }
 
+/// A target whose every request is answered with `status` and the body of `file`, and
+/// whose polls of `endpoint` must fail with `reason`.
+fn fails(
+    name: &'static str,
+    keys: &'static str,
+    status: u16,
+    file: &'static str,
+    endpoint: &str,
+    reason: &str,
+) -> Case {
+    Case {
+        name,
+        keys,
+        rules: vec![answer("", status, file)],
+        expect: vec![format!(
+            r#"whatsapp_poll_errors_total{{{{t}},endpoint="{endpoint}",reason="{reason}"}} >= 1"#
+        )],
+        absent: vec![],
+    }
+}
+
 fn cases() -> Vec<Case> {
     vec![
         // --- On-Premises ---------------------------------------------------------------------
@@ -192,7 +220,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "onprem/health-ha-master-unregistered-core-error-1011.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_gateway_status{{t},node="10.212.65.151:wa-master-441234567890-0",status="unregistered"} 1"#,
                 r#"whatsapp_gateway_status{{t},node="10.212.65.151:wa-master-441234567890-0",status="connected"} 0"#,
                 r#"whatsapp_node_role{{t},node="10.212.65.151:wa-master-441234567890-0",role="primary_master"} 1"#,
@@ -213,7 +241,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "onprem/health-ha-master-disconnected-core-connected.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_gateway_status{{t},node="10.210.71.117:wa-master-447418342132-0",status="disconnected"} 1"#,
                 r#"whatsapp_gateway_status{{t},node="10.210.72.103:wa-core-447418342132-0",status="connected"} 1"#,
                 r#"whatsapp_node_role{{t},node="10.210.72.103:wa-core-447418342132-0",role="coreapp"} 1"#,
@@ -229,7 +257,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "onprem/health-multiconnect-5-nodes-partial.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_gateway_status{{t},node="10.210.70.141:wa-core-97145031111-2",status="disconnected"} 1"#,
                 r#"whatsapp_gateway_status{{t},node="10.210.71.84:wa-master-97145031111-0",status="connected"} 1"#,
                 r#"whatsapp_api_info{{t},version="v2.21.6",api_status="stable"} 1"#,
@@ -244,7 +272,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "onprem/health-single-core-disconnected.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_gateway_status{{t},node="10.212.65.151:wa-core-441234567890-1",status="disconnected"} 1"#,
                 r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
             ],
@@ -256,7 +284,7 @@ fn cases() -> Vec<Case> {
             // Meta's reference lists the allowed values joined by " | ": an unknown state,
             // exported as its own series beside the known ones at 0.
             rules: vec![answer("v1/health", 200, "onprem/health-ha-doc-template.json")],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_gateway_status{{t},node="your-hostname1:your-container-id1",status="connected"} 0"#,
                 r#"whatsapp_gateway_status{{t},node="your-hostname1:your-container-id1",status="connected | connecting | disconnected | uninitialized | unregistered"} 1"#,
                 r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
@@ -274,7 +302,7 @@ fn cases() -> Vec<Case> {
                     "onprem/health-primary-master-connected.json",
                 ),
             ],
-            expect: vec![
+            expect: lines![
                 // expires_after "2021-09-14 15:29:26+00:00"
                 r#"whatsapp_auth_token_expiry_timestamp_seconds{{t}} 1631633366"#,
                 r#"whatsapp_up{{t}} 1"#,
@@ -286,7 +314,7 @@ fn cases() -> Vec<Case> {
             name: "onprem-1005",
             keys: "type: onprem\n    endpoints: [health]\n    api_key: corpus-key-0123",
             rules: vec![answer("v1/health", 401, "onprem/error-1005-access-denied.json")],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_poll_success{{t},endpoint="health"} 0"#,
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="unauthorized"} >= 1"#,
             ],
@@ -300,7 +328,7 @@ fn cases() -> Vec<Case> {
                 404,
                 "onprem/error-1006-resource-not-found.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="http_status"} >= 1"#,
             ],
             absent: vec![],
@@ -314,7 +342,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "cloud_api/phone-number-connected-tier-1k.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_phone_quality_rating{{t},phone_number_id="1234567890123456",rating="GREEN"} 1"#,
                 r#"whatsapp_phone_number_status{{t},phone_number_id="1234567890123456",status="CONNECTED"} 1"#,
                 r#"whatsapp_phone_name_status{{t},phone_number_id="1234567890123456",status="APPROVED"} 1"#,
@@ -332,7 +360,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "cloud_api/phone-number-unverified.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_phone_number_status{{t},phone_number_id="2345678901234567",status="UNVERIFIED"} 1"#,
                 r#"whatsapp_phone_quality_rating{{t},phone_number_id="2345678901234567",rating="NA"} 1"#,
                 r#"whatsapp_phone_name_status{{t},phone_number_id="2345678901234567",status="NONE"} 1"#,
@@ -347,7 +375,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "cloud_api/phone-number-messaging-limit-tier-250.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_phone_messaging_limit_tier{{t},phone_number_id="106540352242922",tier="TIER_250"} 1"#,
                 r#"whatsapp_phone_messaging_limit{{t},phone_number_id="106540352242922"} 250"#,
             ],
@@ -361,7 +389,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "cloud_api/health-status-phone-limited-display-name.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_messaging_health_status{{t},status="LIMITED"} 1"#,
                 r#"whatsapp_can_send_message{{t},entity_type="PHONE_NUMBER",entity_id="106540352242922",status="LIMITED"} 1"#,
                 r#"whatsapp_can_send_message{{t},entity_type="WABA",entity_id="102290129340398",status="AVAILABLE"} 1"#,
@@ -377,7 +405,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "cloud_api/health-status-template-blocked-141002.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_messaging_health_status{{t},status="BLOCKED"} 1"#,
                 r#"whatsapp_can_send_message{{t},entity_type="MESSAGE_TEMPLATE",entity_id="2632273056924580",status="BLOCKED"} 1"#,
                 r#"whatsapp_entity_error_info{{t},entity_type="MESSAGE_TEMPLATE",entity_id="2632273056924580",error_code="141002",error_description="Message templates can only be sent out if they are approved.",possible_solution="Edit or appeal the message template review decision."} 1"#,
@@ -393,7 +421,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "cloud_api/health-status-sip-blocked-138024.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_messaging_health_status{{t},status="BLOCKED"} 1"#,
                 r#"whatsapp_can_send_message{{t},entity_type="PHONE_NUMBER",entity_id="597727103418254",status="AVAILABLE"} 1"#,
                 r#"whatsapp_can_receive_call_sip{{t},entity_type="PHONE_NUMBER",entity_id="597727103418254",status="BLOCKED"} 1"#,
@@ -432,7 +460,7 @@ fn cases() -> Vec<Case> {
                     "cloud_api/health-status-phone-available.json",
                 ),
             ],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_template_status{{t},template_id="1192339204654487",template_name="hello_world",language="en_US",status="APPROVED"} 1"#,
                 r#"whatsapp_template_status{{t},template_id="920070352646140",template_name="2023_april_promo",language="en_US",status="APPROVED"} 1"#,
                 r#"whatsapp_poll_success{{t},endpoint="discovery"} 1"#,
@@ -463,7 +491,7 @@ fn cases() -> Vec<Case> {
                     "cloud_api/health-status-phone-available.json",
                 ),
             ],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_template_status{{t},template_id="1387372356726668",template_name="reservation_confirmation",language="",status="APPROVED"} 1"#,
                 r#"whatsapp_template_status{{t},template_id="1137051647947973",template_name="address_update",language="",status="PENDING"} 1"#,
                 r#"whatsapp_template_status{{t},template_id="1166414785519855",template_name="reservation_confirmation_short_banner",language="",status="REJECTED"} 1"#,
@@ -480,7 +508,7 @@ fn cases() -> Vec<Case> {
                 401,
                 "cloud_api/error-190-463-session-expired.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="unauthorized"} >= 1"#,
             ],
             absent: vec![],
@@ -493,7 +521,7 @@ fn cases() -> Vec<Case> {
                 400,
                 "cloud_api/error-80007-waba-rate-limit.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="rate_limited"} >= 1"#,
             ],
             absent: vec![],
@@ -502,7 +530,7 @@ fn cases() -> Vec<Case> {
             name: "graph-4",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"1\"]",
             rules: vec![answer("", 400, "cloud_api/error-4-app-rate-limit.json")],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="rate_limited"} >= 1"#,
             ],
             absent: vec![],
@@ -515,7 +543,7 @@ fn cases() -> Vec<Case> {
                 500,
                 "cloud_api/error-2-service-unavailable.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="unavailable"} >= 1"#,
             ],
             absent: vec![],
@@ -528,53 +556,45 @@ fn cases() -> Vec<Case> {
                 403,
                 "cloud_api/error-200-permission-1349174.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="unauthorized"} >= 1"#,
             ],
             absent: vec![],
         },
         // --- 360dialog -----------------------------------------------------------------------
-        Case {
-            name: "d360-613",
-            keys: "type: dialog360\n    api_key: corpus-key-0123",
-            // Meta's envelope relayed: a rate limit by its code.
-            rules: vec![answer(
-                "",
-                429,
-                "dialog360/error-613-relayed-rate-limit.json",
-            )],
-            expect: vec![
-                r#"whatsapp_poll_errors_total{{t},endpoint="health_status",reason="rate_limited"} >= 1"#,
-            ],
-            absent: vec![],
-        },
-        Case {
-            name: "d360-401",
-            keys: "type: dialog360\n    api_key: corpus-key-0123",
-            rules: vec![answer("", 401, "dialog360/error-401-invalid-api-key.json")],
-            expect: vec![
-                r#"whatsapp_poll_errors_total{{t},endpoint="health_status",reason="unauthorized"} >= 1"#,
-            ],
-            absent: vec![],
-        },
-        Case {
-            name: "d360-usage-limit",
-            keys: "type: dialog360\n    api_key: corpus-key-0123",
-            rules: vec![answer("", 400, "dialog360/error-400-usage-limit.json")],
-            expect: vec![
-                r#"whatsapp_poll_errors_total{{t},endpoint="health_status",reason="rate_limited"} >= 1"#,
-            ],
-            absent: vec![],
-        },
-        Case {
-            name: "d360-500",
-            keys: "type: dialog360\n    api_key: corpus-key-0123",
-            rules: vec![answer("", 500, "dialog360/error-500-internal.json")],
-            expect: vec![
-                r#"whatsapp_poll_errors_total{{t},endpoint="health_status",reason="http_status"} >= 1"#,
-            ],
-            absent: vec![],
-        },
+        // Meta's envelope relayed: a rate limit by its code.
+        fails(
+            "d360-613",
+            "type: dialog360\n    api_key: corpus-key-0123",
+            429,
+            "dialog360/error-613-relayed-rate-limit.json",
+            "health_status",
+            "rate_limited",
+        ),
+        fails(
+            "d360-401",
+            "type: dialog360\n    api_key: corpus-key-0123",
+            401,
+            "dialog360/error-401-invalid-api-key.json",
+            "health_status",
+            "unauthorized",
+        ),
+        fails(
+            "d360-usage-limit",
+            "type: dialog360\n    api_key: corpus-key-0123",
+            400,
+            "dialog360/error-400-usage-limit.json",
+            "health_status",
+            "rate_limited",
+        ),
+        fails(
+            "d360-500",
+            "type: dialog360\n    api_key: corpus-key-0123",
+            500,
+            "dialog360/error-500-internal.json",
+            "health_status",
+            "http_status",
+        ),
         Case {
             name: "d360-available",
             keys: "type: dialog360\n    api_key: corpus-key-0123",
@@ -583,7 +603,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "cloud_api/health-status-phone-available.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_messaging_health_status{{t},status="AVAILABLE"} 1"#,
                 r#"whatsapp_can_send_message{{t},entity_type="APP",entity_id="634974688087057",status="AVAILABLE"} 1"#,
             ],
@@ -594,7 +614,7 @@ fn cases() -> Vec<Case> {
             name: "kapso-healthy",
             keys: "type: kapso\n    api_key: corpus-key-0123\n    config_id: c1",
             rules: vec![answer("", 200, "kapso/legacy-config-health-healthy.json")],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_config_health_status{{t},status="healthy"} 1"#,
                 r#"whatsapp_messaging_health_status{{t},status="AVAILABLE"} 1"#,
             ],
@@ -608,7 +628,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "kapso/legacy-config-health-unhealthy-payment-141006.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_config_health_status{{t},status="unhealthy"} 1"#,
                 r#"whatsapp_messaging_health_status{{t},status="BLOCKED"} 1"#,
                 r#"whatsapp_health_check_passed{{t},check="messaging_health"} 0"#,
@@ -624,7 +644,7 @@ fn cases() -> Vec<Case> {
                 200,
                 "kapso/legacy-config-health-unhealthy-invalid-token-190.json",
             )],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_config_health_status{{t},status="unhealthy"} 1"#,
                 r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
             ],
@@ -634,21 +654,20 @@ fn cases() -> Vec<Case> {
             name: "kapso-error",
             keys: "type: kapso\n    api_key: corpus-key-0123\n    config_id: c1",
             rules: vec![answer("", 200, "kapso/legacy-config-health-error.json")],
-            expect: vec![
+            expect: lines![
                 r#"whatsapp_config_health_status{{t},status="error"} 1"#,
                 r#"whatsapp_upstream_errors_total{{t},endpoint="health"} >= 1"#,
             ],
             absent: vec![],
         },
-        Case {
-            name: "kapso-401",
-            keys: "type: kapso\n    api_key: corpus-key-0123\n    config_id: c1",
-            rules: vec![answer("", 401, "kapso/legacy-error-401-invalid-api-key.json")],
-            expect: vec![
-                r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="unauthorized"} >= 1"#,
-            ],
-            absent: vec![],
-        },
+        fails(
+            "kapso-401",
+            "type: kapso\n    api_key: corpus-key-0123\n    config_id: c1",
+            401,
+            "kapso/legacy-error-401-invalid-api-key.json",
+            "health",
+            "unauthorized",
+        ),
     ]
 }
 
