@@ -316,6 +316,8 @@ fn demo_output_passes_promtool_and_stops_on_sigterm() {
             "127.0.0.1:0",
             "--interval",
             "1s",
+            "--step",
+            "3s",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -326,8 +328,8 @@ fn demo_output_passes_promtool_and_stops_on_sigterm() {
     let mut lines = BufReader::new(stdout).lines();
     let url = read_until(&mut lines, "metrics:");
     // Every family of the contract, and the exporter's own, is in the demo's output once
-    // the scenario has moved a few steps (Kapso's error state brings the upstream error
-    // counter).
+    // the scenario has moved a step (step 1 has an HA node answer an error in place of its
+    // status, for whatsapp_node_error_info, until step 2).
     let mut names: Vec<String> = Family::ALL.iter().map(|f| f.name().to_owned()).collect();
     names.extend(
         [

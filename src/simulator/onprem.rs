@@ -63,8 +63,8 @@
 //!
 //! | step | single | ha | multiconnect |
 //! |---|---|---|---|
-//! | 1 | `connecting` / `SC` | `wa-ha-3` `disconnected` / `DN` | `wa-mc-4` `disconnected` / `DN` |
-//! | 2 | `connected` / `UP receiving offline` | failover: `wa-ha-2` becomes `coreapp`, `connecting` / `SC`; `wa-ha-3` becomes `secondary_master` | `wa-mc-4` `connecting` / `SC` |
+//! | 1 | `connecting` / `SC` | `wa-ha-3` `disconnected` / `DN`; `wa-ha-2` answers `errors` (1011 "Service not ready") in place of its status | `wa-mc-4` `disconnected` / `DN` |
+//! | 2 | `connected` / `UP receiving offline` | failover: `wa-ha-2` answers its status again, becomes `coreapp`, `connecting` / `SC`; `wa-ha-3` becomes `secondary_master` | `wa-mc-4` `connecting` / `SC` |
 //! | 3 | `UP` | `wa-ha-2` `connected` / `UP` | `wa-mc-4` `connected` / `UP` |
 //! | 4 | `disconnected` / `DN` | | `wa-mc-3` clock skew +95 s |
 //! | 5 | `uninitialized` / `UNK`, schema `message` +1 | | |
@@ -577,10 +577,16 @@ pub(crate) fn apply_step(clusters: &mut [ClusterState; 3], step: u64) {
         1 => {
             set(one(single), Some("connecting"), "SC");
             set(ha.node(HA_NODES[2]), Some("disconnected"), "DN");
+            if let Some(n) = ha.node(HA_NODES[1]) {
+                n.health_error = Some((1011, "Service not ready".to_owned()));
+            }
             set(mc.node(MULTICONNECT_NODES[3]), Some("disconnected"), "DN");
         }
         2 => {
             set(one(single), Some("connected"), "UP receiving offline");
+            if let Some(n) = ha.node(HA_NODES[1]) {
+                n.health_error = None;
+            }
             set_role(ha.node(HA_NODES[1]), "coreapp");
             set(ha.node(HA_NODES[1]), Some("connecting"), "SC");
             set_role(ha.node(HA_NODES[2]), "secondary_master");
