@@ -467,12 +467,15 @@ fn clip(text: &str, max: usize) -> (&str, usize) {
     (&text[..cut], text.len() - cut)
 }
 
-/// Control characters but the newline as escapes, so a body cannot garble the report.
+/// Control characters as escapes, so a body cannot garble the report; a line break (LF or
+/// CRLF) stays one.
 fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\n' => out.push('\n'),
+            '\r' if chars.peek() == Some(&'\n') => {}
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             c if c.is_control() => {
@@ -703,16 +706,15 @@ fn render_outcome(out: &mut String, outcome: &Outcome) {
                 let _ = writeln!(out, "  the upstream reports an error: {error}");
             }
             if !problems.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "  parts of the answer could not be read ({} items skipped):",
-                    problems.skipped()
-                );
+                out.push_str("  could not be read (the rest of the answer was used):\n");
                 for note in problems.notes() {
                     let _ = writeln!(out, "    {note}");
                 }
                 if problems.unlisted() > 0 {
                     let _ = writeln!(out, "    ... and {} more", problems.unlisted());
+                }
+                if problems.skipped() > 0 {
+                    let _ = writeln!(out, "  items skipped: {}", problems.skipped());
                 }
             }
         }
@@ -857,8 +859,8 @@ mod tests {
     fn non_utf8_and_control_characters_are_shown_escaped() {
         let redactor = Redactor::new(["k1"]);
         assert_eq!(
-            redactor.body(b"\xff\xfeok\r\n\x1b[31mk1\x00\tend"),
-            "\u{fffd}\u{fffd}ok\\r\n\\u{1b}[31m<redacted>\\u{0}\\tend"
+            redactor.body(b"\xff\xfeok\r\n\x1b[31mk1\x00\tend\rx"),
+            "\u{fffd}\u{fffd}ok\n\\u{1b}[31m<redacted>\\u{0}\\tend\\rx"
         );
     }
 
