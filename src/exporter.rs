@@ -473,6 +473,26 @@ impl Exporter {
         deadline: Option<Duration>,
         format: Format,
     ) -> Result<String, ProbeError> {
+        self.probe_as(name, deadline, Some(format)).await
+    }
+
+    /// Polls the target `name` now and answers the trace of that poll
+    /// (`/probe?debug=true`).
+    pub async fn probe_trace(
+        &self,
+        name: &str,
+        deadline: Option<Duration>,
+    ) -> Result<String, ProbeError> {
+        self.probe_as(name, deadline, None).await
+    }
+
+    /// The series in `format`, or with `None` the trace.
+    async fn probe_as(
+        &self,
+        name: &str,
+        deadline: Option<Duration>,
+        format: Option<Format>,
+    ) -> Result<String, ProbeError> {
         let config = self.config.load_full();
         let Some(target) = config.target(name) else {
             return Err(ProbeError::UnknownTarget(name.to_owned()));
@@ -484,7 +504,10 @@ impl Exporter {
                 target: name.to_owned(),
                 error,
             })?;
-        Ok(self.probes.probe(target, http, deadline, format).await)
+        Ok(match format {
+            Some(format) => self.probes.probe(target, http, deadline, format).await,
+            None => self.probes.trace(target, http, deadline).await,
+        })
     }
 
     /// Stops every polling task and the target-file watcher.

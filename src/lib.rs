@@ -25,6 +25,7 @@ pub mod shard;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod timestamp;
+pub mod trace;
 pub mod upstream;
 pub mod web;
 pub mod web_config;

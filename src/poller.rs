@@ -22,6 +22,7 @@ use crate::exposition::{Family, Samples};
 use crate::json::Problems;
 use crate::providers::{Client, TargetClient};
 use crate::timestamp::unix_seconds;
+use crate::trace;
 use crate::upstream::{PollError, Polled, Reason};
 
 /// After a rate limit without Retry-After the next poll waits the interval plus this,
@@ -272,6 +273,7 @@ impl Runner {
             let timeout = deadline.map_or(config.timeout, |d| {
                 config.timeout.min(d.saturating_duration_since(started))
             });
+            trace::endpoint(self.endpoints[index].name);
             let result =
                 match tokio::time::timeout(timeout, self.client.poll(index, &config.name)).await {
                     Ok(result) => result,
@@ -283,6 +285,21 @@ impl Runner {
                         ),
                     )),
                 };
+            trace::outcome(|| match &result {
+                Ok(Polled::NotDue) => trace::Outcome::NotDue,
+                Ok(Polled::Data {
+                    upstream_error,
+                    problems,
+                    ..
+                }) => trace::Outcome::Success {
+                    upstream_error: upstream_error.clone(),
+                    problems: problems.clone(),
+                },
+                Err(err) => trace::Outcome::Failed {
+                    reason: err.reason.as_str(),
+                    message: err.message.clone(),
+                },
+            });
             let endpoint = &mut self.endpoints[index];
             match result {
                 Ok(Polled::NotDue) => continue,

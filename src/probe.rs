@@ -14,6 +14,8 @@ use tokio::sync::Semaphore;
 use crate::config::Target;
 use crate::exposition::{render_families, Format};
 use crate::poller::{Runner, TargetState};
+use crate::self_metrics::{REVISION, VERSION};
+use crate::trace;
 use crate::upstream::{ClientError, ClientFor};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,26 @@ struct Probe {
     runner: Runner,
     /// When the last poll of this target began.
     last_poll: Option<Instant>,
+}
+
+impl Probe {
+    async fn poll(&mut self, deadline: Option<Instant>) {
+        self.last_poll = Some(Instant::now());
+        self.runner.poll_once_until(deadline).await;
+        self.runner.drop_stale();
+    }
+}
+
+/// The target's series as they are now.
+fn series(state: &TargetState, format: Format) -> String {
+    let snapshot = state.snapshot();
+    let parts: Vec<_> = snapshot.parts.iter().map(|p| p.as_ref()).collect();
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 1024);
+    render_families(&mut out, format, &parts);
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out
 }
 
 pub struct Probes {
@@ -66,19 +88,53 @@ impl Probes {
             let Ok(_permit) = self.semaphore.acquire().await else {
                 return String::new();
             };
-            probe.last_poll = Some(Instant::now());
-            let deadline = deadline.map(|d| started + d);
-            probe.runner.poll_once_until(deadline).await;
-            probe.runner.drop_stale();
+            probe.poll(deadline.map(|d| started + d)).await;
         }
+        series(&probe.state, format)
+    }
+
+    /// Polls `target` once, as [`Probes::probe`] does, and answers the trace of that poll
+    /// (`/probe?debug=true`). Its own poll always: a shared one would have no trace. The
+    /// poll counts like any other, so the next probe or scrape sees what it found.
+    pub async fn trace(
+        &self,
+        target: &Target,
+        http: ClientFor,
+        deadline: Option<Duration>,
+    ) -> String {
+        let started = Instant::now();
+        let probe = self.entry(target, http);
+        let mut probe = probe.lock().await;
+        let recording = {
+            let Ok(_permit) = self.semaphore.acquire().await else {
+                return String::new();
+            };
+            trace::record(probe.poll(deadline.map(|d| started + d)))
+                .await
+                .1
+        };
         let snapshot = probe.state.snapshot();
-        let parts: Vec<_> = snapshot.parts.iter().map(|p| p.as_ref()).collect();
-        let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 1024);
-        render_families(&mut out, format, &parts);
-        if format == Format::OpenMetrics {
-            out.push_str("# EOF\n");
-        }
-        out
+        let endpoints: Vec<&'static str> =
+            snapshot.status.endpoints.iter().map(|e| e.name).collect();
+        // A secret file that cannot be read now was not sent either.
+        let secrets: Vec<String> = target
+            .kind
+            .secrets()
+            .into_iter()
+            .filter_map(|source| source.read().ok())
+            .map(|secret| secret.expose().to_owned())
+            .collect();
+        trace::render(
+            &recording,
+            &trace::Context {
+                target: &target.name,
+                type_name: target.type_name(),
+                version: &format!("{VERSION} (revision {REVISION})"),
+                endpoints: &endpoints,
+                secrets: &secrets,
+                series: &series(&probe.state, Format::Text),
+            },
+        )
     }
 
     /// The probe of `target`, kept while its config and TLS files stay the same.

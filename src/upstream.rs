@@ -12,6 +12,7 @@ use reqwest::{StatusCode, Url};
 
 use crate::exposition::Samples;
 use crate::json::Problems;
+use crate::trace::Traced;
 
 /// Why a poll failed: the `reason` label of `whatsapp_poll_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -312,8 +313,29 @@ pub struct Fetched {
 
 /// Sends the request and reads at most `limit` bytes of body. The caller bounds the whole
 /// call with its timeout, body included.
+///
+/// Inside a `/probe?debug=true` poll, the exchange is also recorded for its trace.
 pub async fn fetch(request: reqwest::RequestBuilder, limit: u64) -> Result<Fetched, PollError> {
-    let mut response = request.send().await.map_err(|e| classify(&e))?;
+    let (client, request) = request.build_split();
+    let request = request.map_err(|e| classify(&e))?;
+    let traced = Traced::begin(&request);
+    let result = exchange(&client, request, limit, traced.as_ref()).await;
+    if let Some(traced) = traced {
+        traced.end(result.as_ref().err().map(|e| e as &dyn fmt::Display));
+    }
+    result
+}
+
+async fn exchange(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    limit: u64,
+    traced: Option<&Traced>,
+) -> Result<Fetched, PollError> {
+    let mut response = client.execute(request).await.map_err(|e| classify(&e))?;
+    if let Some(traced) = traced {
+        traced.head(response.status(), response.headers(), response.url());
+    }
     if let Some(length) = response.content_length() {
         if length > limit {
             return Err(too_large(limit));
@@ -325,6 +347,9 @@ pub async fn fetch(request: reqwest::RequestBuilder, limit: u64) -> Result<Fetch
     while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_large(limit));
+        }
+        if let Some(traced) = traced {
+            traced.chunk(&chunk);
         }
         body.extend_from_slice(&chunk);
     }

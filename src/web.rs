@@ -248,14 +248,28 @@ const PROBE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
 
 async fn probe(request: &Request<Incoming>, exporter: &Exporter) -> Response<Chunks> {
     let query = request.uri().query().unwrap_or("");
-    let target = reqwest::Url::parse(&format!("http://probe/?{query}"))
-        .ok()
-        .and_then(|url| {
-            url.query_pairs()
-                .find(|(key, _)| key == "target")
-                .map(|(_, value)| value.into_owned())
-        });
-    let Some(target) = target.filter(|t| !t.is_empty()) else {
+    let params: Vec<(String, String)> = reqwest::Url::parse(&format!("http://probe/?{query}"))
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let debug = match param("debug") {
+        None | Some("false") => false,
+        Some("true") => true,
+        // The value is not repeated: the answer shows nothing of the request it did not
+        // need to.
+        Some(_) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "debug takes true or false: /probe?target=<name>&debug=true answers the trace of one poll\n",
+            )
+        }
+    };
+    let Some(target) = param("target").filter(|t| !t.is_empty()) else {
         return text(
             StatusCode::BAD_REQUEST,
             "target parameter is missing: /probe?target=<name of a configured target>\n",
@@ -273,8 +287,14 @@ async fn probe(request: &Request<Incoming>, exporter: &Exporter) -> Response<Chu
                 timeout / 2
             }
         });
+    if debug {
+        return match exporter.probe_trace(target, deadline).await {
+            Ok(body) => text(StatusCode::OK, &body),
+            Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+        };
+    }
     let format = Format::negotiate(header("accept"));
-    match exporter.probe(&target, deadline, format).await {
+    match exporter.probe(target, deadline, format).await {
         Ok(body) => exposition(body, format, header("accept-encoding")),
         Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
     }

@@ -369,6 +369,48 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         let (status, body) = scene.request(what, extra, path);
         assert_eq!(status, expected, "{what}: {body}");
     }
+    // The trace of one poll of every target: request URLs, response headers and bodies,
+    // the login answer with its token, and the errors of the failing ones.
+    for target in [
+        "onprem-good",
+        "onprem-key-file",
+        "onprem-wrong",
+        "onprem-bearer",
+        "onprem-closed",
+        "cloud-good",
+        "cloud-wrong",
+        "d360-good",
+        "d360-wrong",
+        "kapso-good",
+        "kapso-wrong",
+    ] {
+        let what = format!("debug probe {target}");
+        let (status, trace) =
+            scene.request(&what, &[], &format!("/probe?target={target}&debug=true"));
+        assert_eq!(status, 200, "{what}: {trace}");
+        assert!(
+            trace.contains("\n  request 1: GET ") || trace.contains("\n  request 1: POST "),
+            "{what}: {trace}"
+        );
+        assert!(
+            trace.contains(&format!("\nwhatsapp_up{{target=\"{target}\"}} ")),
+            "{what}: {trace}"
+        );
+    }
+    // A debug probe that logs in: the login answer, its token redacted, is in the trace.
+    sim.revoke_tokens(Cluster::Single);
+    let (_, trace) = scene.request(
+        "debug probe onprem-good after a revoked token",
+        &[],
+        "/probe?target=onprem-good&debug=true",
+    );
+    assert!(trace.contains("\"token\":\"<redacted>\""), "{trace}");
+    let (status, _) = scene.request(
+        "debug probe bad value",
+        &[],
+        "/probe?target=onprem-good&debug=sEcReT",
+    );
+    assert_eq!(status, 400);
     let (status, _) = scene.request("reload by GET", &[], "/-/reload");
     assert_eq!(status, 405);
     let (_, probe) = scene.request("probe wrong key again", &[], "/probe?target=onprem-wrong");

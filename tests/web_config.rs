@@ -173,10 +173,11 @@ async fn basic_auth_guards_every_endpoint_over_tls() {
     let stranger = format!("mallory:{PASSWORD}");
 
     // Every endpoint, known or not, asks for credentials first.
-    let endpoints: [(&str, &[&str]); 9] = [
+    let endpoints: [(&str, &[&str]); 10] = [
         ("/metrics", &[]),
         ("/", &[]),
         ("/probe?target=single", &[]),
+        ("/probe?target=single&debug=true", &[]),
         ("/config", &[]),
         ("/-/healthy", &[]),
         ("/-/ready", &[]),
@@ -233,6 +234,28 @@ async fn basic_auth_guards_every_endpoint_over_tls() {
     assert_eq!(answer.status, 200);
     assert!(
         has_line(&answer.text(), "whatsapp_up{target=\"single\"} 1"),
+        "{}",
+        answer.text()
+    );
+    // The trace of one poll, behind the same credentials.
+    let answer = https(
+        &exporter,
+        &ca_file,
+        Some(&right),
+        &[],
+        "/probe?target=single&debug=true",
+    );
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("Content-Type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(answer.header("X-Frame-Options").as_deref(), Some("deny"));
+    for line in ["endpoint health", "whatsapp_up{target=\"single\"} 1"] {
+        assert!(has_line(&answer.text(), line), "{line}\n{}", answer.text());
+    }
+    assert!(
+        !answer.text().contains(api_key.as_str()),
         "{}",
         answer.text()
     );

@@ -18,6 +18,7 @@ use serde_yaml::Mapping;
 
 use crate::config_values::Keys;
 use crate::exposition::Samples;
+use crate::secret::SecretSource;
 use crate::upstream::{PollError, Polled, Upstream};
 
 /// The settings of a target that every provider has, as far as a provider's validation
@@ -44,6 +45,10 @@ pub trait Provider: Clone + std::fmt::Debug + PartialEq {
     /// Writes the provider's keys for the `/config` page, defaults resolved, with
     /// [`crate::config_values::put_secret`] for every secret.
     fn redact(&self, out: &mut Mapping);
+
+    /// Every secret of the target's configuration: `/probe?debug=true` takes their values
+    /// out of what it shows.
+    fn secrets(&self) -> Vec<&SecretSource>;
 
     fn client(&self, upstream: Upstream) -> Self::Client;
 
@@ -178,6 +183,12 @@ macro_rules! registry {
             pub fn redact(&self, out: &mut Mapping) {
                 match self {
                     $(TargetKind::$variant(config) => config.redact(out)),+
+                }
+            }
+
+            pub fn secrets(&self) -> Vec<&SecretSource> {
+                match self {
+                    $(TargetKind::$variant(config) => config.secrets()),+
                 }
             }
 

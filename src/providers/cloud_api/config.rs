@@ -127,6 +127,10 @@ impl Provider for CloudApiTarget {
         })
     }
 
+    fn secrets(&self) -> Vec<&SecretSource> {
+        vec![&self.access_token]
+    }
+
     fn redact(&self, out: &mut Mapping) {
         put_secret(out, "access_token", &self.access_token);
         put(out, "api_version", self.api_version.as_str());

@@ -42,6 +42,10 @@ impl Provider for Dialog360Target {
         })
     }
 
+    fn secrets(&self) -> Vec<&SecretSource> {
+        vec![&self.api_key]
+    }
+
     fn redact(&self, out: &mut Mapping) {
         put_secret(out, "api_key", &self.api_key);
     }

@@ -57,6 +57,10 @@ impl Provider for KapsoTarget {
         Ok(KapsoTarget { api_key, config_id })
     }
 
+    fn secrets(&self) -> Vec<&SecretSource> {
+        vec![&self.api_key]
+    }
+
     fn redact(&self, out: &mut Mapping) {
         put_secret(out, "api_key", &self.api_key);
         put(out, "config_id", self.config_id.as_str());

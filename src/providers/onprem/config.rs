@@ -124,6 +124,14 @@ impl Provider for OnPremTarget {
         })
     }
 
+    fn secrets(&self) -> Vec<&SecretSource> {
+        let login = self.login.as_ref().map(|l| &l.password);
+        [self.api_key.as_ref(), login, self.bearer_token.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     fn redact(&self, out: &mut Mapping) {
         if let Some(api_key) = &self.api_key {
             put_secret(out, "api_key", api_key);
