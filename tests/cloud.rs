@@ -448,6 +448,42 @@ async fn graph_errors_map_to_their_reasons() {
     run.stop().await;
 }
 
+/// An entity without its id in a number's health_status: that entity alone is skipped and
+/// counted; the number's other fields, the other entities and the poll stand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entity_without_id_is_skipped_alone() {
+    let run = cloud("  phone_number_ids: [106540352242922]\n".into()).await;
+    let sim = run.simulator.simulator().clone();
+    let entity = "whatsapp_can_send_message{target=\"cloud\",entity_type=\"PHONE_NUMBER\",entity_id=\"106540352242922\",status=\"AVAILABLE\"} 1";
+    run.wait_for_lines(&[
+        "whatsapp_up{target=\"cloud\"} 1",
+        entity,
+        "whatsapp_items_skipped_total{target=\"cloud\",endpoint=\"health\"} 0",
+    ])
+    .await;
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::PhoneNumber,
+        Some(CloudApiFault::Fault(Fault::OddItem)),
+    );
+    let skipped = "whatsapp_items_skipped_total{target=\"cloud\",endpoint=\"health\"}";
+    let metrics = run
+        .wait_until(|m| value(m, skipped).is_some_and(|v| v >= 1.0), skipped)
+        .await;
+    assert!(!has_line(&metrics, entity), "{metrics}");
+    for line in [
+        "whatsapp_up{target=\"cloud\"} 1",
+        "whatsapp_poll_success{target=\"cloud\",endpoint=\"health\"} 1",
+        "whatsapp_phone_quality_rating{target=\"cloud\",phone_number_id=\"106540352242922\",rating=\"GREEN\"} 1",
+        "whatsapp_can_send_message{target=\"cloud\",entity_type=\"WABA\",entity_id=\"102290129340398\",status=\"AVAILABLE\"} 1",
+    ] {
+        assert!(has_line(&metrics, line), "{line}\n{metrics}");
+    }
+    common::promtool_check(&metrics);
+    sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, None);
+    run.wait_for_lines(&[entity]).await;
+    run.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_is_unauthorized_and_never_shown() {
     let run = common::start(SimulatorOptions::default(), |s| {

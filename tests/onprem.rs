@@ -262,6 +262,63 @@ async fn a_node_that_answers_an_error_is_shown_beside_its_siblings() {
     run.stop().await;
 }
 
+/// One node of the answer that is not an object (health), one field that is not a number
+/// (support): the node is skipped and counted, the field left out, the rest exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_odd_node_is_skipped_and_counted_alone() {
+    let run = common::start(SimulatorOptions::default(), three_clusters).await;
+    let sim = run.simulator.simulator().clone();
+    run.wait_for_lines(&["whatsapp_up{target=\"ha\"} 1"]).await;
+    sim.set_fault(Cluster::Ha, Endpoint::Health, Some(Fault::OddItem));
+    sim.set_fault(Cluster::Ha, Endpoint::Support, Some(Fault::OddItem));
+    let skipped = "whatsapp_items_skipped_total{target=\"ha\",endpoint=\"health\"}";
+    let metrics = run
+        .wait_until(|m| value(m, skipped).is_some_and(|v| v >= 1.0), skipped)
+        .await;
+    let [odd, second, third] = sim::HA_NODES;
+    assert!(
+        !family(&metrics, "whatsapp_gateway_status")
+            .iter()
+            .any(|l| l.contains(odd)),
+        "{metrics}"
+    );
+    for line in [
+        format!(
+            "whatsapp_gateway_status{{target=\"ha\",node=\"{second}\",status=\"disconnected\"}} 1"
+        ),
+        format!("whatsapp_gateway_status{{target=\"ha\",node=\"{third}\",status=\"connected\"}} 1"),
+        "whatsapp_up{target=\"ha\"} 1".to_owned(),
+        "whatsapp_items_skipped_total{target=\"ha\",endpoint=\"support\"} 0".to_owned(),
+    ] {
+        assert!(has_line(&metrics, &line), "{line}\n{metrics}");
+    }
+    // Support: the odd node keeps its other volumes; only free_space_logs is left out.
+    let volumes: Vec<&str> = family(&metrics, "whatsapp_free_space_bytes")
+        .into_iter()
+        .filter(|l| l.contains(&format!("target=\"ha\",node=\"{odd}\"")))
+        .collect();
+    assert!(
+        volumes.iter().any(|l| l.contains("volume=\"data\"")),
+        "{volumes:?}"
+    );
+    assert!(
+        !volumes.iter().any(|l| l.contains("volume=\"logs\"")),
+        "{volumes:?}"
+    );
+    sim.set_fault(Cluster::Ha, Endpoint::Health, None);
+    sim.set_fault(Cluster::Ha, Endpoint::Support, None);
+    run.wait_until(
+        |m| {
+            family(m, "whatsapp_gateway_status")
+                .iter()
+                .any(|l| l.contains(odd))
+        },
+        "the node back",
+    )
+    .await;
+    run.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_values_pass_through() {
     let run = common::start(SimulatorOptions::default(), three_clusters).await;

@@ -86,6 +86,7 @@
 //! |---|---|
 //! | `MissingField` | every field but `id` left out |
 //! | `NullField` | every field but `id` `null` |
+//! | `OddItem` | the first entity of each `health_status` without its `id` (skipped alone) |
 //! | `UnknownValue` | `can_send_message` (overall and entities) `DEGRADED`, quality `PURPLE`, tiers `TIER_42`, `status` / `name_status` `HIBERNATING`, `account_mode` `DEMO`, `throughput.level` `TURBO`, `code_verification_status` `HALF_VERIFIED` |
 //! | `ErrorEnvelope` | the Graph error envelope with that status, code and message |
 //! | `TooManyRequests` | 429, code 4 `(#4) Application request limit reached` |
@@ -555,6 +556,17 @@ pub(crate) fn damage(value: &mut Value, shape: Shape) {
     };
     match shape {
         Shape::Normal => {}
+        // The first entity of the health_status without its id: it alone is skipped.
+        Shape::OddItem => {
+            if let Some(first) = m
+                .get_mut("health_status")
+                .and_then(|h| h.get_mut("entities"))
+                .and_then(|e| e.get_mut(0))
+                .and_then(Value::as_object_mut)
+            {
+                first.remove("id");
+            }
+        }
         Shape::MissingField => m.retain(|k, _| k == "id"),
         Shape::NullField => {
             for (k, v) in m.iter_mut() {

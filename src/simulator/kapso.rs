@@ -144,7 +144,7 @@ fn damage_kapso(body: &mut Value, shape: Shape) {
         return;
     };
     match shape {
-        Shape::Normal => {}
+        Shape::Normal | Shape::OddItem => {}
         Shape::MissingField => {
             m.remove("status");
         }

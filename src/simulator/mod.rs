@@ -415,6 +415,11 @@ pub enum Fault {
     /// Values outside the documented sets: health `gateway_status` `rebooting`, support
     /// `socket_conn` `XYZ`, login `expires_after` `never`.
     UnknownValue,
+    /// One item of an answer odd, the rest normal: On-Premises health's first cluster node
+    /// a bare string instead of an object, support's first node's `free_space_logs` a
+    /// string (the single instance answers normally); on the Graph API, the first entity
+    /// of a `health_status` without its `id`. Logins and Kapso answer normally.
+    OddItem,
     /// 200 with the normal payload sent chunked (no `Content-Length`): its first half, then
     /// the connection is reset (TCP RST).
     Reset,
@@ -1381,7 +1386,7 @@ impl Simulator {
                     .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 let expires_after = expires.format("%Y-%m-%d %H:%M:%S+00:00").to_string();
                 let user = match shape {
-                    onprem::Shape::Normal => {
+                    onprem::Shape::Normal | onprem::Shape::OddItem => {
                         json!({"token": token, "expires_after": expires_after})
                     }
                     onprem::Shape::MissingField => json!({"expires_after": expires_after}),
@@ -1479,6 +1484,7 @@ fn shape_of(fault: Option<&Fault>) -> onprem::Shape {
         Some(Fault::MissingField) => onprem::Shape::MissingField,
         Some(Fault::NullField) => onprem::Shape::NullField,
         Some(Fault::UnknownValue) => onprem::Shape::UnknownValue,
+        Some(Fault::OddItem) => onprem::Shape::OddItem,
         _ => onprem::Shape::Normal,
     }
 }
@@ -1492,7 +1498,11 @@ fn answer_with_fault(
     reply: impl FnOnce(FaultReply<'_>) -> Response<SimBody>,
 ) -> Action {
     match fault {
-        None | Some(Fault::MissingField) | Some(Fault::NullField) | Some(Fault::UnknownValue) => {
+        None
+        | Some(Fault::MissingField)
+        | Some(Fault::NullField)
+        | Some(Fault::UnknownValue)
+        | Some(Fault::OddItem) => {
             let (status, body) = payload();
             Action::Respond(json_response(status, &body))
         }

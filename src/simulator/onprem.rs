@@ -191,6 +191,10 @@ pub(crate) enum Shape {
     NullField,
     /// `gateway_status` `rebooting` (health) or `socket_conn` `XYZ` (support).
     UnknownValue,
+    /// One item odd, the rest normal: in a cluster, the first node's health a bare string
+    /// (`"connected"`) instead of an object, and the first node's `free_space_logs` a
+    /// string in support. The single instance answers normally.
+    OddItem,
 }
 
 /// One Webapp/Coreapp container (or the single instance).
@@ -400,13 +404,13 @@ impl ClusterState {
         let entry = |n: &Node| {
             let mut m = Map::new();
             match (shape, &n.health_error) {
-                (Shape::Normal, Some((code, title))) => {
+                (Shape::Normal | Shape::OddItem, Some((code, title))) => {
                     m.insert(
                         "errors".into(),
                         json!([{"code": code, "title": title, "details": "Wacore is not instantiated. Please check wacore log for details."}]),
                     );
                 }
-                (Shape::Normal, None) => {
+                (Shape::Normal | Shape::OddItem, None) => {
                     m.insert("gateway_status".into(), json!(n.gateway_status));
                 }
                 (Shape::MissingField, _) => {}
@@ -428,7 +432,14 @@ impl ClusterState {
             Value::Object(
                 self.nodes
                     .iter()
-                    .map(|n| (n.key.clone(), entry(n)))
+                    .enumerate()
+                    .map(|(i, n)| {
+                        let value = match (shape, i) {
+                            (Shape::OddItem, 0) => json!("connected"),
+                            _ => entry(n),
+                        };
+                        (n.key.clone(), value)
+                    })
                     .collect(),
             )
         }
@@ -500,7 +511,7 @@ impl ClusterState {
             m.insert("os_version".into(), json!(OS_VERSION));
             m.insert("schema".into(), Value::Object(schema));
             match shape {
-                Shape::Normal => {
+                Shape::Normal | Shape::OddItem => {
                     m.insert("socket_conn".into(), json!(n.socket_conn));
                 }
                 Shape::MissingField => {}
@@ -526,7 +537,14 @@ impl ClusterState {
             Value::Object(
                 self.nodes
                     .iter()
-                    .map(|n| (n.key.clone(), entry(n)))
+                    .enumerate()
+                    .map(|(i, n)| {
+                        let mut value = entry(n);
+                        if let (Shape::OddItem, 0, Value::Object(m)) = (shape, i, &mut value) {
+                            m.insert("free_space_logs".into(), json!("unknown"));
+                        }
+                        (n.key.clone(), value)
+                    })
                     .collect(),
             )
         }
