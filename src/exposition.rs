@@ -72,6 +72,8 @@ families! {
         "API version and status (deprecated, experimental, stable) from the response envelope's meta.";
     GatewayStatus => "whatsapp_gateway_status", Gauge,
         "Connection of the node to the WhatsApp servers, one series per status; 1 marks the current one.";
+    NodeErrorInfo => "whatsapp_node_error_info", Info,
+        "One series per node that answered an error instead of its health: the error's code and title.";
     NodeRole => "whatsapp_node_role", Gauge,
         "Role of the node in a High Availability or multiconnect cluster; 1 marks the current one.";
     SocketConnection => "whatsapp_socket_connection", Gauge,
