@@ -620,6 +620,10 @@ pub fn page(exporter: &Exporter, telemetry_path: &str) -> String {
     page
 }
 
+/// Reasons shown under a verdict: the worst come first, and a cluster of thousands of
+/// nodes must not make the page that long (its nodes column lists them all).
+const MAX_REASONS: usize = 5;
+
 /// One target: a `tbody` whose first row carries the summary (spanning every endpoint's
 /// row) and the first endpoint; `data-` attributes name what each cell shows, for tests
 /// and scripts that read the page.
@@ -644,10 +648,18 @@ pub fn target_rows(
          <td rowspan=\"{rows}\" class=\"verdict {v}\" data-verdict=\"{v}\">{v}",
         v = assessment.verdict.as_str()
     );
-    for reason in &assessment.reasons {
+    for reason in assessment.reasons.iter().take(MAX_REASONS) {
         out.push_str("<div class=\"reason\">");
         escape_html(out, reason);
         out.push_str("</div>");
+    }
+    if let Some(more) = assessment
+        .reasons
+        .len()
+        .checked_sub(MAX_REASONS)
+        .filter(|n| *n > 0)
+    {
+        let _ = write!(out, "<div class=\"reason\">and {more} more</div>");
     }
     out.push_str("</td>");
     nodes_cell(out, &summary.nodes, rows);
@@ -1360,6 +1372,33 @@ mod tests {
             "{html}"
         );
         assert_eq!(html.matches("<tr").count(), 1, "{html}");
+    }
+
+    #[test]
+    fn a_verdict_shows_its_worst_reasons_first_and_counts_the_rest() {
+        let mut samples = Samples::new("big");
+        for i in 0..8 {
+            node(
+                &mut samples,
+                &format!("n{i}"),
+                if i == 7 { "unregistered" } else { "connecting" },
+            );
+        }
+        let html = rows("big", &polled(&[("health", Some(false))]), &samples);
+        assert!(
+            html.contains(
+                "data-verdict=\"fail\">fail<div class=\"reason\">health poll failed</div>\
+                 <div class=\"reason\">node n7 unregistered</div>\
+                 <div class=\"reason\">node n0 connecting</div>"
+            ),
+            "{html}"
+        );
+        assert_eq!(html.matches("class=\"reason\"").count(), 6, "{html}");
+        assert!(
+            html.contains("<div class=\"reason\">and 4 more</div></td>"),
+            "{html}"
+        );
+        assert_eq!(html.matches("data-node=").count(), 8, "{html}");
     }
 
     #[test]
