@@ -72,10 +72,10 @@ families! {
         "API version and status (deprecated, experimental, stable) from the response envelope's meta.";
     GatewayStatus => "whatsapp_gateway_status", Gauge,
         "Connection of the node to the WhatsApp servers, one series per status; 1 marks the current one.";
-    NodeRole => "whatsapp_node_role", Gauge,
-        "Role of the node in a High Availability or multiconnect cluster; 1 marks the current one.";
     NodeErrorInfo => "whatsapp_node_error_info", Info,
         "One series per node that answered an error instead of its health: the error's code and title.";
+    NodeRole => "whatsapp_node_role", Gauge,
+        "Role of the node in a High Availability or multiconnect cluster; 1 marks the current one.";
     SocketConnection => "whatsapp_socket_connection", Gauge,
         "socket_conn of the node as sent (UP, DN, SC, UP receiving offline, UNK); 1 marks the current one.";
     FreeSpace => "whatsapp_free_space_bytes", Gauge,

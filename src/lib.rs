@@ -14,6 +14,7 @@ pub mod exporter;
 pub mod exposition;
 pub mod gzip;
 pub mod json;
+pub mod landing;
 pub mod logging;
 pub mod meta;
 pub mod poller;

@@ -3,12 +3,11 @@
 //! config asks for them.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -22,7 +21,6 @@ use tokio::sync::Semaphore;
 
 use crate::exporter::Exporter;
 use crate::exposition::{Body, Format};
-use crate::self_metrics::{REVISION, VERSION};
 use crate::web_config::WebSecurity;
 
 /// Connections served at once; more wait in the listen backlog.
@@ -203,7 +201,9 @@ async fn route(
         (&Method::GET | &Method::HEAD, p) if p == options.telemetry_path => {
             metrics(&request, exporter)
         }
-        (&Method::GET | &Method::HEAD, "/") => html(landing_page(exporter, options)),
+        (&Method::GET | &Method::HEAD, "/") => {
+            html(crate::landing::page(exporter, &options.telemetry_path))
+        }
         (&Method::GET | &Method::HEAD, "/probe") => probe(&request, exporter).await,
         (&Method::GET | &Method::HEAD, "/config") => text(
             StatusCode::OK,
@@ -446,113 +446,6 @@ impl hyper::body::Body for Chunks {
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
-fn escape_html(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn ago(time: Option<SystemTime>) -> String {
-    match time.and_then(|t| SystemTime::now().duration_since(t).ok()) {
-        Some(elapsed) => format!(
-            "{} ago",
-            humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
-        ),
-        None => "never".to_owned(),
-    }
-}
-
-fn landing_page(exporter: &Exporter, options: &WebOptions) -> String {
-    let mut page = String::with_capacity(4096);
-    page.push_str(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>WhatsApp Exporter</title>\
-         <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
-         td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
-         .ok{color:#2a7d2a}.fail{color:#b00020}</style></head><body>\n\
-         <h1>WhatsApp Exporter</h1>\n<p>Version ",
-    );
-    escape_html(&mut page, VERSION);
-    page.push_str(" (revision ");
-    escape_html(&mut page, REVISION);
-    let options_in_effect = exporter.options();
-    let _ = write!(
-        page,
-        ")</p>\n<p>Shard {} of {}; {} of {} configured targets polled in the background{}.</p>",
-        options_in_effect.shard.index,
-        options_in_effect.shard.count,
-        exporter.targets().len(),
-        exporter.config().targets.len(),
-        if options_in_effect.background {
-            ""
-        } else {
-            " (background polling is off: /probe polls them)"
-        }
-    );
-    page.push_str("\n<ul><li><a href=\"");
-    escape_html(&mut page, &options.telemetry_path);
-    page.push_str(
-        "\">Metrics</a></li><li><a href=\"/config\">Configuration</a></li>\
-         <li><a href=\"/-/healthy\">Health</a></li>\
-         <li><a href=\"/-/ready\">Readiness</a></li></ul>\n<h2>Targets</h2>\n",
-    );
-    let targets = exporter.targets();
-    if targets.is_empty() {
-        page.push_str("<p>No targets configured.</p>\n");
-    } else {
-        page.push_str(
-            "<table><tr><th>Target</th><th>Type</th><th>Endpoint</th><th>Last poll</th>\
-             <th>Result</th><th>Last success</th><th>Error</th></tr>\n",
-        );
-        for target in targets.iter() {
-            let snapshot = target.state.snapshot();
-            let config = &target.state.config;
-            let status = &snapshot.status;
-            if status.endpoints.is_empty() {
-                page.push_str("<tr><td>");
-                escape_html(&mut page, &config.name);
-                let _ = writeln!(
-                    page,
-                    "</td><td>{}</td><td></td><td>never</td><td>pending</td><td></td><td></td></tr>",
-                    config.type_name()
-                );
-            }
-            for endpoint in &status.endpoints {
-                page.push_str("<tr><td>");
-                escape_html(&mut page, &config.name);
-                let _ = write!(
-                    page,
-                    "</td><td>{}</td><td>{}</td><td>{}</td>",
-                    config.type_name(),
-                    endpoint.name,
-                    ago(status.last_poll)
-                );
-                page.push_str(match endpoint.success {
-                    Some(true) => "<td class=\"ok\">up</td>",
-                    Some(false) => "<td class=\"fail\">down</td>",
-                    None => "<td>pending</td>",
-                });
-                let _ = write!(page, "<td>{}</td><td>", ago(endpoint.last_success));
-                if let Some(error) = &endpoint.error {
-                    escape_html(&mut page, error);
-                }
-                page.push_str("</td></tr>\n");
-            }
-        }
-        page.push_str("</table>\n");
-    }
-    page.push_str("</body></html>\n");
-    page
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,15 +486,5 @@ mod tests {
         assert!(!accepts_gzip(Some("gzip;q=0")));
         assert!(!accepts_gzip(Some("identity")));
         assert!(!accepts_gzip(None));
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        let mut out = String::new();
-        escape_html(&mut out, "<script>\"x\" & 'y'</script>");
-        assert_eq!(
-            out,
-            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
-        );
     }
 }

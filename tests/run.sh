@@ -2,9 +2,10 @@
 # Runs every test of whatsapp-exporter on a Debian machine with the Rust toolchain,
 # installing what the tests need first: promtool and Prometheus (Debian's prometheus),
 # Alertmanager and amtool (prometheus-alertmanager), systemd-analyze (systemd), curl (the
-# web config and secrets tests talk to the binary with it), Node.js and npm for the
-# dashboard type check and that check's npm packages, and the Python checkers of the
-# deployment files (tests/deploy/*/requirements.txt).
+# web config and secrets tests talk to the binary with it), Chromium (the landing page
+# test renders the page in it, headless), Node.js and npm for the dashboard type check
+# and that check's npm packages, and the Python checkers of the deployment files
+# (tests/deploy/*/requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,7 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
