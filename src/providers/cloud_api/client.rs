@@ -262,14 +262,7 @@ impl CloudApiClient {
             let Some(next) = page.next else {
                 return Ok(all);
             };
-            url = Url::parse(&next)
-                .map_err(|e| PollError::new(Reason::Decode, format!("paging.next: {e}")))?;
-            if url.origin() != self.base.base().origin() {
-                return Err(PollError::new(
-                    Reason::Decode,
-                    "paging.next leads to another origin: not followed",
-                ));
-            }
+            url = next_url(self.base.base(), &next)?;
         }
         Err(PollError::new(
             Reason::Decode,
@@ -339,6 +332,20 @@ fn check_content_type(value: Option<&reqwest::header::HeaderValue>) -> Result<()
     upstream::check_json_content_type(value)
 }
 
+/// A `paging.next` link, followed only within the origin of `base`: the credentials go
+/// with it.
+pub(crate) fn next_url(base: &Url, next: &str) -> Result<Url, PollError> {
+    let url = Url::parse(next)
+        .map_err(|e| PollError::new(Reason::Decode, format!("paging.next: {e}")))?;
+    if url.origin() != base.origin() {
+        return Err(PollError::new(
+            Reason::Decode,
+            "paging.next leads to another origin: not followed",
+        ));
+    }
+    Ok(url)
+}
+
 fn decode(e: PayloadError) -> PollError {
     PollError::new(Reason::Decode, e.to_string())
 }
@@ -346,7 +353,7 @@ fn decode(e: PayloadError) -> PollError {
 /// Whether a failed request for one phone number concerns that number alone (it does not
 /// exist any more, its answer is odd), so its siblings are still asked: not a rate limit,
 /// an outage or a refused credential, which the others would meet too.
-fn item_failure(e: &PollError) -> bool {
+pub(crate) fn item_failure(e: &PollError) -> bool {
     matches!(e.reason, Reason::Decode | Reason::HttpStatus)
 }
 
