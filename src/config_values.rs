@@ -28,6 +28,31 @@ pub mod defaults {
     pub const SERIES_LIMIT: usize = 1000;
     /// How often the files named by `target_files` are checked for changes.
     pub const TARGET_FILES_REFRESH: Duration = Duration::from_secs(30);
+    /// How often a provider with `discover: true` lists what it polls: listings change
+    /// rarely and cost one request per page.
+    pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
+}
+
+/// The `discovery_interval` of a provider that discovers what it polls: the key's value,
+/// else [`defaults::DISCOVERY_INTERVAL`]. Set only with `discover: true`, and not shorter
+/// than the target's `interval`, as discovery runs within a poll.
+pub fn discovery_interval(
+    set: Option<&HumanDuration>,
+    discover: bool,
+    interval: Duration,
+) -> Result<Duration, String> {
+    let discovery_interval = set.map_or(defaults::DISCOVERY_INTERVAL, |d| d.0);
+    if set.is_some() && !discover {
+        return Err("discovery_interval needs discover: true".into());
+    }
+    if discover && discovery_interval < interval {
+        return Err(format!(
+            "discovery_interval ({}) must not be shorter than interval ({})",
+            humantime::format_duration(discovery_interval),
+            humantime::format_duration(interval)
+        ));
+    }
+    Ok(discovery_interval)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -111,13 +111,13 @@ families! {
     EntityLimitationInfo => "whatsapp_entity_limitation_info", Info,
         "One series per additional_info line of a LIMITED entity.";
     ConfigHealthStatus => "whatsapp_config_health_status", Gauge,
-        "Kapso's overall status of the WhatsApp config (healthy, degraded, unhealthy, error); 1 marks the current one.";
+        "Kapso's overall status of the WhatsApp config, or of the phone number in phone_number_id (kapso_platform targets): healthy, degraded, unhealthy, error; 1 marks the current one.";
     HealthCheckPassed => "whatsapp_health_check_passed", Gauge,
-        "1 when Kapso's health check of that name passed, else 0.";
+        "1 when Kapso's health check of that name passed, else 0; per phone number (phone_number_id) for kapso_platform targets.";
     WebhookSubscribed => "whatsapp_webhook_subscribed", Gauge,
-        "1 when Kapso reports the app subscribed to the WABA's webhooks.";
+        "1 when Kapso reports the app subscribed to the WABA's webhooks; per phone number (phone_number_id) for kapso_platform targets.";
     WebhookVerified => "whatsapp_webhook_verified_timestamp_seconds", Gauge,
-        "Unix time at which Kapso last verified the webhook.";
+        "Unix time at which Kapso last verified the webhook; per phone number (phone_number_id) for kapso_platform targets.";
     PhoneQualityRating => "whatsapp_phone_quality_rating", Gauge,
         "Quality rating of the phone number (GREEN, YELLOW, RED, UNKNOWN, NA); 1 marks the current one.";
     PhoneNumberInfo => "whatsapp_phone_number_info", Info,

@@ -430,7 +430,7 @@ async fn a_hanging_upstream_blocks_neither_other_targets_nor_scrapes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_answer_while_every_upstream_is_down() {
-    // The demo's six targets (each type), then their upstream closed: every base URL
+    // The demo's seven targets (each type), then their upstream closed: every base URL
     // points at a port nobody listens on.
     let simulator = common::simulator(SimulatorOptions::default()).await;
     let text = whatsapp_exporter::cli::demo_config(&simulator, Duration::from_millis(300));
@@ -445,6 +445,7 @@ async fn metrics_answer_while_every_upstream_is_down() {
         "cloud-acme",
         "dialog360-sales",
         "kapso-support",
+        "kapso-project",
     ];
     let daemon = Daemon::start(&path);
     let metrics = daemon
@@ -465,8 +466,8 @@ async fn metrics_answer_while_every_upstream_is_down() {
         );
     }
     for line in [
-        "whatsapp_exporter_targets 6",
-        "whatsapp_exporter_poller_tasks 6",
+        "whatsapp_exporter_targets 7",
+        "whatsapp_exporter_poller_tasks 7",
         "whatsapp_exporter_target_panics_total 0",
     ] {
         assert!(has_line(&metrics, line), "missing {line}\n{metrics}");

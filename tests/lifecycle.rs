@@ -355,6 +355,7 @@ fn demo_output_passes_promtool_and_stops_on_sigterm() {
         "cloud-acme",
         "dialog360-sales",
         "kapso-support",
+        "kapso-project",
     ];
     let metrics = wait_for(&url, |m| {
         names.iter().all(|name| present(m, name))

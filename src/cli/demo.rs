@@ -220,6 +220,12 @@ fn print_simulator(handle: &crate::simulator::SimulatorHandle) {
         options.kapso_api_key,
         options.kapso_config_ids.join(", ")
     );
+    println!(
+        "  kapso_platform       base_url {}  api_key {}  phone_number_ids {}",
+        handle.kapso_platform_base_url(),
+        options.kapso_api_key,
+        crate::simulator::meta::PHONE_NUMBER_IDS.join(", ")
+    );
 }
 
 #[cfg(test)]

@@ -261,4 +261,5 @@ registry! {
     cloud_api::CloudApiTarget => CloudApi,
     dialog360::Dialog360Target => Dialog360,
     kapso::KapsoTarget => Kapso,
+    kapso_platform::KapsoPlatformTarget => KapsoPlatform,
 }

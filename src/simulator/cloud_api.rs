@@ -401,7 +401,7 @@ impl GraphErr {
     }
 
     /// An injected error: `is_transient` follows the code.
-    fn injected(status: StatusCode, code: i64, message: &str) -> Self {
+    pub(super) fn injected(status: StatusCode, code: i64, message: &str) -> Self {
         GraphErr {
             transient: Some(transient_code(code)),
             ..GraphErr::new(status, code, message)

@@ -22,6 +22,7 @@
 //! | Meta Graph API | `http://ADDR/graph` | [`SimulatorHandle::cloud_api_base_url`] |
 //! | 360dialog | `http://ADDR/360dialog` | [`SimulatorHandle::dialog360_base_url`] |
 //! | Kapso | `http://ADDR/kapso` | [`SimulatorHandle::kapso_base_url`] |
+//! | Kapso Platform API | `http://ADDR/kapso/platform/v1` | [`SimulatorHandle::kapso_platform_base_url`] |
 //!
 //! The On-Premises routes:
 //!
@@ -41,6 +42,8 @@
 //! | `/graph/{version}/{waba_id}/message_templates` | `GET` | `Authorization: Bearer <cloud_api_token>` |
 //! | `/360dialog/health_status` | `GET` | `D360-API-KEY: <channel key>` |
 //! | `/kapso/api/v1/whatsapp_configs/{config_id}/health` | `GET` | `X-API-Key: <kapso_api_key>` |
+//! | `/kapso/platform/v1/whatsapp/phone_numbers` | `GET` | `X-API-Key: <kapso_api_key>` |
+//! | `/kapso/platform/v1/whatsapp/phone_numbers/{phone_number_id}/health` | `GET` | `X-API-Key: <kapso_api_key>` |
 //!
 //! Authentication schemes are matched case-insensitively. A login answers
 //! `{"users":[{"token":"…","expires_after":"YYYY-MM-DD HH:MM:SS+00:00"}],"meta":{…}}`; the
@@ -188,6 +191,9 @@ pub struct SimulatorOptions {
     /// Kapso WhatsApp config ids: the n-th id is tied to the n-th number of
     /// [`meta::PHONE_NUMBER_IDS`]; ids past the third are ignored.
     pub kapso_config_ids: Vec<String>,
+    /// Largest page of the Kapso Platform API's phone number listing; a page holds
+    /// `min(per_page, kapso_page_size)` items. 0 counts as 1.
+    pub kapso_page_size: usize,
     /// When above 0, also serve a fleet of this many On-Premises instances and Cloud API
     /// numbers under `/fleet` (see [`fleet`]).
     pub fleet: usize,
@@ -210,6 +216,7 @@ impl Default for SimulatorOptions {
             dialog360_min_interval: None,
             kapso_api_key: kapso::KAPSO_API_KEY.to_string(),
             kapso_config_ids: kapso::KAPSO_CONFIG_IDS.map(str::to_string).to_vec(),
+            kapso_page_size: kapso::KAPSO_PAGE_SIZE,
             fleet: 0,
             fleet_faults: fleet::FleetFaults::default(),
         }
@@ -234,6 +241,7 @@ impl fmt::Debug for SimulatorOptions {
             .field("dialog360_min_interval", &self.dialog360_min_interval)
             .field("kapso_api_key", &"<secret>")
             .field("kapso_config_ids", &self.kapso_config_ids)
+            .field("kapso_page_size", &self.kapso_page_size)
             .field("fleet", &self.fleet)
             .field("fleet_faults", &self.fleet_faults)
             .finish()
@@ -527,6 +535,7 @@ struct Inner {
     cloud_api_requests: [AtomicU64; 5],
     dialog360_requests: AtomicU64,
     kapso_requests: AtomicU64,
+    kapso_platform_requests: AtomicU64,
     /// With [`SimulatorOptions::fleet`] above 0.
     fleet: Option<fleet::Fleet>,
 }
@@ -547,8 +556,12 @@ struct State {
     dialog360_faults: Vec<Option<Fault>>,
     /// Per number, when its 360dialog channel last passed the rate limit.
     dialog360_last: Vec<Option<Instant>>,
-    /// Per number (Kapso config).
+    /// Per number (Kapso config, and the number's health on the Platform API).
     kapso_faults: Vec<Option<Fault>>,
+    /// Every request of the Kapso Platform API.
+    kapso_platform_fault: Option<CloudApiFault>,
+    /// Whether the Platform API's listing ends with an item without an id.
+    kapso_item_without_id: bool,
 }
 
 fn initial_clusters(started_at: DateTime<Utc>) -> [onprem::ClusterState; 3] {
@@ -614,6 +627,8 @@ impl Simulator {
             dialog360_faults: vec![None; meta::PHONE_NUMBER_IDS.len()],
             dialog360_last: vec![None; meta::PHONE_NUMBER_IDS.len()],
             kapso_faults: vec![None; meta::PHONE_NUMBER_IDS.len()],
+            kapso_platform_fault: None,
+            kapso_item_without_id: false,
         };
         let fleet = (opts.fleet > 0)
             .then(|| fleet::Fleet::new(opts.fleet, started_at, opts.fleet_faults.clone()));
@@ -627,6 +642,7 @@ impl Simulator {
                 cloud_api_requests: Default::default(),
                 dialog360_requests: AtomicU64::new(0),
                 kapso_requests: AtomicU64::new(0),
+                kapso_platform_requests: AtomicU64::new(0),
                 fleet,
             }),
         }
@@ -1133,6 +1149,26 @@ impl Simulator {
                 *slot = fault.clone();
             }
         }
+    }
+
+    /// Injects (or with `None` clears) a fault on every request of the Kapso Platform API:
+    /// [`CloudApiFault::GraphError`] answers Meta's envelope, relayed as Kapso does; a
+    /// [`Fault`] answers in Kapso's words (its field faults damage the listing's `data` and
+    /// the health's `status`).
+    pub fn set_kapso_platform_fault(&self, fault: Option<CloudApiFault>) {
+        self.lock().kapso_platform_fault = fault;
+    }
+
+    /// Adds (or removes) an item without `id` and `phone_number_id` at the end of the Kapso
+    /// Platform API's listing, as a number still being connected would be.
+    pub fn set_kapso_item_without_id(&self, on: bool) {
+        self.lock().kapso_item_without_id = on;
+    }
+
+    /// Requests on the Kapso Platform API's routes, rejected ones (405, 401, faults, 404 of
+    /// an unknown number) included.
+    pub fn kapso_platform_requests(&self) -> u64 {
+        self.inner.kapso_platform_requests.load(Ordering::Relaxed)
     }
 
     /// Graph API requests of a kind (those naming a known node), rejected ones (190,
@@ -1863,6 +1899,12 @@ impl SimulatorHandle {
     /// The base URL of Kapso, e.g. `http://127.0.0.1:40123/kapso`.
     pub fn kapso_base_url(&self) -> String {
         format!("http://{}/kapso", self.addr)
+    }
+
+    /// The base URL of Kapso's Platform API, e.g.
+    /// `http://127.0.0.1:40123/kapso/platform/v1`.
+    pub fn kapso_platform_base_url(&self) -> String {
+        format!("http://{}/kapso/platform/v1", self.addr)
     }
 
     /// The simulator, to drive its state.

@@ -264,26 +264,25 @@ impl CloudApiClient {
             let Some(next) = page.next else {
                 return Ok(all);
             };
-            url = Url::parse(&next)
-                .map_err(|e| PollError::new(Reason::Decode, format!("paging.next: {e}")))?;
-            if let (false, Some(after)) = (url.origin() == self.base.base().origin(), page.after) {
-                url = self.url(first)?;
-                let kept: Vec<(String, String)> = url
-                    .query_pairs()
-                    .filter(|(k, _)| k != "after")
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect();
-                url.query_pairs_mut()
-                    .clear()
-                    .extend_pairs(kept)
-                    .append_pair("after", &after);
-            }
-            if url.origin() != self.base.base().origin() {
-                return Err(PollError::new(
-                    Reason::Decode,
-                    "paging.next leads to another origin: not followed",
-                ));
-            }
+            url = match (next_url(self.base.base(), &next), page.after) {
+                (Ok(url), _) => url,
+                // A relay passing Graph's links on names another host: the listing goes on
+                // from the cursor on the configured one, so the token stays there.
+                (Err(_), Some(after)) if Url::parse(&next).is_ok() => {
+                    let mut url = self.url(first)?;
+                    let kept: Vec<(String, String)> = url
+                        .query_pairs()
+                        .filter(|(k, _)| k != "after")
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
+                    url.query_pairs_mut()
+                        .clear()
+                        .extend_pairs(kept)
+                        .append_pair("after", &after);
+                    url
+                }
+                (Err(e), _) => return Err(e),
+            };
         }
         Err(PollError::new(
             Reason::Decode,
@@ -353,6 +352,20 @@ fn check_content_type(value: Option<&reqwest::header::HeaderValue>) -> Result<()
     upstream::check_json_content_type(value)
 }
 
+/// A `paging.next` link, followed only within the origin of `base`: the credentials go
+/// with it.
+pub(crate) fn next_url(base: &Url, next: &str) -> Result<Url, PollError> {
+    let url = Url::parse(next)
+        .map_err(|e| PollError::new(Reason::Decode, format!("paging.next: {e}")))?;
+    if url.origin() != base.origin() {
+        return Err(PollError::new(
+            Reason::Decode,
+            "paging.next leads to another origin: not followed",
+        ));
+    }
+    Ok(url)
+}
+
 fn decode(e: PayloadError) -> PollError {
     PollError::new(Reason::Decode, e.to_string())
 }
@@ -360,7 +373,7 @@ fn decode(e: PayloadError) -> PollError {
 /// Whether a failed request for one phone number concerns that number alone (it does not
 /// exist any more, its answer is odd), so its siblings are still asked: not a rate limit,
 /// an outage or a refused credential, which the others would meet too.
-fn item_failure(e: &PollError) -> bool {
+pub(crate) fn item_failure(e: &PollError) -> bool {
     matches!(e.reason, Reason::Decode | Reason::HttpStatus)
 }
 

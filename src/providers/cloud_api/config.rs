@@ -16,7 +16,7 @@ use crate::upstream::Upstream;
 
 /// The first Graph API version with `whatsapp_business_manager_messaging_limit`.
 pub const DEFAULT_API_VERSION: &str = "v24.0";
-pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
+pub const DEFAULT_DISCOVERY_INTERVAL: Duration = crate::config_values::defaults::DISCOVERY_INTERVAL;
 /// Rate-limit usage (0..1) above which a Cloud API target polls more slowly.
 pub const DEFAULT_USAGE_THRESHOLD: f64 = 0.8;
 
@@ -97,19 +97,11 @@ impl Provider for CloudApiTarget {
         if phone_number_ids.is_empty() && waba_id.is_none() {
             return Err("set phone_number_ids, waba_id, or both".into());
         }
-        let discovery_interval = keys
-            .discovery_interval
-            .map_or(DEFAULT_DISCOVERY_INTERVAL, |d| d.0);
-        if keys.discovery_interval.is_some() && !discover {
-            return Err("discovery_interval needs discover: true".into());
-        }
-        if discover && discovery_interval < target.interval {
-            return Err(format!(
-                "discovery_interval ({}) must not be shorter than interval ({})",
-                humantime::format_duration(discovery_interval),
-                humantime::format_duration(target.interval)
-            ));
-        }
+        let discovery_interval = crate::config_values::discovery_interval(
+            keys.discovery_interval.as_ref(),
+            discover,
+            target.interval,
+        )?;
         let usage_threshold = keys.usage_threshold.unwrap_or(DEFAULT_USAGE_THRESHOLD);
         if !(usage_threshold > 0.0 && usage_threshold <= 1.0) {
             return Err(format!(

@@ -1,28 +1,34 @@
-//! Parsing of Kapso's config health body
-//! (`GET https://app.kapso.ai/api/v1/whatsapp_configs/{id}/health`).
+//! Parsing of Kapso's health body, the same in both of Kapso's APIs: the legacy config
+//! health (`GET https://app.kapso.ai/api/v1/whatsapp_configs/{id}/health`) and the Platform
+//! API's phone number health
+//! (`GET https://api.kapso.ai/platform/v1/whatsapp/phone_numbers/{phone_number_id}/health`).
 //!
 //! The body is `{"status":"healthy|degraded|unhealthy|error","checks":{...},"timestamp":...}`,
 //! plus an `error` string when the health check itself failed (then `checks` may be missing
 //! or empty). `checks` is open-ended: every check is kept by name; the known ones are read
 //! further (`phone_number_access`, `messaging_health` whose details are Meta's
 //! `health_status`, `webhook_subscription`, `webhook_verified`).
+//!
+//! Read check by check: only `status` is required. A check that is not an object is
+//! skipped, a field or `details` that cannot be read is ignored, each noted in
+//! [`KapsoHealth::problems`]; the rest of the answer stands.
+
+use std::convert::Infallible;
 
 use serde_json::Value;
 
 use crate::json::{
-    Problems,
-    as_object, field, load, opt_bool, opt_id, opt_str, opt_timestamp, present, required_str,
-    strip_bom, wrong_type, Obj,
+    as_object, field, load, opt_id, present, required_str, strip_bom, wrong_type, Obj, Problems,
 };
 pub use crate::meta::payload::PayloadError;
 use crate::meta::payload::{health_status_from_object, health_status_from_value, HealthStatus};
 
-/// A parsed config health body.
+/// A parsed health body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KapsoHealth {
     /// `healthy`, `degraded`, `unhealthy`, `error`, or anything new, as sent.
     pub status: String,
-    /// Every key of `checks`, sorted by name.
+    /// Every key of `checks` that is an object, sorted by name.
     pub checks: Vec<Check>,
     /// `checks.phone_number_access.details`.
     pub phone: Option<KapsoPhone>,
@@ -49,84 +55,97 @@ pub struct KapsoHealth {
 pub struct Check {
     pub name: String,
     pub passed: Option<bool>,
-    /// The check's own `error` (a string, or the `message` of an error object).
+    /// The check's own `error` (a string, or the `message` of an error object). The legacy
+    /// API puts Meta's error here as a Ruby hash dumped into a string: it stays text, the
+    /// check failing is what counts.
     pub error: Option<String>,
 }
 
-/// `checks.phone_number_access.details`.
+/// `checks.phone_number_access.details`: a subset of Meta's phone number node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KapsoPhone {
     pub id: Option<String>,
     pub verified_name: Option<String>,
     pub display_phone_number: Option<String>,
     pub quality_rating: Option<String>,
+    /// `CONNECTED`, ... (the Platform API only).
+    pub status: Option<String>,
+    /// Kapso's name for Meta's messaging limit tier, e.g. `TIER_10K` (the Platform API only).
+    pub throughput_tier: Option<String>,
 }
 
-/// Parses a config health body.
+/// Parses a health body.
 ///
-/// Errors: no `status`; `checks` (when present) or one of its values not an object; a
-/// `details` (when not null) not an object; a known field of the wrong type; an unparseable
-/// timestamp. `messaging_health.details` that has none of `can_send_message`, `entities`
-/// and `health_status` (e.g. only an error) is not a health status: `messaging` is `None`.
+/// Errors only when the body is not an object with a string `status`. Anything else that
+/// cannot be read is left out and noted in `problems`: `checks` not an object (no checks),
+/// a check not an object (skipped), a `details` not an object, a known field of the wrong
+/// type, an unparseable timestamp, a `messaging_health.details` that is not a readable
+/// health status. `messaging_health.details` that has none of `can_send_message`,
+/// `entities` and `health_status` (e.g. only an error) is no health status and no problem:
+/// `messaging` is `None`.
 pub fn parse_health(body: &[u8]) -> Result<KapsoHealth, PayloadError> {
     let root = load(body)?;
     let status = required_str(&root, "", "status")?;
+    let mut problems = Problems::default();
     let empty = Obj::new();
     let checks_obj = match present(&root, "checks") {
         None => &empty,
         Some(Value::Object(o)) => o,
-        Some(v) => return Err(wrong_type("checks", "object", v)),
+        Some(v) => {
+            problems.ignore(wrong_type::<Infallible>("checks", "object", v));
+            &empty
+        }
     };
 
     let mut checks = Vec::with_capacity(checks_obj.len());
     for (name, v) in checks_obj {
         let path = field("checks", name);
-        let o = as_object(v, &path)?;
+        let Some(o) = problems.item(as_object::<Infallible>(v, &path)) else {
+            continue;
+        };
         checks.push(Check {
             name: name.clone(),
-            passed: opt_bool(o, &path, "passed")?,
+            passed: problems.opt_bool(o, &path, "passed"),
             error: error_text(o),
         });
     }
     // serde_json's map is ordered unless `preserve_order` is enabled somewhere in the build.
     checks.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let phone = match details(checks_obj, "phone_number_access")? {
-        None => None,
-        Some((d, path)) => Some(KapsoPhone {
-            id: opt_id(d, &path, "id")?,
-            verified_name: opt_str(d, &path, "verified_name")?,
-            display_phone_number: opt_str(d, &path, "display_phone_number")?,
-            quality_rating: opt_str(d, &path, "quality_rating")?,
-        }),
-    };
+    let phone = details(checks_obj, "phone_number_access", &mut problems).map(|(d, path)| {
+        KapsoPhone {
+            id: id(&mut problems, d, &path, "id"),
+            verified_name: problems.opt_str(d, &path, "verified_name"),
+            display_phone_number: problems.opt_str(d, &path, "display_phone_number"),
+            quality_rating: problems.opt_str(d, &path, "quality_rating"),
+            status: problems.opt_str(d, &path, "status"),
+            throughput_tier: problems.opt_str(d, &path, "throughput_tier"),
+        }
+    });
 
     let overall_status = match checks_obj
         .get("messaging_health")
         .and_then(Value::as_object)
     {
-        Some(o) => opt_str(o, "checks.messaging_health", "overall_status")?,
+        Some(o) => problems.opt_str(o, "checks.messaging_health", "overall_status"),
         None => None,
     };
-    let mut problems = Problems::default();
-    let messaging = match details(checks_obj, "messaging_health")? {
-        None => None,
-        Some((d, path)) => messaging_health(d, &path, &mut problems)?,
-    };
+    let messaging = details(checks_obj, "messaging_health", &mut problems)
+        .and_then(|(d, path)| messaging_health(d, &path, &mut problems));
 
-    let (webhook_subscribed, webhook_app_id) = match details(checks_obj, "webhook_subscription")? {
-        None => (None, None),
-        Some((d, path)) => (
-            opt_bool(d, &path, "subscribed")?,
-            opt_id(d, &path, "app_id")?,
-        ),
-    };
+    let (webhook_subscribed, webhook_app_id) =
+        match details(checks_obj, "webhook_subscription", &mut problems) {
+            None => (None, None),
+            Some((d, path)) => (
+                problems.opt_bool(d, &path, "subscribed"),
+                id(&mut problems, d, &path, "app_id"),
+            ),
+        };
 
-    let webhook_verified_at = match details(checks_obj, "webhook_verified")? {
-        None => None,
-        Some((d, path)) => opt_timestamp(d, &path, "verified_at", true)?,
-    };
+    let webhook_verified_at = details(checks_obj, "webhook_verified", &mut problems)
+        .and_then(|(d, path)| problems.opt_timestamp(d, &path, "verified_at", true));
 
+    let timestamp = problems.opt_timestamp(&root, "", "timestamp", true);
     Ok(KapsoHealth {
         status,
         checks,
@@ -137,16 +156,21 @@ pub fn parse_health(body: &[u8]) -> Result<KapsoHealth, PayloadError> {
         webhook_app_id,
         webhook_verified_at,
         error: error_text(&root),
-        timestamp: opt_timestamp(&root, "", "timestamp", true)?,
+        timestamp,
         problems,
     })
 }
 
-/// The `error` text of a Kapso error body (e.g. a 401 or 404), if there is one; never fails.
+/// The text of a Kapso error body `{"error":"...","message":"..."}` (e.g. a 401 or 404),
+/// `error: message` when both are there, if there is one; never fails.
 pub fn parse_error(body: &[u8]) -> Option<String> {
-    match serde_json::from_slice::<Value>(strip_bom(body)) {
-        Ok(Value::Object(root)) => error_text(&root),
-        _ => None,
+    let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(strip_bom(body)) else {
+        return None;
+    };
+    let error = error_text(&root)?;
+    match root.get("message") {
+        Some(Value::String(m)) if !m.is_empty() && *m != error => Some(format!("{error}: {m}")),
+        _ => Some(error),
     }
 }
 
@@ -160,32 +184,32 @@ fn error_text(o: &Obj) -> Option<String> {
     }
 }
 
-/// The non-null `details` object of check `name`, with its path.
-fn details<'a>(checks: &'a Obj, name: &str) -> Result<Option<(&'a Obj, String)>, PayloadError> {
-    // Every check was already checked to be an object.
-    let Some(check) = checks.get(name).and_then(Value::as_object) else {
-        return Ok(None);
-    };
-    let path = field(&field("checks", name), "details");
-    match present(check, "details") {
-        None => Ok(None),
-        Some(v) => Ok(Some((as_object(v, &path)?, path))),
-    }
+/// An id given as a string or a number, ignored (noted) when it is neither.
+fn id(problems: &mut Problems, o: &Obj, base: &str, name: &str) -> Option<String> {
+    problems.field(opt_id::<Infallible>(o, base, name))
 }
 
-fn messaging_health(
-    d: &Obj,
-    path: &str,
-    problems: &mut Problems,
-) -> Result<Option<HealthStatus>, PayloadError> {
-    if d.contains_key("can_send_message") || d.contains_key("entities") {
-        return health_status_from_object(d, path, problems).map(Some);
-    }
-    // Lenient: Meta's whole node body relayed instead of its health_status.
-    match present(d, "health_status") {
-        Some(v) => health_status_from_value(v, &field(path, "health_status"), problems).map(Some),
-        None => Ok(None),
-    }
+/// The non-null `details` object of check `name`, with its path; a `details` that is not an
+/// object is ignored (noted).
+fn details<'a>(checks: &'a Obj, name: &str, problems: &mut Problems) -> Option<(&'a Obj, String)> {
+    // A check that is not an object was skipped (and noted) with the checks.
+    let check = checks.get(name).and_then(Value::as_object)?;
+    let path = field(&field("checks", name), "details");
+    let v = present(check, "details")?;
+    let d = problems.field(as_object::<Infallible>(v, &path).map(Some))?;
+    Some((d, path))
+}
+
+/// Meta's health_status in `details`, or in its `health_status` when Meta's whole node body
+/// was relayed; `None` when it is neither, or noted when it cannot be read.
+fn messaging_health(d: &Obj, path: &str, problems: &mut Problems) -> Option<HealthStatus> {
+    let read = if d.contains_key("can_send_message") || d.contains_key("entities") {
+        health_status_from_object(d, path, problems)
+    } else {
+        let v = present(d, "health_status")?;
+        health_status_from_value(v, &field(path, "health_status"), problems)
+    };
+    problems.field(read.map(Some))
 }
 
 #[cfg(test)]
@@ -194,7 +218,7 @@ mod tests {
     #[allow(unused_imports)]
     use crate::json::Problems;
     use crate::json::expected::wrong;
-    use crate::meta::payload::{Entity, EntityError};
+    use crate::meta::payload::{Entity, EntityError, GraphError};
 
     macro_rules! fixture {
         ($name:literal) => {
@@ -212,6 +236,9 @@ mod tests {
         fixture!("health_degraded.json"),
         fixture!("health_unhealthy.json"),
         fixture!("health_error.json"),
+        fixture!("legacy_health_invalid_token_190.json"),
+        fixture!("legacy_health_payment_141006.json"),
+        fixture!("platform_phone_health_healthy.json"),
     ];
 
     /// 2024-01-20T14:25:30Z
@@ -281,6 +308,8 @@ mod tests {
                     verified_name: Some("My Business".into()),
                     display_phone_number: Some("+1 555-123-4567".into()),
                     quality_rating: Some("GREEN".into()),
+                    status: None,
+                    throughput_tier: None,
                 }),
                 overall_status: Some("AVAILABLE".into()),
                 messaging: Some(HealthStatus {
@@ -323,6 +352,8 @@ mod tests {
                     verified_name: Some("My Business".into()),
                     display_phone_number: Some("+1 555-123-4567".into()),
                     quality_rating: Some("YELLOW".into()),
+                    status: None,
+                    throughput_tier: None,
                 }),
                 overall_status: Some("LIMITED".into()),
                 messaging: Some(HealthStatus {
@@ -485,6 +516,8 @@ mod tests {
                 verified_name: None,
                 display_phone_number: None,
                 quality_rating: None,
+                status: None,
+                throughput_tier: None,
             })
         );
     }
@@ -492,29 +525,35 @@ mod tests {
     #[test]
     fn messaging_details_shapes() {
         let messaging = |details: &str| {
-            parse_health(
+            let h = parse_health(
                 with_checks(&format!(r#""messaging_health":{{"details":{details}}}"#)).as_bytes(),
             )
-            .map(|h| h.messaging)
+            .unwrap();
+            (h.messaging, h.problems.notes().to_vec())
         };
-        // Not a health status (only an error, or empty): no messaging health.
-        assert_eq!(messaging(r#"{"error":"Graph API timeout"}"#), Ok(None));
-        assert_eq!(messaging("{}"), Ok(None));
+        // Not a health status (only an error, or empty): no messaging health, no problem.
+        assert_eq!(messaging(r#"{"error":"Graph API timeout"}"#), (None, vec![]));
+        assert_eq!(messaging("{}"), (None, vec![]));
         // Meta's node body relayed whole.
         assert_eq!(
             messaging(
                 r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[]},"id":"1"}"#
             ),
-            Ok(Some(HealthStatus {
-                can_send_message: "AVAILABLE".into(),
-                entities: vec![]
-            }))
+            (
+                Some(HealthStatus {
+                    can_send_message: "AVAILABLE".into(),
+                    entities: vec![]
+                }),
+                vec![]
+            )
         );
-        // Entities without the overall value is an error.
-        let e = messaging(r#"{"entities":[]}"#).unwrap_err();
+        // Entities without the overall value: no messaging health, noted with its path.
         assert_eq!(
-            e.to_string(),
-            "missing required field `checks.messaging_health.details.can_send_message` (absent or null)"
+            messaging(r#"{"entities":[]}"#),
+            (
+                None,
+                vec!["ignored: missing required field `checks.messaging_health.details.can_send_message` (absent or null)".to_owned()]
+            )
         );
         // An entity without an id is skipped alone.
         let mut problems = Problems::default();
@@ -527,7 +566,6 @@ mod tests {
             "checks.messaging_health.details",
             &mut problems,
         )
-        .unwrap()
         .unwrap();
         assert_eq!(health.can_send_message, "AVAILABLE");
         assert!(health.entities.is_empty());
@@ -535,12 +573,13 @@ mod tests {
             problems.notes(),
             ["item skipped: missing required field `checks.messaging_health.details.entities[0].id` (absent or null)"]
         );
-        let e = messaging(r#"{"health_status":{"entities":[]}}"#).unwrap_err();
+        assert_eq!(problems.skipped(), 1);
         assert_eq!(
-            e,
-            PayloadError::Missing {
-                path: "checks.messaging_health.details.health_status.can_send_message".into()
-            }
+            messaging(r#"{"health_status":{"entities":[]}}"#),
+            (
+                None,
+                vec!["ignored: missing required field `checks.messaging_health.details.health_status.can_send_message` (absent or null)".to_owned()]
+            )
         );
     }
 
@@ -583,99 +622,159 @@ mod tests {
                 path: "status".into()
             }
         );
+        // The one field an answer cannot do without.
+        assert_eq!(health_err(r#"{"status":1}"#), wrong("status", "string", "number"));
     }
 
     #[test]
-    fn wrong_types() {
-        for (body, path, expected, found) in [
-            (r#"{"status":1}"#.to_owned(), "status", "string", "number"),
+    fn a_field_or_check_that_cannot_be_read_is_left_out_alone() {
+        // (body, the note, whether it is a check skipped whole)
+        for (body, path, expected, found, skipped) in [
             (
                 r#"{"status":"healthy","checks":[]}"#.to_owned(),
                 "checks",
                 "object",
                 "array",
+                false,
             ),
             (
                 with_checks(r#""phone_number_access":true"#),
                 "checks.phone_number_access",
                 "object",
                 "boolean",
+                true,
             ),
             (
                 with_checks(r#""custom-check":null"#),
                 r#"checks["custom-check"]"#,
                 "object",
                 "null",
+                true,
             ),
             (
                 with_checks(r#""webhook_verified":{"passed":"yes"}"#),
                 "checks.webhook_verified.passed",
                 "boolean",
                 "string",
+                false,
             ),
             (
                 with_checks(r#""phone_number_access":{"details":"ok"}"#),
                 "checks.phone_number_access.details",
                 "object",
                 "string",
+                false,
             ),
             (
                 with_checks(r#""phone_number_access":{"details":{"id":[1]}}"#),
                 "checks.phone_number_access.details.id",
                 "string or number",
                 "array",
+                false,
             ),
             (
                 with_checks(r#""phone_number_access":{"details":{"quality_rating":1}}"#),
                 "checks.phone_number_access.details.quality_rating",
                 "string",
                 "number",
+                false,
             ),
             (
                 with_checks(r#""messaging_health":{"overall_status":false}"#),
                 "checks.messaging_health.overall_status",
                 "string",
                 "boolean",
+                false,
             ),
             (
                 with_checks(r#""messaging_health":{"details":["AVAILABLE"]}"#),
                 "checks.messaging_health.details",
                 "object",
                 "array",
+                false,
             ),
             (
                 with_checks(r#""messaging_health":{"details":{"can_send_message":1}}"#),
                 "checks.messaging_health.details.can_send_message",
                 "string",
                 "number",
+                false,
             ),
             (
                 with_checks(r#""webhook_subscription":{"details":{"subscribed":"true"}}"#),
                 "checks.webhook_subscription.details.subscribed",
                 "boolean",
                 "string",
+                false,
             ),
             (
                 with_checks(r#""webhook_subscription":{"details":{"app_id":{}}}"#),
                 "checks.webhook_subscription.details.app_id",
                 "string or number",
                 "object",
+                false,
             ),
             (
                 with_checks(r#""webhook_verified":{"details":{"verified_at":true}}"#),
                 "checks.webhook_verified.details.verified_at",
                 "timestamp string or number",
                 "boolean",
+                false,
             ),
             (
                 r#"{"status":"healthy","timestamp":[]}"#.to_owned(),
                 "timestamp",
                 "timestamp string or number",
                 "array",
+                false,
             ),
         ] {
-            assert_eq!(health_err(&body), wrong(path, expected, found), "{body}");
+            let h = parse_health(body.as_bytes()).unwrap();
+            let why = wrong::<GraphError>(path, expected, found);
+            let note = if skipped {
+                format!("item skipped: {why}")
+            } else {
+                format!("ignored: {why}")
+            };
+            assert_eq!(h.problems.notes(), [note], "{body}");
+            assert_eq!(h.problems.skipped(), u64::from(skipped), "{body}");
+            assert_eq!(h.status, "healthy", "{body}");
         }
+    }
+
+    #[test]
+    fn one_odd_check_leaves_its_siblings() {
+        // Before, one check of the wrong shape failed the whole answer.
+        let h = parse_health(
+            with_checks(
+                r#""phone_number_access":"ok","messaging_health":{"passed":true,"overall_status":"AVAILABLE","details":{"can_send_message":"AVAILABLE","entities":[]}},"webhook_subscription":{"passed":"sure","details":{"subscribed":true,"app_id":7}},"webhook_verified":{"passed":true,"details":{"verified_at":"soon"}}"#,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            h.checks,
+            vec![
+                check("messaging_health", Some(true), None),
+                check("webhook_subscription", None, None),
+                check("webhook_verified", Some(true), None),
+            ]
+        );
+        assert_eq!(h.phone, None);
+        assert_eq!(h.overall_status.as_deref(), Some("AVAILABLE"));
+        assert!(h.messaging.is_some());
+        assert_eq!(h.webhook_subscribed, Some(true));
+        assert_eq!(h.webhook_app_id.as_deref(), Some("7"));
+        assert_eq!(h.webhook_verified_at, None);
+        assert_eq!(
+            h.problems.notes(),
+            [
+                "item skipped: wrong type at `checks.phone_number_access`: expected object, found string",
+                "ignored: wrong type at `checks.webhook_subscription.passed`: expected boolean, found string",
+                r#"ignored: invalid value at `checks.webhook_verified.details.verified_at`: unparseable timestamp "soon""#,
+            ]
+        );
+        assert_eq!(h.problems.skipped(), 1);
     }
 
     #[test]
@@ -688,22 +787,26 @@ mod tests {
         let h = parse_health(br#"{"status":"healthy","timestamp":"2024-01-20 16:25:30.25+02:00"}"#)
             .unwrap();
         assert_eq!(h.timestamp, Some(TIMESTAMP + 0.25));
-        let e = health_err(r#"{"status":"healthy","timestamp":"yesterday"}"#);
+        let h = parse_health(br#"{"status":"healthy","timestamp":"yesterday"}"#).unwrap();
+        assert_eq!(h.timestamp, None);
         assert_eq!(
-            e.to_string(),
-            r#"invalid value at `timestamp`: unparseable timestamp "yesterday""#
+            h.problems.notes(),
+            [r#"ignored: invalid value at `timestamp`: unparseable timestamp "yesterday""#]
         );
         let long = "y".repeat(300);
-        let e = health_err(&with_checks(&format!(
-            r#""webhook_verified":{{"details":{{"verified_at":"{long}"}}}}"#
-        )));
-        assert_eq!(
-            e,
-            PayloadError::Invalid {
-                path: "checks.webhook_verified.details.verified_at".into(),
-                reason: format!("unparseable timestamp \"{}…\"", "y".repeat(200)),
-            }
-        );
+        let h = parse_health(
+            with_checks(&format!(
+                r#""webhook_verified":{{"details":{{"verified_at":"{long}"}}}}"#
+            ))
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(h.webhook_verified_at, None);
+        let why = PayloadError::Invalid {
+            path: "checks.webhook_verified.details.verified_at".into(),
+            reason: format!("unparseable timestamp \"{}…\"", "y".repeat(200)),
+        };
+        assert_eq!(h.problems.notes(), [format!("ignored: {why}")]);
     }
 
     #[test]
@@ -727,6 +830,79 @@ mod tests {
         ));
     }
 
+    // --- Kapso's published examples (tests/fixtures/kapso/SOURCES.md) ----------------------
+
+    #[test]
+    fn published_invalid_token_fails_its_checks_not_the_answer() {
+        // Meta's error is a Ruby hash dumped into each check's `error` string: upstream data
+        // (the checks failed), not an answer that cannot be read.
+        let h = parse_health(fixture!("legacy_health_invalid_token_190.json")).unwrap();
+        assert_eq!(h.status, "unhealthy");
+        let passed: Vec<(&str, Option<bool>)> = h
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.passed))
+            .collect();
+        assert_eq!(
+            passed,
+            [
+                ("messaging_health", Some(false)),
+                ("phone_number_access", Some(false)),
+                ("webhook_subscription", Some(false)),
+                ("webhook_verified", Some(true)),
+            ]
+        );
+        assert!(h.checks[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("Meta Graph API error: 400 - {\"error\" => ")));
+        assert_eq!(h.phone, None);
+        assert_eq!(h.messaging, None);
+        assert_eq!(h.webhook_subscribed, None);
+        assert_eq!(h.webhook_verified_at, Some(1_704_874_530.0));
+        assert_eq!(h.error, None);
+        assert!(h.problems.is_empty(), "{}", h.problems);
+    }
+
+    #[test]
+    fn published_payment_block() {
+        let h = parse_health(fixture!("legacy_health_payment_141006.json")).unwrap();
+        assert_eq!(h.status, "unhealthy");
+        assert_eq!(h.overall_status.as_deref(), Some("BLOCKED"));
+        let messaging = h.messaging.unwrap();
+        assert_eq!(messaging.can_send_message, "BLOCKED");
+        let waba = &messaging.entities[1];
+        assert_eq!((waba.entity_type.as_str(), waba.id.as_str()), ("WABA", "556677889900112"));
+        assert_eq!(waba.errors[0].error_code, Some(141006));
+        assert_eq!(messaging.entities[0].additional_info.len(), 1);
+        assert_eq!(h.webhook_app_id.as_deref(), Some("112233445566778"));
+        assert_eq!(h.webhook_verified_at, None);
+        assert!(h.problems.is_empty(), "{}", h.problems);
+    }
+
+    #[test]
+    fn published_platform_phone_health() {
+        let h = parse_health(fixture!("platform_phone_health_healthy.json")).unwrap();
+        assert_eq!(h.status, "healthy");
+        assert_eq!(
+            h.phone,
+            Some(KapsoPhone {
+                id: Some("123456789012345".into()),
+                verified_name: Some("My Business".into()),
+                display_phone_number: Some("+1 555-123-4567".into()),
+                quality_rating: Some("GREEN".into()),
+                status: Some("CONNECTED".into()),
+                throughput_tier: Some("TIER_10K".into()),
+            })
+        );
+        // A string here, a number in the legacy API.
+        assert_eq!(h.webhook_app_id.as_deref(), Some("789012345678901"));
+        assert_eq!(h.webhook_verified_at, Some(1_736_937_000.0));
+        assert_eq!(h.timestamp, Some(1_737_383_130.0));
+        assert_eq!(h.messaging.map(|m| m.entities.len()), Some(4));
+        assert!(h.problems.is_empty(), "{}", h.problems);
+    }
+
     #[test]
     fn parse_error_reads_error_text() {
         assert_eq!(
@@ -736,6 +912,21 @@ mod tests {
         assert_eq!(
             parse_error(br#"{"error":{"message":"Not found","code":404}}"#),
             Some("Not found".into())
+        );
+        // Kapso's API introduction: a short error code, then the detail.
+        assert_eq!(
+            parse_error(
+                br#"{"error":"Rate limit exceeded","message":"Please retry after 60 seconds"}"#
+            ),
+            Some("Rate limit exceeded: Please retry after 60 seconds".into())
+        );
+        assert_eq!(
+            parse_error(fixture!("error_401.json")),
+            Some("Invalid or missing API key".into())
+        );
+        assert_eq!(
+            parse_error(fixture!("error_proxy_timeout.json")),
+            Some("Kapso proxy timeout".into())
         );
         assert_eq!(
             parse_error(fixture!("health_error.json")),
