@@ -660,6 +660,28 @@ fn cases() -> Vec<Case> {
             ],
             absent: vec![],
         },
+        Case {
+            name: "kapso-platform",
+            keys: "type: kapso_platform\n    api_key: corpus-key-0123\n    discover: true",
+            // Kapso's listing (page-number paging) and one number's health, as its Platform
+            // API documentation shows them.
+            rules: vec![
+                answer(
+                    "phone_numbers/1234567890/health",
+                    200,
+                    "kapso/phone-health-healthy.json",
+                ),
+                answer("phone_numbers", 200, "kapso/phone-numbers-list.json"),
+            ],
+            expect: lines![
+                r#"whatsapp_config_health_status{{t},phone_number_id="1234567890",status="healthy"} 1"#,
+                r#"whatsapp_messaging_health_status{{t},status="AVAILABLE"} 1"#,
+                r#"whatsapp_poll_success{{t},endpoint="discovery"} 1"#,
+                r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
+                r#"whatsapp_items_skipped_total{{t},endpoint="discovery"} 0"#,
+            ],
+            absent: vec![],
+        },
         fails(
             "kapso-401",
             "type: kapso\n    api_key: corpus-key-0123\n    config_id: c1",

@@ -66,7 +66,9 @@ fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String
          - name: d360-good\n  type: dialog360\n  base_url: {d360}\n  api_key: {d360_key}\n\
          - name: d360-wrong\n  type: dialog360\n  base_url: {d360}\n  api_key: {WRONG_DIALOG360_KEY}\n\
          - name: kapso-good\n  type: kapso\n  base_url: {kapso}\n  api_key: {KAPSO_KEY}\n  config_id: {kapso_config}\n\
-         - name: kapso-wrong\n  type: kapso\n  base_url: {kapso}\n  api_key: {WRONG_KAPSO_KEY}\n  config_id: {kapso_config}\n",
+         - name: kapso-wrong\n  type: kapso\n  base_url: {kapso}\n  api_key: {WRONG_KAPSO_KEY}\n  config_id: {kapso_config}\n\
+         - name: kapso-platform-good\n  type: kapso_platform\n  base_url: {kapso_platform}\n  api_key: {KAPSO_KEY}\n  discover: true\n\
+         - name: kapso-platform-wrong\n  type: kapso_platform\n  base_url: {kapso_platform}\n  api_key: {WRONG_KAPSO_KEY}\n  discover: true\n",
         single = s.base_url(Cluster::Single),
         ha = s.base_url(Cluster::Ha),
         mc = s.base_url(Cluster::Multiconnect),
@@ -77,6 +79,7 @@ fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String
         d360 = s.dialog360_base_url(),
         d360_key = DIALOG360_KEYS[0],
         kapso = s.kapso_base_url(),
+        kapso_platform = s.kapso_platform_base_url(),
         kapso_config = o.kapso_config_ids[0],
     )
 }
@@ -273,12 +276,14 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         "whatsapp_up{target=\"cloud-good\"} 1",
         "whatsapp_up{target=\"d360-good\"} 1",
         "whatsapp_up{target=\"kapso-good\"} 1",
+        "whatsapp_up{target=\"kapso-platform-good\"} 1",
         "whatsapp_up{target=\"onprem-wrong\"} 0",
         "whatsapp_up{target=\"onprem-bearer\"} 0",
         "whatsapp_up{target=\"onprem-closed\"} 0",
         "whatsapp_up{target=\"cloud-wrong\"} 0",
         "whatsapp_up{target=\"d360-wrong\"} 0",
         "whatsapp_up{target=\"kapso-wrong\"} 0",
+        "whatsapp_up{target=\"kapso-platform-wrong\"} 0",
     ]);
     for (target, endpoint) in [
         ("onprem-wrong", "health"),
@@ -287,6 +292,7 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         ("cloud-wrong", "health"),
         ("d360-wrong", "health_status"),
         ("kapso-wrong", "health"),
+        ("kapso-platform-wrong", "discovery"),
     ] {
         scene.wait_for_failure(0, target, endpoint, "unauthorized");
     }
@@ -383,6 +389,8 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         "d360-wrong",
         "kapso-good",
         "kapso-wrong",
+        "kapso-platform-good",
+        "kapso-platform-wrong",
     ] {
         let what = format!("debug probe {target}");
         let (status, trace) =
@@ -423,7 +431,7 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         config_page.contains(&format!("  api_key_file: {}\n", key_file.display())),
         "{config_page}"
     );
-    assert_eq!(config_page.matches("<secret>").count(), 13, "{config_page}");
+    assert_eq!(config_page.matches("<secret>").count(), 15, "{config_page}");
     // Unauthenticated and wrongly authenticated requests.
     for (what, credentials) in [
         ("no credentials", None),
