@@ -122,11 +122,6 @@ impl Problems {
         read.map_err(|e| self.ignore(e)).ok().flatten()
     }
 
-    /// A list field of an item that is kept either way: empty when it could not be read.
-    pub fn list<T, E: std::fmt::Display>(&mut self, read: Result<Vec<T>, E>) -> Vec<T> {
-        read.map_err(|e| self.ignore(e)).unwrap_or_default()
-    }
-
     /// A string field of a kept item, ignored (noted) when it is not a string.
     pub(crate) fn opt_str(&mut self, o: &Obj, base: &str, name: &str) -> Option<String> {
         self.field(opt_str::<Infallible>(o, base, name))
@@ -468,10 +463,7 @@ mod tests {
             assert_eq!(problems.item(Err::<u8, _>(format!("entry {i}"))), None);
         }
         assert_eq!(problems.field(Err::<Option<u8>, _>("bad field")), None);
-        assert_eq!(
-            problems.list(Err::<Vec<u8>, _>("bad list")),
-            Vec::<u8>::new()
-        );
+        problems.ignore("bad list");
         assert_eq!(
             problems.skipped(),
             25,

@@ -11,8 +11,8 @@
 use serde_json::Value;
 
 use crate::json::{
-    as_object, clip, field, index, lenient_bool, lenient_i64, load, opt_id, opt_str, present,
-    required_str, strip_bom, wrong_type, Obj, Problems,
+    as_object, clip, field, index, lenient_bool, lenient_i64, load, opt_id, present, required_str,
+    strip_bom, wrong_type, Obj, Problems,
 };
 
 /// Meta's messaging health of a node: the overall value and one entry per entity.
@@ -198,56 +198,69 @@ fn entity(v: &Value, path: &str, problems: &mut Problems) -> Result<Entity, Payl
         id: required_id(o, path, "id")?,
         can_send_message: problems.opt_str(o, path, "can_send_message"),
         can_receive_call_sip: problems.opt_str(o, path, "can_receive_call_sip"),
-        additional_info: problems.list(string_list(o, path, "additional_info")),
-        errors: problems.list(entity_errors(o, path)),
+        additional_info: string_list(o, path, "additional_info", problems),
+        errors: entity_errors(o, path, problems),
     })
 }
 
 /// A list of strings; a lone string counts as a one-line list and `null` entries are skipped.
-fn string_list(o: &Obj, base: &str, name: &str) -> Result<Vec<String>, PayloadError> {
+/// An entry that is not a string is left out alone (noted), the other lines kept.
+fn string_list(o: &Obj, base: &str, name: &str, problems: &mut Problems) -> Vec<String> {
     let path = field(base, name);
     match present(o, name) {
-        None => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 match item {
                     Value::Null => {}
                     Value::String(s) => out.push(s.clone()),
-                    other => return Err(wrong_type(&index(&path, i), "string", other)),
+                    other => {
+                        problems.ignore(wrong_type::<GraphError>(&index(&path, i), "string", other))
+                    }
                 }
             }
-            Ok(out)
+            out
         }
-        Some(v) => Err(wrong_type(&path, "array", v)),
+        Some(v) => {
+            problems.ignore(wrong_type::<GraphError>(&path, "array", v));
+            Vec::new()
+        }
     }
 }
 
-/// An entity's `errors`: an array of objects (a lone object counts as one error).
-fn entity_errors(o: &Obj, base: &str) -> Result<Vec<EntityError>, PayloadError> {
+/// An entity's `errors`: an array of objects (a lone object counts as one error). An entry
+/// that is not an object, or a field of one that cannot be read, is left out alone (noted).
+fn entity_errors(o: &Obj, base: &str, problems: &mut Problems) -> Vec<EntityError> {
     let path = field(base, "errors");
     match present(o, "errors") {
-        None => Ok(Vec::new()),
-        Some(Value::Object(e)) => Ok(vec![entity_error(e, &path)?]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
+        None => Vec::new(),
+        Some(Value::Object(e)) => vec![entity_error(e, &path, problems)],
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, v) in items.iter().enumerate() {
                 let p = index(&path, i);
-                entity_error(as_object(v, &p)?, &p)
-            })
-            .collect(),
-        Some(v) => Err(wrong_type(&path, "array", v)),
+                match v.as_object() {
+                    Some(e) => out.push(entity_error(e, &p, problems)),
+                    None => problems.ignore(wrong_type::<GraphError>(&p, "object", v)),
+                }
+            }
+            out
+        }
+        Some(v) => {
+            problems.ignore(wrong_type::<GraphError>(&path, "array", v));
+            Vec::new()
+        }
     }
 }
 
-fn entity_error(o: &Obj, path: &str) -> Result<EntityError, PayloadError> {
-    Ok(EntityError {
-        error_code: opt_integer(o, path, "error_code")?,
-        error_description: opt_str(o, path, "error_description")?,
-        possible_solution: opt_str(o, path, "possible_solution")?,
-    })
+fn entity_error(o: &Obj, path: &str, problems: &mut Problems) -> EntityError {
+    EntityError {
+        error_code: problems.field(opt_integer(o, path, "error_code")),
+        error_description: problems.opt_str(o, path, "error_description"),
+        possible_solution: problems.opt_str(o, path, "possible_solution"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

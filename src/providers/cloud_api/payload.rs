@@ -595,6 +595,44 @@ mod tests {
         );
     }
 
+    /// One odd error or additional_info entry of an entity is left out alone: the entity's
+    /// other errors and lines stay.
+    #[test]
+    fn an_odd_error_or_info_line_leaves_its_siblings() {
+        let mut problems = Problems::default();
+        let h = parse_health_status_body(
+            br#"{"health_status":{"can_send_message":"BLOCKED","entities":[{"entity_type":"WABA","id":"1","can_send_message":"BLOCKED","errors":[7,{"error_code":"x","error_description":"Payment issue"},{"error_code":141006}],"additional_info":["a",{},"b"]}]}}"#,
+            &mut problems,
+        )
+        .unwrap();
+        let entity = &h.entities[0];
+        assert_eq!(entity.additional_info, ["a", "b"]);
+        assert_eq!(
+            entity.errors,
+            [
+                EntityError {
+                    error_code: None,
+                    error_description: Some("Payment issue".into()),
+                    possible_solution: None,
+                },
+                EntityError {
+                    error_code: Some(141006),
+                    error_description: None,
+                    possible_solution: None,
+                },
+            ]
+        );
+        assert_eq!(problems.skipped(), 0);
+        assert_eq!(
+            problems.notes(),
+            [
+                "ignored: wrong type at `health_status.entities[0].additional_info[1]`: expected string, found object",
+                "ignored: wrong type at `health_status.entities[0].errors[0]`: expected object, found number",
+                "ignored: invalid value at `health_status.entities[0].errors[1].error_code`: not an integer: \"x\"",
+            ]
+        );
+    }
+
     #[test]
     fn health_status_entity_without_type_or_id_names_its_index() {
         let e = health_problem(
