@@ -92,6 +92,25 @@ pub trait TargetClient {
     ) -> impl Future<Output = Result<Polled, PollError>> + Send;
 }
 
+/// How long the data of a `discovery` endpoint survives failed polls: it is refreshed only
+/// every `discovery_interval`, so it stays for as many of those as other data stays
+/// intervals.
+pub(crate) fn discovery_stale_after(default: Duration, discovery_interval: Duration) -> Duration {
+    default.max(discovery_interval * crate::config_values::defaults::STALE_AFTER_INTERVALS)
+}
+
+/// The numbers a poll asks for: the configured ones, then those discovery found besides.
+pub(crate) fn polled_ids(configured: &[String], discovered: &[String]) -> Vec<String> {
+    let mut ids = configured.to_vec();
+    ids.extend(
+        discovered
+            .iter()
+            .filter(|id| !configured.contains(id))
+            .cloned(),
+    );
+    ids
+}
+
 macro_rules! registry {
     ($($module:ident::$config:ident => $variant:ident,)+) => {
         $(pub mod $module;)+

@@ -11,7 +11,6 @@ use reqwest::Url;
 
 use super::config::CloudApiTarget;
 use super::payload::{self, HealthStatus, Page, PayloadError, PhoneNumber, Template};
-use crate::config_values::defaults;
 use crate::json::Problems;
 use crate::exposition::Samples;
 use crate::providers::TargetClient;
@@ -45,11 +44,9 @@ impl TargetClient for CloudApiClient {
         self.endpoint_names().to_vec()
     }
 
-    /// Discovery data is refreshed only every discovery interval: it stays for as many of
-    /// those as other data stays intervals.
     fn stale_after(&self, index: usize, default: Duration) -> Duration {
         if self.endpoint_names().get(index) == Some(&DISCOVERY) {
-            default.max(self.config.discovery_interval * defaults::STALE_AFTER_INTERVALS)
+            crate::providers::discovery_stale_after(default, self.config.discovery_interval)
         } else {
             default
         }
@@ -191,12 +188,7 @@ impl CloudApiClient {
         } else {
             "messaging_limit_tier"
         };
-        let mut ids = self.config.phone_number_ids.clone();
-        for id in &self.discovered {
-            if !ids.contains(id) {
-                ids.push(id.clone());
-            }
-        }
+        let ids = crate::providers::polled_ids(&self.config.phone_number_ids, &self.discovered);
         let mut problems = Problems::default();
         let mut phones: Vec<PhoneNumber> = Vec::with_capacity(ids.len());
         let mut first_failure = None;

@@ -21,7 +21,7 @@ use super::cloud_api::client::{item_failure, next_url};
 use super::kapso::{self, payload::KapsoHealth};
 use super::{Provider, TargetClient, TargetSettings};
 use crate::config_values::{
-    config_keys, defaults, duration_text, put, put_secret, required_secret, EnvString,
+    config_keys, duration_text, put, put_secret, required_secret, EnvString,
     HumanDuration, Id,
 };
 use crate::exposition::Samples;
@@ -150,11 +150,9 @@ impl TargetClient for KapsoPlatformClient {
         self.endpoint_names().to_vec()
     }
 
-    /// Discovery data is refreshed only every discovery interval: it stays for as many of
-    /// those as other data stays intervals.
     fn stale_after(&self, index: usize, default: Duration) -> Duration {
         if self.endpoint_names().get(index) == Some(&DISCOVERY) {
-            default.max(self.config.discovery_interval * defaults::STALE_AFTER_INTERVALS)
+            super::discovery_stale_after(default, self.config.discovery_interval)
         } else {
             default
         }
@@ -261,12 +259,7 @@ impl KapsoPlatformClient {
     /// answer fails (gone, odd) is left out and noted while its siblings are polled; a rate
     /// limit, an outage or a refused key fails the endpoint, as the others would meet it too.
     async fn health(&mut self, target: &str) -> Result<Polled, PollError> {
-        let mut ids = self.config.phone_number_ids.clone();
-        for id in &self.discovered {
-            if !ids.contains(id) {
-                ids.push(id.clone());
-            }
-        }
+        let ids = super::polled_ids(&self.config.phone_number_ids, &self.discovered);
         let mut problems = Problems::default();
         let mut answers: Vec<(&str, KapsoHealth)> = Vec::with_capacity(ids.len());
         let mut first_failure = None;
