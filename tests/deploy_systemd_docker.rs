@@ -1198,7 +1198,16 @@ fn compose_demo_runs_here_until_every_target_is_up_and_healthy() {
         .iter()
         .map(|t| t["name"].as_str().expect("name").to_owned())
         .collect();
-    assert_eq!(targets.len(), 4, "one target of each type");
+    let mut types: Vec<String> = yaml(&config_path)["targets"]
+        .as_sequence()
+        .expect("targets")
+        .iter()
+        .map(|t| t["type"].as_str().expect("type").to_owned())
+        .collect();
+    types.sort();
+    let mut every_type: Vec<&str> = whatsapp_exporter::providers::Type::NAMES.to_vec();
+    every_type.sort();
+    assert_eq!(types, every_type, "one target of each type");
     let deadline = Instant::now() + Duration::from_secs(45);
     let mut metrics = String::new();
     loop {
