@@ -820,7 +820,7 @@ impl RawTarget {
                 ))
             }
         };
-        let kind = self.keys.validate(&TargetSettings { interval })?;
+        let kind = self.keys.validate(&TargetSettings { interval, timeout })?;
         let tls = TlsConfig {
             ca_file: self.tls_config.ca_file.map(|p| PathBuf::from(p.0)),
             cert_file: self.tls_config.cert_file.map(|p| PathBuf::from(p.0)),
@@ -1053,10 +1053,22 @@ mod tests {
     fn cloud_api_rules() {
         let base = "targets:\n  - name: c\n    type: cloud_api\n    access_token: t\n";
         let cases = [
-            ("", "set phone_number_ids, waba_id, or both"),
+            ("", "set business_id, waba_id or phone_number_ids (or several)"),
             (
                 "    discover: true\n    phone_number_ids: [1]\n",
-                "discover: true needs waba_id",
+                "discover: true needs waba_id or business_id",
+            ),
+            (
+                "    business_id: 1\n    discover: false\n",
+                "business_id lists the business's WABAs: it needs discover: true (the default with business_id)",
+            ),
+            (
+                "    business_id: 12x\n",
+                "\"12x\" is not a Graph API id (digits only)",
+            ),
+            (
+                "    business_id: 1\n    debug_token_access_token: a\n    debug_token_access_token_file: /b\n",
+                "set debug_token_access_token or debug_token_access_token_file, not both",
             ),
             (
                 "    waba_id: abc\n",
@@ -1098,6 +1110,20 @@ mod tests {
         let cloud = cloud_of(&ok.targets[0]);
         assert_eq!(cloud.waba_id.as_deref(), Some("102290129340398"));
         assert_eq!(cloud.api_major_version(), 23);
+        // A business is discovered without saying so; its app token is a secret of its own.
+        let business = parse(&format!(
+            "{base}    business_id: 506914307656634\n    debug_token_access_token: app|secret\n    interval: 1m\n    timeout: 20s\n"
+        ))
+        .unwrap();
+        let cloud = cloud_of(&business.targets[0]);
+        assert_eq!(cloud.business_id.as_deref(), Some("506914307656634"));
+        assert!(cloud.discover);
+        assert_eq!(cloud.discovery_interval, Duration::from_secs(600));
+        assert_eq!(
+            (cloud.interval, cloud.timeout),
+            (Duration::from_secs(60), Duration::from_secs(20))
+        );
+        assert_eq!(crate::providers::Provider::secrets(cloud).len(), 2);
         assert!(cloud.discover);
     }
 
@@ -1143,7 +1169,8 @@ mod tests {
             "test.yaml: targets[0]: unknown field `acess_token`: targets of type cloud_api take \
              `name`, `type`, `base_url`, `interval`, `timeout`, `stale_after`, \
              `body_size_limit`, `series_limit`, `labels`, `tls_config`, `access_token`, \
-             `access_token_file`, `api_version`, `phone_number_ids`, `waba_id`, `discover`, \
+             `access_token_file`, `debug_token_access_token`, `debug_token_access_token_file`, \
+             `api_version`, `phone_number_ids`, `waba_id`, `business_id`, `discover`, \
              `discovery_interval`, `usage_threshold`; did you mean `access_token`? \
              at line 4 column 5"
         );

@@ -100,6 +100,20 @@ families! {
         "Data series of this endpoint's answers left out because the target reached its series_limit.";
     GraphApiUsage => "whatsapp_graph_api_usage_ratio", Gauge,
         "Graph API rate-limit usage from the x-business-use-case-usage and x-app-usage headers, as a ratio: 1 is the limit (Meta throttles there).";
+    BusinessWabas => "whatsapp_business_wabas", Gauge,
+        "WABAs the business owns or serves as a solution partner, as its last discovery listed them (cloud_api targets with business_id).";
+    AccessTokenValid => "whatsapp_access_token_valid", Gauge,
+        "1 when Graph's debug_token says the target's access token is valid, else 0.";
+    AccessTokenExpiry => "whatsapp_access_token_expiry_timestamp_seconds", Gauge,
+        "Unix time at which the target's access token expires, from debug_token (+Inf when it never expires).";
+    AccessTokenDataAccessExpiry => "whatsapp_access_token_data_access_expiry_timestamp_seconds", Gauge,
+        "Unix time at which the target's access token loses data access, from debug_token (+Inf when never).";
+    AccessTokenScope => "whatsapp_access_token_scope", Gauge,
+        "1 for each permission (scope) granted to the target's access token, from debug_token.";
+    WebhookSubscribedApps => "whatsapp_webhook_subscribed_apps", Gauge,
+        "Apps subscribed to the WABA's webhooks (GET /{waba_id}/subscribed_apps); 0 means Meta sends the WABA's webhooks to no one.";
+    WebhookAppSubscribed => "whatsapp_webhook_app_subscribed", Gauge,
+        "1 for each app subscribed to the WABA's webhooks.";
     MessagingHealthStatus => "whatsapp_messaging_health_status", Gauge,
         "Overall can_send_message of the target (AVAILABLE, LIMITED, BLOCKED); 1 marks the current one.";
     CanSendMessage => "whatsapp_can_send_message", Gauge,
@@ -191,6 +205,8 @@ impl Format {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Samples {
     target_label: String,
+    /// Where the target label ends in `target_label`; a [`Samples::scope`] follows it.
+    scope_at: usize,
     /// Position + 1 in `lines` (and `spans`) of each family's text, 0 when it has none: a
     /// lookup per family and part at every encoding of /metrics must be cheap.
     index: FamilyIndex,
@@ -209,8 +225,23 @@ impl Samples {
         escape_label_value(&mut target_label, target);
         target_label.push('"');
         Samples {
+            scope_at: target_label.len(),
             target_label,
             ..Samples::default()
+        }
+    }
+
+    /// Puts `labels` right after the target label of every sample pushed from now on, until
+    /// the next call (an empty slice ends it): the series of one of several WABAs a target
+    /// covers carry that WABA's id.
+    pub fn scope(&mut self, labels: &[(&str, &str)]) {
+        self.target_label.truncate(self.scope_at);
+        for (name, value) in labels {
+            self.target_label.push(',');
+            self.target_label.push_str(name);
+            self.target_label.push_str("=\"");
+            escape_label_value(&mut self.target_label, value);
+            self.target_label.push('"');
         }
     }
 
@@ -575,6 +606,23 @@ pub fn openmetrics_to_text(openmetrics: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_follows_the_target_label_until_it_ends() {
+        let mut samples = Samples::new("t");
+        samples.scope(&[("waba_id", "1\"2")]);
+        samples.push(Family::Up, &[("x", "y")], 1.0);
+        samples.scope(&[("waba_id", "3")]);
+        samples.push(Family::Up, &[], 0.0);
+        samples.scope(&[]);
+        samples.push(Family::Up, &[], 2.0);
+        assert_eq!(
+            samples.lines(Family::Up),
+            "whatsapp_up{target=\"t\",waba_id=\"1\\\"2\",x=\"y\"} 1\n\
+             whatsapp_up{target=\"t\",waba_id=\"3\"} 0\n\
+             whatsapp_up{target=\"t\"} 2\n"
+        );
+    }
 
     #[test]
     fn packed_samples_share_their_buffer() {

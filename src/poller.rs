@@ -267,11 +267,15 @@ impl Runner {
         let config = Arc::clone(&self.state.config);
         let mut retry_after: Option<Duration> = None;
         let mut rate_limited = false;
+        if deadline.is_some() {
+            self.client.hurry();
+        }
         self.client.begin_cycle();
         for index in 0..self.endpoints.len() {
             let started = Instant::now();
-            let timeout = deadline.map_or(config.timeout, |d| {
-                config.timeout.min(d.saturating_duration_since(started))
+            let timeout = self.client.poll_timeout(index, config.timeout);
+            let timeout = deadline.map_or(timeout, |d| {
+                timeout.min(d.saturating_duration_since(started))
             });
             trace::endpoint(self.endpoints[index].name);
             let result =

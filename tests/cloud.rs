@@ -248,12 +248,14 @@ async fn cloud_api_discovery_over_several_pages_and_a_vanishing_template() {
     let metrics = run
         .wait_for_lines(&[
             "whatsapp_up{target=\"cloud\"} 1",
-            "whatsapp_poll_success{target=\"cloud\",endpoint=\"discovery\"} 1",
+            "whatsapp_poll_success{target=\"cloud\",endpoint=\"health\"} 1",
+            "whatsapp_template_status{target=\"cloud\",template_id=\"1187362539104427\",template_name=\"order_confirmation\",language=\"en_US\",status=\"APPROVED\"} 1",
         ])
         .await;
-    // Pages hold two items: 3 numbers and 5 templates took 2 and 3 pages.
-    assert!(sim.cloud_api_requests(CloudApiEndpoint::MessageTemplates) >= 3);
-    assert!(sim.cloud_api_requests(CloudApiEndpoint::PhoneNumbers) >= 2);
+    // Pages hold two items: the WABA's answer carried the first page of its 3 numbers and
+    // 5 templates, their edges the other 1 and 2 pages.
+    assert!(sim.cloud_api_requests(CloudApiEndpoint::MessageTemplates) >= 2);
+    assert!(sim.cloud_api_requests(CloudApiEndpoint::PhoneNumbers) >= 1);
     for (i, id) in TEMPLATE_IDS.iter().enumerate() {
         let line = format!(
             "whatsapp_template_status{{target=\"cloud\",template_id=\"{id}\",template_name=\"{}\",language=\"{}\",status=\"{}\"}} 1",
@@ -423,7 +425,6 @@ async fn graph_errors_map_to_their_reasons() {
             },
             "unavailable",
         ),
-        (CloudApiFault::Fault(Fault::MalformedJson), "decode"),
     ];
     for (fault, reason) in cases {
         sim.set_cloud_api_fault(CloudApiEndpoint::Waba, Some(fault));
@@ -436,6 +437,22 @@ async fn graph_errors_map_to_their_reasons() {
         run.wait_for_lines(&["whatsapp_up{target=\"cloud\"} 1"])
             .await;
     }
+    // A WABA answer that cannot be read concerns that WABA alone: it is skipped and
+    // counted, the number (asked apart) is still exported.
+    sim.set_cloud_api_fault(
+        CloudApiEndpoint::Waba,
+        Some(CloudApiFault::Fault(Fault::MalformedJson)),
+    );
+    let skipped = "whatsapp_items_skipped_total{target=\"cloud\",endpoint=\"health\"}";
+    let metrics = run
+        .wait_until(|m| value(m, skipped).is_some_and(|v| v >= 1.0), skipped)
+        .await;
+    assert!(has_line(&metrics, "whatsapp_up{target=\"cloud\"} 1"), "{metrics}");
+    assert!(has_line(
+        &metrics,
+        "whatsapp_phone_quality_rating{target=\"cloud\",phone_number_id=\"106540352242922\",rating=\"GREEN\"} 1"
+    ));
+    sim.set_cloud_api_fault(CloudApiEndpoint::Waba, None);
     // 100% usage: the simulator answers 80008 and the target backs off.
     sim.set_cloud_api_usage(100, 1);
     run.wait_until(
@@ -461,8 +478,9 @@ async fn an_entity_without_id_is_skipped_alone() {
         "whatsapp_items_skipped_total{target=\"cloud\",endpoint=\"health\"} 0",
     ])
     .await;
+    // The configured number outside the WABA's answer comes from a multi-id lookup.
     sim.set_cloud_api_fault(
-        CloudApiEndpoint::PhoneNumber,
+        CloudApiEndpoint::Ids,
         Some(CloudApiFault::Fault(Fault::OddItem)),
     );
     let skipped = "whatsapp_items_skipped_total{target=\"cloud\",endpoint=\"health\"}";
@@ -479,7 +497,7 @@ async fn an_entity_without_id_is_skipped_alone() {
         assert!(has_line(&metrics, line), "{line}\n{metrics}");
     }
     common::promtool_check(&metrics);
-    sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, None);
+    sim.set_cloud_api_fault(CloudApiEndpoint::Ids, None);
     run.wait_for_lines(&[entity]).await;
     run.stop().await;
 }
@@ -505,5 +523,138 @@ async fn a_wrong_token_is_unauthorized_and_never_shown() {
     let page = run.get("/").await.text().await.unwrap();
     assert!(page.contains("Graph error 190"), "{page}");
     assert!(!page.contains("a-wrong-graph-token-xyz"));
+    run.stop().await;
+}
+
+/// The demo's business: it owns one WABA and serves a client WABA. Every series of the
+/// target names its WABA; each poll asks one request per WABA and nothing else (pages hold
+/// 100 here, so no edge needs a second page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_business_with_two_wabas_costs_one_request_per_waba() {
+    let options = SimulatorOptions {
+        cloud_api_page_size: 100,
+        ..SimulatorOptions::default()
+    };
+    let run = common::start(options, |s| {
+        format!(
+            "global:\n  interval: 300ms\n  timeout: 300ms\ntargets:\n\
+             - name: biz\n  type: cloud_api\n  base_url: {}\n  access_token: {}\n  business_id: \"{}\"\n  discovery_interval: 1h\n",
+            s.cloud_api_base_url(),
+            s.simulator().options().cloud_api_token,
+            meta::BUSINESS_ID,
+        )
+    })
+    .await;
+    let sim = run.simulator.simulator().clone();
+    let client = meta::CLIENT_WABA_ID;
+    let client_number = meta::CLIENT_PHONE_NUMBER_IDS[0];
+    let started = sim.started_at().timestamp();
+    let metrics = run
+        .wait_for_lines(&[
+            "whatsapp_business_wabas{target=\"biz\"} 2",
+            &format!("whatsapp_phone_quality_rating{{target=\"biz\",waba_id=\"{WABA_ID}\",phone_number_id=\"{}\",rating=\"GREEN\"}} 1", PHONE_NUMBER_IDS[2]),
+            &format!("whatsapp_phone_quality_rating{{target=\"biz\",waba_id=\"{client}\",phone_number_id=\"{client_number}\",rating=\"GREEN\"}} 1"),
+            &format!("whatsapp_can_send_message{{target=\"biz\",waba_id=\"{client}\",entity_type=\"WABA\",entity_id=\"{client}\",status=\"AVAILABLE\"}} 1"),
+            &format!("whatsapp_can_send_message{{target=\"biz\",waba_id=\"{WABA_ID}\",entity_type=\"BUSINESS\",entity_id=\"{}\",status=\"AVAILABLE\"}} 1", meta::BUSINESS_ID),
+            &format!("whatsapp_messaging_health_status{{target=\"biz\",waba_id=\"{client}\",status=\"AVAILABLE\"}} 1"),
+            &format!("whatsapp_template_status{{target=\"biz\",waba_id=\"{WABA_ID}\",template_id=\"{}\",template_name=\"order_confirmation\",language=\"en_US\",status=\"APPROVED\"}} 1", TEMPLATE_IDS[0]),
+            &format!("whatsapp_webhook_subscribed_apps{{target=\"biz\",waba_id=\"{WABA_ID}\"}} 1"),
+            &format!("whatsapp_webhook_subscribed_apps{{target=\"biz\",waba_id=\"{client}\"}} 0"),
+            &format!("whatsapp_webhook_app_subscribed{{target=\"biz\",waba_id=\"{WABA_ID}\",app_id=\"{}\",app_name=\"{}\"}} 1", meta::APP_ID, meta::APP_NAME),
+            "whatsapp_access_token_valid{target=\"biz\"} 1",
+            &format!("whatsapp_access_token_expiry_timestamp_seconds{{target=\"biz\"}} {}", started + 4 * 24 * 3600),
+            &format!("whatsapp_access_token_data_access_expiry_timestamp_seconds{{target=\"biz\"}} {}", started + 90 * 24 * 3600),
+            "whatsapp_access_token_scope{target=\"biz\",scope=\"whatsapp_business_management\"} 1",
+            "whatsapp_access_token_scope{target=\"biz\",scope=\"whatsapp_business_messaging\"} 1",
+            "whatsapp_access_token_scope{target=\"biz\",scope=\"business_management\"} 1",
+            "whatsapp_poll_success{target=\"biz\",endpoint=\"token\"} 1",
+            "whatsapp_poll_success{target=\"biz\",endpoint=\"discovery\"} 1",
+            "whatsapp_items_skipped_total{target=\"biz\",endpoint=\"health\"} 0",
+        ])
+        .await;
+    // The client WABA has no templates, and no series comes without its WABA.
+    assert!(!metrics.contains(&format!("whatsapp_template_status{{target=\"biz\",waba_id=\"{client}\"")));
+    for line in metrics.lines().filter(|l| l.starts_with("whatsapp_phone_") || l.starts_with("whatsapp_can_send_message{") || l.starts_with("whatsapp_template_")) {
+        assert!(line.contains(",waba_id=\""), "{line}");
+    }
+    common::promtool_check(&metrics);
+
+    // From now on: two WABA requests a poll, nothing else.
+    let count = |kind| sim.cloud_api_requests(kind);
+    let others = || {
+        [
+            CloudApiEndpoint::PhoneNumber,
+            CloudApiEndpoint::PhoneNumbers,
+            CloudApiEndpoint::MessageTemplates,
+            CloudApiEndpoint::SubscribedApps,
+            CloudApiEndpoint::Ids,
+            CloudApiEndpoint::Template,
+        ]
+        .map(|k| sim.cloud_api_requests(k))
+    };
+    let (before, before_others) = (count(CloudApiEndpoint::Waba), others());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = count(CloudApiEndpoint::Waba) - before;
+    assert!(asked >= 4, "{asked} WABA requests in 2 s at a 300 ms interval");
+    assert_eq!(others(), before_others);
+    // Listed once (owned, client), the token checked once: the discovery interval is 1 h.
+    assert_eq!(count(CloudApiEndpoint::BusinessWabas), 2);
+    assert_eq!(count(CloudApiEndpoint::DebugToken), 1);
+    let requests = value(&run.metrics().await, "whatsapp_business_wabas{target=\"biz\"}");
+    assert_eq!(requests, Some(2.0));
+    run.stop().await;
+}
+
+/// A token Graph refuses is reported invalid by the token endpoint (asked with itself), as
+/// is one debug_token calls invalid when an app token asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_token_reads_invalid() {
+    let run = common::start(SimulatorOptions::default(), |s| {
+        let graph = s.cloud_api_base_url();
+        let good = s.simulator().options().cloud_api_token.clone();
+        format!(
+            "global:\n  interval: 300ms\n  timeout: 300ms\ntargets:\n\
+             - name: refused\n  type: cloud_api\n  base_url: {graph}\n  access_token: not-the-token-123\n  waba_id: \"{WABA_ID}\"\n\
+             - name: inspected\n  type: cloud_api\n  base_url: {graph}\n  access_token: not-the-token-456\n  debug_token_access_token: {good}\n  waba_id: \"{WABA_ID}\"\n"
+        )
+    })
+    .await;
+    let metrics = run
+        .wait_for_lines(&[
+            "whatsapp_access_token_valid{target=\"refused\"} 0",
+            "whatsapp_access_token_valid{target=\"inspected\"} 0",
+            "whatsapp_poll_success{target=\"refused\",endpoint=\"token\"} 1",
+            "whatsapp_poll_success{target=\"inspected\",endpoint=\"token\"} 1",
+        ])
+        .await;
+    assert!(!metrics.contains("whatsapp_access_token_expiry_timestamp_seconds{"));
+    assert!(!metrics.contains("whatsapp_access_token_scope{"));
+    assert!(!metrics.contains("not-the-token"));
+    run.stop().await;
+}
+
+/// Configured numbers outside the WABA come from one multi-id lookup; when Graph refuses it
+/// for one id it no longer knows (803), each is asked alone and the known ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_number_does_not_hide_its_siblings() {
+    let run = cloud(format!(
+        "  phone_number_ids: [\"{}\", \"{}\", \"999000111\"]\n",
+        PHONE_NUMBER_IDS[0],
+        meta::CLIENT_PHONE_NUMBER_IDS[0]
+    ))
+    .await;
+    let sim = run.simulator.simulator().clone();
+    let skipped = "whatsapp_items_skipped_total{target=\"cloud\",endpoint=\"health\"}";
+    let metrics = run
+        .wait_until(|m| value(m, skipped).is_some_and(|v| v >= 1.0), skipped)
+        .await;
+    for number in [PHONE_NUMBER_IDS[0], meta::CLIENT_PHONE_NUMBER_IDS[0]] {
+        let line = format!("whatsapp_phone_quality_rating{{target=\"cloud\",phone_number_id=\"{number}\",rating=\"GREEN\"}} 1");
+        assert!(has_line(&metrics, &line), "{line}\n{metrics}");
+    }
+    assert!(has_line(&metrics, "whatsapp_poll_success{target=\"cloud\",endpoint=\"health\"} 1"));
+    assert!(sim.cloud_api_requests(CloudApiEndpoint::Ids) >= 1);
+    // Then one by one (the simulator counts requests for the numbers it knows).
+    assert!(sim.cloud_api_requests(CloudApiEndpoint::PhoneNumber) >= 2);
     run.stop().await;
 }

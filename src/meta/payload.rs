@@ -280,7 +280,7 @@ pub fn parse_graph_error(body: &[u8]) -> Option<GraphError> {
     }
 }
 
-fn graph_error_of(root: &Obj) -> Option<GraphError> {
+pub(crate) fn graph_error_of(root: &Obj) -> Option<GraphError> {
     let e = root.get("error")?.as_object()?;
     let text = |k: &str| match e.get(k) {
         Some(Value::String(s)) => Some(s.clone()),

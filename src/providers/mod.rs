@@ -26,6 +26,8 @@ use crate::upstream::{PollError, Polled, Upstream};
 #[derive(Clone, Copy, Debug)]
 pub struct TargetSettings {
     pub interval: Duration,
+    /// How long one poll of an endpoint may take.
+    pub timeout: Duration,
 }
 
 /// One upstream API: its configuration, validated from its [`Keys`], and what builds its
@@ -71,6 +73,16 @@ pub trait TargetClient {
     fn stale_after(&self, _index: usize, default: Duration) -> Duration {
         default
     }
+
+    /// How long the poll of endpoint `index` may take: the target's `timeout`, or longer for
+    /// an endpoint that spreads its requests over the interval.
+    fn poll_timeout(&self, _index: usize, timeout: Duration) -> Duration {
+        timeout
+    }
+
+    /// The polls from now on must end soon (a `/probe` within its scrape timeout): nothing
+    /// is spread.
+    fn hurry(&mut self) {}
 
     /// Series the client keeps across polls (token expiry, rate-limit usage).
     fn status_samples(&self, _out: &mut Samples) {}
@@ -234,6 +246,18 @@ macro_rules! registry {
             fn stale_after(&self, index: usize, default: Duration) -> Duration {
                 match self {
                     $(Client::$variant(client) => client.stale_after(index, default)),+
+                }
+            }
+
+            fn poll_timeout(&self, index: usize, timeout: Duration) -> Duration {
+                match self {
+                    $(Client::$variant(client) => client.poll_timeout(index, timeout)),+
+                }
+            }
+
+            fn hurry(&mut self) {
+                match self {
+                    $(Client::$variant(client) => client.hurry()),+
                 }
             }
 

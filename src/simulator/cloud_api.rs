@@ -121,6 +121,18 @@ use super::{
     CloudApiFault, FaultReply, SimBody, Simulator, State,
 };
 
+/// How long after the simulator starts its Graph token expires, by default: a few days,
+/// so the demo's token-expiry alert has something to say.
+pub const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(4 * 24 * 3600);
+/// The most ids a multi-id lookup takes, as Graph.
+pub const MAX_IDS: usize = 50;
+/// The scopes `debug_token` reports for the simulator's token.
+pub const TOKEN_SCOPES: [&str; 3] = [
+    "business_management",
+    "whatsapp_business_management",
+    "whatsapp_business_messaging",
+];
+
 /// The default accepted Graph API token.
 pub const CLOUD_API_TOKEN: &str = "sim-graph-token-0123456789";
 /// The default largest page of an edge.
@@ -160,7 +172,14 @@ pub const DEFAULT_PHONE_NUMBER_FIELDS: [&str; 6] = [
     "throughput",
 ];
 /// Fields of the WABA node.
-pub const WABA_FIELDS: [&str; 3] = ["id", "name", "health_status"];
+pub const WABA_FIELDS: [&str; 6] = [
+    "id",
+    "name",
+    "health_status",
+    "phone_numbers",
+    "message_templates",
+    "subscribed_apps",
+];
 /// Fields the WABA answers without `fields` (and `id`).
 pub const DEFAULT_WABA_FIELDS: [&str; 1] = ["name"];
 /// Fields of a message template node.
@@ -182,6 +201,8 @@ enum NodeType {
     PhoneNumber,
     Waba,
     Template,
+    Business,
+    DebugToken,
 }
 
 impl NodeType {
@@ -190,6 +211,8 @@ impl NodeType {
             NodeType::PhoneNumber => "WhatsAppBusinessPhoneNumber",
             NodeType::Waba => "WhatsAppBusinessAccount",
             NodeType::Template => "WhatsAppBusinessHSM",
+            NodeType::Business => "Business",
+            NodeType::DebugToken => "DebugToken",
         }
     }
 
@@ -198,6 +221,7 @@ impl NodeType {
             NodeType::PhoneNumber => &PHONE_NUMBER_FIELDS,
             NodeType::Waba => &WABA_FIELDS,
             NodeType::Template => &TEMPLATE_FIELDS,
+            NodeType::Business | NodeType::DebugToken => &["id"],
         }
     }
 
@@ -206,17 +230,22 @@ impl NodeType {
             NodeType::PhoneNumber => &DEFAULT_PHONE_NUMBER_FIELDS,
             NodeType::Waba => &DEFAULT_WABA_FIELDS,
             NodeType::Template => &DEFAULT_TEMPLATE_FIELDS,
+            NodeType::Business | NodeType::DebugToken => &["id"],
         };
         fields.iter().map(|f| f.to_string()).collect()
     }
 
     fn of(cloud: &MetaState, id: &str) -> Option<NodeType> {
-        if cloud.number_index(id).is_some() {
+        if cloud.any_number(id).is_some() {
             Some(NodeType::PhoneNumber)
-        } else if id == meta::WABA_ID {
+        } else if id == meta::WABA_ID || id == meta::CLIENT_WABA_ID {
             Some(NodeType::Waba)
         } else if cloud.template(id).is_some() {
             Some(NodeType::Template)
+        } else if id == meta::BUSINESS_ID {
+            Some(NodeType::Business)
+        } else if id == "debug_token" {
+            Some(NodeType::DebugToken)
         } else {
             None
         }
@@ -231,6 +260,15 @@ pub(crate) fn parse_version(text: &str) -> Option<(u32, u32)> {
         return None;
     }
     Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// The version of a path that names no node (`/`, `/v24.0`, `/v24.0/`), for a multi-id
+/// lookup.
+fn ids_version(rest: &str) -> Option<(u32, u32)> {
+    match rest.trim_matches('/') {
+        "" => parse_version(DEFAULT_VERSION),
+        one => parse_version(one),
+    }
 }
 
 /// A Graph path below `/graph`.
@@ -279,6 +317,12 @@ fn kind_of(cloud: &MetaState, p: &GraphPath<'_>) -> Option<CloudApiEndpoint> {
         (Some("message_templates"), Some(NodeType::Waba)) => {
             Some(CloudApiEndpoint::MessageTemplates)
         }
+        (Some("subscribed_apps"), Some(NodeType::Waba)) => Some(CloudApiEndpoint::SubscribedApps),
+        (
+            Some("owned_whatsapp_business_accounts" | "client_whatsapp_business_accounts"),
+            Some(NodeType::Business),
+        ) => Some(CloudApiEndpoint::BusinessWabas),
+        (None, Some(NodeType::DebugToken)) => Some(CloudApiEndpoint::DebugToken),
         _ => None,
     }
 }
@@ -343,6 +387,55 @@ pub(crate) fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One field of a `fields` value: `name`, `name.limit(N)`, `name{sub,fields}` or both.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FieldSpec<'a> {
+    pub name: &'a str,
+    pub limit: Option<&'a str>,
+    pub sub: Option<&'a str>,
+}
+
+/// The fields of a `fields` value with their `.limit(…)` and `{…}`, split at top-level
+/// commas, in order (duplicates kept: the first wins where it matters).
+pub(crate) fn field_specs(value: &str) -> Vec<FieldSpec<'_>> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, c) in value.char_indices() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    for part in parts {
+        let part = part.trim();
+        let name_end = part.find(['{', '.', '(']).unwrap_or(part.len());
+        let name = part[..name_end].trim();
+        if name.is_empty() {
+            continue;
+        }
+        let rest = &part[name_end..];
+        let limit = rest
+            .find(".limit(")
+            .and_then(|at| {
+                let tail = &rest[at + ".limit(".len()..];
+                tail.find(')').map(|end| &tail[..end])
+            });
+        let sub = rest
+            .find('{')
+            .and_then(|at| rest.rfind('}').filter(|end| *end > at).map(|end| &rest[at + 1..end]));
+        out.push(FieldSpec { name, limit, sub });
+    }
+    out
 }
 
 /// The names in a `fields` value: top-level commas split, `name{…}` and `name.x(…)` are
@@ -613,8 +706,19 @@ pub(crate) fn degrade_health(health: &mut Value) {
 }
 
 pub(super) fn number_field(cloud: &MetaState, n: &PhoneNumber, field: &str) -> Option<Value> {
+    number_field_of(cloud, n, false, field)
+}
+
+/// A field of a number of the WABA, or with `client` of the client WABA.
+fn number_field_of(
+    cloud: &MetaState,
+    n: &PhoneNumber,
+    client: bool,
+    field: &str,
+) -> Option<Value> {
     Some(match field {
         "id" => json!(n.id),
+        "health_status" if client => cloud.health_status(Subject::ClientNumber(n)),
         "health_status" => cloud.health_status(Subject::Number(n)),
         "quality_rating" => json!(n.quality_rating),
         "whatsapp_business_manager_messaging_limit" => json!(n.tier),
@@ -631,11 +735,16 @@ pub(super) fn number_field(cloud: &MetaState, n: &PhoneNumber, field: &str) -> O
     })
 }
 
-fn waba_field(cloud: &MetaState, field: &str) -> Option<Value> {
-    Some(match field {
-        "id" => json!(meta::WABA_ID),
-        "name" => json!(meta::WABA_NAME),
-        "health_status" => cloud.health_status(Subject::Waba),
+/// A field of the WABA (or, with `client`, of the client WABA); the edges are added by the
+/// caller.
+fn waba_field(cloud: &MetaState, client: bool, field: &str) -> Option<Value> {
+    Some(match (field, client) {
+        ("id", false) => json!(meta::WABA_ID),
+        ("id", true) => json!(meta::CLIENT_WABA_ID),
+        ("name", false) => json!(meta::WABA_NAME),
+        ("name", true) => json!(meta::CLIENT_WABA_NAME),
+        ("health_status", false) => cloud.health_status(Subject::Waba),
+        ("health_status", true) => cloud.health_status(Subject::ClientWaba),
         _ => return None,
     })
 }
@@ -828,8 +937,20 @@ impl Simulator {
         query: &Query,
         link: &Link<'_>,
     ) -> Action {
-        let path = parse_path(rest);
-        let kind = path.as_ref().ok().and_then(|p| kind_of(&state.cloud, p));
+        // A multi-id lookup names no node: `/{version}/?ids=…`.
+        let lookup = query.get("ids").is_some().then(|| ids_version(rest)).flatten();
+        let path = match lookup {
+            Some(version) => Ok(GraphPath {
+                version,
+                node: "",
+                edge: None,
+            }),
+            None => parse_path(rest),
+        };
+        let kind = match lookup {
+            Some(_) => Some(CloudApiEndpoint::Ids),
+            None => path.as_ref().ok().and_then(|p| kind_of(&state.cloud, p)),
+        };
         if let Some(k) = kind {
             self.inner.cloud_api_requests[k.index()].fetch_add(1, Ordering::Relaxed);
         }
@@ -882,9 +1003,14 @@ impl Simulator {
         let shape = shape_of(fault.as_ref());
         let cloud = &state.cloud;
         let page_size = self.inner.opts.cloud_api_page_size;
+        let token = TokenFacts {
+            token,
+            started_at: self.inner.started_at,
+            lifetime: self.inner.opts.cloud_api_token_lifetime,
+        };
         answer_with_fault(
             fault.as_ref(),
-            || match graph_payload(cloud, &p, kind, query, link, page_size, shape) {
+            || match graph_payload(cloud, &p, kind, query, link, page_size, shape, &token) {
                 Ok(v) => (StatusCode::OK, v),
                 Err(e) => (e.status, e.body()),
             },
@@ -893,7 +1019,15 @@ impl Simulator {
     }
 }
 
+/// What `debug_token` answers from: the token the simulator accepts and when it expires.
+pub(super) struct TokenFacts<'a> {
+    pub token: &'a str,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub lifetime: Option<std::time::Duration>,
+}
+
 /// The normal answer of a request of a known kind.
+#[allow(clippy::too_many_arguments)]
 fn graph_payload(
     cloud: &MetaState,
     p: &GraphPath<'_>,
@@ -902,6 +1036,7 @@ fn graph_payload(
     link: &Link<'_>,
     page_size: usize,
     shape: Shape,
+    token: &TokenFacts<'_>,
 ) -> Result<Value, GraphErr> {
     let damaged = |mut v: Value| {
         damage(&mut v, shape);
@@ -910,20 +1045,58 @@ fn graph_payload(
     match kind {
         CloudApiEndpoint::PhoneNumber => {
             let fields = requested_fields(query, NodeType::PhoneNumber, p.version)?;
-            let n = cloud
-                .numbers
-                .iter()
-                .find(|n| n.id == p.node)
+            let (n, client) = cloud
+                .any_number(p.node)
                 .ok_or_else(|| GraphErr::unsupported(&Method::GET, p.node))?;
             Ok(damaged(object(&n.id, &fields, |f| {
-                number_field(cloud, n, f)
+                number_field_of(cloud, n, client, f)
             })))
         }
         CloudApiEndpoint::Waba => {
             let fields = requested_fields(query, NodeType::Waba, p.version)?;
-            Ok(damaged(object(meta::WABA_ID, &fields, |f| {
-                waba_field(cloud, f)
-            })))
+            let specs = query.get("fields").map(field_specs).unwrap_or_default();
+            let spec = |name: &str| specs.iter().find(|s| s.name == name);
+            let client = p.node == meta::CLIENT_WABA_ID;
+            let mut answer = object(p.node, &fields, |f| waba_field(cloud, client, f));
+            damage(&mut answer, shape);
+            // Edges asked by field expansion: the first page of each, its `next` on the
+            // edge's own route.
+            for edge in ["phone_numbers", "message_templates", "subscribed_apps"] {
+                if !fields.iter().any(|f| f == edge) {
+                    continue;
+                }
+                let asked = spec(edge);
+                let mut pairs = Vec::new();
+                if let Some(sub) = asked.and_then(|s| s.sub) {
+                    pairs.push(format!("fields={sub}"));
+                }
+                if let Some(limit) = asked.and_then(|s| s.limit) {
+                    pairs.push(format!("limit={limit}"));
+                }
+                let edge_query = Query::parse(Some(&pairs.join("&")));
+                let edge_path = format!("{}/{edge}", link.path.trim_end_matches('/'));
+                let edge_link = Link {
+                    authority: link.authority,
+                    path: &edge_path,
+                };
+                let edge_kind = match edge {
+                    "phone_numbers" => CloudApiEndpoint::PhoneNumbers,
+                    "message_templates" => CloudApiEndpoint::MessageTemplates,
+                    _ => CloudApiEndpoint::SubscribedApps,
+                };
+                let edge_p = GraphPath {
+                    version: p.version,
+                    node: p.node,
+                    edge: Some(edge),
+                };
+                let value = graph_payload(
+                    cloud, &edge_p, edge_kind, &edge_query, &edge_link, page_size, shape, token,
+                )?;
+                if let Some(m) = answer.as_object_mut() {
+                    m.insert(edge.to_string(), value);
+                }
+            }
+            Ok(answer)
         }
         CloudApiEndpoint::Template => {
             let fields = requested_fields(query, NodeType::Template, p.version)?;
@@ -936,23 +1109,138 @@ fn graph_payload(
         }
         CloudApiEndpoint::PhoneNumbers => {
             let fields = requested_fields(query, NodeType::PhoneNumber, p.version)?;
-            let items = cloud
-                .numbers
+            let client = p.node == meta::CLIENT_WABA_ID;
+            let numbers = if client {
+                &cloud.client_numbers
+            } else {
+                &cloud.numbers
+            };
+            let items = numbers
                 .iter()
-                .map(|n| damaged(object(&n.id, &fields, |f| number_field(cloud, n, f))))
+                .map(|n| damaged(object(&n.id, &fields, |f| number_field_of(cloud, n, client, f))))
                 .collect();
             page(items, query, link, page_size)
         }
         CloudApiEndpoint::MessageTemplates => {
             let fields = requested_fields(query, NodeType::Template, p.version)?;
-            let items = cloud
-                .templates
-                .iter()
-                .map(|t| damaged(object(&t.id, &fields, |f| template_field(cloud, t, f))))
-                .collect();
+            // The client WABA has no templates.
+            let items = if p.node == meta::CLIENT_WABA_ID {
+                Vec::new()
+            } else {
+                cloud
+                    .templates
+                    .iter()
+                    .map(|t| damaged(object(&t.id, &fields, |f| template_field(cloud, t, f))))
+                    .collect()
+            };
             page(items, query, link, page_size)
         }
+        CloudApiEndpoint::SubscribedApps => {
+            let subscribed = if p.node == meta::CLIENT_WABA_ID {
+                cloud.client_subscribed
+            } else {
+                cloud.subscribed
+            };
+            // Meta's documented shape of an entry.
+            let items = if subscribed {
+                vec![json!({"whatsapp_business_api_data": {
+                    "id": meta::APP_ID,
+                    "link": format!("https://www.facebook.com/games/?app_id={}", meta::APP_ID),
+                    "name": meta::APP_NAME,
+                }})]
+            } else {
+                Vec::new()
+            };
+            page(items, query, link, page_size)
+        }
+        CloudApiEndpoint::BusinessWabas => {
+            let (id, name) = if p.edge == Some("client_whatsapp_business_accounts") {
+                (meta::CLIENT_WABA_ID, meta::CLIENT_WABA_NAME)
+            } else {
+                (meta::WABA_ID, meta::WABA_NAME)
+            };
+            let items = vec![damaged(json!({"id": id, "name": name}))];
+            page(items, query, link, page_size)
+        }
+        CloudApiEndpoint::Ids => ids_payload(cloud, query, p.version, shape),
+        CloudApiEndpoint::DebugToken => debug_token_payload(query, token),
     }
+}
+
+/// `GET /?ids=a,b&fields=…`: `{"a":{…},"b":{…}}` of phone numbers; as Graph, one unknown id
+/// fails the whole lookup (code 803) and more than [`MAX_IDS`] are refused.
+fn ids_payload(
+    cloud: &MetaState,
+    query: &Query,
+    version: (u32, u32),
+    shape: Shape,
+) -> Result<Value, GraphErr> {
+    let ids: Vec<&str> = query
+        .get("ids")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .collect();
+    if ids.is_empty() {
+        return Err(GraphErr::invalid_param("(#100) The parameter ids is required"));
+    }
+    if ids.len() > MAX_IDS {
+        return Err(GraphErr::invalid_param(&format!(
+            "(#100) Too many IDs. Maximum: {MAX_IDS}"
+        )));
+    }
+    let fields = requested_fields(query, NodeType::PhoneNumber, version)?;
+    let mut answer = Map::new();
+    for id in ids {
+        let Some((n, client)) = cloud.any_number(id) else {
+            return Err(GraphErr::new(
+                StatusCode::NOT_FOUND,
+                803,
+                format!("(#803) Some of the aliases you requested do not exist: {id}"),
+            ));
+        };
+        let mut v = object(&n.id, &fields, |f| number_field_of(cloud, n, client, f));
+        damage(&mut v, shape);
+        answer.insert(n.id.clone(), v);
+    }
+    Ok(Value::Object(answer))
+}
+
+/// `GET /debug_token?input_token=…`, in Meta's documented shape. Another token than the
+/// simulator's is answered as Graph does, with 200 and `is_valid` false.
+fn debug_token_payload(query: &Query, facts: &TokenFacts<'_>) -> Result<Value, GraphErr> {
+    let Some(input) = query.get("input_token") else {
+        return Err(GraphErr::invalid_param(
+            "(#100) The parameter input_token is required",
+        ));
+    };
+    if input != facts.token {
+        return Ok(json!({"data": {
+            "error": {"code": 190, "message": "Invalid OAuth access token."},
+            "is_valid": false,
+            "scopes": [],
+        }}));
+    }
+    let started = facts.started_at.timestamp();
+    let expires_at = facts
+        .lifetime
+        .map_or(0, |d| started + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2));
+    Ok(json!({"data": {
+        "app_id": meta::APP_ID,
+        "type": "SYSTEM_USER",
+        "application": meta::APP_NAME,
+        "data_access_expires_at": started + 90 * 24 * 3600,
+        "expires_at": expires_at,
+        "is_valid": true,
+        "issued_at": started - 30 * 24 * 3600,
+        "scopes": TOKEN_SCOPES,
+        "granular_scopes": [
+            {"scope": "whatsapp_business_management", "target_ids": [meta::WABA_ID, meta::CLIENT_WABA_ID]},
+            {"scope": "whatsapp_business_messaging", "target_ids": [meta::WABA_ID]},
+        ],
+        "user_id": "122100000000000001",
+    }}))
 }
 
 #[cfg(test)]

@@ -15,7 +15,15 @@
 //! |---|---|---|
 //! | WABA | `102290129340398` ([`WABA_ID`]) | `Acme Corp` ([`WABA_NAME`]) |
 //! | business | `506914307656634` ([`BUSINESS_ID`]) | |
-//! | app | `634974688087057` ([`APP_ID`]) | |
+//! | app | `634974688087057` ([`APP_ID`]) | `Acme WhatsApp App` ([`APP_NAME`]) |
+//! | client WABA | `102290129340401` ([`CLIENT_WABA_ID`]) | `Partner Shop` ([`CLIENT_WABA_NAME`]) |
+//!
+//! The business owns the WABA and serves the client WABA as its solution partner (its
+//! `owned_whatsapp_business_accounts` and `client_whatsapp_business_accounts`). The app is
+//! subscribed to the WABA's webhooks, to the client WABA's not (an empty
+//! `subscribed_apps`). The client WABA has one number, [`CLIENT_PHONE_NUMBER_IDS`]
+//! (`+1 555-019-9001`, `Partner Shop`, otherwise as the WABA's numbers), and no
+//! templates; only the Graph API knows it (no 360dialog channel, no Kapso config).
 //!
 //! ## Phone numbers ([`PHONE_NUMBER_IDS`], in this order)
 //!
@@ -92,6 +100,15 @@
 //! [`SCENARIO_LEN`]: super::SCENARIO_LEN
 
 use serde_json::{json, Map, Value};
+
+/// The app's name, as `subscribed_apps` and `debug_token` show it.
+pub const APP_NAME: &str = "Acme WhatsApp App";
+/// The WABA the business serves as a solution partner.
+pub const CLIENT_WABA_ID: &str = "102290129340401";
+pub const CLIENT_WABA_NAME: &str = "Partner Shop";
+/// The client WABA's numbers.
+pub const CLIENT_PHONE_NUMBER_IDS: [&str; 1] = ["114400512345601"];
+pub const CLIENT_DISPLAY_PHONE_NUMBERS: [&str; 1] = ["+1 555-019-9001"];
 
 /// The WhatsApp Business Account.
 pub const WABA_ID: &str = "102290129340398";
@@ -413,12 +430,21 @@ pub(crate) enum Subject<'a> {
     Number(&'a PhoneNumber),
     Template(&'a Template),
     Waba,
+    /// A number of the client WABA.
+    ClientNumber(&'a PhoneNumber),
+    ClientWaba,
 }
 
 /// Meta's state of the WABA and what hangs off it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct MetaState {
     pub waba: Health,
+    pub client_waba: Health,
+    /// The client WABA's numbers, in the order of [`CLIENT_PHONE_NUMBER_IDS`].
+    pub client_numbers: Vec<PhoneNumber>,
+    /// Whether the app is subscribed to the WABA's webhooks, and to the client WABA's.
+    pub subscribed: bool,
+    pub client_subscribed: bool,
     pub business: Health,
     pub app: Health,
     /// In the order of [`PHONE_NUMBER_IDS`]; never added to or removed from.
@@ -436,23 +462,37 @@ pub(crate) struct MetaState {
 impl MetaState {
     /// The documented initial state.
     pub fn initial() -> Self {
+        let number = |id: &str, display: &str, name: &str| PhoneNumber {
+            id: id.to_string(),
+            display_phone_number: display.to_string(),
+            verified_name: name.to_string(),
+            quality_rating: INITIAL_QUALITY.to_string(),
+            tier: INITIAL_TIER.to_string(),
+            status: INITIAL_PHONE_STATUS.to_string(),
+            name_status: INITIAL_NAME_STATUS.to_string(),
+            throughput: INITIAL_THROUGHPUT.to_string(),
+            code_verification_status: CODE_VERIFICATION_STATUS.to_string(),
+            account_mode: ACCOUNT_MODE.to_string(),
+            platform_type: PLATFORM_TYPE.to_string(),
+            health: Health::available(true),
+        };
         let numbers = (0..PHONE_NUMBER_IDS.len())
-            .map(|i| PhoneNumber {
-                id: PHONE_NUMBER_IDS[i].to_string(),
-                display_phone_number: DISPLAY_PHONE_NUMBERS[i].to_string(),
-                verified_name: VERIFIED_NAMES[i].to_string(),
-                quality_rating: INITIAL_QUALITY.to_string(),
-                tier: INITIAL_TIER.to_string(),
-                status: INITIAL_PHONE_STATUS.to_string(),
-                name_status: INITIAL_NAME_STATUS.to_string(),
-                throughput: INITIAL_THROUGHPUT.to_string(),
-                code_verification_status: CODE_VERIFICATION_STATUS.to_string(),
-                account_mode: ACCOUNT_MODE.to_string(),
-                platform_type: PLATFORM_TYPE.to_string(),
-                health: Health::available(true),
+            .map(|i| number(PHONE_NUMBER_IDS[i], DISPLAY_PHONE_NUMBERS[i], VERIFIED_NAMES[i]))
+            .collect();
+        let client_numbers = (0..CLIENT_PHONE_NUMBER_IDS.len())
+            .map(|i| {
+                number(
+                    CLIENT_PHONE_NUMBER_IDS[i],
+                    CLIENT_DISPLAY_PHONE_NUMBERS[i],
+                    CLIENT_WABA_NAME,
+                )
             })
             .collect();
         let mut state = MetaState {
+            client_waba: Health::available(false),
+            client_numbers,
+            subscribed: true,
+            client_subscribed: false,
             waba: Health::available(false),
             business: Health::available(false),
             app: Health::available(true),
@@ -477,13 +517,22 @@ impl MetaState {
         state
     }
 
-    /// The index of a number.
-    pub fn number_index(&self, id: &str) -> Option<usize> {
-        self.numbers.iter().position(|n| n.id == id)
+    pub fn number_mut(&mut self, id: &str) -> Option<&mut PhoneNumber> {
+        self.numbers
+            .iter_mut()
+            .chain(self.client_numbers.iter_mut())
+            .find(|n| n.id == id)
     }
 
-    pub fn number_mut(&mut self, id: &str) -> Option<&mut PhoneNumber> {
-        self.numbers.iter_mut().find(|n| n.id == id)
+    /// A number of either WABA, and whether it is the client WABA's.
+    pub fn any_number(&self, id: &str) -> Option<(&PhoneNumber, bool)> {
+        let own = self.numbers.iter().find(|n| n.id == id).map(|n| (n, false));
+        own.or_else(|| {
+            self.client_numbers
+                .iter()
+                .find(|n| n.id == id)
+                .map(|n| (n, true))
+        })
     }
 
     pub fn template(&self, id: &str) -> Option<&Template> {
@@ -539,6 +588,7 @@ impl MetaState {
             "PHONE_NUMBER" => self.number_mut(id).map(|n| &mut n.health),
             "MESSAGE_TEMPLATE" => self.template_mut(id).map(|t| &mut t.health),
             "WABA" if id == WABA_ID => Some(&mut self.waba),
+            "WABA" if id == CLIENT_WABA_ID => Some(&mut self.client_waba),
             "BUSINESS" if id == BUSINESS_ID => Some(&mut self.business),
             "APP" if id == APP_ID => Some(&mut self.app),
             _ => None,
@@ -549,19 +599,26 @@ impl MetaState {
     pub fn health_status(&self, subject: Subject<'_>) -> Value {
         let mut entities = Vec::with_capacity(4);
         let mut states = Vec::with_capacity(4);
+        let mut waba = (WABA_ID, &self.waba);
         match subject {
             Subject::Number(n) => {
                 entities.push(n.health.entity("PHONE_NUMBER", &n.id));
                 states.push(n.health.can_send.as_str());
+            }
+            Subject::ClientNumber(n) => {
+                entities.push(n.health.entity("PHONE_NUMBER", &n.id));
+                states.push(n.health.can_send.as_str());
+                waba = (CLIENT_WABA_ID, &self.client_waba);
             }
             Subject::Template(t) => {
                 entities.push(t.health.entity("MESSAGE_TEMPLATE", &t.id));
                 states.push(t.health.can_send.as_str());
             }
             Subject::Waba => {}
+            Subject::ClientWaba => waba = (CLIENT_WABA_ID, &self.client_waba),
         }
         for (entity_type, id, h) in [
-            ("WABA", WABA_ID, &self.waba),
+            ("WABA", waba.0, waba.1),
             ("BUSINESS", BUSINESS_ID, &self.business),
             ("APP", APP_ID, &self.app),
         ] {

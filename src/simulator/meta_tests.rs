@@ -465,7 +465,7 @@ async fn graph_unknown_nodes_fields_paths_and_methods() {
     let r = graph(&h, &format!("v24.0/{PRIMARY}/phone_numbers")).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.graph_code(), 100);
-    let r = graph(&h, &format!("v24.0/{WABA_ID}/subscribed_apps")).await;
+    let r = graph(&h, &format!("v24.0/{WABA_ID}/assigned_users")).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.graph_code(), 100);
     let r = graph(&h, "v24.0/999/phone_numbers").await;

@@ -177,6 +177,10 @@ pub struct SimulatorOptions {
     pub rate_limit: Option<RateLimit>,
     /// Accepted as `Authorization: Bearer <cloud_api_token>` on the Graph API.
     pub cloud_api_token: String,
+    /// How long after the simulator starts its Graph token expires, as `debug_token` tells
+    /// (`None`: never, Graph's `expires_at` 0). A few days by default
+    /// ([`cloud_api::TOKEN_LIFETIME`]), so the demo shows a token about to expire.
+    pub cloud_api_token_lifetime: Option<Duration>,
     /// Largest page of the Graph API edges (`phone_numbers`, `message_templates`); a page
     /// holds `min(limit, cloud_api_page_size)` items. 0 counts as 1.
     pub cloud_api_page_size: usize,
@@ -211,6 +215,7 @@ impl Default for SimulatorOptions {
             auto_step: None,
             rate_limit: Some(RateLimit::default()),
             cloud_api_token: cloud_api::CLOUD_API_TOKEN.to_string(),
+            cloud_api_token_lifetime: Some(cloud_api::TOKEN_LIFETIME),
             cloud_api_page_size: cloud_api::GRAPH_PAGE_SIZE,
             dialog360_api_keys: dialog360::DIALOG360_API_KEYS.map(str::to_string).to_vec(),
             dialog360_min_interval: None,
@@ -233,6 +238,7 @@ impl fmt::Debug for SimulatorOptions {
             .field("auto_step", &self.auto_step)
             .field("rate_limit", &self.rate_limit)
             .field("cloud_api_token", &"<secret>")
+            .field("cloud_api_token_lifetime", &self.cloud_api_token_lifetime)
             .field("cloud_api_page_size", &self.cloud_api_page_size)
             .field(
                 "dialog360_api_keys",
@@ -459,26 +465,36 @@ pub enum CloudApiEndpoint {
     PhoneNumbers,
     /// `GET /{version}/{waba_id}/message_templates`.
     MessageTemplates,
+    /// `GET /{version}/{waba_id}/subscribed_apps`.
+    SubscribedApps,
+    /// `GET /{version}/{business_id}/owned_whatsapp_business_accounts` and
+    /// `client_whatsapp_business_accounts`.
+    BusinessWabas,
+    /// `GET /{version}/?ids=a,b,…` (a multi-id lookup of phone numbers).
+    Ids,
+    /// `GET /{version}/debug_token?input_token=…`.
+    DebugToken,
 }
+
+/// How many kinds of Graph API request the simulator tells apart.
+const CLOUD_API_KINDS: usize = CloudApiEndpoint::ALL.len();
 
 impl CloudApiEndpoint {
     /// Every kind.
-    pub const ALL: [CloudApiEndpoint; 5] = [
+    pub const ALL: [CloudApiEndpoint; 9] = [
         CloudApiEndpoint::PhoneNumber,
         CloudApiEndpoint::Waba,
         CloudApiEndpoint::Template,
         CloudApiEndpoint::PhoneNumbers,
         CloudApiEndpoint::MessageTemplates,
+        CloudApiEndpoint::SubscribedApps,
+        CloudApiEndpoint::BusinessWabas,
+        CloudApiEndpoint::Ids,
+        CloudApiEndpoint::DebugToken,
     ];
 
     fn index(self) -> usize {
-        match self {
-            CloudApiEndpoint::PhoneNumber => 0,
-            CloudApiEndpoint::Waba => 1,
-            CloudApiEndpoint::Template => 2,
-            CloudApiEndpoint::PhoneNumbers => 3,
-            CloudApiEndpoint::MessageTemplates => 4,
-        }
+        self as usize
     }
 }
 
@@ -532,7 +548,7 @@ struct Inner {
     requests: [[AtomicU64; 3]; 3],
     logins: [AtomicU64; 3],
     /// By [`CloudApiEndpoint::index`].
-    cloud_api_requests: [AtomicU64; 5],
+    cloud_api_requests: [AtomicU64; CLOUD_API_KINDS],
     dialog360_requests: AtomicU64,
     kapso_requests: AtomicU64,
     kapso_platform_requests: AtomicU64,
@@ -551,7 +567,7 @@ struct State {
     buckets: [Bucket; 3],
     cloud: meta::MetaState,
     /// By [`CloudApiEndpoint::index`].
-    cloud_api_faults: [Option<CloudApiFault>; 5],
+    cloud_api_faults: [Option<CloudApiFault>; CLOUD_API_KINDS],
     /// Per number (360dialog channel), in the order of [`meta::PHONE_NUMBER_IDS`].
     dialog360_faults: Vec<Option<Fault>>,
     /// Per number, when its 360dialog channel last passed the rate limit.

@@ -1,28 +1,92 @@
-//! Polls a Cloud API target through Meta's Graph API: the health_status and fields of each
-//! phone number and of the WABA every interval, and (with `discover: true`) the WABA's
-//! phone numbers and message templates on the slower discovery interval.
+//! Polls a Cloud API target through Meta's Graph API in as few requests as Graph allows, as
+//! its WhatsApp Business Management budget (per app and WABA, shared with everything else
+//! the business does) is what the exporter watches:
+//!
+//! - `health`, every interval: one request per WABA, its `health_status` and every number's
+//!   fields by field expansion (and, when that WABA's discovery is due, its templates and
+//!   webhook subscriptions in the same request); one multi-id lookup per
+//!   [`IDS_PER_REQUEST`] configured numbers outside those WABAs. A business's WABAs are
+//!   spread over half the interval.
+//! - `discovery`, every `discovery_interval` (targets with `business_id`): the business's
+//!   owned and client WABAs.
+//! - `token`, every `discovery_interval`: the access token's health from `debug_token`.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, AUTHORIZATION};
+use futures_util::stream::{self, StreamExt};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::Url;
 
 use super::config::CloudApiTarget;
-use super::payload::{self, HealthStatus, Page, PayloadError, PhoneNumber, Template};
-use crate::json::Problems;
+use super::payload::{
+    self, HealthStatus, Page, PayloadError, PhoneNumber, SubscribedApp, Template, WabaNode,
+};
 use crate::exposition::Samples;
+use crate::json::Problems;
 use crate::providers::TargetClient;
-use crate::upstream::{self, PollError, Polled, Reason, Upstream};
+use crate::upstream::{self, Fetched, PollError, Polled, Reason, Upstream};
 
-pub const HEALTH: &str = "health";
+pub const TOKEN: &str = "token";
 pub const DISCOVERY: &str = "discovery";
+pub const HEALTH: &str = "health";
 
 /// Listing stops after this many pages: a paging loop upstream cannot hold a poll forever.
 const MAX_PAGES: usize = 100;
 /// A slowed-down target waits at most this many intervals between polls.
 const MAX_SLOWDOWN: u32 = 8;
+/// Entries per page of an edge: the most Graph gives.
+const PAGE_LIMIT: usize = 100;
+/// Ids per multi-id lookup: the most Graph takes in `ids`.
+pub const IDS_PER_REQUEST: usize = 50;
+/// A business's WABAs are asked spread over this share of the interval: a thousand WABAs
+/// are not one burst at Graph, and the poll ends well before the next one.
+const SPREAD_SHARE: f64 = 0.5;
+/// Requests of one poll in flight at most.
+const MAX_IN_FLIGHT: usize = 16;
+const TEMPLATE_FIELDS: &str = "id,name,language,status,category,quality_score";
+
+/// A WABA the target polls, with what its discovery last read.
+#[derive(Debug)]
+struct Waba {
+    id: String,
+    /// When its templates and subscriptions are next read (with its health request);
+    /// `None`: at its next poll.
+    discover_at: Option<Instant>,
+    templates: Option<Vec<Template>>,
+    subscribed_apps: Option<Vec<SubscribedApp>>,
+}
+
+impl Waba {
+    fn new(id: String) -> Self {
+        Waba {
+            id,
+            discover_at: None,
+            templates: None,
+            subscribed_apps: None,
+        }
+    }
+}
+
+/// What one WABA's request gave this poll.
+struct WabaRead {
+    health_status: Option<HealthStatus>,
+    phones: Vec<PhoneNumber>,
+}
+
+/// A failed request, and whether the target's other requests would fare no better (told to
+/// slow down, the service down, the token refused) so the poll stops.
+struct Failure {
+    error: PollError,
+    stops_poll: bool,
+}
+
+impl From<PollError> for Failure {
+    fn from(error: PollError) -> Self {
+        let stops_poll = matches!(error.reason, Reason::RateLimited | Reason::Unavailable);
+        Failure { error, stops_poll }
+    }
+}
 
 #[derive(Debug)]
 pub struct CloudApiClient {
@@ -30,13 +94,20 @@ pub struct CloudApiClient {
     base: upstream::BaseUrl,
     config: CloudApiTarget,
     body_limit: u64,
-    discovered: Vec<String>,
+    /// The phone number fields asked, by API version.
+    number_fields: String,
+    /// The WABAs each health poll asks: the configured one, then those the business's
+    /// discovery listed.
+    wabas: Vec<Waba>,
     last_discovery: Option<Instant>,
+    last_token_check: Option<Instant>,
     /// Latest usage per (business object, usage type, measure), from the response headers,
     /// with the poll cycle that saw it: a figure no answer repeated for a whole cycle goes.
-    usage: BTreeMap<(String, String, String), (f64, u64)>,
+    usage: std::collections::BTreeMap<(String, String, String), (f64, u64)>,
     cycle: u64,
     slowdown: u32,
+    /// A poll that must end soon (`/probe`): nothing is spread.
+    hurried: bool,
 }
 
 impl TargetClient for CloudApiClient {
@@ -45,11 +116,24 @@ impl TargetClient for CloudApiClient {
     }
 
     fn stale_after(&self, index: usize, default: Duration) -> Duration {
-        if self.endpoint_names().get(index) == Some(&DISCOVERY) {
-            crate::providers::discovery_stale_after(default, self.config.discovery_interval)
-        } else {
-            default
+        match self.endpoint_names().get(index) {
+            Some(&HEALTH) | None => default,
+            Some(_) => {
+                crate::providers::discovery_stale_after(default, self.config.discovery_interval)
+            }
         }
+    }
+
+    fn poll_timeout(&self, index: usize, timeout: Duration) -> Duration {
+        if self.endpoint_names().get(index) == Some(&HEALTH) {
+            timeout + self.spread_window()
+        } else {
+            timeout
+        }
+    }
+
+    fn hurry(&mut self) {
+        self.hurried = true;
     }
 
     /// Doubles the wait between polls while any usage is at or above the threshold, up to
@@ -87,6 +171,7 @@ impl TargetClient for CloudApiClient {
 
     async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
         match self.endpoint_names().get(index).copied() {
+            Some(TOKEN) => self.token(target).await,
             Some(DISCOVERY) => self.discover(target).await,
             _ => self.health(target).await,
         }
@@ -99,25 +184,45 @@ impl TargetClient for CloudApiClient {
 
 impl CloudApiClient {
     pub fn new(upstream: Upstream, config: &CloudApiTarget) -> Self {
+        let limit_field = if config.api_major_version() >= 24 {
+            "whatsapp_business_manager_messaging_limit"
+        } else {
+            "messaging_limit_tier"
+        };
         CloudApiClient {
             http: upstream.http,
             base: upstream::BaseUrl::new(&upstream.base_url),
+            number_fields: format!(
+                "id,health_status,quality_rating,{limit_field},status,name_status,throughput,display_phone_number,verified_name"
+            ),
+            wabas: config.waba_id.iter().cloned().map(Waba::new).collect(),
             config: config.clone(),
             body_limit: upstream.body_limit,
-            discovered: Vec::new(),
             last_discovery: None,
-            usage: BTreeMap::new(),
+            last_token_check: None,
+            usage: Default::default(),
             cycle: 0,
             slowdown: 1,
+            hurried: false,
         }
     }
 
     /// The endpoints in poll order, without a copy: every poll looks its own up here.
+    /// Discovery comes before health, so the first health poll asks the WABAs it found.
     fn endpoint_names(&self) -> &'static [&'static str] {
-        if self.config.discover {
-            &[DISCOVERY, HEALTH]
+        if self.config.business_id.is_some() {
+            &[TOKEN, DISCOVERY, HEALTH]
         } else {
-            &[HEALTH]
+            &[TOKEN, HEALTH]
+        }
+    }
+
+    /// How long the requests of a health poll are spread over.
+    fn spread_window(&self) -> Duration {
+        if self.hurried || self.wabas.len() < 2 {
+            Duration::ZERO
+        } else {
+            self.config.interval.mul_f64(SPREAD_SHARE)
         }
     }
 
@@ -135,6 +240,54 @@ impl CloudApiClient {
         super::usage_samples(out, &usage);
     }
 
+    // -----------------------------------------------------------------------------------
+    // token
+
+    /// The access token's validity, expiry and scopes from `GET /debug_token`, every
+    /// `discovery_interval`. A token Graph refuses outright (code 190, asked with itself)
+    /// is reported invalid rather than failing the endpoint: that is the answer.
+    async fn token(&mut self, target: &str) -> Result<Polled, PollError> {
+        if self
+            .last_token_check
+            .is_some_and(|at| at.elapsed() < self.config.discovery_interval)
+        {
+            return Ok(Polled::NotDue);
+        }
+        let input = self.config.access_token.read().map_err(unreadable_token)?;
+        let asked_with = match &self.config.debug_token_access_token {
+            Some(source) => source.read().map_err(unreadable_token)?,
+            None => input.clone(),
+        };
+        // The token goes in the query: built here rather than through the base URL's memo,
+        // which would keep it.
+        let mut url = self.url(&format!("{}/debug_token", self.config.api_version))?;
+        url.query_pairs_mut()
+            .append_pair("input_token", input.expose());
+        let header = upstream::secret_header(&format!("Bearer {}", asked_with.expose()))?;
+        let mut problems = Problems::default();
+        let info = match self.request(url, header).await {
+            Ok(body) => payload::parse_debug_token(&body, &mut problems).map_err(decode)?,
+            Err(f) if self.config.debug_token_access_token.is_none() && f.refused_token => {
+                payload::TokenInfo {
+                    valid: false,
+                    expires_at: None,
+                    data_access_expires_at: None,
+                    scopes: Vec::new(),
+                }
+            }
+            Err(f) => return Err(f.failure.error),
+        };
+        self.last_token_check = Some(Instant::now());
+        let mut samples = Samples::new(target);
+        super::token_samples(&mut samples, &info);
+        Ok(Polled::read(samples, problems))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // discovery
+
+    /// The business's owned and client WABAs, every `discovery_interval`: the WABAs the
+    /// health polls ask from then on (the configured `waba_id` too, listed or not).
     async fn discover(&mut self, target: &str) -> Result<Polled, PollError> {
         if self
             .last_discovery
@@ -142,101 +295,348 @@ impl CloudApiClient {
         {
             return Ok(Polled::NotDue);
         }
-        let Some(waba) = self.config.waba_id.clone() else {
+        let Some(business) = self.config.business_id.clone() else {
             return Ok(Polled::NotDue);
         };
         let version = self.config.api_version.clone();
         let mut problems = Problems::default();
-        let numbers = self
-            .list(
-                &format!("{version}/{waba}/phone_numbers?fields=id&limit=100"),
-                payload::parse_phone_numbers_page,
-                &mut problems,
-            )
-            .await?;
-        let templates: Vec<Template> = self
-            .list(
-                &format!(
-                    "{version}/{waba}/message_templates?fields=id,name,language,status,category,quality_score&limit=100"
-                ),
-                payload::parse_templates_page,
-                &mut problems,
-            )
-            .await?;
-        let ids: Vec<String> = numbers.into_iter().map(|n| n.id).collect();
-        if ids != self.discovered {
-            tracing::info!(
-                target_name = target,
-                phone_numbers = ids.len(),
-                templates = templates.len(),
-                "discovery found the WABA's phone numbers and templates"
-            );
-        }
-        self.discovered = ids;
-        self.last_discovery = Some(Instant::now());
-        let mut samples = Samples::new(target);
-        crate::meta::template_samples(&mut samples, &templates);
-        Ok(Polled::read(samples, problems))
-    }
-
-    /// Every configured and discovered number, then the WABA: one endpoint, so entities the
-    /// answers share (WABA, business, app) are merged into one series each.
-    async fn health(&mut self, target: &str) -> Result<Polled, PollError> {
-        let version = self.config.api_version.clone();
-        let limit_field = if self.config.api_major_version() >= 24 {
-            "whatsapp_business_manager_messaging_limit"
-        } else {
-            "messaging_limit_tier"
-        };
-        let ids = crate::providers::polled_ids(&self.config.phone_number_ids, &self.discovered);
-        let mut problems = Problems::default();
-        let mut phones: Vec<PhoneNumber> = Vec::with_capacity(ids.len());
-        let mut first_failure = None;
-        for id in &ids {
-            let read = match self
-                .get(&format!(
-                    "{version}/{id}?fields=health_status,quality_rating,{limit_field},status,name_status,throughput,display_phone_number,verified_name"
-                ))
-                .await
-            {
-                Ok(body) => payload::parse_phone_number(&body, &mut problems).map_err(decode),
-                Err(e) => Err(e),
-            };
-            match read {
-                Ok(phone) => phones.push(phone),
-                // Told to slow down, or shut out: the rest would fare no better.
-                Err(e) if !item_failure(&e) => return Err(e),
-                Err(e) => {
-                    problems.skip(format_args!("phone number {id}: {e}"));
-                    first_failure.get_or_insert(e);
+        let mut listed: Vec<String> = Vec::new();
+        for edge in [
+            "owned_whatsapp_business_accounts",
+            "client_whatsapp_business_accounts",
+        ] {
+            let first = format!("{version}/{business}/{edge}?fields=id&limit={PAGE_LIMIT}");
+            let wabas = self
+                .list(&first, payload::parse_wabas_page, &mut problems)
+                .await?;
+            for waba in wabas {
+                if !listed.contains(&waba.id) {
+                    listed.push(waba.id);
                 }
             }
         }
-        let waba_health = match self.config.waba_id.clone() {
-            Some(waba) => {
-                let body = self
-                    .get(&format!("{version}/{waba}?fields=health_status"))
-                    .await?;
-                Some(payload::parse_health_status_body(&body, &mut problems).map_err(decode)?)
+        let found = listed.len();
+        if let Some(configured) = &self.config.waba_id {
+            if !listed.contains(configured) {
+                listed.push(configured.clone());
             }
-            None => None,
-        };
-        if let (true, None, Some(failure)) = (phones.is_empty(), &waba_health, first_failure) {
-            // Nothing of the endpoint could be read.
-            return Err(failure);
         }
+        let changed = listed.len() != self.wabas.len()
+            || listed.iter().zip(&self.wabas).any(|(id, w)| *id != w.id);
+        if changed {
+            tracing::info!(
+                target_name = target,
+                wabas = found,
+                "discovery listed the business's WABAs"
+            );
+            let mut known = std::mem::take(&mut self.wabas);
+            self.wabas = listed
+                .into_iter()
+                .map(|id| match known.iter().position(|w| w.id == id) {
+                    Some(at) => known.swap_remove(at),
+                    None => Waba::new(id),
+                })
+                .collect();
+        }
+        self.last_discovery = Some(Instant::now());
         let mut samples = Samples::new(target);
-        for phone in &phones {
-            crate::meta::phone_samples(&mut samples, phone);
-        }
-        let statuses: Vec<&HealthStatus> = phones
-            .iter()
-            .filter_map(|p| p.health_status.as_ref())
-            .chain(waba_health.as_ref())
-            .collect();
-        crate::meta::messaging_samples(&mut samples, &statuses);
+        samples.push(crate::exposition::Family::BusinessWabas, &[], found as f64);
         Ok(Polled::read(samples, problems))
     }
+
+    // -----------------------------------------------------------------------------------
+    // health
+
+    /// Every WABA (one request each) and the configured numbers outside them (one lookup per
+    /// [`IDS_PER_REQUEST`]). One endpoint, so the entities the answers share (business, app)
+    /// are merged; with `business_id` each WABA's series carry its `waba_id`.
+    async fn health(&mut self, target: &str) -> Result<Polled, PollError> {
+        let mut problems = Problems::default();
+        let started = Instant::now();
+        let expand = self.config.discover;
+        let mut asked = Vec::with_capacity(self.wabas.len());
+        for waba in &self.wabas {
+            let discovering = expand && waba.discover_at.is_none_or(|at| at <= started);
+            asked.push((self.url(&self.waba_path(&waba.id, discovering))?, discovering));
+        }
+        let header = self.bearer()?;
+        let window = self.spread_window();
+        let count = asked.len().max(1) as u32;
+        let per_request = self.config.timeout;
+        // Built before any is sent: the futures own what they need, so the answers can be
+        // taken (usage headers kept) while the others are still on their way.
+        let requests: Vec<_> = asked.iter().enumerate().map(|(i, (url, _))| {
+            let request = self
+                .http
+                .get(url.clone())
+                .header(AUTHORIZATION, header.clone());
+            let limit = self.body_limit;
+            let at = started + window * i as u32 / count;
+            async move {
+                tokio::time::sleep_until(at.into()).await;
+                let fetched = tokio::time::timeout(per_request, upstream::fetch(request, limit))
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out(per_request)));
+                (i, fetched)
+            }
+        }).collect();
+        let mut answers = stream::iter(requests).buffer_unordered(MAX_IN_FLIGHT);
+        let mut reads: Vec<Option<WabaNode>> = (0..asked.len()).map(|_| None).collect();
+        let mut first_failure: Option<PollError> = None;
+        while let Some((i, fetched)) = answers.next().await {
+            let read = fetched
+                .map_err(Failure::from)
+                .and_then(|f| self.answer(f).map_err(|f| f.failure))
+                .and_then(|body| {
+                    payload::parse_waba(&body, &mut problems).map_err(|e| decode(e).into())
+                });
+            match read {
+                Ok(node) => reads[i] = Some(node),
+                Err(f) if f.stops_poll => return Err(f.error),
+                Err(f) => {
+                    problems.skip(format_args!("WABA {}: {}", self.wabas[i].id, f.error));
+                    first_failure.get_or_insert(f.error);
+                }
+            }
+        }
+        drop(answers);
+
+        let mut read_wabas: Vec<Option<WabaRead>> = Vec::with_capacity(reads.len());
+        for (i, node) in reads.into_iter().enumerate() {
+            let Some(node) = node else {
+                read_wabas.push(None);
+                continue;
+            };
+            let discovering = asked[i].1;
+            read_wabas.push(Some(self.take_waba(i, node, discovering, &mut problems).await?));
+        }
+
+        // Configured numbers no WABA answer held.
+        let held: std::collections::HashSet<&str> = read_wabas
+            .iter()
+            .flatten()
+            .flat_map(|w| w.phones.iter().map(|p| p.id.as_str()))
+            .collect();
+        let missing: Vec<String> = self
+            .config
+            .phone_number_ids
+            .iter()
+            .filter(|id| !held.contains(id.as_str()))
+            .cloned()
+            .collect();
+        let mut outside = Vec::new();
+        for chunk in missing.chunks(IDS_PER_REQUEST) {
+            match self.numbers_by_id(chunk, &mut problems).await {
+                Ok(phones) => outside.extend(phones),
+                Err(f) if f.stops_poll => return Err(f.error),
+                Err(f) => {
+                    first_failure.get_or_insert(f.error);
+                }
+            }
+        }
+
+        let nothing = read_wabas.iter().all(Option::is_none) && outside.is_empty();
+        if let (true, Some(failure)) = (nothing, first_failure) {
+            return Err(failure);
+        }
+        Ok(Polled::read(
+            self.health_samples(target, &read_wabas, &outside),
+            problems,
+        ))
+    }
+
+    /// `GET /{waba}?fields=...`: its health_status, its numbers (with `discover`), and when
+    /// `discovering` its templates and webhook subscriptions.
+    fn waba_path(&self, waba: &str, discovering: bool) -> String {
+        let mut fields = String::from("health_status");
+        if self.config.discover {
+            fields.push_str(&format!(
+                ",phone_numbers.limit({PAGE_LIMIT}){{{}}}",
+                self.number_fields
+            ));
+        }
+        if discovering {
+            fields.push_str(&format!(
+                ",message_templates.limit({PAGE_LIMIT}){{{TEMPLATE_FIELDS}}},subscribed_apps"
+            ));
+        }
+        format!("{}/{waba}?fields={fields}", self.config.api_version)
+    }
+
+    /// Takes what WABA `i` answered: its numbers (the pages past the first too), and when it
+    /// was discovering, its templates and subscriptions, kept until its next discovery.
+    async fn take_waba(
+        &mut self,
+        i: usize,
+        node: WabaNode,
+        discovering: bool,
+        problems: &mut Problems,
+    ) -> Result<WabaRead, PollError> {
+        let id = self.wabas[i].id.clone();
+        let version = self.config.api_version.clone();
+        let mut phones = Vec::new();
+        if let Some(page) = node.phone_numbers {
+            let first = format!(
+                "{version}/{id}/phone_numbers?fields={}&limit={PAGE_LIMIT}",
+                self.number_fields
+            );
+            let read = self
+                .rest_of(&first, page, payload::parse_phone_numbers_page, problems, &mut phones)
+                .await;
+            partly(read, problems, &id, "phone_numbers")?;
+        }
+        if discovering {
+            let mut templates = Vec::new();
+            if let Some(page) = &node.templates {
+                let first = format!(
+                    "{version}/{id}/message_templates?fields={TEMPLATE_FIELDS}&limit={PAGE_LIMIT}"
+                );
+                let read = self
+                    .rest_of(&first, page.clone(), payload::parse_templates_page, problems, &mut templates)
+                    .await;
+                partly(read, problems, &id, "message_templates")?;
+            }
+            let mut apps = Vec::new();
+            if let Some(page) = &node.subscribed_apps {
+                let first = format!("{version}/{id}/subscribed_apps");
+                let read = self
+                    .rest_of(&first, page.clone(), payload::parse_subscribed_apps_page, problems, &mut apps)
+                    .await;
+                partly(read, problems, &id, "subscribed_apps")?;
+            }
+            let (templates, apps) = (
+                node.templates.is_some().then_some(templates),
+                node.subscribed_apps.is_some().then_some(apps),
+            );
+            let interval = self.config.discovery_interval;
+            let waba = &mut self.wabas[i];
+            // The first round of a business's WABAs is read together; the next ones come
+            // at spread times, so later discoveries are no burst either.
+            let wait = if waba.discover_at.is_none() {
+                interval.mul_f64(0.5 + 0.5 * spread_fraction(&waba.id))
+            } else {
+                interval
+            };
+            waba.discover_at = Some(Instant::now() + wait);
+            if templates.is_some() {
+                waba.templates = templates;
+            }
+            if apps.is_some() {
+                waba.subscribed_apps = apps;
+            }
+        }
+        Ok(WabaRead {
+            health_status: node.health_status,
+            phones,
+        })
+    }
+
+    /// Numbers by a multi-id lookup; when Graph refuses the whole lookup for one bad id
+    /// (deleted: code 803, or not a number), each is asked alone, so one does not hide its
+    /// siblings. Failures are noted in `problems`.
+    async fn numbers_by_id(
+        &mut self,
+        ids: &[String],
+        problems: &mut Problems,
+    ) -> Result<Vec<PhoneNumber>, Failure> {
+        let path = format!(
+            "{}/?ids={}&fields={}",
+            self.config.api_version,
+            ids.join(","),
+            self.number_fields
+        );
+        let lookup = match self.get(&path).await {
+            Ok(body) => {
+                payload::parse_phone_numbers_by_id(&body, problems).map_err(|e| decode(e).into())
+            }
+            Err(f) => Err(f.failure),
+        };
+        match lookup {
+            Ok(phones) => Ok(phones),
+            Err(f) if f.stops_poll || ids.len() == 1 => {
+                if !f.stops_poll {
+                    problems.skip(format_args!("phone number {}: {}", ids[0], f.error));
+                }
+                Err(f)
+            }
+            Err(_) => {
+                let mut phones = Vec::new();
+                let mut first_failure = None;
+                for id in ids {
+                    let path = format!(
+                        "{}/{id}?fields={}",
+                        self.config.api_version, self.number_fields
+                    );
+                    let read = match self.get(&path).await {
+                        Ok(body) => payload::parse_phone_number(&body, problems)
+                            .map_err(|e| decode(e).into()),
+                        Err(f) => Err(f.failure),
+                    };
+                    match read {
+                        Ok(phone) => phones.push(phone),
+                        Err(f) if f.stops_poll => return Err(f),
+                        Err(f) => {
+                            problems.skip(format_args!("phone number {id}: {}", f.error));
+                            first_failure.get_or_insert(f);
+                        }
+                    }
+                }
+                match (phones.is_empty(), first_failure) {
+                    (true, Some(f)) => Err(f),
+                    _ => Ok(phones),
+                }
+            }
+        }
+    }
+
+    fn health_samples(
+        &self,
+        target: &str,
+        read: &[Option<WabaRead>],
+        outside: &[PhoneNumber],
+    ) -> Samples {
+        let mut samples = Samples::new(target);
+        // A target of one WABA keeps the label sets it always had; a business's series
+        // each name their WABA.
+        let scoped = self.config.business_id.is_some();
+        let mut statuses: Vec<&HealthStatus> = Vec::new();
+        for (waba, read) in self.wabas.iter().zip(read) {
+            if scoped {
+                samples.scope(&[("waba_id", waba.id.as_str())]);
+                statuses.clear();
+            }
+            if let Some(read) = read {
+                for phone in &read.phones {
+                    crate::meta::phone_samples(&mut samples, phone);
+                }
+                statuses.extend(read.phones.iter().filter_map(|p| p.health_status.as_ref()));
+                statuses.extend(read.health_status.as_ref());
+            }
+            if scoped {
+                crate::meta::messaging_samples(&mut samples, &statuses);
+            }
+            if let Some(templates) = &waba.templates {
+                crate::meta::template_samples(&mut samples, templates);
+            }
+            if let Some(apps) = &waba.subscribed_apps {
+                let label = (!scoped).then_some(waba.id.as_str());
+                super::subscription_samples(&mut samples, label, apps);
+            }
+        }
+        samples.scope(&[]);
+        if scoped {
+            statuses.clear();
+        }
+        for phone in outside {
+            crate::meta::phone_samples(&mut samples, phone);
+        }
+        statuses.extend(outside.iter().filter_map(|p| p.health_status.as_ref()));
+        crate::meta::messaging_samples(&mut samples, &statuses);
+        samples
+    }
+
+    // -----------------------------------------------------------------------------------
+    // requests
 
     /// Follows `paging.next` through every page, within the base URL's origin: a `next` on
     /// another host (a relay passing Graph's links on) is not followed, the first request is
@@ -247,16 +647,30 @@ impl CloudApiClient {
         parse: fn(&[u8], &mut Problems) -> Result<Page<T>, PayloadError>,
         problems: &mut Problems,
     ) -> Result<Vec<T>, PollError> {
-        let mut url = self.url(first)?;
+        let body = self.get(first).await.map_err(|f| f.failure.error)?;
+        let page = parse(&body, problems).map_err(decode)?;
         let mut all = Vec::new();
+        self.rest_of(first, page, parse, problems, &mut all).await?;
+        Ok(all)
+    }
+
+    /// Adds the items of `page` and of the pages after it to `all` (see
+    /// [`CloudApiClient::list`]); `first` is the request of the first page, repeated with a
+    /// cursor when `next` leaves the origin. On a failure, `all` holds the pages read.
+    async fn rest_of<T>(
+        &mut self,
+        first: &str,
+        mut page: Page<T>,
+        parse: fn(&[u8], &mut Problems) -> Result<Page<T>, PayloadError>,
+        problems: &mut Problems,
+        all: &mut Vec<T>,
+    ) -> Result<(), PollError> {
         for _ in 0..MAX_PAGES {
-            let body = self.get_url(url).await?;
-            let page = parse(&body, problems).map_err(decode)?;
-            all.extend(page.data);
-            let Some(next) = page.next else {
-                return Ok(all);
+            all.append(&mut page.data);
+            let Some(next) = page.next.take() else {
+                return Ok(());
             };
-            url = match (next_url(self.base.base(), &next), page.after) {
+            let url = match (next_url(self.base.base(), &next), page.after.take()) {
                 (Ok(url), _) => url,
                 // A relay passing Graph's links on names another host: the listing goes on
                 // from the cursor on the configured one, so the token stays there.
@@ -275,6 +689,9 @@ impl CloudApiClient {
                 }
                 (Err(e), _) => return Err(e),
             };
+            let header = self.bearer()?;
+            let body = self.request(url, header).await.map_err(|f| f.failure.error)?;
+            page = parse(&body, problems).map_err(decode)?;
         }
         Err(PollError::new(
             Reason::Decode,
@@ -286,28 +703,47 @@ impl CloudApiClient {
         self.base.join(path)
     }
 
-    async fn get(&mut self, path: &str) -> Result<Bytes, PollError> {
-        let url = self.url(path)?;
-        self.get_url(url).await
-    }
-
-    async fn get_url(&mut self, url: Url) -> Result<Bytes, PollError> {
+    fn bearer(&self) -> Result<HeaderValue, PollError> {
         let token = self
             .config
             .access_token
             .read()
-            .map_err(|e| PollError::new(Reason::Unauthorized, e.to_string()))?;
-        let header = upstream::secret_header(&format!("Bearer {}", token.expose()))?;
+            .map_err(unreadable_token)?;
+        upstream::secret_header(&format!("Bearer {}", token.expose()))
+    }
+
+    async fn get(&mut self, path: &str) -> Result<Bytes, Refused> {
+        let url = self.url(path).map_err(Refused::from)?;
+        let header = self.bearer().map_err(Refused::from)?;
+        self.request(url, header).await
+    }
+
+    async fn request(&mut self, url: Url, header: HeaderValue) -> Result<Bytes, Refused> {
         let fetched = upstream::fetch(
             self.http.get(url).header(AUTHORIZATION, header),
             self.body_limit,
         )
-        .await?;
+        .await
+        .map_err(Refused::from)?;
+        self.answer(fetched)
+    }
+
+    /// The body of a good answer; the usage headers of every answer are kept.
+    fn answer(&mut self, fetched: Fetched) -> Result<Bytes, Refused> {
         self.record_usage(&fetched.headers);
         if !fetched.status.is_success() {
-            return Err(graph_error(fetched.status, &fetched.headers, &fetched.body));
+            let error = graph_error(fetched.status, &fetched.headers, &fetched.body);
+            let refused_token = payload::parse_graph_error(&fetched.body)
+                .is_some_and(|e| e.code == Some(190));
+            let mut failure = Failure::from(error);
+            failure.stops_poll |= refused_token;
+            return Err(Refused {
+                failure,
+                refused_token,
+            });
         }
-        check_content_type(fetched.headers.get(reqwest::header::CONTENT_TYPE))?;
+        check_content_type(fetched.headers.get(reqwest::header::CONTENT_TYPE))
+            .map_err(Refused::from)?;
         Ok(fetched.body)
     }
 
@@ -329,6 +765,64 @@ impl CloudApiClient {
             }
         }
     }
+}
+
+/// A failed request, and whether Graph refused the token itself (code 190).
+struct Refused {
+    failure: Failure,
+    refused_token: bool,
+}
+
+impl From<PollError> for Refused {
+    fn from(error: PollError) -> Self {
+        Refused {
+            failure: Failure::from(error),
+            refused_token: false,
+        }
+    }
+}
+
+impl From<Refused> for Failure {
+    fn from(refused: Refused) -> Self {
+        refused.failure
+    }
+}
+
+/// A listing that failed past its first page: kept with the pages read (noted) unless the
+/// failure stops the poll.
+fn partly(
+    read: Result<(), PollError>,
+    problems: &mut Problems,
+    waba: &str,
+    edge: &str,
+) -> Result<(), PollError> {
+    match read {
+        Err(e) if matches!(e.reason, Reason::RateLimited | Reason::Unavailable | Reason::Unauthorized) => Err(e),
+        Err(e) => {
+            problems.ignore(format_args!("WABA {waba}: {edge} past the pages read: {e}"));
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Where in its `discovery_interval` a WABA's discoveries fall, from its id: 0..1, stable.
+fn spread_fraction(id: &str) -> f64 {
+    (crate::shard::stable_hash(id) % 1024) as f64 / 1024.0
+}
+
+fn unreadable_token(e: crate::secret::SecretError) -> PollError {
+    PollError::new(Reason::Unauthorized, e.to_string())
+}
+
+fn timed_out(after: Duration) -> PollError {
+    PollError::new(
+        Reason::Timeout,
+        format!(
+            "no complete response within the timeout of {}",
+            humantime::format_duration(after)
+        ),
+    )
 }
 
 /// Graph answers JSON, and older API versions label it `text/javascript`.

@@ -1,5 +1,5 @@
 //! The keys of a `cloud_api` target: its access token, the Graph API version, and the
-//! WABA and phone numbers to poll.
+//! business, WABA and phone numbers to poll.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -24,12 +24,21 @@ pub const DEFAULT_USAGE_THRESHOLD: f64 = 0.8;
 #[derive(Clone, Debug, PartialEq)]
 pub struct CloudApiTarget {
     pub access_token: SecretSource,
+    /// The token `GET /debug_token` is asked with (an app token `app_id|app_secret`), for
+    /// token kinds that cannot inspect themselves; `None`: the access token itself.
+    pub debug_token_access_token: Option<SecretSource>,
     pub api_version: String,
     pub phone_number_ids: Vec<String>,
     pub waba_id: Option<String>,
+    /// Every WABA the business owns or serves as a solution partner is polled.
+    pub business_id: Option<String>,
     pub discover: bool,
     pub discovery_interval: Duration,
     pub usage_threshold: f64,
+    /// The target's interval and timeout: the WABAs of a business are spread over the one,
+    /// each request bounded by the other.
+    pub interval: Duration,
+    pub timeout: Duration,
 }
 
 impl CloudApiTarget {
@@ -44,9 +53,12 @@ config_keys! {
     pub struct CloudApiKeys {
         access_token: EnvString,
         access_token_file: EnvString,
+        debug_token_access_token: EnvString,
+        debug_token_access_token_file: EnvString,
         api_version: EnvString,
         phone_number_ids: Vec<Id>,
         waba_id: Id,
+        business_id: Id,
         discover: bool,
         discovery_interval: HumanDuration,
         usage_threshold: f64,
@@ -81,7 +93,8 @@ impl Provider for CloudApiTarget {
             .map(|id| id.0)
             .collect();
         let waba_id = keys.waba_id.map(|id| id.0);
-        for id in phone_number_ids.iter().chain(&waba_id) {
+        let business_id = keys.business_id.map(|id| id.0);
+        for id in phone_number_ids.iter().chain(&waba_id).chain(&business_id) {
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("{id:?} is not a Graph API id (digits only)"));
             }
@@ -90,17 +103,26 @@ impl Provider for CloudApiTarget {
         if let Some(dup) = phone_number_ids.iter().find(|id| !unique.insert(*id)) {
             return Err(format!("phone_number_ids lists {dup} twice"));
         }
-        let discover = keys.discover.unwrap_or(false);
-        if discover && waba_id.is_none() {
-            return Err("discover: true needs waba_id".into());
+        // A business is listed every discovery_interval: discovery is what it is for.
+        let discover = keys.discover.unwrap_or(business_id.is_some());
+        if business_id.is_some() && !discover {
+            return Err("business_id lists the business's WABAs: it needs discover: true (the default with business_id)".into());
         }
-        if phone_number_ids.is_empty() && waba_id.is_none() {
-            return Err("set phone_number_ids, waba_id, or both".into());
+        if discover && waba_id.is_none() && business_id.is_none() {
+            return Err("discover: true needs waba_id or business_id".into());
+        }
+        if phone_number_ids.is_empty() && waba_id.is_none() && business_id.is_none() {
+            return Err("set business_id, waba_id or phone_number_ids (or several)".into());
         }
         let discovery_interval = crate::config_values::discovery_interval(
             keys.discovery_interval.as_ref(),
             discover,
             target.interval,
+        )?;
+        let debug_token_access_token = crate::config_values::secret_source(
+            "debug_token_access_token",
+            &keys.debug_token_access_token,
+            &keys.debug_token_access_token_file,
         )?;
         let usage_threshold = keys.usage_threshold.unwrap_or(DEFAULT_USAGE_THRESHOLD);
         if !(usage_threshold > 0.0 && usage_threshold <= 1.0) {
@@ -110,22 +132,34 @@ impl Provider for CloudApiTarget {
         }
         Ok(CloudApiTarget {
             access_token,
+            debug_token_access_token,
             api_version,
             phone_number_ids,
             waba_id,
+            business_id,
             discover,
             discovery_interval,
             usage_threshold,
+            interval: target.interval,
+            timeout: target.timeout,
         })
     }
 
     fn secrets(&self) -> Vec<&SecretSource> {
-        vec![&self.access_token]
+        let mut secrets = vec![&self.access_token];
+        secrets.extend(&self.debug_token_access_token);
+        secrets
     }
 
     fn redact(&self, out: &mut Mapping) {
         put_secret(out, "access_token", &self.access_token);
+        if let Some(token) = &self.debug_token_access_token {
+            put_secret(out, "debug_token_access_token", token);
+        }
         put(out, "api_version", self.api_version.as_str());
+        if let Some(business_id) = &self.business_id {
+            put(out, "business_id", business_id.as_str());
+        }
         if let Some(waba_id) = &self.waba_id {
             put(out, "waba_id", waba_id.as_str());
         }
@@ -152,11 +186,10 @@ impl Provider for CloudApiTarget {
         use crate::simulator::meta;
         let options = simulator.simulator().options();
         format!(
-            "- name: cloud-acme\n  type: cloud_api\n  base_url: {graph}\n  access_token: {cloud_api_token}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: {discovery}\n  labels:\n    site: demo\n",
+            "- name: cloud-acme\n  type: cloud_api\n  base_url: {graph}\n  access_token: {cloud_api_token}\n  business_id: \"{business}\"\n  discovery_interval: {discovery}\n  labels:\n    site: demo\n",
             graph = simulator.cloud_api_base_url(),
             cloud_api_token = options.cloud_api_token,
-            waba = meta::WABA_ID,
-            number = meta::PHONE_NUMBER_IDS[0],
+            business = meta::BUSINESS_ID,
             discovery = humantime::format_duration(interval * 6),
         )
     }

@@ -18,7 +18,7 @@ pub use crate::meta::payload::{
     health_status_from_value, parse_graph_error, parse_health_status_body, Entity, EntityError,
     GraphError, HealthStatus, PayloadError, PhoneNumber, Template,
 };
-use crate::meta::payload::{load_graph, required_id};
+use crate::meta::payload::{load_graph, opt_integer, required_id};
 
 /// The usage measures Graph reports, in percent of the budget (sorted by name).
 const MEASURES: &[&str] = &["call_count", "total_cputime", "total_time"];
@@ -165,41 +165,250 @@ fn page<T>(
     problems: &mut Problems,
 ) -> Result<Page<T>, PayloadError> {
     let root = load_graph(body)?;
-    let data = present(&root, "data").ok_or_else(|| PayloadError::Missing {
-        path: "data".to_owned(),
+    page_of(&root, "", item, problems)
+}
+
+/// [`page`] of an edge object in hand: a whole answer (`base` empty) or an edge expanded
+/// in a node's answer (`base` its field, e.g. `phone_numbers`).
+fn page_of<T>(
+    root: &Obj,
+    base: &str,
+    item: fn(&Obj, &str, &mut Problems) -> Result<T, PayloadError>,
+    problems: &mut Problems,
+) -> Result<Page<T>, PayloadError> {
+    let data_path = field(base, "data");
+    let data = present(root, "data").ok_or_else(|| PayloadError::Missing {
+        path: data_path.clone(),
     })?;
     let items = data
         .as_array()
-        .ok_or_else(|| wrong_type("data", "array", data))?;
+        .ok_or_else(|| wrong_type(&data_path, "array", data))?;
     let data = items
         .iter()
         .enumerate()
         .filter_map(|(i, v)| {
-            let path = index("data", i);
+            let path = index(&data_path, i);
             let read = as_object(v, &path).and_then(|o| item(o, &path, problems));
             problems.item(read)
         })
         .collect();
-    let (next, after) = match present(&root, "paging") {
+    let paging_path = field(base, "paging");
+    let (next, after) = match present(root, "paging") {
         None => (None, None),
         Some(Value::Object(p)) => {
             let next = problems
-                .opt_str(p, "paging", "next")
+                .opt_str(p, &paging_path, "next")
                 .filter(|s| !s.is_empty());
             let after = match present(p, "cursors") {
                 Some(Value::Object(c)) => problems
-                    .opt_str(c, "paging.cursors", "after")
+                    .opt_str(c, &field(&paging_path, "cursors"), "after")
                     .filter(|s| !s.is_empty()),
                 _ => None,
             };
             (next, after)
         }
         Some(v) => {
-            problems.ignore(wrong_type::<GraphError>("paging", "object", v));
+            problems.ignore(wrong_type::<GraphError>(&paging_path, "object", v));
             (None, None)
         }
     };
     Ok(Page { data, next, after })
+}
+
+// ---------------------------------------------------------------------------------------------
+// A WABA with its edges, many numbers at once, a business's WABAs
+
+/// A WABA node read with field expansion: its own `health_status` and, where asked, the
+/// first page of its `phone_numbers`, `message_templates` and `subscribed_apps` edges.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WabaNode {
+    pub health_status: Option<HealthStatus>,
+    pub phone_numbers: Option<Page<PhoneNumber>>,
+    pub templates: Option<Page<Template>>,
+    pub subscribed_apps: Option<Page<SubscribedApp>>,
+}
+
+/// An app subscribed to a WABA's webhooks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscribedApp {
+    pub id: String,
+    pub name: String,
+}
+
+/// A WABA of a business's `owned_whatsapp_business_accounts` or
+/// `client_whatsapp_business_accounts`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WabaRef {
+    pub id: String,
+}
+
+/// Parses `GET /<WABA_ID>?fields=health_status,phone_numbers.limit(100){...},...`.
+///
+/// Part by part: a `health_status` or an edge that cannot be read is left out (noted) and
+/// the rest used; the answer fails only when neither its health_status nor its numbers
+/// could be read.
+pub fn parse_waba(body: &[u8], problems: &mut Problems) -> Result<WabaNode, PayloadError> {
+    let root = load_graph(body)?;
+    let health_status = match present(&root, "health_status") {
+        None => None,
+        Some(v) => {
+            let read = health_status_from_value(v, "health_status", problems);
+            problems.field(read.map(Some))
+        }
+    };
+    let phone_numbers = edge(&root, "phone_numbers", phone_number, problems);
+    if health_status.is_none() && phone_numbers.is_none() {
+        return Err(PayloadError::Missing {
+            path: "health_status".to_owned(),
+        });
+    }
+    Ok(WabaNode {
+        health_status,
+        phone_numbers,
+        templates: edge(&root, "message_templates", template, problems),
+        subscribed_apps: edge(&root, "subscribed_apps", subscribed_app, problems),
+    })
+}
+
+/// An edge expanded in a node's answer; `None` when absent, or unreadable (noted).
+fn edge<T>(
+    root: &Obj,
+    name: &str,
+    item: fn(&Obj, &str, &mut Problems) -> Result<T, PayloadError>,
+    problems: &mut Problems,
+) -> Option<Page<T>> {
+    let value = present(root, name)?;
+    let read = as_object(value, name).and_then(|o| page_of(o, name, item, problems));
+    problems.field(read.map(Some))
+}
+
+/// Parses a multi-id lookup, `GET /?ids=a,b&fields=...`: `{"a":{...},"b":{...}}`, number by
+/// number; one that is not an object, carries an error or has no id is skipped (noted).
+pub fn parse_phone_numbers_by_id(
+    body: &[u8],
+    problems: &mut Problems,
+) -> Result<Vec<PhoneNumber>, PayloadError> {
+    let root = load_graph(body)?;
+    Ok(root
+        .iter()
+        .filter_map(|(id, v)| {
+            let path = key("", id);
+            let read = as_object(v, &path).and_then(|o| match crate::meta::payload::graph_error_of(o) {
+                Some(e) => Err(PayloadError::Invalid {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }),
+                None => phone_number(o, &path, problems),
+            });
+            problems.item(read)
+        })
+        .collect())
+}
+
+/// Parses a page of `/<WABA_ID>/subscribed_apps`.
+pub fn parse_subscribed_apps_page(
+    body: &[u8],
+    problems: &mut Problems,
+) -> Result<Page<SubscribedApp>, PayloadError> {
+    page(body, subscribed_app, problems)
+}
+
+/// `{"whatsapp_business_api_data":{"id","link","name"}}` as Meta documents an entry; an
+/// entry with `id` and `name` at its top is read too.
+fn subscribed_app(o: &Obj, base: &str, problems: &mut Problems) -> Result<SubscribedApp, PayloadError> {
+    let (o, base) = match present(o, "whatsapp_business_api_data") {
+        Some(v) => {
+            let path = field(base, "whatsapp_business_api_data");
+            (as_object(v, &path)?, path)
+        }
+        None => (o, base.to_owned()),
+    };
+    Ok(SubscribedApp {
+        id: required_id(o, &base, "id")?,
+        name: problems.opt_str(o, &base, "name").unwrap_or_default(),
+    })
+}
+
+/// Parses a page of `/<BUSINESS_ID>/owned_whatsapp_business_accounts` or
+/// `client_whatsapp_business_accounts`.
+pub fn parse_wabas_page(
+    body: &[u8],
+    problems: &mut Problems,
+) -> Result<Page<WabaRef>, PayloadError> {
+    page(body, waba_ref, problems)
+}
+
+fn waba_ref(o: &Obj, base: &str, _problems: &mut Problems) -> Result<WabaRef, PayloadError> {
+    Ok(WabaRef {
+        id: required_id(o, base, "id")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access token
+
+/// What `GET /debug_token?input_token=...` tells of a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenInfo {
+    pub valid: bool,
+    /// Unix seconds; `+Inf` for a token that never expires (Graph's `0`).
+    pub expires_at: Option<f64>,
+    /// Unix seconds until which the token may read user data; `+Inf` for `0`.
+    pub data_access_expires_at: Option<f64>,
+    pub scopes: Vec<String>,
+}
+
+/// Parses `{"data":{"is_valid":true,"expires_at":0,"scopes":[...],...}}`. `is_valid` is
+/// required; the other fields are read one by one (an odd one ignored, noted). An invalid
+/// token's `data.error` is not an error of the answer: it is what the answer says.
+pub fn parse_debug_token(body: &[u8], problems: &mut Problems) -> Result<TokenInfo, PayloadError> {
+    let root = load_graph(body)?;
+    let data = present(&root, "data").ok_or_else(|| PayloadError::Missing {
+        path: "data".to_owned(),
+    })?;
+    let data = as_object(data, "data")?;
+    let valid = crate::json::opt_bool(data, "data", "is_valid")?.ok_or_else(|| {
+        PayloadError::Missing {
+            path: "data.is_valid".to_owned(),
+        }
+    })?;
+    let mut timestamp = |name: &str| {
+        let read = opt_integer(data, "data", name).map(|t| t.map(|t| t as f64));
+        // Graph's 0: never.
+        problems
+            .field(read)
+            .map(|t| if t == 0.0 { f64::INFINITY } else { t })
+    };
+    let expires_at = timestamp("expires_at");
+    let data_access_expires_at = timestamp("data_access_expires_at");
+    let scopes = match present(data, "scopes") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| match v {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                other => {
+                    problems.ignore(wrong_type::<GraphError>(
+                        &index("data.scopes", i),
+                        "string",
+                        other,
+                    ));
+                    None
+                }
+            })
+            .collect(),
+        Some(v) => {
+            problems.ignore(wrong_type::<GraphError>("data.scopes", "array", v));
+            Vec::new()
+        }
+    };
+    Ok(TokenInfo {
+        valid,
+        expires_at,
+        data_access_expires_at,
+        scopes,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
