@@ -447,7 +447,10 @@ async fn graph_errors_map_to_their_reasons() {
     let metrics = run
         .wait_until(|m| value(m, skipped).is_some_and(|v| v >= 1.0), skipped)
         .await;
-    assert!(has_line(&metrics, "whatsapp_up{target=\"cloud\"} 1"), "{metrics}");
+    assert!(
+        has_line(&metrics, "whatsapp_up{target=\"cloud\"} 1"),
+        "{metrics}"
+    );
     assert!(has_line(
         &metrics,
         "whatsapp_phone_quality_rating{target=\"cloud\",phone_number_id=\"106540352242922\",rating=\"GREEN\"} 1"
@@ -573,8 +576,14 @@ async fn a_business_with_two_wabas_costs_one_request_per_waba() {
         ])
         .await;
     // The client WABA has no templates, and no series comes without its WABA.
-    assert!(!metrics.contains(&format!("whatsapp_template_status{{target=\"biz\",waba_id=\"{client}\"")));
-    for line in metrics.lines().filter(|l| l.starts_with("whatsapp_phone_") || l.starts_with("whatsapp_can_send_message{") || l.starts_with("whatsapp_template_")) {
+    assert!(!metrics.contains(&format!(
+        "whatsapp_template_status{{target=\"biz\",waba_id=\"{client}\""
+    )));
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("whatsapp_phone_")
+            || l.starts_with("whatsapp_can_send_message{")
+            || l.starts_with("whatsapp_template_")
+    }) {
         assert!(line.contains(",waba_id=\""), "{line}");
     }
     common::promtool_check(&metrics);
@@ -595,12 +604,18 @@ async fn a_business_with_two_wabas_costs_one_request_per_waba() {
     let (before, before_others) = (count(CloudApiEndpoint::Waba), others());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let asked = count(CloudApiEndpoint::Waba) - before;
-    assert!(asked >= 4, "{asked} WABA requests in 2 s at a 300 ms interval");
+    assert!(
+        asked >= 4,
+        "{asked} WABA requests in 2 s at a 300 ms interval"
+    );
     assert_eq!(others(), before_others);
     // Listed once (owned, client), the token checked once: the discovery interval is 1 h.
     assert_eq!(count(CloudApiEndpoint::BusinessWabas), 2);
     assert_eq!(count(CloudApiEndpoint::DebugToken), 1);
-    let requests = value(&run.metrics().await, "whatsapp_business_wabas{target=\"biz\"}");
+    let requests = value(
+        &run.metrics().await,
+        "whatsapp_business_wabas{target=\"biz\"}",
+    );
     assert_eq!(requests, Some(2.0));
     run.stop().await;
 }
@@ -652,7 +667,10 @@ async fn a_deleted_number_does_not_hide_its_siblings() {
         let line = format!("whatsapp_phone_quality_rating{{target=\"cloud\",phone_number_id=\"{number}\",rating=\"GREEN\"}} 1");
         assert!(has_line(&metrics, &line), "{line}\n{metrics}");
     }
-    assert!(has_line(&metrics, "whatsapp_poll_success{target=\"cloud\",endpoint=\"health\"} 1"));
+    assert!(has_line(
+        &metrics,
+        "whatsapp_poll_success{target=\"cloud\",endpoint=\"health\"} 1"
+    ));
     assert!(sim.cloud_api_requests(CloudApiEndpoint::Ids) >= 1);
     // Then one by one (the simulator counts requests for the numbers it knows).
     assert!(sim.cloud_api_requests(CloudApiEndpoint::PhoneNumber) >= 2);

@@ -204,10 +204,12 @@ fn print_simulator(handle: &crate::simulator::SimulatorHandle) {
         options.api_key, options.username, options.password
     );
     println!(
-        "  cloud_api            base_url {}  access_token {}  waba_id {}",
+        "  cloud_api            base_url {}  access_token {}  business_id {}  waba_id {}, {}",
         handle.cloud_api_base_url(),
         options.cloud_api_token,
-        crate::simulator::meta::WABA_ID
+        crate::simulator::meta::BUSINESS_ID,
+        crate::simulator::meta::WABA_ID,
+        crate::simulator::meta::CLIENT_WABA_ID
     );
     println!(
         "  dialog360            base_url {}  api_key {}",

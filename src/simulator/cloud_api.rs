@@ -11,6 +11,25 @@
 //! | `/graph/{version}/{template_id}?fields=…` | `Template` |
 //! | `/graph/{version}/{waba_id}/phone_numbers?fields=…&limit=N&after=C` | `PhoneNumbers` |
 //! | `/graph/{version}/{waba_id}/message_templates?fields=…&limit=N&after=C` | `MessageTemplates` |
+//! | `/graph/{version}/{waba_id}/subscribed_apps` | `SubscribedApps` |
+//! | `/graph/{version}/{business_id}/owned_whatsapp_business_accounts?…` and `client_whatsapp_business_accounts` | `BusinessWabas` |
+//! | `/graph/{version}/?ids=a,b,…&fields=…` | `Ids` |
+//! | `/graph/{version}/debug_token?input_token=…` | `DebugToken` |
+//!
+//! `{waba_id}` is the WABA or the client WABA ([`meta::CLIENT_WABA_ID`]): the business owns
+//! the one and lists the other among its clients. A WABA asked for `phone_numbers`,
+//! `message_templates` or `subscribed_apps` as fields (field expansion,
+//! `phone_numbers.limit(100){id,health_status}`) answers the first page of each edge under
+//! its name, the inner fields and limit applied, `paging.next` on the edge's own route.
+//! `subscribed_apps` entries are Meta's documented
+//! `{"whatsapp_business_api_data":{"id","link","name"}}`; the client WABA has none and no
+//! templates. A multi-id lookup answers `{"<id>":{…},…}` for phone numbers; more than
+//! [`MAX_IDS`] ids is code 100, an id it does not know fails the whole lookup (404, code
+//! 803), as Graph. `debug_token` answers `{"data":{"app_id","type","application",
+//! "data_access_expires_at","expires_at","is_valid","issued_at","scopes","granular_scopes",
+//! "user_id"}}` for the simulator's token (`expires_at` the simulator's start plus
+//! [`SimulatorOptions::cloud_api_token_lifetime`], 0 without one), and for any other
+//! `{"data":{"error":{"code":190,…},"is_valid":false,"scopes":[]}}` with 200.
 //!
 //! `{version}` is `vMAJOR.MINOR` (`v24.0`); a path without one is read at
 //! [`DEFAULT_VERSION`], as Meta reads unversioned calls at the app's default version.
@@ -99,6 +118,7 @@
 //! [`SimulatorHandle::cloud_api_base_url`]: super::SimulatorHandle::cloud_api_base_url
 //! [`SimulatorOptions::cloud_api_token`]: super::SimulatorOptions::cloud_api_token
 //! [`SimulatorOptions::cloud_api_page_size`]: super::SimulatorOptions::cloud_api_page_size
+//! [`SimulatorOptions::cloud_api_token_lifetime`]: super::SimulatorOptions::cloud_api_token_lifetime
 //! [`Simulator::set_cloud_api_usage`]: super::Simulator::set_cloud_api_usage
 //! [`Simulator::cloud_api_requests`]: super::Simulator::cloud_api_requests
 //! [`Simulator::set_cloud_api_fault`]: super::Simulator::set_cloud_api_fault
@@ -424,15 +444,15 @@ pub(crate) fn field_specs(value: &str) -> Vec<FieldSpec<'_>> {
             continue;
         }
         let rest = &part[name_end..];
-        let limit = rest
-            .find(".limit(")
-            .and_then(|at| {
-                let tail = &rest[at + ".limit(".len()..];
-                tail.find(')').map(|end| &tail[..end])
-            });
-        let sub = rest
-            .find('{')
-            .and_then(|at| rest.rfind('}').filter(|end| *end > at).map(|end| &rest[at + 1..end]));
+        let limit = rest.find(".limit(").and_then(|at| {
+            let tail = &rest[at + ".limit(".len()..];
+            tail.find(')').map(|end| &tail[..end])
+        });
+        let sub = rest.find('{').and_then(|at| {
+            rest.rfind('}')
+                .filter(|end| *end > at)
+                .map(|end| &rest[at + 1..end])
+        });
         out.push(FieldSpec { name, limit, sub });
     }
     out
@@ -710,12 +730,7 @@ pub(super) fn number_field(cloud: &MetaState, n: &PhoneNumber, field: &str) -> O
 }
 
 /// A field of a number of the WABA, or with `client` of the client WABA.
-fn number_field_of(
-    cloud: &MetaState,
-    n: &PhoneNumber,
-    client: bool,
-    field: &str,
-) -> Option<Value> {
+fn number_field_of(cloud: &MetaState, n: &PhoneNumber, client: bool, field: &str) -> Option<Value> {
     Some(match field {
         "id" => json!(n.id),
         "health_status" if client => cloud.health_status(Subject::ClientNumber(n)),
@@ -938,7 +953,11 @@ impl Simulator {
         link: &Link<'_>,
     ) -> Action {
         // A multi-id lookup names no node: `/{version}/?ids=…`.
-        let lookup = query.get("ids").is_some().then(|| ids_version(rest)).flatten();
+        let lookup = query
+            .get("ids")
+            .is_some()
+            .then(|| ids_version(rest))
+            .flatten();
         let path = match lookup {
             Some(version) => Ok(GraphPath {
                 version,
@@ -1090,7 +1109,14 @@ fn graph_payload(
                     edge: Some(edge),
                 };
                 let value = graph_payload(
-                    cloud, &edge_p, edge_kind, &edge_query, &edge_link, page_size, shape, token,
+                    cloud,
+                    &edge_p,
+                    edge_kind,
+                    &edge_query,
+                    &edge_link,
+                    page_size,
+                    shape,
+                    token,
                 )?;
                 if let Some(m) = answer.as_object_mut() {
                     m.insert(edge.to_string(), value);
@@ -1117,7 +1143,11 @@ fn graph_payload(
             };
             let items = numbers
                 .iter()
-                .map(|n| damaged(object(&n.id, &fields, |f| number_field_of(cloud, n, client, f))))
+                .map(|n| {
+                    damaged(object(&n.id, &fields, |f| {
+                        number_field_of(cloud, n, client, f)
+                    }))
+                })
                 .collect();
             page(items, query, link, page_size)
         }
@@ -1183,7 +1213,9 @@ fn ids_payload(
         .filter(|id| !id.is_empty())
         .collect();
     if ids.is_empty() {
-        return Err(GraphErr::invalid_param("(#100) The parameter ids is required"));
+        return Err(GraphErr::invalid_param(
+            "(#100) The parameter ids is required",
+        ));
     }
     if ids.len() > MAX_IDS {
         return Err(GraphErr::invalid_param(&format!(
@@ -1223,9 +1255,9 @@ fn debug_token_payload(query: &Query, facts: &TokenFacts<'_>) -> Result<Value, G
         }}));
     }
     let started = facts.started_at.timestamp();
-    let expires_at = facts
-        .lifetime
-        .map_or(0, |d| started + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2));
+    let expires_at = facts.lifetime.map_or(0, |d| {
+        started + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+    });
     Ok(json!({"data": {
         "app_id": meta::APP_ID,
         "type": "SYSTEM_USER",

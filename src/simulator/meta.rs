@@ -477,7 +477,13 @@ impl MetaState {
             health: Health::available(true),
         };
         let numbers = (0..PHONE_NUMBER_IDS.len())
-            .map(|i| number(PHONE_NUMBER_IDS[i], DISPLAY_PHONE_NUMBERS[i], VERIFIED_NAMES[i]))
+            .map(|i| {
+                number(
+                    PHONE_NUMBER_IDS[i],
+                    DISPLAY_PHONE_NUMBERS[i],
+                    VERIFIED_NAMES[i],
+                )
+            })
             .collect();
         let client_numbers = (0..CLIENT_PHONE_NUMBER_IDS.len())
             .map(|i| {

@@ -1725,3 +1725,176 @@ async fn cloud_garbage_requests_do_not_hurt_the_server() {
     assert_eq!(graph(&h, &format!("v24.0/{PRIMARY}")).await.status, 200);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn graph_waba_expands_its_edges_with_their_fields_and_limits() {
+    let h = start(opts()).await;
+    let v = graph_ok(
+        &h,
+        &format!("v24.0/{WABA_ID}?fields=health_status,phone_numbers.limit(100){{id,quality_rating}},message_templates.limit(1){{id,status}},subscribed_apps"),
+    )
+    .await;
+    assert_eq!(v["id"], WABA_ID);
+    assert_eq!(v["health_status"]["can_send_message"], "AVAILABLE");
+    // Pages hold two items here whatever the limit: the third number is on the edge's
+    // next page, which the link names with the inner fields kept.
+    let numbers = &v["phone_numbers"];
+    assert_eq!(numbers["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        numbers["data"][0],
+        json!({"id": PRIMARY, "quality_rating": "GREEN"})
+    );
+    let next = numbers["paging"]["next"].as_str().unwrap();
+    assert!(
+        next.starts_with(&format!(
+            "{}/v24.0/{WABA_ID}/phone_numbers?",
+            h.cloud_api_base_url()
+        )),
+        "{next}"
+    );
+    let rest = get(next, &[("Authorization", &bearer())]).await.json();
+    assert_eq!(
+        rest["data"],
+        json!([{"id": PHONE_NUMBER_IDS[2], "quality_rating": "GREEN"}])
+    );
+    assert_eq!(
+        v["message_templates"]["data"],
+        json!([{"id": TEMPLATE_IDS[0], "status": "APPROVED"}])
+    );
+    assert_eq!(
+        v["subscribed_apps"],
+        json!({"data": [{"whatsapp_business_api_data": {
+            "id": APP_ID,
+            "link": format!("https://www.facebook.com/games/?app_id={APP_ID}"),
+            "name": meta::APP_NAME,
+        }}], "paging": {"cursors": {"before": v["subscribed_apps"]["paging"]["cursors"]["before"], "after": v["subscribed_apps"]["paging"]["cursors"]["after"]}}})
+    );
+    // The client WABA: its own number and WABA entity, no templates, no app subscribed.
+    let client = graph_ok(
+        &h,
+        &format!("v24.0/{}?fields=health_status,phone_numbers{{id,health_status}},message_templates,subscribed_apps", meta::CLIENT_WABA_ID),
+    )
+    .await;
+    let number = &client["phone_numbers"]["data"][0];
+    assert_eq!(number["id"], meta::CLIENT_PHONE_NUMBER_IDS[0]);
+    assert_eq!(
+        entity(&number["health_status"], "WABA")["id"],
+        meta::CLIENT_WABA_ID
+    );
+    assert_eq!(
+        entity(&client["health_status"], "WABA")["id"],
+        meta::CLIENT_WABA_ID
+    );
+    assert_eq!(client["message_templates"], json!({"data": []}));
+    assert_eq!(client["subscribed_apps"], json!({"data": []}));
+    // The edge itself answers the same.
+    let apps = graph_ok(
+        &h,
+        &format!("v24.0/{}/subscribed_apps", meta::CLIENT_WABA_ID),
+    )
+    .await;
+    assert_eq!(apps, json!({"data": []}));
+    assert_eq!(h.simulator().cloud_api_requests(CloudApiEndpoint::Waba), 2);
+    assert_eq!(
+        h.simulator()
+            .cloud_api_requests(CloudApiEndpoint::SubscribedApps),
+        1
+    );
+}
+
+#[tokio::test]
+async fn graph_business_lists_owned_and_client_wabas() {
+    let h = start(opts()).await;
+    for (edge, id) in [
+        ("owned_whatsapp_business_accounts", WABA_ID),
+        ("client_whatsapp_business_accounts", meta::CLIENT_WABA_ID),
+    ] {
+        let v = graph_ok(
+            &h,
+            &format!("v24.0/{BUSINESS_ID}/{edge}?fields=id,name&limit=100"),
+        )
+        .await;
+        assert_eq!(ids(&[v]), vec![id.to_string()], "{edge}");
+    }
+    assert_eq!(
+        h.simulator()
+            .cloud_api_requests(CloudApiEndpoint::BusinessWabas),
+        2
+    );
+    let r = graph(&h, &format!("v24.0/{BUSINESS_ID}/phone_numbers")).await;
+    assert_eq!((r.status, r.graph_code()), (400, 100));
+}
+
+#[tokio::test]
+async fn graph_multi_id_lookup_answers_each_number_or_fails_whole() {
+    let h = start(opts()).await;
+    let client_number = meta::CLIENT_PHONE_NUMBER_IDS[0];
+    for root in ["v24.0/", "v24.0", ""] {
+        let v = graph_ok(
+            &h,
+            &format!("{root}?ids={PRIMARY},{client_number}&fields=id,status"),
+        )
+        .await;
+        assert_eq!(
+            v,
+            json!({
+                PRIMARY: {"id": PRIMARY, "status": "CONNECTED"},
+                client_number: {"id": client_number, "status": "CONNECTED"},
+            }),
+            "{root}"
+        );
+    }
+    let r = graph(&h, &format!("v24.0/?ids={PRIMARY},999&fields=id")).await;
+    assert_eq!((r.status, r.graph_code()), (404, 803));
+    assert_eq!(
+        r.json()["error"]["message"],
+        "(#803) Some of the aliases you requested do not exist: 999"
+    );
+    let many: Vec<String> = (0..51).map(|_| PRIMARY.to_string()).collect();
+    let r = graph(&h, &format!("v24.0/?ids={}&fields=id", many.join(","))).await;
+    assert_eq!((r.status, r.graph_code()), (400, 100));
+    assert_eq!(h.simulator().cloud_api_requests(CloudApiEndpoint::Ids), 5);
+}
+
+#[tokio::test]
+async fn graph_debug_token_tells_validity_expiry_and_scopes() {
+    let h = start(opts()).await;
+    let started = h.simulator().started_at().timestamp();
+    let v = graph_ok(
+        &h,
+        &format!("v24.0/debug_token?input_token={CLOUD_API_TOKEN}"),
+    )
+    .await;
+    let data = &v["data"];
+    assert_eq!(data["is_valid"], true);
+    assert_eq!(data["app_id"], APP_ID);
+    assert_eq!(data["expires_at"], started + 4 * 24 * 3600);
+    assert_eq!(data["data_access_expires_at"], started + 90 * 24 * 3600);
+    assert_eq!(
+        data["scopes"],
+        json!([
+            "business_management",
+            "whatsapp_business_management",
+            "whatsapp_business_messaging"
+        ])
+    );
+    let other = graph_ok(&h, "v24.0/debug_token?input_token=someone-elses").await;
+    assert_eq!(
+        other,
+        json!({"data": {"error": {"code": 190, "message": "Invalid OAuth access token."}, "is_valid": false, "scopes": []}})
+    );
+    let r = graph(&h, "v24.0/debug_token").await;
+    assert_eq!((r.status, r.graph_code()), (400, 100));
+    // Without a lifetime the token never expires: Graph's 0.
+    let forever = start(SimulatorOptions {
+        cloud_api_token_lifetime: None,
+        ..opts()
+    })
+    .await;
+    let v = graph_ok(
+        &forever,
+        &format!("debug_token?input_token={CLOUD_API_TOKEN}"),
+    )
+    .await;
+    assert_eq!(v["data"]["expires_at"], 0);
+}
