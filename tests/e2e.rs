@@ -385,7 +385,12 @@ fn config(s: &SimulatorHandle) -> String {
 
 async fn start_stack() -> (Stack, common::Running) {
     let dir = tempfile::tempdir().unwrap();
-    let run = common::start(SimulatorOptions::default(), config).await;
+    // A healthy fleet: the Graph token does not expire in a few days, as the demo's does.
+    let options = SimulatorOptions {
+        cloud_api_token_lifetime: None,
+        ..SimulatorOptions::default()
+    };
+    let run = common::start(options, config).await;
     let exporter = run.url.trim_start_matches("http://").to_owned();
 
     let receiver_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -845,7 +845,7 @@ async fn graph_rate_limit_codes_are_rate_limited() {
         let before = run.metrics().await;
         let bystander = Bystander::watch(&run);
         sim.set_cloud_api_fault(
-            CloudApiEndpoint::PhoneNumber,
+            CloudApiEndpoint::Ids,
             Some(CloudApiFault::GraphError {
                 status: 400,
                 code,
@@ -860,7 +860,7 @@ async fn graph_rate_limit_codes_are_rate_limited() {
             &bystander,
         )
         .await;
-        sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, None);
+        sim.set_cloud_api_fault(CloudApiEndpoint::Ids, None);
         run.wait_for_lines(&["whatsapp_up{target=\"graph-victim\"} 1"])
             .await;
     }
@@ -1066,13 +1066,13 @@ async fn every_api_parser_survives_deep_nesting_bad_bytes_and_endless_json() {
         let bystander = Bystander::watch(&run);
         sim.set_dialog360_fault(None, Some(fault.clone()));
         sim.set_kapso_fault(None, Some(fault.clone()));
-        sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, Some(fault.clone().into()));
+        sim.set_cloud_api_fault(CloudApiEndpoint::Ids, Some(fault.clone().into()));
         for (target, endpoint) in targets {
             expect_counted(&run, &before, (target, endpoint, reason), log, &bystander).await;
         }
         sim.set_dialog360_fault(None, None);
         sim.set_kapso_fault(None, None);
-        sim.set_cloud_api_fault(CloudApiEndpoint::PhoneNumber, None);
+        sim.set_cloud_api_fault(CloudApiEndpoint::Ids, None);
         run.wait_for_lines(&up).await;
     }
     run.stop().await;
