@@ -370,6 +370,12 @@ fn config(s: &SimulatorHandle) -> String {
         meta::WABA_ID
     ));
     text.push_str(&format!(
+        "  - name: business\n    type: cloud_api\n    base_url: {}\n    access_token: {}\n    business_id: \"{}\"\n    discovery_interval: 5s\n",
+        s.cloud_api_base_url(),
+        o.cloud_api_token,
+        meta::BUSINESS_ID
+    ));
+    text.push_str(&format!(
         "  - name: d360\n    type: dialog360\n    base_url: {}\n    api_key: {}\n",
         s.dialog360_base_url(),
         o.dialog360_api_keys[1]
@@ -391,6 +397,10 @@ async fn start_stack() -> (Stack, common::Running) {
         ..SimulatorOptions::default()
     };
     let run = common::start(options, config).await;
+    // Healthy: an app receives the client WABA's webhooks too.
+    run.simulator
+        .simulator()
+        .set_app_subscribed(meta::CLIENT_WABA_ID, true);
     let exporter = run.url.trim_start_matches("http://").to_owned();
 
     let receiver_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1080,6 +1080,18 @@ impl Simulator {
         self.with_template(template_id, |t| t.quality = quality.to_string());
     }
 
+    /// Subscribes the app to the webhooks of the WABA or the client WABA
+    /// ([`meta::CLIENT_WABA_ID`]) as Graph's `subscribed_apps` tells, or unsubscribes it;
+    /// other ids change nothing.
+    pub fn set_app_subscribed(&self, waba_id: &str, subscribed: bool) {
+        let mut state = self.lock();
+        match waba_id {
+            meta::WABA_ID => state.cloud.subscribed = subscribed,
+            meta::CLIENT_WABA_ID => state.cloud.client_subscribed = subscribed,
+            _ => tracing::debug!(waba_id, "simulator: no such WABA"),
+        }
+    }
+
     /// Removes a template from the templates edge and the template node.
     pub fn remove_template(&self, template_id: &str) {
         if !self.lock().cloud.remove_template(template_id) {
