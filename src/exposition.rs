@@ -100,6 +100,8 @@ families! {
         "Data series of this endpoint's answers left out because the target reached its series_limit.";
     GraphApiUsage => "whatsapp_graph_api_usage_ratio", Gauge,
         "Graph API rate-limit usage from the x-business-use-case-usage and x-app-usage headers, as a ratio: 1 is the limit (Meta throttles there).";
+    GraphApiVersionExpiry => "whatsapp_graph_api_version_expiry_timestamp_seconds", Gauge,
+        "Unix time at which Meta stops serving the Graph API version the target calls (its api_version): Meta's published date, or the release plus two years where Meta has published none yet.";
     MessagingHealthStatus => "whatsapp_messaging_health_status", Gauge,
         "Overall can_send_message of the target (AVAILABLE, LIMITED, BLOCKED); 1 marks the current one.";
     CanSendMessage => "whatsapp_can_send_message", Gauge,

@@ -205,7 +205,7 @@ async fn a_cloud_api_poll_is_traced_without_its_access_token() {
         &text,
         &[
             "endpoint health",
-            &format!("  request 1: GET {graph}/v24.0/{number}?fields=health_status,quality_rating,whatsapp_business_manager_messaging_limit,status,name_status,throughput,display_phone_number,verified_name"),
+            &format!("  request 1: GET {graph}/v25.0/{number}?fields=health_status,quality_rating,whatsapp_business_manager_messaging_limit,status,name_status,throughput,display_phone_number,verified_name"),
             "    request headers (values not shown): authorization",
             "    response: 200 OK after * ms",
             "    content-type: application/json",
@@ -214,7 +214,7 @@ async fn a_cloud_api_poll_is_traced_without_its_access_token() {
             "    content-length: *",
             "    body (* bytes):",
             &format!("      {{\"display_phone_number\":\"+1 555-012-3401\",\"health_status\":{{\"can_send_message\":\"AVAILABLE\",*,\"id\":\"{number}\",*,\"whatsapp_business_manager_messaging_limit\":\"TIER_10K\"}}"),
-            &format!("  request 2: GET {graph}/v24.0/{WABA_ID}?fields=health_status"),
+            &format!("  request 2: GET {graph}/v25.0/{WABA_ID}?fields=health_status"),
             "    request headers (values not shown): authorization",
             "    response: 200 OK after * ms",
             "    content-type: application/json",

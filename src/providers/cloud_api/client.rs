@@ -94,6 +94,7 @@ impl TargetClient for CloudApiClient {
 
     fn status_samples(&self, out: &mut Samples) {
         self.usage_samples(out);
+        super::versions::expiry_samples(out, &self.config.api_version);
     }
 }
 
