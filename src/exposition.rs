@@ -66,6 +66,8 @@ families! {
         "Unix time of the last successful poll of this endpoint.";
     PollErrors => "whatsapp_poll_errors_total", Counter,
         "Failed polls of this endpoint by reason: timeout, dns, connection_refused, connection_reset, connect, tls_unknown_ca, tls_expired, tls_wrong_host, tls, http_status, unauthorized, rate_limited, unavailable, decode, body_too_large.";
+    UpstreamRequests => "whatsapp_upstream_requests_total", Counter,
+        "HTTP requests the exporter sent upstream to poll this endpoint, logins and retries included, each counted as it is sent: one that got no answer (refused, timed out) counts too.";
     AuthTokenExpiry => "whatsapp_auth_token_expiry_timestamp_seconds", Gauge,
         "Unix time at which the current login (Bearer) token expires.";
     ApiInfo => "whatsapp_api_info", Info,
