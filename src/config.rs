@@ -998,8 +998,8 @@ mod tests {
             cloud.phone_number_ids,
             vec!["106540352242922", "106540352242923"]
         );
-        assert_eq!(cloud.api_version, "v24.0");
-        assert_eq!(cloud.api_major_version(), 24);
+        assert_eq!(cloud.api_version, "v25.0");
+        assert_eq!(cloud.api_major_version(), 25);
         assert_eq!(cloud.discovery_interval, Duration::from_secs(600));
         assert_eq!(cloud.usage_threshold, 0.8);
         assert!(!cloud.discover);
@@ -1244,7 +1244,7 @@ mod tests {
         let text = "targets:\n  - name: c\n    type: cloud_api\n    access_token: t\n    waba_id: 1\n    discover: ~\n    api_version:\n";
         let cloud = cloud_of(&parse(text).unwrap().targets[0]).clone();
         assert!(!cloud.discover);
-        assert_eq!(cloud.api_version, "v24.0");
+        assert_eq!(cloud.api_version, "v25.0");
     }
 
     #[test]

@@ -124,7 +124,7 @@ mod tests {
             "- name: op\n  type: onprem\n  base_url: https://wa.example.com/prefix\n  interval: 1m 30s\n  timeout: 10s\n  stale_after: 10m\n  body_size_limit: 1048576\n  api_key: <secret>\n  username: monitor\n  password: <secret>\n  endpoints:\n  - health\n  - support\n  labels:\n    team: ops\n  tls_config:\n    ca_file: /etc/ca.pem\n    insecure_skip_verify: true\n",
             "  bearer_token: <secret>\n",
             "  api_key_file: /run/k\n  username: u\n  password_file: /run/pw\n",
-            "  access_token: <secret>\n  api_version: v24.0\n  waba_id: '12'\n  phone_number_ids:\n  - '34'\n  discover: true\n  discovery_interval: 10m\n  usage_threshold: 0.8\n",
+            "  access_token: <secret>\n  api_version: v25.0\n  waba_id: '12'\n  phone_number_ids:\n  - '34'\n  discover: true\n  discovery_interval: 10m\n  usage_threshold: 0.8\n",
             "  api_key_file: /run/kapso\n  config_id: cfg-2\n",
         ] {
             assert!(yaml.contains(expected), "missing {expected:?} in\n{yaml}");

@@ -286,6 +286,14 @@ impl Exporter {
         self.clients.retain(&in_use);
         let names: HashSet<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
         self.probes.retain(&names);
+        // Each replica speaks for its own shard's targets (with one replica, all of them).
+        for target in config
+            .targets
+            .iter()
+            .filter(|t| self.options.shard.owns(&t.name))
+        {
+            target.kind.log_warnings(&target.name);
+        }
         self.config.store(Arc::new(config));
         // Targets left in `current` only are dropped with it, which aborts their tasks.
         Ok(())

@@ -66,6 +66,8 @@ families! {
         "Unix time of the last successful poll of this endpoint.";
     PollErrors => "whatsapp_poll_errors_total", Counter,
         "Failed polls of this endpoint by reason: timeout, dns, connection_refused, connection_reset, connect, tls_unknown_ca, tls_expired, tls_wrong_host, tls, http_status, unauthorized, rate_limited, unavailable, decode, body_too_large.";
+    UpstreamRequests => "whatsapp_upstream_requests_total", Counter,
+        "HTTP requests the exporter sent upstream to poll this endpoint, logins and retries included, each counted as it is sent: one that got no answer (refused, timed out) counts too.";
     AuthTokenExpiry => "whatsapp_auth_token_expiry_timestamp_seconds", Gauge,
         "Unix time at which the current login (Bearer) token expires.";
     ApiInfo => "whatsapp_api_info", Info,
@@ -100,6 +102,8 @@ families! {
         "Data series of this endpoint's answers left out because the target reached its series_limit.";
     GraphApiUsage => "whatsapp_graph_api_usage_ratio", Gauge,
         "Graph API rate-limit usage from the x-business-use-case-usage and x-app-usage headers, as a ratio: 1 is the limit (Meta throttles there).";
+    GraphApiVersionExpiry => "whatsapp_graph_api_version_expiry_timestamp_seconds", Gauge,
+        "Unix time at which Meta stops serving the Graph API version the target calls (its api_version): Meta's published date, or the release plus two years where Meta has published none yet.";
     BusinessWabas => "whatsapp_business_wabas", Gauge,
         "WABAs the business owns or serves as a solution partner, as its last discovery listed them (cloud_api targets with business_id).";
     AccessTokenValid => "whatsapp_access_token_valid", Gauge,

@@ -23,7 +23,7 @@ use crate::json::Problems;
 use crate::providers::{Client, TargetClient};
 use crate::timestamp::unix_seconds;
 use crate::trace;
-use crate::upstream::{PollError, Polled, Reason};
+use crate::upstream::{PollError, Polled, Reason, RequestCount};
 
 /// After a rate limit without Retry-After the next poll waits the interval plus this,
 /// doubled at each refusal in a row, up to one more interval: an overloaded upstream sees
@@ -128,6 +128,8 @@ struct EndpointRun {
     items_skipped: u64,
     /// What the last good answer had that could not be read.
     problems: Arc<Problems>,
+    /// Requests sent upstream to poll this endpoint, over all polls.
+    requests: RequestCount,
 }
 
 /// The private side of a target's task.
@@ -165,6 +167,7 @@ impl Runner {
                 series_dropped: 0,
                 items_skipped: 0,
                 problems: Arc::default(),
+                requests: RequestCount::default(),
             })
             .collect();
         let info = Arc::new(target_info(&state.config));
@@ -182,6 +185,9 @@ impl Runner {
 
     /// Polls forever on the target's schedule; the task is aborted to stop it.
     pub async fn run(mut self) {
+        // The request counters from 0, before the first request: increase() then counts
+        // the first poll's requests too.
+        self.publish();
         let config = Arc::clone(&self.state.config);
         let mut next = Instant::now() + phase(&config.name, config.interval);
         loop {
@@ -278,17 +284,18 @@ impl Runner {
                 timeout.min(d.saturating_duration_since(started))
             });
             trace::endpoint(self.endpoints[index].name);
-            let result =
-                match tokio::time::timeout(timeout, self.client.poll(index, &config.name)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(PollError::new(
-                        Reason::Timeout,
-                        format!(
-                            "no complete response within the timeout of {}",
-                            humantime::format_duration(timeout)
-                        ),
-                    )),
-                };
+            let requests = self.endpoints[index].requests.clone();
+            let poll = requests.count(self.client.poll(index, &config.name));
+            let result = match tokio::time::timeout(timeout, poll).await {
+                Ok(result) => result,
+                Err(_) => Err(PollError::new(
+                    Reason::Timeout,
+                    format!(
+                        "no complete response within the timeout of {}",
+                        humantime::format_duration(timeout)
+                    ),
+                )),
+            };
             trace::outcome(|| match &result {
                 Ok(Polled::NotDue) => trace::Outcome::NotDue,
                 Ok(Polled::Data {
@@ -438,6 +445,11 @@ impl Runner {
         }
         for endpoint in &self.endpoints {
             let labels = [("endpoint", endpoint.name)];
+            poll.push(
+                Family::UpstreamRequests,
+                &labels,
+                endpoint.requests.get() as f64,
+            );
             if let Some(success) = endpoint.success {
                 poll.push(
                     Family::PollSuccess,
@@ -483,6 +495,14 @@ impl Runner {
         poll.shrink();
         parts.push(Arc::new(poll));
         parts.extend(self.endpoints.iter().filter_map(|e| e.data.clone()));
+        // Before the first poll the landing page says "not polled yet", endpoints unnamed.
+        if self.last_poll.is_none() {
+            self.state.publish(Snapshot {
+                parts,
+                status: TargetStatus::default(),
+            });
+            return;
+        }
         let status = TargetStatus {
             last_poll: self.last_poll,
             up: polled.then(|| self.endpoints.iter().all(|e| e.success == Some(true))),

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -303,6 +305,28 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
     })
 }
 
+tokio::task_local! {
+    static SENT: RequestCount;
+}
+
+/// The requests sent upstream while polling one endpoint, logins and retries included:
+/// `whatsapp_upstream_requests_total`. The poller runs each endpoint's poll inside
+/// [`RequestCount::count`] and [`fetch`] counts every request it sends, so no provider
+/// has a count of its own to keep, or to forget.
+#[derive(Clone, Debug, Default)]
+pub struct RequestCount(Arc<AtomicU64>);
+
+impl RequestCount {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Runs `poll`, counting here every request sent within it.
+    pub async fn count<F: Future>(&self, poll: F) -> F::Output {
+        SENT.scope(self.clone(), poll).await
+    }
+}
+
 /// A response read whole, its body capped.
 #[derive(Debug)]
 pub struct Fetched {
@@ -318,6 +342,8 @@ pub struct Fetched {
 pub async fn fetch(request: reqwest::RequestBuilder, limit: u64) -> Result<Fetched, PollError> {
     let (client, request) = request.build_split();
     let request = request.map_err(|e| classify(&e))?;
+    // Counted as it goes out: one that never gets an answer cost the upstream a try too.
+    let _ = SENT.try_with(|count| count.0.fetch_add(1, Ordering::Relaxed));
     let traced = Traced::begin(&request);
     let result = exchange(&client, request, limit, traced.as_ref()).await;
     if let Some(traced) = traced {
@@ -789,6 +815,34 @@ mod tests {
     async fn failure_of(url: String) -> PollError {
         let client = build_client(&TlsConfig::default()).unwrap();
         fetch(client.get(url), 1024).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_inside_a_count_whether_answered_or_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = build_client(&TlsConfig::default()).unwrap();
+        let count = RequestCount::default();
+        let refused = count
+            .count(async {
+                let first = fetch(client.get(format!("http://{addr}/a")), 1024).await;
+                let second = fetch(client.get(format!("http://{addr}/b")), 1024).await;
+                first.and(second)
+            })
+            .await;
+        assert_eq!(refused.unwrap_err().reason, Reason::ConnectionRefused);
+        assert_eq!(count.get(), 2);
+        // Outside a count, nothing is counted (and nothing fails for want of one).
+        let outside = fetch(client.get(format!("http://{addr}/c")), 1024).await;
+        assert_eq!(outside.unwrap_err().reason, Reason::ConnectionRefused);
+        assert_eq!(count.get(), 2);
+        // A request that cannot even be built is not sent, so not counted.
+        let unbuilt = count
+            .count(fetch(client.get("http://exa mple.com/"), 1024))
+            .await;
+        assert!(unbuilt.is_err());
+        assert_eq!(count.get(), 2);
     }
 
     #[tokio::test]

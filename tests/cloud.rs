@@ -291,6 +291,14 @@ async fn cloud_api_discovery_over_several_pages_and_a_vanishing_template() {
             assert!(has_line(&metrics, &line), "missing {line}\n{metrics}");
         }
     }
+    // The default api_version, v25.0, is served until 2028-07-29 (Meta's date).
+    assert!(
+        has_line(
+            &metrics,
+            "whatsapp_graph_api_version_expiry_timestamp_seconds{target=\"cloud\",version=\"v25.0\"} 1848441600"
+        ),
+        "{metrics}"
+    );
     // WABA, business and app are shared by every answer: one series each.
     let waba = format!("whatsapp_can_send_message{{target=\"cloud\",entity_type=\"WABA\",entity_id=\"{WABA_ID}\",status=\"AVAILABLE\"}} 1");
     assert_eq!(metrics.lines().filter(|l| *l == waba).count(), 1);
@@ -349,6 +357,11 @@ async fn cloud_api_quality_tier_status_and_old_api_versions() {
         &metrics,
         &format!("whatsapp_phone_messaging_limit{{{id}}} 1000")
     ));
+    // v23.0 is served until 2027-10-08.
+    assert_eq!(
+        common::family(&metrics, "whatsapp_graph_api_version_expiry_timestamp_seconds"),
+        ["whatsapp_graph_api_version_expiry_timestamp_seconds{target=\"cloud\",version=\"v23.0\"} 1822953600"]
+    );
     // Without discovery there is no discovery endpoint and no template series.
     assert!(!metrics.contains("endpoint=\"discovery\""));
     assert!(!metrics.contains("whatsapp_template_status{"));

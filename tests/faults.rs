@@ -871,13 +871,14 @@ async fn graph_rate_limit_codes_are_rate_limited() {
 // Cardinality and escaping.
 
 /// Poll series of a target: not data, not under the series limit.
-const POLL_FAMILIES: [&str; 8] = [
+const POLL_FAMILIES: [&str; 9] = [
     "whatsapp_target_info{",
     "whatsapp_items_skipped_total{",
     "whatsapp_up{",
     "whatsapp_poll_",
     "whatsapp_last_poll_success_timestamp_seconds{",
     "whatsapp_upstream_errors_total{",
+    "whatsapp_upstream_requests_total{",
     "whatsapp_series_dropped_total{",
     "whatsapp_auth_token_expiry_timestamp_seconds{",
 ];

@@ -480,7 +480,8 @@ async fn scrapes_share_one_encoding_until_the_data_changes() {
     use std::io::Read;
     use whatsapp_exporter::exposition::Format;
     // An hour-long interval: the target's first poll is somewhere in the hour, so nothing
-    // changes its data during the test; it has its info series from the start.
+    // changes its data during the test once its task has published its request counters
+    // (at 0, before any poll); it has its info series from the start.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     let run = common::start_with_file(
@@ -498,6 +499,10 @@ async fn scrapes_share_one_encoding_until_the_data_changes() {
         },
         Some(&path),
     )
+    .await;
+    run.wait_for_lines(&[
+        "whatsapp_upstream_requests_total{target=\"single\",endpoint=\"health\"} 0",
+    ])
     .await;
     let first = run.exporter.exposition(Format::Text, false);
     let second = run.exporter.exposition(Format::Text, false);

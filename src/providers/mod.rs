@@ -52,6 +52,12 @@ pub trait Provider: Clone + std::fmt::Debug + PartialEq {
     /// out of what it shows.
     fn secrets(&self) -> Vec<&SecretSource>;
 
+    /// Logs what is valid in the configuration of target `target` but worth a warning (a
+    /// Graph API version that ends soon), at start and at each reload.
+    fn log_warnings(&self, target: &str) {
+        let _ = target;
+    }
+
     fn client(&self, upstream: Upstream) -> Self::Client;
 
     /// The demo's targets of this provider on the built-in simulator, as YAML list items
@@ -220,6 +226,12 @@ macro_rules! registry {
             pub fn secrets(&self) -> Vec<&SecretSource> {
                 match self {
                     $(TargetKind::$variant(config) => config.secrets()),+
+                }
+            }
+
+            pub fn log_warnings(&self, target: &str) {
+                match self {
+                    $(TargetKind::$variant(config) => config.log_warnings(target)),+
                 }
             }
 

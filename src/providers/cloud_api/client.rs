@@ -6,7 +6,7 @@
 //!   fields by field expansion (and, when that WABA's discovery is due, its templates and
 //!   webhook subscriptions in the same request); one multi-id lookup per
 //!   [`IDS_PER_REQUEST`] configured numbers outside those WABAs. A business's WABAs are
-//!   spread over half the interval.
+//!   spread over half the interval (at most a second apart).
 //! - `discovery`, every `discovery_interval` (targets with `business_id`): the business's
 //!   owned and client WABAs.
 //! - `token`, every `discovery_interval`: the access token's health from `debug_token`.
@@ -42,6 +42,9 @@ pub const IDS_PER_REQUEST: usize = 50;
 /// A business's WABAs are asked spread over this share of the interval: a thousand WABAs
 /// are not one burst at Graph, and the poll ends well before the next one.
 const SPREAD_SHARE: f64 = 0.5;
+/// The WABAs of a business are at most this far apart: spreading them further gains
+/// Graph nothing and only delays the poll's data.
+const MAX_SPACING: Duration = Duration::from_secs(1);
 /// Requests of one poll in flight at most.
 const MAX_IN_FLIGHT: usize = 16;
 const TEMPLATE_FIELDS: &str = "id,name,language,status,category,quality_score";
@@ -179,6 +182,7 @@ impl TargetClient for CloudApiClient {
 
     fn status_samples(&self, out: &mut Samples) {
         self.usage_samples(out);
+        super::versions::expiry_samples(out, &self.config.api_version);
     }
 }
 
@@ -217,13 +221,14 @@ impl CloudApiClient {
         }
     }
 
-    /// How long the requests of a health poll are spread over.
+    /// How long the requests of a health poll are spread over: half the interval, or less
+    /// where [`MAX_SPACING`] between WABAs ends sooner.
     fn spread_window(&self) -> Duration {
         if self.hurried || self.wabas.len() < 2 {
-            Duration::ZERO
-        } else {
-            self.config.interval.mul_f64(SPREAD_SHARE)
+            return Duration::ZERO;
         }
+        let spaced = MAX_SPACING.saturating_mul(u32::try_from(self.wabas.len()).unwrap_or(u32::MAX));
+        self.config.interval.mul_f64(SPREAD_SHARE).min(spaced)
     }
 
     pub fn usage_samples(&self, out: &mut Samples) {

@@ -14,8 +14,10 @@ use crate::providers::{Provider, TargetSettings};
 use crate::secret::SecretSource;
 use crate::upstream::Upstream;
 
-/// The first Graph API version with `whatsapp_business_manager_messaging_limit`.
-pub const DEFAULT_API_VERSION: &str = "v24.0";
+/// The newest Graph API version whose end Meta has published (2028-07-29, see
+/// [`super::versions::VERSIONS`]), months old, and past v24.0, the first with
+/// `whatsapp_business_manager_messaging_limit`.
+pub const DEFAULT_API_VERSION: &str = "v25.0";
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = crate::config_values::defaults::DISCOVERY_INTERVAL;
 /// Rate-limit usage (0..1) above which a Cloud API target polls more slowly.
 pub const DEFAULT_USAGE_THRESHOLD: f64 = 0.8;
@@ -151,6 +153,10 @@ impl Provider for CloudApiTarget {
         secrets
     }
 
+    fn log_warnings(&self, target: &str) {
+        super::versions::log_lifetime(target, &self.api_version);
+    }
+
     fn redact(&self, out: &mut Mapping) {
         put_secret(out, "access_token", &self.access_token);
         if let Some(token) = &self.debug_token_access_token {
@@ -196,7 +202,7 @@ impl Provider for CloudApiTarget {
 }
 
 /// `v24.0` -> (24, 0).
-fn parse_api_version(text: &str) -> Option<(u32, u32)> {
+pub(super) fn parse_api_version(text: &str) -> Option<(u32, u32)> {
     let (major, minor) = text.strip_prefix('v')?.split_once('.')?;
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(major) || !digits(minor) {

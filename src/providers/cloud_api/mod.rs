@@ -5,6 +5,7 @@
 pub mod client;
 pub mod config;
 pub mod payload;
+pub mod versions;
 
 pub use config::CloudApiTarget;
 
