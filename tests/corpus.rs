@@ -5,7 +5,9 @@
 //! monitoring tools), copied as published, with a `.source.md` beside it naming where it
 //! comes from and what it means. Here a mock upstream on 127.0.0.1 answers the real
 //! binary's requests with them, and each case asserts what the payload means on /metrics:
-//! the exact series, the poll's result and reason, and what was skipped.
+//! the exact series, the poll's result and reason, and what was skipped. Graph's multi-id
+//! lookups and field-expanded reads are put together from the published answers of their
+//! parts, as Graph documents them (see `answer_of`).
 
 mod common;
 
@@ -137,14 +139,11 @@ fn serve(stream: TcpStream, cases: &[Case]) {
     }
     let mut request_body = vec![0; length.min(1 << 20)];
     let _ = reader.read_exact(&mut request_body);
-    let rule = cases.iter().find_map(|case| {
+    let answer = cases.iter().find_map(|case| {
         let rest = target.strip_prefix(&format!("/{}/", case.name))?;
-        case.rules.iter().find(|r| rest.contains(r.contains))
+        Some(answer_of(case, rest))
     });
-    let (status, body, headers): (u16, Vec<u8>, &[(&str, &str)]) = match rule {
-        Some(rule) => (rule.status, body_of(rule), rule.headers),
-        None => (404, b"{}".to_vec(), &[]),
-    };
+    let (status, body, headers) = answer.unwrap_or((404, b"{}".to_vec(), &[]));
     let mut head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
@@ -156,6 +155,118 @@ fn serve(stream: TcpStream, cases: &[Case]) {
     let mut stream = &stream;
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(&body);
+}
+
+type Answer = (u16, Vec<u8>, &'static [(&'static str, &'static str)]);
+
+fn rule_of<'a>(case: &'a Case, request: &str) -> Option<&'a Rule> {
+    case.rules.iter().find(|r| request.contains(r.contains))
+}
+
+/// The answer to `request` (path and query after the case's prefix): its rule's. Graph
+/// also answers two kinds of requests by putting the answers of simpler ones together, and
+/// the published payloads are those simpler answers, so for a `cloud_api` case they are
+/// put together here the way Graph documents it:
+/// - a multi-id lookup, `GET /?ids=a,b&fields=...`, is `{"a": <GET /a?fields=...>, ...}`
+///   ("Multiple ID Read Requests"); one id answered with an error fails the whole lookup
+///   with that answer, as Graph refuses a lookup naming an id it cannot read;
+/// - a node read expanding edges, `GET /{node}?fields=health_status,phone_numbers{...}`,
+///   is the node with each edge's page (`GET /{node}/phone_numbers`) under the edge's name
+///   ("Field Expansion"), and each plain field as `GET /{node}?fields=<field>` answers it;
+///   an edge or field answered with an error fails the whole read.
+fn answer_of(case: &Case, request: &str) -> Answer {
+    let graph = case.keys.contains("type: cloud_api");
+    let (path, query) = request.split_once('?').unwrap_or((request, ""));
+    let pairs: Vec<(String, String)> = reqwest::Url::parse(&format!("http://x/?{query}"))
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let param = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let fields = param("fields").unwrap_or("");
+    if let (true, Some(ids)) = (graph, param("ids")) {
+        let mut lookup = serde_json::Map::new();
+        for id in ids.split(',') {
+            let (status, body, headers) = answer_of(case, &format!("{path}{id}?fields={fields}"));
+            if !(200..300).contains(&status) {
+                return (status, body, headers);
+            }
+            let node = serde_json::from_slice(&body).expect("a published node is JSON");
+            lookup.insert(id.to_owned(), node);
+        }
+        return (200, serde_json::to_vec(&lookup).expect("JSON"), &[]);
+    }
+    let parts = top_level_fields(fields);
+    let is_edge = |f: &&str| EDGES.contains(&field_name(f));
+    let node = path.rsplit('/').next().unwrap_or("");
+    if !graph || !parts.iter().any(is_edge) || path.matches('/').count() != 1 {
+        return match rule_of(case, request) {
+            Some(rule) => (rule.status, body_of(rule), rule.headers),
+            None => (404, b"{}".to_vec(), &[]),
+        };
+    }
+    let mut read = serde_json::Map::new();
+    read.insert("id".to_owned(), node.into());
+    for part in &parts {
+        let name = field_name(part);
+        let edge = EDGES.contains(&name);
+        let asked = match (edge, part.split_once('{')) {
+            (true, Some((_, inner))) => {
+                format!("{path}/{name}?fields={}", inner.trim_end_matches('}'))
+            }
+            (true, None) => format!("{path}/{name}"),
+            (false, _) => format!("{path}?fields={name}"),
+        };
+        let (status, body, headers) = answer_of(case, &asked);
+        if !(200..300).contains(&status) {
+            return (status, body, headers);
+        }
+        let serde_json::Value::Object(mut answer) =
+            serde_json::from_slice(&body).expect("a published answer is JSON")
+        else {
+            panic!("{asked}: not a JSON object");
+        };
+        // A whole node answer holds the field itself; an edge's own page is the edge.
+        let value = match answer.remove(name) {
+            Some(value) => Some(value),
+            None if edge && answer.contains_key("data") => Some(answer.into()),
+            None => None,
+        };
+        if let Some(value) = value {
+            read.insert(name.to_owned(), value);
+        }
+    }
+    (200, serde_json::to_vec(&read).expect("JSON"), &[])
+}
+
+/// The edges of a WABA that Graph can expand in the WABA's own answer.
+const EDGES: &[&str] = &["phone_numbers", "message_templates", "subscribed_apps"];
+
+/// `a,b.limit(5){c,d},e` → `a`, `b.limit(5){c,d}`, `e`.
+fn top_level_fields(fields: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in fields.char_indices() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&fields[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&fields[start..]);
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// `phone_numbers.limit(100){id}` → `phone_numbers`.
+fn field_name(part: &str) -> &str {
+    part.split(['.', '{']).next().unwrap_or(part)
 }
 
 fn scrape(address: &str) -> String {
@@ -337,11 +448,14 @@ fn cases() -> Vec<Case> {
         Case {
             name: "graph-connected-1k",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"1234567890123456\"]",
-            rules: vec![answer(
-                "1234567890123456",
-                200,
-                "cloud_api/phone-number-connected-tier-1k.json",
-            )],
+            rules: vec![
+                answer("debug_token", 200, "cloud_api/debug-token-user-expiring.json"),
+                answer(
+                    "1234567890123456",
+                    200,
+                    "cloud_api/phone-number-connected-tier-1k.json",
+                ),
+            ],
             expect: lines![
                 r#"whatsapp_phone_quality_rating{{t},phone_number_id="1234567890123456",rating="GREEN"} 1"#,
                 r#"whatsapp_phone_number_status{{t},phone_number_id="1234567890123456",status="CONNECTED"} 1"#,
@@ -349,68 +463,114 @@ fn cases() -> Vec<Case> {
                 r#"whatsapp_phone_messaging_limit_tier{{t},phone_number_id="1234567890123456",tier="TIER_1K"} 1"#,
                 r#"whatsapp_phone_messaging_limit{{t},phone_number_id="1234567890123456"} 1000"#,
                 r#"whatsapp_phone_number_info{{t},phone_number_id="1234567890123456",display_phone_number="+1 631-555-5555",verified_name="Jasper's Market"} 1"#,
+                // A long-lived user token: valid, with its expiry and its one scope.
+                r#"whatsapp_access_token_valid{{t}} 1"#,
+                r#"whatsapp_access_token_expiry_timestamp_seconds{{t}} 1673934788"#,
+                r#"whatsapp_access_token_data_access_expiry_timestamp_seconds{{t}} 1676526788"#,
+                r#"whatsapp_access_token_scope{{t},scope="public_profile"} 1"#,
             ],
             absent: vec![],
         },
         Case {
             name: "graph-unverified",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"2345678901234567\"]",
-            rules: vec![answer(
-                "2345678901234567",
-                200,
-                "cloud_api/phone-number-unverified.json",
-            )],
+            rules: vec![
+                // Graph answers 200 for a token it cannot read: what it says is the token's
+                // state, not a failed check.
+                answer(
+                    "debug_token",
+                    200,
+                    "cloud_api/debug-token-invalid-190-not-decrypted.json",
+                ),
+                answer(
+                    "2345678901234567",
+                    200,
+                    "cloud_api/phone-number-unverified.json",
+                ),
+            ],
             expect: lines![
                 r#"whatsapp_phone_number_status{{t},phone_number_id="2345678901234567",status="UNVERIFIED"} 1"#,
                 r#"whatsapp_phone_quality_rating{{t},phone_number_id="2345678901234567",rating="NA"} 1"#,
                 r#"whatsapp_phone_name_status{{t},phone_number_id="2345678901234567",status="NONE"} 1"#,
+                r#"whatsapp_access_token_valid{{t}} 0"#,
+                r#"whatsapp_poll_success{{t},endpoint="token"} 1"#,
             ],
-            absent: vec!["whatsapp_phone_messaging_limit_tier{target=\"graph-unverified\""],
+            absent: vec![
+                "whatsapp_phone_messaging_limit_tier{target=\"graph-unverified\"",
+                "whatsapp_access_token_expiry_timestamp_seconds{target=\"graph-unverified\"",
+                "whatsapp_access_token_scope{target=\"graph-unverified\"",
+            ],
         },
         Case {
             name: "graph-tier-250",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    api_version: v24.0\n    phone_number_ids: [\"106540352242922\"]",
-            rules: vec![answer(
-                "106540352242922",
-                200,
-                "cloud_api/phone-number-messaging-limit-tier-250.json",
-            )],
+            rules: vec![
+                // An expired token: invalid, yet its expiry and scopes are still told.
+                answer("debug_token", 200, "cloud_api/debug-token-expired-463.json"),
+                answer(
+                    "106540352242922",
+                    200,
+                    "cloud_api/phone-number-messaging-limit-tier-250.json",
+                ),
+            ],
             expect: lines![
                 r#"whatsapp_phone_messaging_limit_tier{{t},phone_number_id="106540352242922",tier="TIER_250"} 1"#,
                 r#"whatsapp_phone_messaging_limit{{t},phone_number_id="106540352242922"} 250"#,
+                r#"whatsapp_access_token_valid{{t}} 0"#,
+                r#"whatsapp_access_token_expiry_timestamp_seconds{{t}} 1668613551"#,
+                r#"whatsapp_access_token_data_access_expiry_timestamp_seconds{{t}} 1671205551"#,
+                r#"whatsapp_access_token_scope{{t},scope="email"} 1"#,
+                r#"whatsapp_access_token_scope{{t},scope="public_profile"} 1"#,
             ],
             absent: vec![],
         },
         Case {
             name: "graph-limited",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"106540352242922\"]",
-            rules: vec![answer(
-                "106540352242922",
-                200,
-                "cloud_api/health-status-phone-limited-display-name.json",
-            )],
+            rules: vec![
+                // The token asks about itself and Graph refuses it (190): invalid.
+                answer("debug_token", 400, "cloud_api/error-190-debug-only-token.json"),
+                answer(
+                    "106540352242922",
+                    200,
+                    "cloud_api/health-status-phone-limited-display-name.json",
+                ),
+            ],
             expect: lines![
                 r#"whatsapp_messaging_health_status{{t},status="LIMITED"} 1"#,
                 r#"whatsapp_can_send_message{{t},entity_type="PHONE_NUMBER",entity_id="106540352242922",status="LIMITED"} 1"#,
                 r#"whatsapp_can_send_message{{t},entity_type="WABA",entity_id="102290129340398",status="AVAILABLE"} 1"#,
                 r#"whatsapp_entity_limitation_info{{t},entity_type="PHONE_NUMBER",entity_id="106540352242922",info="Your display name has not been approved yet. Your message limit will increase after the display name is approved."} 1"#,
+                r#"whatsapp_access_token_valid{{t}} 0"#,
+                r#"whatsapp_poll_success{{t},endpoint="token"} 1"#,
             ],
-            absent: vec![],
+            absent: vec!["whatsapp_access_token_scope{target=\"graph-limited\""],
         },
         Case {
             name: "graph-template-blocked",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"2632273056924580\"]",
-            rules: vec![answer(
-                "2632273056924580",
-                200,
-                "cloud_api/health-status-template-blocked-141002.json",
-            )],
+            rules: vec![
+                // The asking token may not inspect tokens: the check fails, and says nothing
+                // of the token's validity.
+                answer(
+                    "debug_token",
+                    400,
+                    "cloud_api/error-100-debug-token-needs-app-token.json",
+                ),
+                answer(
+                    "2632273056924580",
+                    200,
+                    "cloud_api/health-status-template-blocked-141002.json",
+                ),
+            ],
             expect: lines![
                 r#"whatsapp_messaging_health_status{{t},status="BLOCKED"} 1"#,
                 r#"whatsapp_can_send_message{{t},entity_type="MESSAGE_TEMPLATE",entity_id="2632273056924580",status="BLOCKED"} 1"#,
                 r#"whatsapp_entity_error_info{{t},entity_type="MESSAGE_TEMPLATE",entity_id="2632273056924580",error_code="141002",error_description="Message templates can only be sent out if they are approved.",possible_solution="Edit or appeal the message template review decision."} 1"#,
+                r#"whatsapp_poll_success{{t},endpoint="token"} 0"#,
+                r#"whatsapp_poll_errors_total{{t},endpoint="token",reason="http_status"} >= 1"#,
             ],
-            absent: vec![],
+            absent: vec!["whatsapp_access_token_valid{target=\"graph-template-blocked\""],
         },
         Case {
             name: "graph-sip-blocked",
@@ -430,29 +590,30 @@ fn cases() -> Vec<Case> {
             absent: vec![],
         },
         Case {
-            name: "graph-discovery",
+            name: "graph-waba",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    waba_id: \"102290129340398\"\n    discover: true",
+            // One request: the WABA's health_status with its numbers, templates and webhook
+            // subscriptions expanded, each as its own published page.
             rules: vec![
                 answer(
-                    "phone_numbers",
+                    "debug_token",
+                    200,
+                    "cloud_api/debug-token-system-user-never-expires.json",
+                ),
+                answer(
+                    "/phone_numbers",
                     200,
                     "cloud_api/phone-numbers-page-quality-na.json",
                 ),
                 answer(
-                    "message_templates",
+                    "/message_templates",
                     200,
                     "cloud_api/message-templates-page-full-components.json",
                 ),
                 answer(
-                    "1906385232743451",
+                    "/subscribed_apps",
                     200,
-                    "cloud_api/phone-number-connected-tier-1k.json",
-                ),
-                // The other number is gone: Graph's answer for an id it cannot read.
-                answer(
-                    "1913623884432103",
-                    400,
-                    "cloud_api/error-100-33-object-not-found.json",
+                    "cloud_api/subscribed-apps-override-callback.json",
                 ),
                 answer(
                     "102290129340398?",
@@ -463,10 +624,68 @@ fn cases() -> Vec<Case> {
             expect: lines![
                 r#"whatsapp_template_status{{t},template_id="1192339204654487",template_name="hello_world",language="en_US",status="APPROVED"} 1"#,
                 r#"whatsapp_template_status{{t},template_id="920070352646140",template_name="2023_april_promo",language="en_US",status="APPROVED"} 1"#,
-                r#"whatsapp_poll_success{{t},endpoint="discovery"} 1"#,
-                // The readable number's series stay; the unreadable one is skipped.
-                r#"whatsapp_phone_number_status{{t},phone_number_id="1234567890123456",status="CONNECTED"} 1"#,
+                r#"whatsapp_phone_quality_rating{{t},phone_number_id="1906385232743451",rating="GREEN"} 1"#,
+                r#"whatsapp_phone_quality_rating{{t},phone_number_id="1913623884432103",rating="NA"} 1"#,
+                r#"whatsapp_phone_number_info{{t},phone_number_id="1906385232743451",display_phone_number="+1 631-555-5555",verified_name="Jasper's Market"} 1"#,
                 r#"whatsapp_messaging_health_status{{t},status="AVAILABLE"} 1"#,
+                // An app with an alternate callback is subscribed all the same.
+                r#"whatsapp_webhook_subscribed_apps{{t},waba_id="102290129340398"} 1"#,
+                r#"whatsapp_webhook_app_subscribed{{t},waba_id="102290129340398",app_id="670843887433847",app_name="Lucky Shrub"} 1"#,
+                r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
+                r#"whatsapp_items_skipped_total{{t},endpoint="health"} 0"#,
+                // A system user token: valid, and never expires (Graph's 0).
+                r#"whatsapp_access_token_valid{{t}} 1"#,
+                r#"whatsapp_access_token_expiry_timestamp_seconds{{t}} +Inf"#,
+                r#"whatsapp_access_token_data_access_expiry_timestamp_seconds{{t}} +Inf"#,
+                r#"whatsapp_access_token_scope{{t},scope="whatsapp_business_management"} 1"#,
+                r#"whatsapp_access_token_scope{{t},scope="whatsapp_business_messaging"} 1"#,
+                r#"whatsapp_poll_success{{t},endpoint="token"} 1"#,
+            ],
+            absent: vec![],
+        },
+        Case {
+            name: "graph-waba-live",
+            keys: "type: cloud_api\n    access_token: corpus-token-0123\n    waba_id: \"443766598811720\"\n    discover: true",
+            // A WABA answer Graph gave with its phone_numbers edge expanded (a live capture):
+            // it holds that edge only, so the read is that edge, without health_status,
+            // templates or subscriptions.
+            rules: vec![answer(
+                "443766598811720",
+                200,
+                "cloud_api/waba-phone-numbers-expanded-live.json",
+            )],
+            expect: lines![
+                r#"whatsapp_phone_quality_rating{{t},phone_number_id="378162705390851",rating="GREEN"} 1"#,
+                r#"whatsapp_phone_throughput_level{{t},phone_number_id="378162705390851",level="STANDARD"} 1"#,
+                r#"whatsapp_phone_number_info{{t},phone_number_id="378162705390851",display_phone_number="+52 1 612 183 8341",verified_name="Lavarenta"} 1"#,
+                r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
+                r#"whatsapp_items_skipped_total{{t},endpoint="health"} 0"#,
+            ],
+            absent: vec![
+                "whatsapp_messaging_health_status{target=\"graph-waba-live\"",
+                "whatsapp_template_status{target=\"graph-waba-live\"",
+                "whatsapp_webhook_subscribed_apps{target=\"graph-waba-live\"",
+            ],
+        },
+        Case {
+            name: "graph-ids-fallback",
+            keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"1906385232743451\", \"1913623884432103\"]",
+            // Graph cannot read the second number, so it refuses the lookup of both; each is
+            // then asked alone and the readable one stays.
+            rules: vec![
+                answer(
+                    "1906385232743451",
+                    200,
+                    "cloud_api/phone-number-connected-tier-1k.json",
+                ),
+                answer(
+                    "1913623884432103",
+                    400,
+                    "cloud_api/error-100-33-object-not-found.json",
+                ),
+            ],
+            expect: lines![
+                r#"whatsapp_phone_number_status{{t},phone_number_id="1234567890123456",status="CONNECTED"} 1"#,
                 r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
             ],
             absent: vec![],
@@ -480,11 +699,12 @@ fn cases() -> Vec<Case> {
             rules: vec![
                 answer("after=QVFIU", 200, r#"{"data":[]}"#),
                 answer(
-                    "message_templates",
+                    "/message_templates",
                     200,
                     "cloud_api/message-templates-page-approved-pending-rejected.json",
                 ),
-                answer("phone_numbers", 200, r#"{"data":[]}"#),
+                answer("/phone_numbers", 200, r#"{"data":[]}"#),
+                answer("/subscribed_apps", 200, "cloud_api/subscribed-apps-none.json"),
                 answer(
                     "102290129340398?",
                     200,
@@ -495,10 +715,129 @@ fn cases() -> Vec<Case> {
                 r#"whatsapp_template_status{{t},template_id="1387372356726668",template_name="reservation_confirmation",language="",status="APPROVED"} 1"#,
                 r#"whatsapp_template_status{{t},template_id="1137051647947973",template_name="address_update",language="",status="PENDING"} 1"#,
                 r#"whatsapp_template_status{{t},template_id="1166414785519855",template_name="reservation_confirmation_short_banner",language="",status="REJECTED"} 1"#,
+                // No app subscribed: the WABA's webhooks go nowhere.
+                r#"whatsapp_webhook_subscribed_apps{{t},waba_id="102290129340398"} 0"#,
+                r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
+                r#"whatsapp_items_skipped_total{{t},endpoint="health"} 0"#,
+            ],
+            absent: vec!["whatsapp_webhook_app_subscribed{target=\"graph-templates-relayed\""],
+        },
+        Case {
+            name: "graph-business",
+            keys: "type: cloud_api\n    access_token: corpus-token-0123\n    business_id: \"1234567890\"",
+            // A business that owns two WABAs and serves two clients' WABAs. Each WABA is one
+            // request, its parts published pages; every series of a WABA names it.
+            rules: vec![
+                answer(
+                    "debug_token",
+                    200,
+                    "cloud_api/debug-token-system-user-never-expires.json",
+                ),
+                answer(
+                    "owned_whatsapp_business_accounts",
+                    200,
+                    "cloud_api/owned-wabas-page-cursors.json",
+                ),
+                // The client listing's `next` names graph.facebook.com: it goes on from
+                // its cursor here, and that page is the last.
+                answer("after=QVFIUjNpUWpVWmRBd0Rn", 200, r#"{"data":[]}"#),
+                answer(
+                    "client_whatsapp_business_accounts",
+                    200,
+                    "cloud_api/client-wabas-page-next.json",
+                ),
+                answer(
+                    "102290129340398/phone_numbers",
+                    200,
+                    "cloud_api/phone-numbers-page-quality-na.json",
+                ),
+                answer(
+                    "102290129340398/message_templates",
+                    200,
+                    "cloud_api/message-templates-page-full-components.json",
+                ),
+                answer(
+                    "102290129340398/subscribed_apps",
+                    200,
+                    "cloud_api/subscribed-apps-override-callback.json",
+                ),
+                answer(
+                    "102290129340398?",
+                    200,
+                    "cloud_api/health-status-phone-limited-display-name.json",
+                ),
+                answer("after=QVFIU", 200, r#"{"data":[]}"#),
+                answer(
+                    "104996122399160/phone_numbers",
+                    200,
+                    "cloud_api/phone-numbers-page-linked-pending-after-cursor.json",
+                ),
+                answer(
+                    "104996122399160/message_templates",
+                    200,
+                    "cloud_api/message-templates-page-approved-pending-rejected.json",
+                ),
+                answer(
+                    "104996122399160/subscribed_apps",
+                    200,
+                    "cloud_api/subscribed-apps-two-apps.json",
+                ),
+                answer(
+                    "104996122399160?",
+                    200,
+                    "cloud_api/health-status-phone-available.json",
+                ),
+                answer(
+                    "1234567890123456/subscribed_apps",
+                    200,
+                    "cloud_api/subscribed-apps-none.json",
+                ),
+                answer("1234567890123456/", 200, r#"{"data":[]}"#),
+                answer(
+                    "1234567890123456?",
+                    200,
+                    "cloud_api/health-status-sip-blocked-138024.json",
+                ),
+                // The client WABA still pending review is not the token's to read.
+                answer(
+                    "2345678901234567",
+                    403,
+                    "cloud_api/error-200-permission-1349174.json",
+                ),
+            ],
+            expect: lines![
+                r#"whatsapp_business_wabas{{t}} 4"#,
                 r#"whatsapp_poll_success{{t},endpoint="discovery"} 1"#,
                 r#"whatsapp_items_skipped_total{{t},endpoint="discovery"} 0"#,
+                r#"whatsapp_access_token_valid{{t}} 1"#,
+                r#"whatsapp_access_token_expiry_timestamp_seconds{{t}} +Inf"#,
+                r#"whatsapp_access_token_scope{{t},scope="whatsapp_business_management"} 1"#,
+                // Owned: limited by its number's display name.
+                r#"whatsapp_messaging_health_status{{t},waba_id="102290129340398",status="LIMITED"} 1"#,
+                r#"whatsapp_can_send_message{{t},waba_id="102290129340398",entity_type="WABA",entity_id="102290129340398",status="AVAILABLE"} 1"#,
+                r#"whatsapp_phone_quality_rating{{t},waba_id="102290129340398",phone_number_id="1913623884432103",rating="NA"} 1"#,
+                r#"whatsapp_template_status{{t},waba_id="102290129340398",template_id="1192339204654487",template_name="hello_world",language="en_US",status="APPROVED"} 1"#,
+                r#"whatsapp_webhook_subscribed_apps{{t},waba_id="102290129340398"} 1"#,
+                r#"whatsapp_webhook_app_subscribed{{t},waba_id="102290129340398",app_id="670843887433847",app_name="Lucky Shrub"} 1"#,
+                // Owned: available, a number pending, templates relayed with their `next`.
+                r#"whatsapp_messaging_health_status{{t},waba_id="104996122399160",status="AVAILABLE"} 1"#,
+                r#"whatsapp_phone_number_status{{t},waba_id="104996122399160",phone_number_id="1913623884432103",status="PENDING"} 1"#,
+                r#"whatsapp_phone_messaging_limit_tier{{t},waba_id="104996122399160",phone_number_id="1906385232743451",tier="TIER_1K"} 1"#,
+                r#"whatsapp_template_status{{t},waba_id="104996122399160",template_id="1137051647947973",template_name="address_update",language="",status="PENDING"} 1"#,
+                r#"whatsapp_webhook_subscribed_apps{{t},waba_id="104996122399160"} 2"#,
+                r#"whatsapp_webhook_app_subscribed{{t},waba_id="104996122399160",app_id="2345678901234567",app_name="Customer Support Bot"} 1"#,
+                // A client's: calling blocked, no app subscribed.
+                r#"whatsapp_messaging_health_status{{t},waba_id="1234567890123456",status="BLOCKED"} 1"#,
+                r#"whatsapp_can_receive_call_sip{{t},waba_id="1234567890123456",entity_type="APP",entity_id="634974688087057",status="BLOCKED"} 1"#,
+                r#"whatsapp_webhook_subscribed_apps{{t},waba_id="1234567890123456"} 0"#,
+                // The unreadable one is skipped alone.
+                r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
+                r#"whatsapp_items_skipped_total{{t},endpoint="health"} >= 1"#,
             ],
-            absent: vec![],
+            absent: vec![
+                "whatsapp_messaging_health_status{target=\"graph-business\",waba_id=\"2345678901234567\"",
+                "whatsapp_webhook_subscribed_apps{target=\"graph-business\",waba_id=\"2345678901234567\"",
+            ],
         },
         Case {
             name: "graph-190",
@@ -510,17 +849,23 @@ fn cases() -> Vec<Case> {
             )],
             expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="unauthorized"} >= 1"#,
+                // debug_token asked with the refused token meets the same 190: invalid.
+                r#"whatsapp_access_token_valid{{t}} 0"#,
             ],
             absent: vec![],
         },
         Case {
             name: "graph-80007",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"1\"]",
-            rules: vec![answer(
-                "",
-                400,
-                "cloud_api/error-80007-waba-rate-limit.json",
-            )],
+            rules: vec![
+                // The token check (asked first) passes: the health requests meet the error.
+                answer(
+                    "debug_token",
+                    200,
+                    "cloud_api/debug-token-system-user-never-expires.json",
+                ),
+                answer("", 400, "cloud_api/error-80007-waba-rate-limit.json"),
+            ],
             expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="rate_limited"} >= 1"#,
             ],
@@ -529,7 +874,15 @@ fn cases() -> Vec<Case> {
         Case {
             name: "graph-4",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"1\"]",
-            rules: vec![answer("", 400, "cloud_api/error-4-app-rate-limit.json")],
+            rules: vec![
+                // The token check (asked first) passes: the health requests meet the error.
+                answer(
+                    "debug_token",
+                    200,
+                    "cloud_api/debug-token-system-user-never-expires.json",
+                ),
+                answer("", 400, "cloud_api/error-4-app-rate-limit.json"),
+            ],
             expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="rate_limited"} >= 1"#,
             ],
@@ -538,11 +891,15 @@ fn cases() -> Vec<Case> {
         Case {
             name: "graph-2",
             keys: "type: cloud_api\n    access_token: corpus-token-0123\n    phone_number_ids: [\"1\"]",
-            rules: vec![answer(
-                "",
-                500,
-                "cloud_api/error-2-service-unavailable.json",
-            )],
+            rules: vec![
+                // The token check (asked first) passes: the health requests meet the error.
+                answer(
+                    "debug_token",
+                    200,
+                    "cloud_api/debug-token-system-user-never-expires.json",
+                ),
+                answer("", 500, "cloud_api/error-2-service-unavailable.json"),
+            ],
             expect: lines![
                 r#"whatsapp_poll_errors_total{{t},endpoint="health",reason="unavailable"} >= 1"#,
             ],
@@ -759,13 +1116,17 @@ fn published_payloads_mean_what_their_sources_say() {
         .lines()
         .find_map(|l| {
             l.strip_prefix(
-                r#"whatsapp_items_skipped_total{target="graph-discovery",endpoint="health"} "#,
+                r#"whatsapp_items_skipped_total{target="graph-ids-fallback",endpoint="health"} "#,
             )
         })
         .and_then(|v| v.parse::<f64>().ok());
     assert!(skipped.is_some_and(|n| n >= 1.0), "{metrics}");
+    // (The WABAs of other cases list that number: only this target's series count.)
     assert!(
-        !metrics.contains("phone_number_id=\"1913623884432103\""),
+        !metrics
+            .lines()
+            .any(|l| l.contains("target=\"graph-ids-fallback\"")
+                && l.contains("phone_number_id=\"1913623884432103\"")),
         "the unreadable number has no series"
     );
     promtool_check(&metrics);

@@ -1921,4 +1921,615 @@ mod tests {
         assert_eq!(parse_graph_error(deep.as_bytes()), None);
         assert_eq!(regain_access_minutes(&deep), None);
     }
+
+    // --- A WABA with its edges, many numbers, a business's WABAs, the token ------------------
+    // Published payloads from tests/corpus/cloud_api: each one's .source.md names where it
+    // was published and what it means.
+
+    macro_rules! corpus {
+        ($name:literal) => {
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/corpus/cloud_api/",
+                $name
+            ))
+            .as_slice()
+        };
+    }
+
+    fn json(body: &[u8]) -> Value {
+        serde_json::from_slice(body).unwrap()
+    }
+
+    fn text(body: &[u8]) -> &str {
+        std::str::from_utf8(body).unwrap()
+    }
+
+    /// A WABA read as Graph's field expansion nests it, put together from published parts:
+    /// the WABA's `health_status` (taken out of a published node answer) and each edge's own
+    /// page under the edge's name.
+    fn waba_answer(health: &[u8], edges: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut node = serde_json::Map::new();
+        node.insert("id".into(), "102290129340398".into());
+        node.insert(
+            "health_status".into(),
+            json(health)["health_status"].clone(),
+        );
+        for (name, page) in edges {
+            node.insert((*name).into(), json(page));
+        }
+        serde_json::to_vec(&node).unwrap()
+    }
+
+    fn app(id: &str, name: &str) -> SubscribedApp {
+        SubscribedApp {
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    fn waba(id: &str) -> WabaRef {
+        WabaRef { id: id.into() }
+    }
+
+    fn token(
+        valid: bool,
+        expires_at: Option<f64>,
+        data_access: Option<f64>,
+        scopes: &[&str],
+    ) -> TokenInfo {
+        TokenInfo {
+            valid,
+            expires_at,
+            data_access_expires_at: data_access,
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn waba_live_answer_with_its_phone_numbers_expanded() {
+        let mut problems = Problems::default();
+        let node = parse_waba(
+            corpus!("waba-phone-numbers-expanded-live.json"),
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(
+            node,
+            WabaNode {
+                health_status: None,
+                phone_numbers: Some(Page {
+                    data: vec![PhoneNumber {
+                        quality_rating: Some("GREEN".into()),
+                        throughput_level: Some("STANDARD".into()),
+                        display_phone_number: Some("+52 1 612 183 8341".into()),
+                        verified_name: Some("Lavarenta".into()),
+                        ..phone("378162705390851")
+                    }],
+                    next: None,
+                    after: Some(
+                        "QVFIU0JYYk0wQ3Nnb09nUkNlRnpPRktrY29hejEyMFhjOGQ3b3ltSHZAOZAnVocnJCZAXUxdUs1OXRpLWg1T084VDg5dDYZD"
+                            .into()
+                    ),
+                }),
+                templates: None,
+                subscribed_apps: None,
+            }
+        );
+        // Fields the exporter does not use (name, platform_type, code_verification_status)
+        // are no problem.
+        assert!(problems.is_empty(), "{:?}", problems.notes());
+    }
+
+    #[test]
+    fn waba_answer_of_published_parts() {
+        let health = corpus!("health-status-phone-available.json");
+        let body = waba_answer(
+            health,
+            &[
+                (
+                    "phone_numbers",
+                    corpus!("phone-numbers-page-quality-na.json"),
+                ),
+                (
+                    "message_templates",
+                    corpus!("message-templates-page-full-components.json"),
+                ),
+                (
+                    "subscribed_apps",
+                    corpus!("subscribed-apps-override-callback.json"),
+                ),
+            ],
+        );
+        let mut problems = Problems::default();
+        let node = parse_waba(&body, &mut problems).unwrap();
+        assert!(problems.is_empty(), "{:?}", problems.notes());
+        // The WABA's health reads as the node's own answer does.
+        let alone = parse_health_status_body(health, &mut Problems::default()).unwrap();
+        assert_eq!(node.health_status, Some(alone));
+        let numbers = node.phone_numbers.unwrap();
+        let ratings: Vec<(&str, Option<&str>)> = numbers
+            .data
+            .iter()
+            .map(|p| (p.id.as_str(), p.quality_rating.as_deref()))
+            .collect();
+        assert_eq!(
+            ratings,
+            [
+                ("1906385232743451", Some("GREEN")),
+                ("1913623884432103", Some("NA"))
+            ]
+        );
+        // No paging object at all: one page.
+        assert_eq!((numbers.next, numbers.after), (None, None));
+        let templates = node.templates.unwrap();
+        let statuses: Vec<(&str, &str, &str)> = templates
+            .data
+            .iter()
+            .map(|t| (t.id.as_str(), t.name.as_str(), t.status.as_str()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("1192339204654487", "hello_world", "APPROVED"),
+                ("920070352646140", "2023_april_promo", "APPROVED"),
+            ]
+        );
+        assert_eq!(templates.next, None);
+        assert_eq!(templates.after.as_deref(), Some("MjQZD"));
+        // An alternate callback beside the app does not change what the app is.
+        let apps = node.subscribed_apps.unwrap();
+        assert_eq!(apps.data, [app("670843887433847", "Lucky Shrub")]);
+    }
+
+    #[test]
+    fn waba_answer_with_odd_edges_keeps_its_health() {
+        let health =
+            json(corpus!("health-status-phone-limited-display-name.json"))["health_status"].clone();
+        // `phone_numbers` as a bare array, the shape Meta's OpenAPI description (v23.0) shows
+        // in its assigned_whatsapp_business_accounts example: not an edge page.
+        let numbers = serde_json::json!([{
+            "id": "1234567890",
+            "display_phone_number": "+1 (555) 123-4567",
+            "verified_name": "Primary Business",
+            "status": "CONNECTED"
+        }]);
+        let body = serde_json::json!({"health_status": health, "phone_numbers": numbers});
+        let mut problems = Problems::default();
+        let node = parse_waba(&serde_json::to_vec(&body).unwrap(), &mut problems).unwrap();
+        let limited = parse_health_status_body(
+            corpus!("health-status-phone-limited-display-name.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            node,
+            WabaNode {
+                health_status: Some(limited.clone()),
+                ..WabaNode::default()
+            }
+        );
+        assert_eq!(
+            problems.notes(),
+            [format!(
+                "ignored: {}",
+                wrong::<GraphError>("phone_numbers", "object", "array")
+            )]
+        );
+        assert_eq!(problems.skipped(), 0);
+
+        // An edge page whose `data` is not a list, and one entry of another edge without an
+        // id: each is left out alone.
+        let body = serde_json::json!({
+            "health_status": json(corpus!("health-status-phone-limited-display-name.json"))["health_status"],
+            "subscribed_apps": {"data": {"whatsapp_business_api_data": {"id": "1"}}},
+            "message_templates": {"data": [{"name": "x", "status": "APPROVED"}, {"id": "7", "name": "y", "language": "en", "status": "PAUSED"}]}
+        });
+        let mut problems = Problems::default();
+        let node = parse_waba(&serde_json::to_vec(&body).unwrap(), &mut problems).unwrap();
+        assert_eq!(node.health_status, Some(limited));
+        assert_eq!(node.subscribed_apps, None);
+        let templates = node.templates.unwrap();
+        assert_eq!(templates.data.len(), 1);
+        assert_eq!(templates.data[0].status, "PAUSED");
+        assert_eq!(
+            problems.notes(),
+            [
+                format!(
+                    "item skipped: {}",
+                    missing::<GraphError>("message_templates.data[0].id")
+                ),
+                format!(
+                    "ignored: {}",
+                    wrong::<GraphError>("subscribed_apps.data", "array", "object")
+                ),
+            ]
+        );
+
+        // Neither health nor numbers: nothing to go on.
+        let body = serde_json::json!({"id": "1", "phone_numbers": numbers});
+        let mut problems = Problems::default();
+        assert_eq!(
+            parse_waba(&serde_json::to_vec(&body).unwrap(), &mut problems).unwrap_err(),
+            missing::<GraphError>("health_status")
+        );
+        // A WABA Graph refuses answers its error envelope.
+        let refused = parse_waba(
+            corpus!("error-200-permission-1349174.json"),
+            &mut Problems::default(),
+        );
+        assert!(
+            matches!(&refused, Err(PayloadError::Upstream(e)) if e.code == Some(200)),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn phone_numbers_by_id_from_published_nodes() {
+        let one_k = corpus!("phone-number-connected-tier-1k.json");
+        let tier_250 = corpus!("phone-number-messaging-limit-tier-250.json");
+        // Graph's multi-id answer: each id's own answer under the id.
+        let body = format!(
+            r#"{{"1234567890123456":{},"106540352242922":{}}}"#,
+            text(one_k),
+            text(tier_250)
+        );
+        let mut problems = Problems::default();
+        let mut phones = parse_phone_numbers_by_id(body.as_bytes(), &mut problems).unwrap();
+        assert!(problems.is_empty(), "{:?}", problems.notes());
+        phones.sort_by(|a, b| a.id.cmp(&b.id));
+        let alone = |body| parse_phone_number(body, &mut Problems::default()).unwrap();
+        assert_eq!(phones, [alone(tier_250), alone(one_k)]);
+        assert_eq!(phones[0].messaging_limit_tier.as_deref(), Some("TIER_250"));
+        assert_eq!(phones[1].messaging_limit_tier.as_deref(), Some("TIER_1K"));
+        assert_eq!(phones[1].status.as_deref(), Some("CONNECTED"));
+    }
+
+    #[test]
+    fn phone_numbers_by_id_skips_an_odd_entry_alone() {
+        let one_k = corpus!("phone-number-connected-tier-1k.json");
+        let not_found = corpus!("error-100-33-object-not-found.json");
+        // One id answered with Graph's error, one with a string, one with a list.
+        let body = format!(
+            r#"{{"1234567890123456":{},"1913623884432103":{},"2":"{{}}","3":[]}}"#,
+            text(one_k),
+            text(not_found)
+        );
+        let mut problems = Problems::default();
+        let phones = parse_phone_numbers_by_id(body.as_bytes(), &mut problems).unwrap();
+        assert_eq!(phones.len(), 1);
+        assert_eq!(phones[0].id, "1234567890123456");
+        assert_eq!(problems.skipped(), 3);
+        let error = parse_graph_error(not_found).unwrap().to_string();
+        let mut notes = problems.notes().to_vec();
+        notes.sort();
+        assert_eq!(
+            notes,
+            [
+                format!(
+                    "item skipped: {}",
+                    invalid::<GraphError>(r#"$["1913623884432103"]"#, &error)
+                ),
+                format!(
+                    "item skipped: {}",
+                    wrong::<GraphError>(r#"$["2"]"#, "object", "string")
+                ),
+                format!(
+                    "item skipped: {}",
+                    wrong::<GraphError>(r#"$["3"]"#, "object", "array")
+                ),
+            ]
+        );
+        // Graph refusing the whole lookup answers its error envelope.
+        let refused = parse_phone_numbers_by_id(not_found, &mut Problems::default());
+        assert!(
+            matches!(&refused, Err(PayloadError::Upstream(e)) if e.code == Some(100)),
+            "{refused:?}"
+        );
+        // No id at all is an empty lookup.
+        assert_eq!(
+            parse_phone_numbers_by_id(b"{}", &mut Problems::default()).unwrap(),
+            []
+        );
+    }
+
+    #[test]
+    fn subscribed_apps_pages() {
+        let page = parse_subscribed_apps_page(
+            corpus!("subscribed-apps-two-apps.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            page,
+            Page {
+                data: vec![
+                    app("1234567890123456", "Business Messaging App"),
+                    app("2345678901234567", "Customer Support Bot"),
+                ],
+                next: None,
+                after: None,
+            }
+        );
+        let page = parse_subscribed_apps_page(
+            corpus!("subscribed-apps-none.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
+        assert_eq!(page.data, []);
+        let mut problems = Problems::default();
+        let page = parse_subscribed_apps_page(
+            corpus!("subscribed-apps-override-callback.json"),
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(page.data, [app("670843887433847", "Lucky Shrub")]);
+        assert!(problems.is_empty(), "{:?}", problems.notes());
+
+        // An entry with `id` and `name` at its top is read too; one without an id, or whose
+        // wrapper is not an object, is skipped alone; a missing name is empty.
+        let mut problems = Problems::default();
+        let page = parse_subscribed_apps_page(
+            br#"{"data":[{"id":"1","name":"Top"},{"whatsapp_business_api_data":{"name":"No id"}},{"whatsapp_business_api_data":"2"},{"whatsapp_business_api_data":{"id":3}}]}"#,
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(page.data, [app("1", "Top"), app("3", "")]);
+        assert_eq!(
+            problems.notes(),
+            [
+                format!(
+                    "item skipped: {}",
+                    missing::<GraphError>("data[1].whatsapp_business_api_data.id")
+                ),
+                format!(
+                    "item skipped: {}",
+                    wrong::<GraphError>("data[2].whatsapp_business_api_data", "object", "string")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn waba_listing_pages() {
+        let page = parse_wabas_page(
+            corpus!("owned-wabas-page-cursors.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            page,
+            Page {
+                data: vec![waba("104996122399160"), waba("102290129340398")],
+                next: None,
+                after: Some("QVFIUjBrRUs5QVJuUDhDSmZARMlc2dXRYNXBmMjMtRUt3SmFlbk9PRk43azdiN1VQaW1HcnRkejFzZATNoNDdTdGVWMDhjamVvY25HWnI4WjIzX0hYSk40NHhB".into()),
+            }
+        );
+        let page = parse_wabas_page(
+            corpus!("client-wabas-page-next.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            page,
+            Page {
+                data: vec![waba("1234567890123456"), waba("2345678901234567")],
+                next: Some("https://graph.facebook.com/v23.0/1234567890/client_whatsapp_business_accounts?after=QVFIUjNpUWpVWmRBd0Rn".into()),
+                after: Some("QVFIUjNpUWpVWmRBd0Rn".into()),
+            }
+        );
+        let mut problems = Problems::default();
+        let page =
+            parse_wabas_page(corpus!("client-wabas-eligible-single.json"), &mut problems).unwrap();
+        assert_eq!(
+            page,
+            Page {
+                data: vec![waba("46302397361990")],
+                next: None,
+                after: None,
+            }
+        );
+        assert!(problems.is_empty(), "{:?}", problems.notes());
+
+        // Ids as numbers, as an older revision of Meta's "Manage accounts" page shows a
+        // client listing; an entry without an id is skipped alone.
+        let mut problems = Problems::default();
+        let page = parse_wabas_page(
+            br#"{"data":[{"id":1906385232743451,"name":"My WhatsApp Business Account"},{"name":"No id"}]}"#,
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(page.data, [waba("1906385232743451")]);
+        assert_eq!(
+            problems.notes(),
+            [format!(
+                "item skipped: {}",
+                missing::<GraphError>("data[1].id")
+            )]
+        );
+        assert_eq!(
+            parse_wabas_page(br#"{"paging":{}}"#, &mut Problems::default()).unwrap_err(),
+            missing::<GraphError>("data")
+        );
+    }
+
+    #[test]
+    fn debug_token_published_answers() {
+        let read = |body: &[u8]| {
+            let mut problems = Problems::default();
+            let info = parse_debug_token(body, &mut problems).unwrap();
+            assert!(problems.is_empty(), "{:?}", problems.notes());
+            info
+        };
+        // A system user token never expires: Graph's 0, +Inf here.
+        assert_eq!(
+            read(corpus!("debug-token-system-user-never-expires.json")),
+            token(
+                true,
+                Some(f64::INFINITY),
+                Some(f64::INFINITY),
+                &[
+                    "whatsapp_business_management",
+                    "whatsapp_business_messaging"
+                ]
+            )
+        );
+        assert_eq!(
+            read(corpus!("debug-token-user-expiring.json")),
+            token(
+                true,
+                Some(1673934788.0),
+                Some(1676526788.0),
+                &["public_profile"]
+            )
+        );
+        // A token Graph cannot read: its `data.error` is the answer, not an error of it.
+        assert_eq!(
+            read(corpus!("debug-token-invalid-190-not-decrypted.json")),
+            token(false, None, None, &[])
+        );
+        // Expired or invalidated, the token keeps its expiry and scopes.
+        assert_eq!(
+            read(corpus!("debug-token-expired-463.json")),
+            token(
+                false,
+                Some(1668613551.0),
+                Some(1671205551.0),
+                &["email", "public_profile"]
+            )
+        );
+        assert_eq!(
+            read(corpus!("debug-token-invalidated-460-never-expires.json")),
+            token(
+                false,
+                Some(f64::INFINITY),
+                Some(1671412462.0),
+                &[
+                    "email",
+                    "instagram_basic",
+                    "instagram_manage_comments",
+                    "instagram_manage_insights",
+                    "instagram_content_publish",
+                    "public_profile"
+                ]
+            )
+        );
+        // Refusals of the asking token are Graph error envelopes.
+        for (body, code) in [
+            (corpus!("error-190-debug-only-token.json"), 190),
+            (corpus!("error-100-debug-token-needs-app-token.json"), 100),
+        ] {
+            let refused = parse_debug_token(body, &mut Problems::default());
+            assert!(
+                matches!(&refused, Err(PayloadError::Upstream(e)) if e.code == Some(code)),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_token_odd_fields_are_left_out_alone() {
+        let mut problems = Problems::default();
+        let info = parse_debug_token(
+            br#"{"data":{"is_valid":true,"expires_at":"1673934788","data_access_expires_at":"soon","scopes":["whatsapp_business_management",7,"whatsapp_business_messaging"]}}"#,
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(
+            info,
+            token(
+                true,
+                Some(1673934788.0),
+                None,
+                &[
+                    "whatsapp_business_management",
+                    "whatsapp_business_messaging"
+                ]
+            )
+        );
+        assert_eq!(
+            problems.notes(),
+            [
+                format!(
+                    "ignored: {}",
+                    invalid::<GraphError>(
+                        "data.data_access_expires_at",
+                        r#"not an integer: "soon""#
+                    )
+                ),
+                format!(
+                    "ignored: {}",
+                    wrong::<GraphError>("data.scopes[1]", "string", "number")
+                ),
+            ]
+        );
+        assert_eq!(problems.skipped(), 0);
+
+        let mut problems = Problems::default();
+        let info = parse_debug_token(
+            br#"{"data":{"is_valid":false,"scopes":"email"}}"#,
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(info, token(false, None, None, &[]));
+        assert_eq!(
+            problems.notes(),
+            [format!(
+                "ignored: {}",
+                wrong::<GraphError>("data.scopes", "array", "string")
+            )]
+        );
+
+        let err =
+            |body: &str| parse_debug_token(body.as_bytes(), &mut Problems::default()).unwrap_err();
+        assert_eq!(
+            err(r#"{"data":{"scopes":[]}}"#),
+            missing::<GraphError>("data.is_valid")
+        );
+        assert_eq!(
+            err(r#"{"data":{"is_valid":null}}"#),
+            missing::<GraphError>("data.is_valid")
+        );
+        assert_eq!(
+            err(r#"{"data":[]}"#),
+            wrong::<GraphError>("data", "object", "array")
+        );
+        assert_eq!(err(r#"{"is_valid":true}"#), missing::<GraphError>("data"));
+        assert_eq!(
+            err(r#"{"data":{"is_valid":"yes"}}"#),
+            wrong::<GraphError>("data.is_valid", "boolean", "string")
+        );
+    }
+
+    #[test]
+    fn waba_listing_and_token_parsers_never_panic_on_prefixes_and_mutations() {
+        let run = |b: &[u8]| {
+            let _ = parse_waba(b, &mut Problems::default());
+            let _ = parse_phone_numbers_by_id(b, &mut Problems::default());
+            let _ = parse_subscribed_apps_page(b, &mut Problems::default());
+            let _ = parse_wabas_page(b, &mut Problems::default());
+            let _ = parse_debug_token(b, &mut Problems::default());
+        };
+        let bodies: &[&[u8]] = &[
+            corpus!("waba-phone-numbers-expanded-live.json"),
+            corpus!("client-wabas-page-next.json"),
+            corpus!("subscribed-apps-override-callback.json"),
+            corpus!("debug-token-expired-463.json"),
+            br#"{"1":{"id":"1","throughput":{"level":"STANDARD"}},"2":{"error":{"code":100}}}"#,
+        ];
+        for body in bodies {
+            for end in 0..=body.len() {
+                run(&body[..end]);
+            }
+            let mut m = body.to_vec();
+            for i in 0..m.len() {
+                let saved = m[i];
+                for replacement in [b'"', b'}', b'1', 0xff] {
+                    m[i] = replacement;
+                    run(&m);
+                }
+                m[i] = saved;
+            }
+        }
+    }
 }
