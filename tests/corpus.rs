@@ -657,7 +657,7 @@ fn cases() -> Vec<Case> {
             expect: lines![
                 r#"whatsapp_phone_quality_rating{{t},phone_number_id="378162705390851",rating="GREEN"} 1"#,
                 r#"whatsapp_phone_throughput_level{{t},phone_number_id="378162705390851",level="STANDARD"} 1"#,
-                r#"whatsapp_phone_number_info{{t},phone_number_id="378162705390851",display_phone_number="+52 1 612 183 8341",verified_name="Lavarenta"} 1"#,
+                r#"whatsapp_phone_number_info{{t},phone_number_id="378162705390851",display_phone_number="+52 1 612 555 0100",verified_name="Lavarenta"} 1"#,
                 r#"whatsapp_poll_success{{t},endpoint="health"} 1"#,
                 r#"whatsapp_items_skipped_total{{t},endpoint="health"} 0"#,
             ],
