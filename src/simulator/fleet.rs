@@ -1,5 +1,6 @@
 //! Fleet mode: many distinct simulated targets, served cheaply, for load and scale tests
-//! (`whatsapp-exporter simulate --targets N`, [`SimulatorOptions::fleet`]).
+//! (`whatsapp-exporter simulate --targets N`, [`SimulatorOptions::fleet`]; and
+//! `--fleet.businesses B`, [`SimulatorOptions::fleet_businesses`], below).
 //!
 //! With a fleet of `N`, the simulator also serves, under `/fleet`:
 //!
@@ -21,7 +22,8 @@
 //! | `/fleet/360dialog/health_status` | `GET` | `D360-API-KEY: fleet-360-key-{i}` |
 //! | `/fleet/kapso/api/v1/whatsapp_configs/fleet-{i}/health` | `GET` | `X-API-Key: <kapso_api_key>` |
 //! | `/fleet/graph/[{version}/]{phone_number_id}` | `GET` | `Authorization: Bearer <cloud_api_token>` |
-//! | `/fleet/config?onprem=O&cloud=C&interval=D` | `GET` | none: an exporter config for the fleet ([`fleet_config`]) |
+//! | `/fleet/graph/…` of the businesses (see [Businesses](#businesses)) | `GET` | `Authorization: Bearer <cloud_api_token>` |
+//! | `/fleet/config?onprem=O&cloud=C&businesses=B&interval=D&discovery_interval=D&debug_token=1` | `GET` | none: an exporter config for the fleet ([`fleet_config_for`]) |
 //! | `/fleet/stats[?from=S][&per_target=1]` | `GET` | none: the request counters below, as JSON |
 //!
 //! The credentials are the simulator's own ([`SimulatorOptions`]); a login answers the
@@ -30,11 +32,58 @@
 //! as a `bearer_token`. Indexes are written in decimal without leading zeros; an index
 //! outside `0..N` is an unknown target (404; 401 for a 360dialog key).
 //!
+//! `/fleet/config` writes [`fleet_config_for`]'s targets: `onprem` On-Premises instances
+//! (default: a tenth of `N`), `cloud` numbers (default: the rest of `N`), and with
+//! `businesses=B` one `cloud_api` target per business `0..B`, `business-{b}`, with its
+//! `business_id`, the Graph token, `api_version: v24.0` and `discovery_interval` (default
+//! `10m`), plus `debug_token_access_token: <FLEET_APP_TOKEN>` with `debug_token=1`. With
+//! `businesses`, `onprem` and `cloud` default to 0.
+//!
+//! # Businesses
+//!
+//! With [`SimulatorOptions::fleet_businesses`] ([`FleetBusinesses`]: `simulate
+//! --fleet.businesses B --fleet.wabas-per-business W --fleet.numbers-per-waba K`; served
+//! even with `N` = 0), the fleet's Graph API also has `B` businesses of `W` WABAs of `K`
+//! numbers, for business-wide discovery (at most [`MAX_FLEET_WABAS`] WABAs and
+//! [`MAX_FLEET_NUMBERS`] numbers):
+//!
+//! | what | id | belongs to |
+//! |---|---|---|
+//! | business `b` in `0..B` | [`business_id`]`(b)` = [`BUSINESS_ID_BASE`]` + b` | |
+//! | WABA `w` in `0..B * W`, named `Fleet WABA {w}` | [`waba_id`]`(w)` = [`WABA_ID_BASE`]` + w` | business `w / W`: a client WABA when `w % W % 4 == 3`, owned otherwise |
+//! | number `i` in `0..B * W * K` | [`phone_number_id`]`(i)`, the fleet's number `i` | WABA `i / K` |
+//! | template `t` in `0..3` of WABA `w` | [`template_id`]`(w, t)` = [`TEMPLATE_ID_BASE`]` + 3 * w + t` | WABA `w` |
+//! | the app | [`FLEET_APP_ID`] (the simulator's app) | subscribed to every WABA but those with `w % 50 == 13` |
+//!
+//! So the Graph API knows the numbers `0..max(N, B * W * K)`; a number of a business names
+//! its WABA and business in its `health_status` entities (the others name the simulator's
+//! own, as before). Routes, `{v}` a version like `v24.0`, optional:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `/fleet/graph/[{v}/]{business_id}/owned_whatsapp_business_accounts[?limit=L][&after=C]` | `{"data":[{"id","name"},…],"paging":{"cursors":{"before","after"},"next"}}`: the business's owned WABAs in order |
+//! | `/fleet/graph/[{v}/]{business_id}/client_whatsapp_business_accounts[?…]` | the same, of its client WABAs |
+//! | `/fleet/graph/[{v}/]{waba_id}[?fields=…]` | the WABA node: the fields asked at depth 0 among `id`, `name`, `health_status`, `phone_numbers`, `message_templates`, `subscribed_apps` (without `fields`: `id,name`; another: error 100); the edges expanded as their first page, `.limit(L)` honoured, their inner `{…}` fields not |
+//! | `/fleet/graph/[{v}/]{waba_id}/phone_numbers[?limit=L][&after=C]` | a page of the WABA's numbers, each as the number alone answers |
+//! | `/fleet/graph/[{v}/]{waba_id}/message_templates[?…]` | a page of its three templates: `id`, `name`, `language`, `status`, `category`, `quality_score` |
+//! | `/fleet/graph/[{v}/]{waba_id}/subscribed_apps` | `{"data":[{"whatsapp_business_api_data":{"id","link","name"}}]}`, or `{"data":[]}` (unsubscribed) |
+//! | `/fleet/graph[/{v}][/]?ids=a,b,…` | `{"a":{number},…}` for up to [`MAX_IDS`] numbers; more: 400, error 100; an unknown id: 404, error 803 `(#803) Some of the aliases you requested do not exist: …` |
+//! | `/fleet/graph/[{v}/]debug_token?input_token=T` | the fleet token: `{"data":{"app_id","type":"SYSTEM_USER","application":"Fleet App","data_access_expires_at":now+90d,"expires_at":0,"is_valid":true,"issued_at":now-30d,"scopes":[…],"granular_scopes":[…],"user_id"}}` (`target_ids`: the WABAs and businesses, up to [`MAX_TARGET_IDS`]); another token: 200 with `{"data":{"is_valid":false,"error":{"code":190,…},"scopes":[]}}`. The bearer may also be [`FLEET_APP_TOKEN`] |
+//!
+//! A page holds `min(limit, 100)` items ([`DEFAULT_LIMIT`], 25, without `limit`; 0 or not a
+//! number: error 100); `next` (only when more follow) is the request's own URL, on the
+//! `Host` it used, with `after` set to the page's last cursor; an expanded edge's `next`
+//! points at the edge route with `fields=<the inner fields>&limit=L`. Every WABA's
+//! `health_status` is `AVAILABLE` (its `WABA`, `BUSINESS` and `APP` entities); template 1 of
+//! WABA `w` is `PAUSED` (quality `RED`) when `w % 20 == 7`, every other one `APPROVED`
+//! (`GREEN`). Wrong tokens answer 401 (error 190), unknown nodes and edges 400 (error 100).
+//!
 //! # Cheap answers
 //!
 //! Nothing here takes the simulator's lock or builds JSON for a good answer: every body is
 //! rendered once per state when the simulator is created, and a request only splices the
-//! target's id (and the clock, for `/v1/support` and Kapso) into it. There is no rate limit
+//! target's id (and the clock, for `/v1/support` and Kapso) into it; a WABA's answer, a
+//! listing or an `?ids=` lookup concatenates such bodies. There is no rate limit
 //! and no scenario: the fleet's states are fixed. Faults are off unless asked for.
 //!
 //! # Faults
@@ -54,8 +103,10 @@
 //! | `reset` | 200, half the body, then a TCP reset |
 //!
 //! On-Premises instance `i` (all its endpoints) and Cloud API number `i` (on every provider)
-//! are separate targets that fail independently. Unknown targets, wrong methods and wrong
-//! credentials answer as without faults.
+//! are separate targets that fail independently. WABA `w` is a third kind of target: its
+//! node and edges fail together; an `?ids=` lookup fails as its first number does; the
+//! business listings and `debug_token` never fail. Unknown targets, wrong methods, bad
+//! parameters and wrong credentials answer as without faults.
 //!
 //! # States
 //!
@@ -93,10 +144,23 @@
 //! Every fleet request is counted: by kind ([`FleetKind`], [`Simulator::fleet_requests`]),
 //! by target when it names a known one ([`Simulator::fleet_target_requests`]), and per
 //! second since the simulator was created ([`Simulator::fleet_requests_per_second`], the
-//! last [`PER_SECOND_KEPT`] seconds). `GET /fleet/stats` answers them:
-//! `{"targets":N,"uptime_seconds":…,"second":…,"requests":{kind:count,…},
-//! "per_second":{"from":S,"counts":[…]},"faults":{"ratio":R,"kinds":[…],
-//! "answered":{fault kind:count,…}},"per_target":{kind:[count of target 0,…],…}}`;
+//! last [`PER_SECOND_KEPT`] seconds). The Graph API's kinds, all named `graph…`:
+//!
+//! | kind | requests | target |
+//! |---|---|---|
+//! | `graph` | a number node, and any path none of the others is | the number |
+//! | `graph_owned_wabas`, `graph_client_wabas` | a business's listing | the business |
+//! | `graph_waba` | a WABA node | the WABA |
+//! | `graph_waba_phone_numbers`, `graph_waba_message_templates`, `graph_waba_subscribed_apps` | a WABA's edge | the WABA |
+//! | `graph_ids` | a `?ids=` lookup (with or without ids) | each number it names |
+//! | `graph_debug_token` | `debug_token` | none |
+//!
+//! `GET /fleet/stats` answers them:
+//! `{"targets":N,"businesses":{"businesses":B,"wabas_per_business":W,"numbers_per_waba":K,
+//! "wabas":…,"numbers":…},"graph_requests":…,"uptime_seconds":…,"second":…,
+//! "requests":{kind:count,…},"per_second":{"from":S,"counts":[…]},"faults":{"ratio":R,
+//! "kinds":[…],"answered":{fault kind:count,…}},"per_target":{kind:[count of target 0,…],…}}`
+//! (`graph_requests`: every `graph…` kind summed);
 //! `per_second` covers the seconds from `from` (default: the last 600) to the current one,
 //! excluded; `per_target` comes with `per_target=1` only. `/fleet/stats` and
 //! `/fleet/config` are not counted.
@@ -104,6 +168,7 @@
 //! [`SimulatorOptions`]: super::SimulatorOptions
 //! [`SimulatorOptions::fleet`]: super::SimulatorOptions::fleet
 //! [`SimulatorOptions::fleet_faults`]: super::SimulatorOptions::fleet_faults
+//! [`SimulatorOptions::fleet_businesses`]: super::SimulatorOptions::fleet_businesses
 //! [`SimulatorOptions::token_ttl`]: super::SimulatorOptions::token_ttl
 //! [`Simulator::fleet_requests`]: super::Simulator::fleet_requests
 //! [`Simulator::fleet_target_requests`]: super::Simulator::fleet_target_requests
