@@ -1633,15 +1633,16 @@ fn fleet_config_at(base: &str, opts: &SimulatorOptions, ask: &FleetConfigAsk) ->
     } = *ask;
     let timeout = interval.min(Duration::from_secs(10));
     let mut out = String::with_capacity(64 + (onprem + cloud + businesses) * 200);
-    let and_businesses = if businesses > 0 {
-        format!(" and {businesses} businesses")
+    let what = if businesses > 0 {
+        format!(
+            "{onprem} On-Premises targets, {cloud} Cloud API numbers and {businesses} businesses"
+        )
     } else {
-        String::new()
+        format!("{onprem} On-Premises targets and {cloud} Cloud API numbers")
     };
     let _ = write!(
         out,
-        "# {onprem} On-Premises targets and {cloud} Cloud API numbers{and_businesses} of the \
-         simulator's fleet.\n\
+        "# {what} of the simulator's fleet.\n\
          global:\n  interval: {}\n  timeout: {}\ntargets:\n",
         humantime::format_duration(interval),
         humantime::format_duration(timeout),
