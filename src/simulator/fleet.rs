@@ -35,9 +35,10 @@
 //! `/fleet/config` writes [`fleet_config_for`]'s targets: `onprem` On-Premises instances
 //! (default: a tenth of `N`), `cloud` numbers (default: the rest of `N`), and with
 //! `businesses=B` one `cloud_api` target per business `0..B`, `business-{b}`, with its
-//! `business_id`, the Graph token, `api_version: v24.0` and `discovery_interval` (default
-//! `10m`), plus `debug_token_access_token: <FLEET_APP_TOKEN>` with `debug_token=1`. With
-//! `businesses`, `onprem` and `cloud` default to 0.
+//! `business_id`, the Graph token, `api_version: v24.0`, `discovery_interval` (default
+//! `10m`) and a `series_limit` for its numbers ([`business_series_limit`]), plus
+//! `debug_token_access_token: <FLEET_APP_TOKEN>` with `debug_token=1`. With `businesses`,
+//! `onprem` and `cloud` default to 0.
 //!
 //! # Businesses
 //!
@@ -1600,7 +1601,8 @@ impl Default for FleetConfigAsk {
 
 /// An exporter configuration for a fleet simulator served at `handle`: [`fleet_config`]'s
 /// targets, and one `cloud_api` target per business, named `business-{b}`, with its
-/// `business_id`, the Graph token, `api_version` and `discovery_interval`. The simulator
+/// `business_id`, the Graph token, `api_version`, `discovery_interval` and
+/// [`business_series_limit`]. The simulator
 /// must have at least `businesses` ([`SimulatorOptions::fleet_businesses`]).
 ///
 /// [`SimulatorOptions::fleet_businesses`]: super::SimulatorOptions::fleet_businesses
@@ -1611,6 +1613,21 @@ pub fn fleet_config_for(handle: &SimulatorHandle, ask: &FleetConfigAsk) -> Strin
         ask,
     )
 }
+
+/// Series a business target of the fleet may export: [`SERIES_PER_NUMBER`] per number of a
+/// business and 1,000 more, room for its WABAs and token (the exporter's default, 1,000,
+/// would leave out all but a few numbers).
+pub fn business_series_limit(shape: FleetBusinesses) -> usize {
+    shape
+        .wabas_per_business
+        .saturating_mul(shape.numbers_per_waba)
+        .saturating_mul(SERIES_PER_NUMBER)
+        .saturating_add(1000)
+}
+
+/// Room for the series of one number in [`business_series_limit`]: the exporter writes
+/// about 46 (its state sets).
+pub const SERIES_PER_NUMBER: usize = 100;
 
 /// How many of `cloud` numbers go to dialog360, kapso and cloud_api targets.
 pub fn cloud_split(cloud: usize) -> [usize; 3] {
@@ -1687,6 +1704,7 @@ fn fleet_config_at(base: &str, opts: &SimulatorOptions, ask: &FleetConfigAsk) ->
         );
     }
     let discovery = humantime::format_duration(ask.discovery_interval);
+    let series_limit = business_series_limit(opts.fleet_businesses.clipped());
     let app_token = if ask.debug_token {
         format!(", debug_token_access_token: {}", quoted(FLEET_APP_TOKEN))
     } else {
@@ -1695,7 +1713,7 @@ fn fleet_config_at(base: &str, opts: &SimulatorOptions, ask: &FleetConfigAsk) ->
     for b in 0..businesses {
         let _ = writeln!(
             out,
-            "  - {{name: business-{b}, type: cloud_api, base_url: {graph}, access_token: {token}, business_id: \"{}\", api_version: {}, discovery_interval: {discovery}{app_token}}}",
+            "  - {{name: business-{b}, type: cloud_api, base_url: {graph}, access_token: {token}, business_id: \"{}\", api_version: {}, discovery_interval: {discovery}, series_limit: {series_limit}{app_token}}}",
             business_id(b),
             cloud_api::DEFAULT_VERSION,
         );

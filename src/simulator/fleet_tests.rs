@@ -1260,6 +1260,8 @@ async fn the_config_route_writes_one_target_per_business() {
         );
         assert_eq!(t["api_version"].as_str(), Some("v24.0"));
         assert_eq!(t["discovery_interval"].as_str(), Some("5m"));
+        // 4 numbers a business, 100 series each, and 1,000.
+        assert_eq!(t["series_limit"].as_u64(), Some(1_400));
         assert_eq!(
             t["debug_token_access_token"].as_str(),
             Some(fleet::FLEET_APP_TOKEN)

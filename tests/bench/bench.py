@@ -46,15 +46,14 @@ Of the Graph figures of run.sh (issue 15):
                                          an exporter config of cloud_api targets polling
                                          the fleet's numbers 0..N by phone_number_ids only,
                                          PER_TARGET numbers a target
-  bench.py graph-figures START SETTLED END CYCLES INTERVAL DEFAULT_INTERVAL DISCOVERY
-                         CPU METRICS
+  bench.py graph-figures START SETTLED END INTERVAL DEFAULT_INTERVAL DISCOVERY CPU METRICS
                                          the Graph figures of issue 15 from three
                                          /fleet/stats?per_target=1 answers (the exporter's
-                                         start, the window's start and end, CYCLES
+                                         start, the window's start and end, a few
                                          intervals of INTERVAL s apart), the exporter's CPU
                                          seconds over the window and its /metrics body (the
                                          numbers on it are the numbers polled):
-                                         "per_cycle polls_per_cycle amortised
+                                         "cycles per_cycle polls_per_cycle amortised
                                          discovery_requests share_mean_% share_max_%
                                          numbers_on_metrics cpu_us_per_number breakdown"
   bench.py graph-wait STATS_URL BASELINE KINDS TIMEOUT
@@ -294,9 +293,11 @@ def graph_numbers_config(sim, n, interval, per_target):
         ids = ", ".join(
             f'"{PHONE_NUMBER_ID_BASE + i}"' for i in range(first, min(first + per_target, n))
         )
+        # Room for every number's series, as /fleet/config gives a business target.
         print(
             f'  - {{name: numbers-{t}, type: cloud_api, base_url: "{sim}/fleet/graph", '
-            f'access_token: "{GRAPH_TOKEN}", phone_number_ids: [{ids}]}}'
+            f'access_token: "{GRAPH_TOKEN}", series_limit: {100 * per_target + 1000}, '
+            f"phone_number_ids: [{ids}]}}"
         )
 
 
@@ -304,19 +305,21 @@ def graph_kinds(stats):
     return {k: v for k, v in stats["requests"].items() if k.startswith("graph")}
 
 
-def graph_figures(start_path, settled_path, end_path, cycles, interval, default_interval,
+def graph_figures(start_path, settled_path, end_path, interval, default_interval,
                   discovery_interval, cpu_seconds, metrics_path):
     """Graph requests per poll cycle, per WABA per hour and CPU per number (issue 15).
 
-    The window (SETTLED to END) is CYCLES whole intervals after the first discovery: its
-    requests over CYCLES are the requests of one poll cycle. The business-level requests
+    The window (SETTLED to END) is a few whole intervals after the first discovery, as long
+    as the simulator's uptime between the two answers says: its requests over its length in
+    intervals are the requests of one poll cycle. The business-level requests
     (listings, debug_token) are the discovery's: counted from the exporter's start, they are
     amortised over the discovery interval. A WABA's budget counts the requests on its node
     and edges and on its numbers (alone or in ?ids= lookups: a lookup naming several of its
     numbers counted once), per hour at DEFAULT_INTERVAL.
     """
     start, settled, end = (json.load(open(p)) for p in (start_path, settled_path, end_path))
-    cycles, interval = float(cycles), float(interval)
+    interval = float(interval)
+    cycles = (end["uptime_seconds"] - settled["uptime_seconds"]) / interval
     default_interval, discovery_interval = float(default_interval), float(discovery_interval)
     cpu_seconds = float(cpu_seconds)
     a, b = graph_kinds(settled), graph_kinds(end)
@@ -368,7 +371,7 @@ def graph_figures(start_path, settled_path, end_path, cycles, interval, default_
     cpu_us = cpu_seconds / polled * 1e6 if polled else float("nan")
     breakdown = ",".join(f"{k}={v / cycles:g}" for k, v in sorted(window.items()) if v) or "none"
     print(
-        f"{per_cycle:.1f} {polls_per_cycle:.1f} {amortised:.1f} {discovery} "
+        f"{cycles:.3f} {per_cycle:.1f} {polls_per_cycle:.1f} {amortised:.1f} {discovery} "
         f"{mean_share:.3f} {max_share:.3f} {len(on_metrics)} {cpu_us:.3f} {breakdown}"
     )
 

@@ -52,15 +52,15 @@
 #     --fleet.numbers-per-waba 10`): the exporter with one cloud_api target by `business_id`
 #     (`/fleet/config?businesses=1`, discovery_interval 10m) at --graph-interval (30 s), left
 #     to settle past its first discovery (its first WABA listing, then two intervals), then
-#     --graph-cycles (3) whole intervals: the simulator's Graph requests (/fleet/stats, every
-#     `graph...` kind) over them per cycle, beside the old client's 11,000; the business's
+#     measured over --graph-cycles (3) intervals: the simulator's Graph requests (every
+#     `graph...` kind of /fleet/stats) per cycle, the window's length in intervals taken from
+#     the simulator's clock, beside the old client's 11,000; the same with the business's
 #     listings and debug_token amortised over the 10m discovery; each WABA's requests (its
 #     node, edges and numbers) per hour at the 30 s default over its 5,000/hour budget; and
-#     the exporter's CPU per number polled (CPU seconds of the window over the numbers on
-#     /metrics x cycles), beside the same run with the 10,000 numbers by phone_number_ids
-#     only (the per-number path), 50 a target (one target of all of them does not answer
-#     within its timeout with the per-number client). Until the exporter takes
-#     `business_id`, its rows say so.
+#     the exporter's CPU per number polled (CPU seconds over the numbers on /metrics times
+#     the window in intervals). Beside them, the same run with the 10,000 numbers by
+#     phone_number_ids only (the per-number path), 50 a target (all the numbers of a target
+#     answer within its timeout). An exporter without `business_id` has its rows say n/a.
 #
 # Where the issue's words need a number, the script's reading is in the goal column: no
 # burst = the busiest second at most 1.5 x the mean; a scrape's cost not growing with how
@@ -297,7 +297,7 @@ graph_run() {
     GW[$name]=$(grep -c 'level=warn' "$WORK/graph-$name-exporter.log")
     stop "$pid"
     GF[$name]=$(py graph-figures "$WORK/graph-$name-start.json" "$WORK/graph-$name-settled.json" \
-        "$WORK/graph-$name-end.json" "$GRAPH_CYCLES" "$GRAPH_INTERVAL" "$GRAPH_DEFAULT_INTERVAL" \
+        "$WORK/graph-$name-end.json" "$GRAPH_INTERVAL" "$GRAPH_DEFAULT_INTERVAL" \
         "$GRAPH_DISCOVERY" "$(calc "$c1 - $c0")" "$WORK/graph-$name-metrics.txt")
     log "graph $name: $(calc "$c1 - $c0") CPU s; figures: ${GF[$name]}"
 }
@@ -320,23 +320,25 @@ graph_section() {
     graph_run numbers graph,graph_ids "$GRAPH_INTERVAL"
     stop "$GSIM_PID"
 
-    local b_cycle b_polls b_amort b_disc b_mean b_max b_metrics b_cpu b_kinds
-    local n_cycle n_polls n_amort n_disc n_mean n_max n_metrics n_cpu n_kinds
+    local b_cycles b_cycle b_polls b_amort b_disc b_mean b_max b_metrics b_cpu b_kinds
+    local n_cycles n_cycle n_polls n_amort n_disc n_mean n_max n_metrics n_cpu n_kinds
     if [[ ${GF[business]} == n/a* ]]; then
-        b_cycle=nan b_polls=nan b_amort=nan b_disc=- b_mean=nan b_max=nan b_metrics=- b_cpu=nan b_kinds="${GF[business]}"
+        b_cycles=nan b_cycle=nan b_polls=nan b_amort=nan b_disc=- b_mean=nan b_max=nan b_metrics=- b_cpu=nan b_kinds="${GF[business]}"
     else
-        read -r b_cycle b_polls b_amort b_disc b_mean b_max b_metrics b_cpu b_kinds <<<"${GF[business]}"
+        read -r b_cycles b_cycle b_polls b_amort b_disc b_mean b_max b_metrics b_cpu b_kinds <<<"${GF[business]}"
     fi
     if [[ ${GF[numbers]} == n/a* ]]; then
-        n_cycle=nan n_polls=nan n_amort=nan n_disc=- n_mean=nan n_max=nan n_metrics=- n_cpu=nan n_kinds="${GF[numbers]}"
+        n_cycles=nan n_cycle=nan n_polls=nan n_amort=nan n_disc=- n_mean=nan n_max=nan n_metrics=- n_cpu=nan n_kinds="${GF[numbers]}"
     else
-        read -r n_cycle n_polls n_amort n_disc n_mean n_max n_metrics n_cpu n_kinds <<<"${GF[numbers]}"
+        read -r n_cycles n_cycle n_polls n_amort n_disc n_mean n_max n_metrics n_cpu n_kinds <<<"${GF[numbers]}"
     fi
-    section "6. Cloud API at fleet scale (issue 15): 1 business x $GRAPH_WABAS WABAs x $GRAPH_PER_WABA numbers, interval $GRAPH_INTERVAL s, $GRAPH_CYCLES intervals measured"
+    section "6. Cloud API at fleet scale (issue 15): 1 business x $GRAPH_WABAS WABAs x $GRAPH_PER_WABA numbers, interval $GRAPH_INTERVAL s, windows of $(fmt "$b_cycles" 2) and $(fmt "$n_cycles" 2) intervals"
     row "Graph requests per poll cycle (business_id target)" "$(fmt "$b_cycle" 1)" "old client: 11,000 (issue)" "$(ratio "$b_cycle" 11000)" "<= 1050" "$(yes_if "$b_cycle" "<=" 1050)"
     row "  the same with the discovery's listings and debug_token ($b_disc) amortised over 10m" "$(fmt "$b_amort" 1)" "-" "-" "<= 1050" "$(yes_if "$b_amort" "<=" 1050)"
     row "  per cycle, by kind" "$b_kinds" "-" "-" "-" "-"
-    row "share of a WABA's 5,000 requests/hour at the 30 s default: mean (busiest WABA), %" "$(fmt "$b_mean" 2) ($(fmt "$b_max" 2))" "phone_number_ids only (this run): $(fmt "$n_mean" 2) ($(fmt "$n_max" 2))" "$(ratio "$b_max" "$n_max")" "<= 3" "$(yes_if "$b_max" "<=" 3)"
+    # The busiest WABA of a short window has one poll more when its phase falls at both
+    # ends: the goal reads the mean, the requests per WABA per hour.
+    row "share of a WABA's 5,000 requests/hour at the 30 s default: mean (busiest in the window), %" "$(fmt "$b_mean" 2) ($(fmt "$b_max" 2))" "phone_number_ids only (this run): $(fmt "$n_mean" 2) ($(fmt "$n_max" 2))" "$(ratio "$b_mean" "$n_mean")" "<= 3" "$(yes_if "$b_mean" "<=" 3)"
     row "exporter CPU per polled number (us)" "$(fmt "$b_cpu" 2)" "phone_number_ids only (this run): $(fmt "$n_cpu" 2)" "$(ratio "$b_cpu" "$n_cpu")" "-" "-"
     row "  phone_number_ids only (50 a target): Graph requests per poll cycle" "$(fmt "$n_cycle" 1)" "-" "-" "-" "-"
     row "  phone_number_ids only: per cycle, by kind" "$n_kinds" "-" "-" "-" "-"
