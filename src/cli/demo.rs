@@ -9,6 +9,7 @@ use clap::Args;
 use super::{bind, parse_listen_address, serve_until_signal, termination, DEFAULT_SIMULATOR_PORT};
 use crate::config::Config;
 use crate::exporter::{Exporter, Options};
+use crate::simulator::fleet::FleetBusinesses;
 use crate::simulator::{Cluster, FleetFault, FleetFaults, Simulator, SimulatorOptions};
 use crate::web::WebOptions;
 
@@ -42,6 +43,16 @@ pub(super) struct SimulateArgs {
     /// malformed_json, slow, reset (comma-separated; default: all).
     #[arg(long = "fleet.fault-kinds", value_delimiter = ',')]
     fleet_fault_kinds: Vec<FleetFault>,
+    /// Also serve B businesses on the fleet's Graph API, for business-wide discovery
+    /// (0: none; works without --targets).
+    #[arg(long = "fleet.businesses", default_value_t = 0)]
+    fleet_businesses: usize,
+    /// WABAs of each fleet business; with --fleet.businesses.
+    #[arg(long = "fleet.wabas-per-business", default_value_t = 10)]
+    fleet_wabas_per_business: usize,
+    /// Phone numbers of each fleet WABA; with --fleet.businesses.
+    #[arg(long = "fleet.numbers-per-waba", default_value_t = 10)]
+    fleet_numbers_per_waba: usize,
 }
 
 /// A fraction from 0 to 1.
@@ -113,8 +124,17 @@ pub(super) async fn simulate(
     listen_address: Option<String>,
 ) -> anyhow::Result<()> {
     let address = listen_address.unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_SIMULATOR_PORT}"));
-    if args.targets == 0 && (args.fleet_fault_ratio > 0.0 || !args.fleet_fault_kinds.is_empty()) {
-        anyhow::bail!("--fleet.fault-ratio and --fleet.fault-kinds need a fleet: --targets N");
+    let businesses = FleetBusinesses {
+        businesses: args.fleet_businesses,
+        wabas_per_business: args.fleet_wabas_per_business,
+        numbers_per_waba: args.fleet_numbers_per_waba,
+    };
+    businesses.check()?;
+    let fleet = args.targets > 0 || businesses.businesses > 0;
+    if !fleet && (args.fleet_fault_ratio > 0.0 || !args.fleet_fault_kinds.is_empty()) {
+        anyhow::bail!(
+            "--fleet.fault-ratio and --fleet.fault-kinds need a fleet: --targets N or --fleet.businesses B"
+        );
     }
     let fleet_faults = FleetFaults {
         ratio: args.fleet_fault_ratio,
@@ -128,6 +148,7 @@ pub(super) async fn simulate(
         auto_step: Some(args.step).filter(|s| !s.is_zero()),
         fleet: args.targets,
         fleet_faults,
+        fleet_businesses: businesses,
         ..SimulatorOptions::default()
     });
     let handle = simulator
@@ -136,7 +157,7 @@ pub(super) async fn simulate(
         .with_context(|| format!("cannot start the simulator on {address}"))?;
     println!("WhatsApp Business API simulator on http://{}", handle.addr);
     print_simulator(&handle);
-    if args.targets > 0 {
+    if fleet {
         print_fleet(&handle, args.targets);
     }
     termination().await;
@@ -147,6 +168,26 @@ pub(super) async fn simulate(
 /// Where the fleet of `simulate --targets N` is, and how to get a config for it.
 fn print_fleet(handle: &crate::simulator::SimulatorHandle, n: usize) {
     use crate::simulator::fleet;
+    let shape = handle.simulator().options().fleet_businesses;
+    if shape.businesses > 0 {
+        println!(
+            "  fleet of {} businesses of {} WABAs of {} numbers on the Graph API:",
+            shape.businesses, shape.wabas_per_business, shape.numbers_per_waba
+        );
+        println!(
+            "    cloud_api          base_url {}  business_id [{} + b]",
+            handle.fleet_cloud_api_base_url(),
+            fleet::BUSINESS_ID_BASE
+        );
+        println!(
+            "    exporter config    http://{}/fleet/config?businesses={}&interval=30s",
+            handle.addr, shape.businesses
+        );
+    }
+    if n == 0 {
+        println!("    request counters   http://{}/fleet/stats", handle.addr);
+        return;
+    }
     let last = n - 1;
     println!("  fleet of {n} On-Premises instances and {n} Cloud API numbers (index i in 0..{n}):");
     println!(

@@ -1,5 +1,6 @@
 //! Fleet mode: many distinct simulated targets, served cheaply, for load and scale tests
-//! (`whatsapp-exporter simulate --targets N`, [`SimulatorOptions::fleet`]).
+//! (`whatsapp-exporter simulate --targets N`, [`SimulatorOptions::fleet`]; and
+//! `--fleet.businesses B`, [`SimulatorOptions::fleet_businesses`], below).
 //!
 //! With a fleet of `N`, the simulator also serves, under `/fleet`:
 //!
@@ -21,7 +22,8 @@
 //! | `/fleet/360dialog/health_status` | `GET` | `D360-API-KEY: fleet-360-key-{i}` |
 //! | `/fleet/kapso/api/v1/whatsapp_configs/fleet-{i}/health` | `GET` | `X-API-Key: <kapso_api_key>` |
 //! | `/fleet/graph/[{version}/]{phone_number_id}` | `GET` | `Authorization: Bearer <cloud_api_token>` |
-//! | `/fleet/config?onprem=O&cloud=C&interval=D` | `GET` | none: an exporter config for the fleet ([`fleet_config`]) |
+//! | `/fleet/graph/…` of the businesses (see [Businesses](#businesses)) | `GET` | `Authorization: Bearer <cloud_api_token>` |
+//! | `/fleet/config?onprem=O&cloud=C&businesses=B&interval=D&discovery_interval=D&debug_token=1` | `GET` | none: an exporter config for the fleet ([`fleet_config_for`]) |
 //! | `/fleet/stats[?from=S][&per_target=1]` | `GET` | none: the request counters below, as JSON |
 //!
 //! The credentials are the simulator's own ([`SimulatorOptions`]); a login answers the
@@ -30,11 +32,59 @@
 //! as a `bearer_token`. Indexes are written in decimal without leading zeros; an index
 //! outside `0..N` is an unknown target (404; 401 for a 360dialog key).
 //!
+//! `/fleet/config` writes [`fleet_config_for`]'s targets: `onprem` On-Premises instances
+//! (default: a tenth of `N`), `cloud` numbers (default: the rest of `N`), and with
+//! `businesses=B` one `cloud_api` target per business `0..B`, `business-{b}`, with its
+//! `business_id`, the Graph token, `api_version: v24.0`, `discovery_interval` (default
+//! `10m`) and a `series_limit` for its numbers ([`business_series_limit`]), plus
+//! `debug_token_access_token: <FLEET_APP_TOKEN>` with `debug_token=1`. With `businesses`,
+//! `onprem` and `cloud` default to 0.
+//!
+//! # Businesses
+//!
+//! With [`SimulatorOptions::fleet_businesses`] ([`FleetBusinesses`]: `simulate
+//! --fleet.businesses B --fleet.wabas-per-business W --fleet.numbers-per-waba K`; served
+//! even with `N` = 0), the fleet's Graph API also has `B` businesses of `W` WABAs of `K`
+//! numbers, for business-wide discovery (at most [`MAX_FLEET_WABAS`] WABAs and
+//! [`MAX_FLEET_NUMBERS`] numbers):
+//!
+//! | what | id | belongs to |
+//! |---|---|---|
+//! | business `b` in `0..B` | [`business_id`]`(b)` = [`BUSINESS_ID_BASE`]` + b` | |
+//! | WABA `w` in `0..B * W`, named `Fleet WABA {w}` | [`waba_id`]`(w)` = [`WABA_ID_BASE`]` + w` | business `w / W`: a client WABA when `w % W % 4 == 3`, owned otherwise |
+//! | number `i` in `0..B * W * K` | [`phone_number_id`]`(i)`, the fleet's number `i` | WABA `i / K` |
+//! | template `t` in `0..3` of WABA `w` | [`template_id`]`(w, t)` = [`TEMPLATE_ID_BASE`]` + 3 * w + t` | WABA `w` |
+//! | the app | [`FLEET_APP_ID`] (the simulator's app) | subscribed to every WABA but those with `w % 50 == 13` |
+//!
+//! So the Graph API knows the numbers `0..max(N, B * W * K)`; a number of a business names
+//! its WABA and business in its `health_status` entities (the others name the simulator's
+//! own, as before). Routes, `{v}` a version like `v24.0`, optional:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `/fleet/graph/[{v}/]{business_id}/owned_whatsapp_business_accounts[?limit=L][&after=C]` | `{"data":[{"id","name"},…],"paging":{"cursors":{"before","after"},"next"}}`: the business's owned WABAs in order |
+//! | `/fleet/graph/[{v}/]{business_id}/client_whatsapp_business_accounts[?…]` | the same, of its client WABAs |
+//! | `/fleet/graph/[{v}/]{waba_id}[?fields=…]` | the WABA node: the fields asked at depth 0 among `id`, `name`, `health_status`, `phone_numbers`, `message_templates`, `subscribed_apps` (without `fields`: `id,name`; another: error 100); the edges expanded as their first page, `.limit(L)` honoured, their inner `{…}` fields not |
+//! | `/fleet/graph/[{v}/]{waba_id}/phone_numbers[?limit=L][&after=C]` | a page of the WABA's numbers, each as the number alone answers |
+//! | `/fleet/graph/[{v}/]{waba_id}/message_templates[?…]` | a page of its three templates: `id`, `name`, `language`, `status`, `category`, `quality_score` |
+//! | `/fleet/graph/[{v}/]{waba_id}/subscribed_apps` | `{"data":[{"whatsapp_business_api_data":{"id","link","name"}}]}`, or `{"data":[]}` (unsubscribed) |
+//! | `/fleet/graph[/{v}][/]?ids=a,b,…` | `{"a":{number},…}` for up to [`MAX_IDS`] numbers; more: 400, error 100; an unknown id: 404, error 803 `(#803) Some of the aliases you requested do not exist: …` |
+//! | `/fleet/graph/[{v}/]debug_token?input_token=T` | the fleet token: `{"data":{"app_id","type":"SYSTEM_USER","application":"Fleet App","data_access_expires_at":now+90d,"expires_at":0,"is_valid":true,"issued_at":now-30d,"scopes":[…],"granular_scopes":[…],"user_id"}}` (`target_ids`: the WABAs and businesses, up to [`MAX_TARGET_IDS`]); another token: 200 with `{"data":{"is_valid":false,"error":{"code":190,…},"scopes":[]}}`. The bearer may also be [`FLEET_APP_TOKEN`] |
+//!
+//! A page holds `min(limit, 100)` items ([`DEFAULT_LIMIT`], 25, without `limit`; 0 or not a
+//! number: error 100); `next` (only when more follow) is the request's own URL, on the
+//! `Host` it used, with `after` set to the page's last cursor; an expanded edge's `next`
+//! points at the edge route with `fields=<the inner fields>&limit=L`. Every WABA's
+//! `health_status` is `AVAILABLE` (its `WABA`, `BUSINESS` and `APP` entities); template 1 of
+//! WABA `w` is `PAUSED` (quality `RED`) when `w % 20 == 7`, every other one `APPROVED`
+//! (`GREEN`). Wrong tokens answer 401 (error 190), unknown nodes and edges 400 (error 100).
+//!
 //! # Cheap answers
 //!
 //! Nothing here takes the simulator's lock or builds JSON for a good answer: every body is
 //! rendered once per state when the simulator is created, and a request only splices the
-//! target's id (and the clock, for `/v1/support` and Kapso) into it. There is no rate limit
+//! target's id (and the clock, for `/v1/support` and Kapso) into it; a WABA's answer, a
+//! listing or an `?ids=` lookup concatenates such bodies. There is no rate limit
 //! and no scenario: the fleet's states are fixed. Faults are off unless asked for.
 //!
 //! # Faults
@@ -54,8 +104,10 @@
 //! | `reset` | 200, half the body, then a TCP reset |
 //!
 //! On-Premises instance `i` (all its endpoints) and Cloud API number `i` (on every provider)
-//! are separate targets that fail independently. Unknown targets, wrong methods and wrong
-//! credentials answer as without faults.
+//! are separate targets that fail independently. WABA `w` is a third kind of target: its
+//! node and edges fail together; an `?ids=` lookup fails as its first number does; the
+//! business listings and `debug_token` never fail. Unknown targets, wrong methods, bad
+//! parameters and wrong credentials answer as without faults.
 //!
 //! # States
 //!
@@ -93,10 +145,23 @@
 //! Every fleet request is counted: by kind ([`FleetKind`], [`Simulator::fleet_requests`]),
 //! by target when it names a known one ([`Simulator::fleet_target_requests`]), and per
 //! second since the simulator was created ([`Simulator::fleet_requests_per_second`], the
-//! last [`PER_SECOND_KEPT`] seconds). `GET /fleet/stats` answers them:
-//! `{"targets":N,"uptime_seconds":…,"second":…,"requests":{kind:count,…},
-//! "per_second":{"from":S,"counts":[…]},"faults":{"ratio":R,"kinds":[…],
-//! "answered":{fault kind:count,…}},"per_target":{kind:[count of target 0,…],…}}`;
+//! last [`PER_SECOND_KEPT`] seconds). The Graph API's kinds, all named `graph…`:
+//!
+//! | kind | requests | target |
+//! |---|---|---|
+//! | `graph` | a number node, and any path none of the others is | the number |
+//! | `graph_owned_wabas`, `graph_client_wabas` | a business's listing | the business |
+//! | `graph_waba` | a WABA node | the WABA |
+//! | `graph_waba_phone_numbers`, `graph_waba_message_templates`, `graph_waba_subscribed_apps` | a WABA's edge | the WABA |
+//! | `graph_ids` | a `?ids=` lookup (with or without ids) | each number it names |
+//! | `graph_debug_token` | `debug_token` | none |
+//!
+//! `GET /fleet/stats` answers them:
+//! `{"targets":N,"businesses":{"businesses":B,"wabas_per_business":W,"numbers_per_waba":K,
+//! "wabas":…,"numbers":…},"graph_requests":…,"uptime_seconds":…,"second":…,
+//! "requests":{kind:count,…},"per_second":{"from":S,"counts":[…]},"faults":{"ratio":R,
+//! "kinds":[…],"answered":{fault kind:count,…}},"per_target":{kind:[count of target 0,…],…}}`
+//! (`graph_requests`: every `graph…` kind summed);
 //! `per_second` covers the seconds from `from` (default: the last 600) to the current one,
 //! excluded; `per_target` comes with `per_target=1` only. `/fleet/stats` and
 //! `/fleet/config` are not counted.
@@ -104,6 +169,7 @@
 //! [`SimulatorOptions`]: super::SimulatorOptions
 //! [`SimulatorOptions::fleet`]: super::SimulatorOptions::fleet
 //! [`SimulatorOptions::fleet_faults`]: super::SimulatorOptions::fleet_faults
+//! [`SimulatorOptions::fleet_businesses`]: super::SimulatorOptions::fleet_businesses
 //! [`SimulatorOptions::token_ttl`]: super::SimulatorOptions::token_ttl
 //! [`Simulator::fleet_requests`]: super::Simulator::fleet_requests
 //! [`Simulator::fleet_target_requests`]: super::Simulator::fleet_target_requests
@@ -121,7 +187,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::cloud_api::{self, GraphErr};
+use super::cloud_api;
 use super::dialog360::{self, dialog360_error};
 use super::kapso::{self, kapso_error};
 use super::meta::{self, KapsoState, MetaState, AVAILABLE, BLOCKED, LIMITED};
@@ -131,6 +197,16 @@ use super::{
     FaultReply, SimBody, Simulator, SimulatorHandle, SimulatorOptions,
 };
 use super::{header_text, method_not_allowed};
+
+mod graph;
+
+pub use graph::{
+    business_id, template_id, template_status, waba_id, waba_subscribed, FleetBusinesses,
+    FleetShapeError, BUSINESS_ID_BASE, DEFAULT_LIMIT, FLEET_APP_ID, FLEET_APP_TOKEN,
+    FLEET_SYSTEM_USER_ID, MAX_FLEET_NUMBERS, MAX_FLEET_WABAS, MAX_IDS, MAX_LIMIT, MAX_TARGET_IDS,
+    TEMPLATES_PER_WABA, TEMPLATE_ID_BASE, WABA_ID_BASE,
+};
+use graph::{TEMPLATE_CATEGORIES, TEMPLATE_LANGUAGES, TEMPLATE_NAMES};
 
 /// The path prefix of the fleet.
 pub const FLEET_PREFIX: &str = "fleet";
@@ -349,6 +425,8 @@ pub enum FleetFamily {
     OnPrem,
     /// Number `i`, on every provider (360dialog channel, Kapso config, Graph API number).
     Cloud,
+    /// WABA `i` of the businesses: its node and edges on the Graph API.
+    Waba,
 }
 
 /// Which fleet targets fail, and how ([`SimulatorOptions::fleet_faults`]).
@@ -382,7 +460,12 @@ impl FleetFaults {
         if self.kinds.is_empty() || self.ratio.is_nan() || self.ratio <= 0.0 {
             return None;
         }
-        let target = (i as u64).wrapping_mul(2) | u64::from(family == FleetFamily::Cloud);
+        let target = match family {
+            FleetFamily::OnPrem => (i as u64).wrapping_mul(2),
+            FleetFamily::Cloud => (i as u64).wrapping_mul(2) | 1,
+            // Apart from the others' 2 * i (+ 1), for any index the fleet can have.
+            FleetFamily::Waba => (i as u64 | 1 << 62).wrapping_mul(2),
+        };
         let h = mix(mix(target) ^ second);
         // The top 53 bits as a fraction in [0, 1); the low 32 bits choose the kind.
         let draw = (h >> 11) as f64 / (1u64 << 53) as f64;
@@ -415,19 +498,46 @@ pub enum FleetKind {
     Dialog360,
     /// `GET /fleet/kapso/api/v1/whatsapp_configs/fleet-{i}/health`.
     Kapso,
-    /// `GET /fleet/graph/…/{phone_number_id}`.
+    /// `GET /fleet/graph/…/{phone_number_id}`, and any Graph path the others are not.
     CloudApi,
+    /// `GET /fleet/graph/…/{business_id}/owned_whatsapp_business_accounts`.
+    GraphOwnedWabas,
+    /// `GET /fleet/graph/…/{business_id}/client_whatsapp_business_accounts`.
+    GraphClientWabas,
+    /// `GET /fleet/graph/…/{waba_id}`.
+    GraphWaba,
+    /// `GET /fleet/graph/…/{waba_id}/phone_numbers`.
+    GraphWabaPhoneNumbers,
+    /// `GET /fleet/graph/…/{waba_id}/message_templates`.
+    GraphWabaTemplates,
+    /// `GET /fleet/graph/…/{waba_id}/subscribed_apps`.
+    GraphWabaSubscribedApps,
+    /// `GET /fleet/graph/[{version}/]?ids=…`.
+    GraphIds,
+    /// `GET /fleet/graph/…/debug_token`.
+    GraphDebugToken,
 }
+
+/// How many kinds there are.
+const KINDS: usize = FleetKind::ALL.len();
 
 impl FleetKind {
     /// Every kind.
-    pub const ALL: [FleetKind; 6] = [
+    pub const ALL: [FleetKind; 14] = [
         FleetKind::OnPremHealth,
         FleetKind::OnPremSupport,
         FleetKind::OnPremLogin,
         FleetKind::Dialog360,
         FleetKind::Kapso,
         FleetKind::CloudApi,
+        FleetKind::GraphOwnedWabas,
+        FleetKind::GraphClientWabas,
+        FleetKind::GraphWaba,
+        FleetKind::GraphWabaPhoneNumbers,
+        FleetKind::GraphWabaTemplates,
+        FleetKind::GraphWabaSubscribedApps,
+        FleetKind::GraphIds,
+        FleetKind::GraphDebugToken,
     ];
 
     /// The name `/fleet/stats` uses.
@@ -440,7 +550,20 @@ impl FleetKind {
             FleetKind::Kapso => "kapso",
             // The name scripts already read.
             FleetKind::CloudApi => "graph",
+            FleetKind::GraphOwnedWabas => "graph_owned_wabas",
+            FleetKind::GraphClientWabas => "graph_client_wabas",
+            FleetKind::GraphWaba => "graph_waba",
+            FleetKind::GraphWabaPhoneNumbers => "graph_waba_phone_numbers",
+            FleetKind::GraphWabaTemplates => "graph_waba_message_templates",
+            FleetKind::GraphWabaSubscribedApps => "graph_waba_subscribed_apps",
+            FleetKind::GraphIds => "graph_ids",
+            FleetKind::GraphDebugToken => "graph_debug_token",
         }
+    }
+
+    /// Whether the kind is a Graph API request (its name starts with `graph`).
+    pub fn is_graph(self) -> bool {
+        self.index() >= FleetKind::CloudApi.index()
     }
 
     fn index(self) -> usize {
@@ -462,21 +585,33 @@ enum Seg {
     Now,
     /// `YYYY-MM-DDTHH:MM:SSZ` (Kapso `timestamp`).
     KapsoNow,
+    /// The WABA's id ([`meta::WABA_ID`] for a number of no business).
+    WabaId,
+    /// The business's id ([`meta::BUSINESS_ID`] for a number of no business).
+    BusinessId,
+    /// The template's id, the index counting templates.
+    TemplateId,
 }
 
 /// The holes of a template, as they are written in the JSON it is made from.
-const PLACEHOLDERS: [&str; 5] = [
+const PLACEHOLDERS: [&str; 8] = [
     "@@FLEET_ID@@",
     "@@FLEET_DISPLAY@@",
     "@@FLEET_INDEX@@",
     "@@FLEET_NOW@@",
     "@@FLEET_KAPSO_NOW@@",
+    "@@FLEET_WABA@@",
+    "@@FLEET_BUSINESS@@",
+    "@@FLEET_TEMPLATE@@",
 ];
 const ID: &str = PLACEHOLDERS[0];
 const DISPLAY: &str = PLACEHOLDERS[1];
 const INDEX: &str = PLACEHOLDERS[2];
 const NOW: &str = PLACEHOLDERS[3];
 const KAPSO_NOW: &str = PLACEHOLDERS[4];
+const WABA: &str = PLACEHOLDERS[5];
+const BUSINESS: &str = PLACEHOLDERS[6];
+const TEMPLATE: &str = PLACEHOLDERS[7];
 
 /// The segment of the placeholder at `index` in [`PLACEHOLDERS`].
 fn hole(index: usize) -> Seg {
@@ -485,7 +620,31 @@ fn hole(index: usize) -> Seg {
         1 => Seg::Display,
         2 => Seg::Index,
         3 => Seg::Now,
-        _ => Seg::KapsoNow,
+        4 => Seg::KapsoNow,
+        5 => Seg::WabaId,
+        6 => Seg::BusinessId,
+        _ => Seg::TemplateId,
+    }
+}
+
+/// What fills the holes of a template.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Splice {
+    /// The number (or template) index.
+    i: usize,
+    /// The WABA, when there is one.
+    waba: Option<usize>,
+    /// The business, when there is one.
+    business: Option<usize>,
+}
+
+impl Splice {
+    /// Number (or instance, channel, config) `i`, of no business.
+    fn of(i: usize) -> Self {
+        Splice {
+            i,
+            ..Splice::default()
+        }
     }
 }
 
@@ -549,6 +708,13 @@ impl BodyTemplate {
             return whole.clone();
         }
         let mut out = String::with_capacity(self.literal_len + 64);
+        self.write(&mut out, Splice::of(i));
+        Bytes::from(out)
+    }
+
+    /// Appends the body, its holes filled from `splice`, to `out`.
+    fn write(&self, out: &mut String, splice: Splice) {
+        let i = splice.i;
         let mut now: Option<DateTime<Utc>> = None;
         for seg in &self.segs {
             match seg {
@@ -570,20 +736,38 @@ impl BodyTemplate {
                     let t = *now.get_or_insert_with(Utc::now);
                     let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%SZ"));
                 }
+                Seg::WabaId => match splice.waba {
+                    Some(w) => {
+                        let _ = write!(out, "{}", graph::WABA_ID_BASE + w as u64);
+                    }
+                    None => out.push_str(meta::WABA_ID),
+                },
+                Seg::BusinessId => match splice.business {
+                    Some(b) => {
+                        let _ = write!(out, "{}", graph::BUSINESS_ID_BASE + b as u64);
+                    }
+                    None => out.push_str(meta::BUSINESS_ID),
+                },
+                Seg::TemplateId => {
+                    let _ = write!(out, "{}", graph::TEMPLATE_ID_BASE + i as u64);
+                }
             }
         }
-        Bytes::from(out)
     }
 }
 
 /// The fleet: prerendered bodies and counters.
 pub(crate) struct Fleet {
     size: usize,
+    /// The businesses of the Graph API, within the maxima.
+    shape: FleetBusinesses,
+    /// Numbers the Graph API knows: `max(size, shape.numbers())`.
+    graph_numbers: usize,
     started: std::time::Instant,
     /// By [`FleetKind::index`].
-    totals: [AtomicU64; 6],
-    /// By [`FleetKind::index`], then target.
-    per_target: [Box<[AtomicU32]>; 6],
+    totals: [AtomicU64; KINDS],
+    /// By [`FleetKind::index`], then target ([`Fleet::targets_of`]).
+    per_target: [Box<[AtomicU32]>; KINDS],
     /// Ring of `(second << 32) | count`, by second modulo [`PER_SECOND_KEPT`].
     per_second: Box<[AtomicU64]>,
     /// By gateway state.
@@ -591,8 +775,15 @@ pub(crate) struct Fleet {
     onprem_support: Vec<BodyTemplate>,
     /// By can_send.
     dialog360: Vec<BodyTemplate>,
-    /// By `(can_send * 3 + quality) * 2 + tier`.
+    /// By `(can_send * 3 + quality) * 2 + tier`; the holes of its WABA and business in its
+    /// `health_status`.
     graph: Vec<BodyTemplate>,
+    /// A WABA's `health_status`.
+    waba_health: BodyTemplate,
+    /// By `template * 2 + paused`.
+    templates: Vec<BodyTemplate>,
+    /// `debug_token`'s `granular_scopes`.
+    granular_scopes: String,
     /// By `((can_send * 3 + quality) * 4 + kapso status) * 2 + webhook subscribed`.
     kapso: Vec<BodyTemplate>,
     usage_headers: Vec<(HeaderName, HeaderValue)>,
@@ -629,8 +820,30 @@ fn cloud_of(number: meta::PhoneNumber, kapso: KapsoState) -> MetaState {
     cloud
 }
 
+/// Puts the holes of the WABA and business into the entities of a `health_status`.
+fn owner_holes(health: &mut Value) {
+    let Some(entities) = health.get_mut("entities").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for e in entities.iter_mut().filter_map(Value::as_object_mut) {
+        let hole = match e.get("entity_type").and_then(Value::as_str) {
+            Some("WABA") => WABA,
+            Some("BUSINESS") => BUSINESS,
+            _ => continue,
+        };
+        e.insert("id".into(), json!(hole));
+    }
+}
+
 impl Fleet {
-    pub(crate) fn new(size: usize, started_at: DateTime<Utc>, faults: FleetFaults) -> Self {
+    pub(crate) fn new(
+        size: usize,
+        businesses: FleetBusinesses,
+        started_at: DateTime<Utc>,
+        faults: FleetFaults,
+    ) -> Self {
+        let shape = businesses.clipped();
+        let graph_numbers = size.max(shape.numbers());
         let meta = json!({"version": META_VERSION, "api_status": "stable"});
         let mut onprem_health = Vec::new();
         let mut onprem_support = Vec::new();
@@ -688,6 +901,9 @@ impl Fleet {
                         }
                     }
                     m.insert("id".into(), json!(ID));
+                    if let Some(health) = m.get_mut("health_status") {
+                        owner_holes(health);
+                    }
                     graph.push(BodyTemplate::new(&Value::Object(m)));
                 }
                 for status in 0..KAPSO_STATUSES.len() {
@@ -716,17 +932,40 @@ impl Fleet {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let counters = || -> Box<[AtomicU32]> { (0..size).map(|_| AtomicU32::new(0)).collect() };
+        let mut waba_health = MetaState::initial().health_status(meta::Subject::Waba);
+        owner_holes(&mut waba_health);
+        let mut templates = Vec::new();
+        for t in 0..graph::TEMPLATES_PER_WABA {
+            for paused in [false, true] {
+                templates.push(BodyTemplate::new(&json!({
+                    "id": TEMPLATE,
+                    "name": TEMPLATE_NAMES[t],
+                    "language": TEMPLATE_LANGUAGES[t],
+                    "status": if paused { "PAUSED" } else { "APPROVED" },
+                    "category": TEMPLATE_CATEGORIES[t],
+                    "quality_score": {"score": if paused { "RED" } else { "GREEN" }},
+                })));
+            }
+        }
+        let targets = [size, graph_numbers, shape.businesses, shape.wabas(), 0];
         Fleet {
             size,
+            shape,
+            graph_numbers,
             started: std::time::Instant::now(),
             totals: Default::default(),
-            per_target: std::array::from_fn(|_| counters()),
+            per_target: std::array::from_fn(|k| {
+                let n = targets[Fleet::targets_of(FleetKind::ALL[k])];
+                (0..n).map(|_| AtomicU32::new(0)).collect()
+            }),
             per_second: (0..PER_SECOND_KEPT).map(|_| AtomicU64::new(0)).collect(),
             onprem_health,
             onprem_support,
             dialog360,
             graph,
+            waba_health: BodyTemplate::new(&waba_health),
+            templates,
+            granular_scopes: graph::granular_scopes(&shape),
             kapso,
             usage_headers,
             faults,
@@ -749,10 +988,36 @@ impl Fleet {
         self.started.elapsed().as_secs()
     }
 
+    /// What the targets of a kind are counted by, as an index into `[fleet size, Graph
+    /// numbers, businesses, WABAs, none]`.
+    fn targets_of(kind: FleetKind) -> usize {
+        match kind {
+            FleetKind::OnPremHealth
+            | FleetKind::OnPremSupport
+            | FleetKind::OnPremLogin
+            | FleetKind::Dialog360
+            | FleetKind::Kapso => 0,
+            FleetKind::CloudApi | FleetKind::GraphIds => 1,
+            FleetKind::GraphOwnedWabas | FleetKind::GraphClientWabas => 2,
+            FleetKind::GraphWaba
+            | FleetKind::GraphWabaPhoneNumbers
+            | FleetKind::GraphWabaTemplates
+            | FleetKind::GraphWabaSubscribedApps => 3,
+            FleetKind::GraphDebugToken => 4,
+        }
+    }
+
     fn count(&self, kind: FleetKind, target: Option<usize>) {
+        self.count_many(kind, target);
+    }
+
+    /// Counts one request of `kind` that names `targets`.
+    fn count_many(&self, kind: FleetKind, targets: impl IntoIterator<Item = usize>) {
         self.totals[kind.index()].fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = target.and_then(|i| self.per_target[kind.index()].get(i)) {
-            c.fetch_add(1, Ordering::Relaxed);
+        for i in targets {
+            if let Some(c) = self.per_target[kind.index()].get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let second = self.second();
         let slot = &self.per_second[(second % PER_SECOND_KEPT) as usize];
@@ -825,8 +1090,22 @@ impl Fleet {
             .iter()
             .map(|k| (k.as_str().to_string(), json!(self.requests(*k))))
             .collect();
+        let graph_requests: u64 = FleetKind::ALL
+            .iter()
+            .filter(|k| k.is_graph())
+            .map(|k| self.requests(*k))
+            .sum();
+        let shape = &self.shape;
         let mut body = json!({
             "targets": self.size,
+            "businesses": {
+                "businesses": shape.businesses,
+                "wabas_per_business": shape.wabas_per_business,
+                "numbers_per_waba": shape.numbers_per_waba,
+                "wabas": shape.wabas(),
+                "numbers": shape.numbers(),
+            },
+            "graph_requests": graph_requests,
             "uptime_seconds": self.started.elapsed().as_secs_f64(),
             "second": self.second(),
             "requests": requests,
@@ -975,7 +1254,7 @@ impl Simulator {
                 StatusCode::NOT_FOUND,
                 1006,
                 "Resource not found",
-                "No fleet: start the simulator with --targets N",
+                "No fleet: start the simulator with --targets N or --fleet.businesses B",
             );
         };
         if rest == "/stats" {
@@ -997,7 +1276,7 @@ impl Simulator {
         }
         if let Some(r) = rest.strip_prefix("/graph") {
             if r.is_empty() || r.starts_with('/') {
-                return self.fleet_graph(fleet, req, r);
+                return self.fleet_graph(fleet, req, r, &authority(req, local));
             }
         }
         let shown: String = rest.chars().take(200).collect();
@@ -1012,6 +1291,7 @@ impl Simulator {
     fn fleet_config_answer(&self, req: &Request<Incoming>, base: &str) -> Action {
         let query = cloud_api::Query::parse(req.uri().query());
         let size = self.fleet_size();
+        let most_businesses = self.fleet().map_or(0, |f| f.shape.businesses);
         let number = |key: &str, default: usize| -> Result<usize, String> {
             match query.get(key) {
                 None => Ok(default),
@@ -1020,35 +1300,57 @@ impl Simulator {
                     .map_err(|_| format!("{key} must be a number, not {v:?}")),
             }
         };
-        let interval = match query.get("interval") {
-            None => Ok(Duration::from_secs(30)),
-            Some(v) => humantime::parse_duration(v)
-                .map_err(|e| format!("interval {v:?}: {e}"))
-                .and_then(|d| {
-                    if d.is_zero() {
-                        Err("interval must be above 0".to_string())
-                    } else {
-                        Ok(d)
-                    }
-                }),
+        let duration = |key: &str, default: Duration| -> Result<Duration, String> {
+            match query.get(key) {
+                None => Ok(default),
+                Some(v) => humantime::parse_duration(v)
+                    .map_err(|e| format!("{key} {v:?}: {e}"))
+                    .and_then(|d| {
+                        if d.is_zero() {
+                            Err(format!("{key} must be above 0"))
+                        } else {
+                            Ok(d)
+                        }
+                    }),
+            }
         };
-        let default_onprem = size / 10;
-        let parsed = number("onprem", default_onprem)
-            .and_then(|o| number("cloud", size - default_onprem).map(|c| (o, c)))
-            .and_then(|(o, c)| interval.map(|i| (o, c, i)))
-            .and_then(|(o, c, i)| {
-                if o > size || c > size {
-                    Err(format!(
-                        "the fleet has {size} On-Premises instances and {size} numbers: \
-                         onprem and cloud must not exceed it"
-                    ))
-                } else {
-                    Ok((o, c, i))
-                }
-            });
-        match parsed {
-            Ok((onprem, cloud, interval)) => {
-                let text = fleet_config_at(base, self.options(), onprem, cloud, interval);
+        let parse = || -> Result<FleetConfigAsk, String> {
+            let businesses = number("businesses", 0)?;
+            // Asking for businesses alone gives them alone.
+            let default_onprem = if query.get("businesses").is_some() {
+                0
+            } else {
+                size / 10
+            };
+            let default_cloud = if query.get("businesses").is_some() {
+                0
+            } else {
+                size - default_onprem
+            };
+            let ask = FleetConfigAsk {
+                onprem: number("onprem", default_onprem)?,
+                cloud: number("cloud", default_cloud)?,
+                businesses,
+                interval: duration("interval", Duration::from_secs(30))?,
+                discovery_interval: duration("discovery_interval", Duration::from_secs(600))?,
+                debug_token: matches!(query.get("debug_token"), Some("1" | "true")),
+            };
+            if ask.onprem > size || ask.cloud > size {
+                return Err(format!(
+                    "the fleet has {size} On-Premises instances and {size} numbers: \
+                     onprem and cloud must not exceed it"
+                ));
+            }
+            if businesses > most_businesses {
+                return Err(format!(
+                    "the fleet has {most_businesses} businesses: businesses must not exceed it"
+                ));
+            }
+            Ok(ask)
+        };
+        match parse() {
+            Ok(ask) => {
+                let text = fleet_config_at(base, self.options(), &ask);
                 Action::Respond(body_response(
                     StatusCode::OK,
                     "application/yaml",
@@ -1231,41 +1533,6 @@ impl Simulator {
             },
         )
     }
-
-    fn fleet_graph(&self, fleet: &Fleet, req: &Request<Incoming>, rest: &str) -> Action {
-        let node = cloud_api::parse_path(rest)
-            .ok()
-            .filter(|p| p.edge.is_none())
-            .map(|p| p.node);
-        let i = node
-            .and_then(|n| n.parse::<u64>().ok())
-            .and_then(|id| id.checked_sub(PHONE_NUMBER_ID_BASE))
-            .and_then(|i| usize::try_from(i).ok())
-            .filter(|&i| i < fleet.size && node == Some(phone_number_id(i).as_str()));
-        fleet.count(FleetKind::CloudApi, i);
-        let token = &self.inner.opts.cloud_api_token;
-        let action = match authorization(req) {
-            Some((scheme, t)) if scheme == "bearer" && !t.is_empty() && t == token => match i {
-                Some(i) if req.method() == Method::GET => {
-                    let t = (can_send_index(i) * 3 + quality_index(i)) * 2 + tier_index(i);
-                    answer(
-                        fleet.fault_now(FleetFamily::Cloud, i),
-                        || fleet.graph[t].render(i),
-                        cloud_api::fault_reply,
-                    )
-                }
-                _ => Action::Respond(
-                    GraphErr::unsupported(req.method(), node.unwrap_or("")).response(),
-                ),
-            },
-            _ => Action::Respond(GraphErr::invalid_token().response()),
-        };
-        action.map_response(|resp| {
-            for (name, value) in &fleet.usage_headers {
-                resp.headers_mut().insert(name.clone(), value.clone());
-            }
-        })
-    }
 }
 
 /// A YAML double-quoted scalar (JSON's escapes are YAML's), with `$` doubled so that the
@@ -1290,14 +1557,77 @@ pub fn fleet_config(
     cloud: usize,
     interval: Duration,
 ) -> String {
+    fleet_config_for(
+        handle,
+        &FleetConfigAsk {
+            onprem,
+            cloud,
+            interval,
+            ..FleetConfigAsk::default()
+        },
+    )
+}
+
+/// What an exporter configuration of the fleet holds ([`fleet_config_for`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetConfigAsk {
+    /// On-Premises targets, instances `0..onprem`.
+    pub onprem: usize,
+    /// Cloud API numbers `0..cloud`, one target each (see [`fleet_config`]).
+    pub cloud: usize,
+    /// `cloud_api` targets of businesses `0..businesses`, one each, by `business_id`.
+    pub businesses: usize,
+    /// Every target's interval (timeout: the shorter of 10 s and the interval).
+    pub interval: Duration,
+    /// The business targets' `discovery_interval`.
+    pub discovery_interval: Duration,
+    /// Whether the business targets ask `debug_token` with the app token
+    /// ([`FLEET_APP_TOKEN`], `debug_token_access_token`).
+    pub debug_token: bool,
+}
+
+impl Default for FleetConfigAsk {
+    fn default() -> Self {
+        FleetConfigAsk {
+            onprem: 0,
+            cloud: 0,
+            businesses: 0,
+            interval: Duration::from_secs(30),
+            discovery_interval: Duration::from_secs(600),
+            debug_token: false,
+        }
+    }
+}
+
+/// An exporter configuration for a fleet simulator served at `handle`: [`fleet_config`]'s
+/// targets, and one `cloud_api` target per business, named `business-{b}`, with its
+/// `business_id`, the Graph token, `api_version`, `discovery_interval` and
+/// [`business_series_limit`]. The simulator
+/// must have at least `businesses` ([`SimulatorOptions::fleet_businesses`]).
+///
+/// [`SimulatorOptions::fleet_businesses`]: super::SimulatorOptions::fleet_businesses
+pub fn fleet_config_for(handle: &SimulatorHandle, ask: &FleetConfigAsk) -> String {
     fleet_config_at(
         &format!("http://{}", handle.addr),
         handle.simulator().options(),
-        onprem,
-        cloud,
-        interval,
+        ask,
     )
 }
+
+/// Series a business target of the fleet may export: [`SERIES_PER_NUMBER`] per number of a
+/// business and 1,000 more, room for its WABAs and token (the exporter's default, 1,000,
+/// would leave out all but a few numbers).
+pub fn business_series_limit(shape: FleetBusinesses) -> usize {
+    shape
+        .wabas_per_business
+        .saturating_mul(shape.numbers_per_waba)
+        .saturating_mul(SERIES_PER_NUMBER)
+        .saturating_add(1000)
+}
+
+/// Room for the series of one number in [`business_series_limit`]: the exporter writes
+/// about 46 (its state sets).
+pub const SERIES_PER_NUMBER: usize = 100;
 
 /// How many of `cloud` numbers go to dialog360, kapso and cloud_api targets.
 pub fn cloud_split(cloud: usize) -> [usize; 3] {
@@ -1310,18 +1640,26 @@ pub fn cloud_split(cloud: usize) -> [usize; 3] {
     ]
 }
 
-fn fleet_config_at(
-    base: &str,
-    opts: &SimulatorOptions,
-    onprem: usize,
-    cloud: usize,
-    interval: Duration,
-) -> String {
+fn fleet_config_at(base: &str, opts: &SimulatorOptions, ask: &FleetConfigAsk) -> String {
+    let FleetConfigAsk {
+        onprem,
+        cloud,
+        businesses,
+        interval,
+        ..
+    } = *ask;
     let timeout = interval.min(Duration::from_secs(10));
-    let mut out = String::with_capacity(64 + (onprem + cloud) * 200);
+    let mut out = String::with_capacity(64 + (onprem + cloud + businesses) * 200);
+    let what = if businesses > 0 {
+        format!(
+            "{onprem} On-Premises targets, {cloud} Cloud API numbers and {businesses} businesses"
+        )
+    } else {
+        format!("{onprem} On-Premises targets and {cloud} Cloud API numbers")
+    };
     let _ = write!(
         out,
-        "# {onprem} On-Premises targets and {cloud} Cloud API numbers of the simulator's fleet.\n\
+        "# {what} of the simulator's fleet.\n\
          global:\n  interval: {}\n  timeout: {}\ntargets:\n",
         humantime::format_duration(interval),
         humantime::format_duration(timeout),
@@ -1363,6 +1701,21 @@ fn fleet_config_at(
             out,
             "  - {{name: cloud-{i}, type: cloud_api, base_url: {graph}, access_token: {token}, phone_number_ids: [\"{}\"]}}",
             phone_number_id(i),
+        );
+    }
+    let discovery = humantime::format_duration(ask.discovery_interval);
+    let series_limit = business_series_limit(opts.fleet_businesses.clipped());
+    let app_token = if ask.debug_token {
+        format!(", debug_token_access_token: {}", quoted(FLEET_APP_TOKEN))
+    } else {
+        String::new()
+    };
+    for b in 0..businesses {
+        let _ = writeln!(
+            out,
+            "  - {{name: business-{b}, type: cloud_api, base_url: {graph}, access_token: {token}, business_id: \"{}\", api_version: {}, discovery_interval: {discovery}, series_limit: {series_limit}{app_token}}}",
+            business_id(b),
+            cloud_api::DEFAULT_VERSION,
         );
     }
     out
@@ -1563,7 +1916,13 @@ mod unit {
             api_key: "a\"b${X}-0123456789".into(),
             ..SimulatorOptions::default()
         };
-        let text = fleet_config_at("http://h:1", &opts, 1, 3, Duration::from_secs(5));
+        let ask = FleetConfigAsk {
+            onprem: 1,
+            cloud: 3,
+            interval: Duration::from_secs(5),
+            ..FleetConfigAsk::default()
+        };
+        let text = fleet_config_at("http://h:1", &opts, &ask);
         assert!(text.contains("interval: 5s\n  timeout: 5s\n"), "{text}");
         assert!(
             text.contains(r#"api_key: "a\"b$${X}-0123456789""#),

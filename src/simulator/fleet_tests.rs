@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::fleet::{
-    self, dialog360_key, display_phone_number, kapso_config_id, phone_number_id, FLEET_TOKEN,
+    self, dialog360_key, display_phone_number, kapso_config_id, phone_number_id, FleetBusinesses,
+    FLEET_TOKEN,
 };
 use super::*;
 
@@ -610,5 +611,728 @@ async fn faults_replace_good_answers_only_and_are_counted_in_stats() {
     }
     let got = get(&format!("http://{}/fleet/stats", h.addr), &[]).await;
     assert_eq!(got.json()["faults"]["ratio"], 0.0);
+    h.shutdown().await;
+}
+
+/// A fleet of `businesses` businesses of `wabas` WABAs of `numbers` numbers (and no
+/// per-number targets).
+async fn start_businesses(businesses: usize, wabas: usize, numbers: usize) -> SimulatorHandle {
+    Simulator::new(SimulatorOptions {
+        fleet_businesses: FleetBusinesses {
+            businesses,
+            wabas_per_business: wabas,
+            numbers_per_waba: numbers,
+        },
+        ..SimulatorOptions::default()
+    })
+    .spawn("127.0.0.1:0")
+    .await
+    .expect("spawn simulator")
+}
+
+fn bearer(h: &SimulatorHandle) -> String {
+    format!("Bearer {}", h.simulator().options().cloud_api_token)
+}
+
+/// GETs `url` with the Graph token, expecting a 200 with JSON.
+async fn graph_ok(h: &SimulatorHandle, url: &str) -> Value {
+    let got = get(url, &[("Authorization", &bearer(h))]).await;
+    assert_eq!(
+        got.status,
+        200,
+        "{url}: {}",
+        String::from_utf8_lossy(&got.body)
+    );
+    assert!(
+        got.headers.contains_key("x-business-use-case-usage"),
+        "{url}"
+    );
+    assert!(got.headers.contains_key("x-app-usage"), "{url}");
+    got.json()
+}
+
+/// Every page of a listing from `url` on, following `next` (at most 50 pages): the items
+/// and the number of pages.
+async fn all_pages(h: &SimulatorHandle, url: &str) -> (Vec<Value>, usize) {
+    let mut items = Vec::new();
+    let mut next = Some(url.to_string());
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        pages += 1;
+        assert!(pages <= 50, "too many pages");
+        let page = graph_ok(h, &url).await;
+        items.extend(page["data"].as_array().expect("data").iter().cloned());
+        next = page["paging"]["next"].as_str().map(str::to_string);
+        if let Some(n) = &next {
+            assert!(
+                n.starts_with(&format!("http://{}/fleet/graph/", h.addr)),
+                "{n}"
+            );
+        }
+    }
+    (items, pages)
+}
+
+fn ids_of(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|v| v["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn businesses_list_their_owned_and_client_wabas_page_by_page() {
+    let h = start_businesses(2, 10, 3).await;
+    let graph = h.fleet_cloud_api_base_url();
+    let business = fleet::business_id(1);
+    let owned =
+        format!("{graph}/v24.0/{business}/owned_whatsapp_business_accounts?fields=id,name&limit=3");
+    let (items, pages) = all_pages(&h, &owned).await;
+    // Places 3 and 7 of each business's ten are its client WABAs.
+    let expected: Vec<String> = [10, 11, 12, 14, 15, 16, 18, 19]
+        .into_iter()
+        .map(fleet::waba_id)
+        .collect();
+    assert_eq!(ids_of(&items), expected);
+    assert_eq!(pages, 3);
+    assert_eq!(items[3]["name"], "Fleet WABA 14");
+    let client = format!(
+        "{graph}/v24.0/{business}/client_whatsapp_business_accounts?fields=id,name&limit=100"
+    );
+    let page = graph_ok(&h, &client).await;
+    assert_eq!(
+        ids_of(page["data"].as_array().expect("data")),
+        [fleet::waba_id(13), fleet::waba_id(17)]
+    );
+    assert!(page["paging"]["cursors"]["after"].is_string());
+    assert!(page["paging"].get("next").is_none(), "{page}");
+    // The next link keeps the version, the fields and the limit.
+    let addr = h.addr;
+    let first = graph_ok(&h, &owned).await;
+    let next = first["paging"]["next"].as_str().expect("next");
+    assert!(
+        next.starts_with(&format!(
+            "http://{addr}/fleet/graph/v24.0/{business}/owned_whatsapp_business_accounts?fields=id,name&limit=3&after="
+        )),
+        "{next}"
+    );
+    // Business 0 lists its own WABAs; without a version, Graph's default page.
+    let page = graph_ok(
+        &h,
+        &format!(
+            "{graph}/{}/owned_whatsapp_business_accounts",
+            fleet::business_id(0)
+        ),
+    )
+    .await;
+    assert_eq!(page["data"][0]["id"], fleet::waba_id(0));
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(8));
+    // Unknown businesses and bad parameters.
+    let token = bearer(&h);
+    for (path, status, code) in [
+        (
+            format!("{}/owned_whatsapp_business_accounts", fleet::business_id(2)),
+            400,
+            100,
+        ),
+        (
+            format!("{business}/owned_whatsapp_business_accounts?limit=0"),
+            400,
+            100,
+        ),
+        (
+            format!("{business}/owned_whatsapp_business_accounts?after=nope"),
+            400,
+            100,
+        ),
+    ] {
+        let got = get(
+            &format!("{graph}/v24.0/{path}"),
+            &[("Authorization", &token)],
+        )
+        .await;
+        assert_eq!(got.status, status, "{path}");
+        assert_eq!(got.json()["error"]["code"], code, "{path}");
+    }
+    h.shutdown().await;
+
+    // A page holds at most 100.
+    let h = start_businesses(1, 150, 0).await;
+    let url = format!(
+        "{}/v24.0/{}/owned_whatsapp_business_accounts?limit=500",
+        h.fleet_cloud_api_base_url(),
+        fleet::business_id(0)
+    );
+    let page = graph_ok(&h, &url).await;
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(100));
+    let (items, pages) = all_pages(&h, &url).await;
+    assert_eq!((items.len(), pages), (150 - 37, 2));
+    h.shutdown().await;
+}
+
+const NUMBER_FIELDS: &str = "id,health_status,quality_rating,whatsapp_business_manager_messaging_limit,status,name_status,throughput,display_phone_number,verified_name";
+const TEMPLATE_FIELDS: &str = "id,name,language,status,category,quality_score";
+
+#[tokio::test]
+async fn a_waba_answers_its_numbers_templates_and_apps_by_field_expansion() {
+    let h = start_businesses(2, 10, 3).await;
+    let graph = h.fleet_cloud_api_base_url();
+    // WABA 17: business 1, numbers 51..54 (53 is LIMITED).
+    let w = 17;
+    let url = format!(
+        "{graph}/v24.0/{}?fields=id,health_status,phone_numbers.limit(100){{{NUMBER_FIELDS}}},\
+         message_templates.limit(100){{{TEMPLATE_FIELDS}}},subscribed_apps",
+        fleet::waba_id(w)
+    );
+    let v = graph_ok(&h, &url).await;
+    let keys: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "health_status",
+            "id",
+            "message_templates",
+            "phone_numbers",
+            "subscribed_apps"
+        ]
+    );
+    assert_eq!(v["id"], fleet::waba_id(w));
+    assert_eq!(v["health_status"]["can_send_message"], "AVAILABLE");
+    let entities: Vec<(&str, &str, &str)> = v["health_status"]["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or("?");
+            (text("entity_type"), text("id"), text("can_send_message"))
+        })
+        .collect();
+    let (waba, business) = (fleet::waba_id(w), fleet::business_id(1));
+    assert_eq!(
+        entities,
+        [
+            ("WABA", waba.as_str(), "AVAILABLE"),
+            ("BUSINESS", business.as_str(), "AVAILABLE"),
+            ("APP", fleet::FLEET_APP_ID, "AVAILABLE"),
+        ]
+    );
+    let numbers = v["phone_numbers"]["data"].as_array().expect("numbers");
+    assert_eq!(
+        ids_of(numbers),
+        (51..54).map(phone_number_id).collect::<Vec<_>>()
+    );
+    assert!(v["phone_numbers"]["paging"].get("next").is_none(), "{v}");
+    for (k, n) in numbers.iter().enumerate() {
+        let i = 51 + k;
+        // The number as the fleet answers it alone, which the exporter reads.
+        let alone = graph_ok(&h, &format!("{graph}/v24.0/{}", phone_number_id(i))).await;
+        assert_eq!(n, &alone, "{i}");
+        let phone = crate::providers::cloud_api::payload::parse_phone_number(
+            n.to_string().as_bytes(),
+            &mut crate::json::Problems::default(),
+        )
+        .expect("parses");
+        assert_eq!(
+            phone.health_status.map(|h| h.can_send_message).as_deref(),
+            Some(fleet::number_can_send(i))
+        );
+        let entities = n["health_status"]["entities"].as_array().expect("entities");
+        let entity = |t: &str| {
+            entities
+                .iter()
+                .find(|e| e["entity_type"] == t)
+                .map(|e| e["id"].clone())
+        };
+        assert_eq!(entity("PHONE_NUMBER"), Some(phone_number_id(i).into()));
+        assert_eq!(entity("WABA"), Some(fleet::waba_id(w).into()));
+        assert_eq!(entity("BUSINESS"), Some(fleet::business_id(1).into()));
+    }
+    assert_eq!(
+        v["message_templates"]["data"],
+        serde_json::json!([
+            {"id": fleet::template_id(w, 0), "name": "fleet_order_update", "language": "en_US",
+             "status": "APPROVED", "category": "UTILITY", "quality_score": {"score": "GREEN"}},
+            {"id": fleet::template_id(w, 1), "name": "fleet_spring_sale", "language": "es_ES",
+             "status": "APPROVED", "category": "MARKETING", "quality_score": {"score": "GREEN"}},
+            {"id": fleet::template_id(w, 2), "name": "fleet_login_code", "language": "en_US",
+             "status": "APPROVED", "category": "AUTHENTICATION", "quality_score": {"score": "GREEN"}},
+        ])
+    );
+    assert_eq!(
+        v["subscribed_apps"],
+        serde_json::json!({"data": [{"whatsapp_business_api_data": {
+            "id": fleet::FLEET_APP_ID, "link": "https://example.com", "name": "Fleet App"}}]})
+    );
+    // Only the fields asked; without fields, id and name; an unknown field is refused.
+    let v = graph_ok(
+        &h,
+        &format!("{graph}/v24.0/{}?fields=health_status", fleet::waba_id(3)),
+    )
+    .await;
+    assert_eq!(v.as_object().map(|m| m.len()), Some(2), "{v}");
+    assert_eq!(
+        v["health_status"]["entities"][1]["id"],
+        fleet::business_id(0)
+    );
+    let v = graph_ok(&h, &format!("{graph}/{}", fleet::waba_id(3))).await;
+    assert_eq!(
+        v,
+        serde_json::json!({"id": fleet::waba_id(3), "name": "Fleet WABA 3"})
+    );
+    let token = bearer(&h);
+    for fields in ["id,currency", "phone_numbers.limit(0){id}", "x{y}"] {
+        let got = get(
+            &format!("{graph}/v24.0/{}?fields={fields}", fleet::waba_id(3)),
+            &[("Authorization", &token)],
+        )
+        .await;
+        assert_eq!(got.status, 400, "{fields}");
+        assert_eq!(got.json()["error"]["code"], 100, "{fields}");
+    }
+    // WABA 7 has its second template paused; WABA 13 has no app subscribed.
+    let v = graph_ok(
+        &h,
+        &format!(
+            "{graph}/v24.0/{}?fields=message_templates,subscribed_apps",
+            fleet::waba_id(7)
+        ),
+    )
+    .await;
+    assert_eq!(v["message_templates"]["data"][1]["status"], "PAUSED");
+    assert_eq!(
+        v["message_templates"]["data"][1]["quality_score"]["score"],
+        "RED"
+    );
+    assert_eq!(fleet::template_status(7, 1), "PAUSED");
+    assert!(fleet::waba_subscribed(7));
+    let v = graph_ok(
+        &h,
+        &format!("{graph}/v24.0/{}/subscribed_apps", fleet::waba_id(13)),
+    )
+    .await;
+    assert_eq!(v, serde_json::json!({"data": []}));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_waba_with_more_numbers_than_the_limit_pages_them_on_its_edge() {
+    let h = start_businesses(1, 2, 5).await;
+    let graph = h.fleet_cloud_api_base_url();
+    let w = fleet::waba_id(1);
+    let addr = h.addr;
+    let url = format!(
+        "{graph}/v23.0/{w}?fields=id,phone_numbers.limit(2){{id,health_status{{can_send_message}}}}"
+    );
+    let v = graph_ok(&h, &url).await;
+    let first = v["phone_numbers"]["data"]
+        .as_array()
+        .expect("numbers")
+        .clone();
+    assert_eq!(ids_of(&first), [phone_number_id(5), phone_number_id(6)]);
+    let next = v["phone_numbers"]["paging"]["next"]
+        .as_str()
+        .expect("next")
+        .to_string();
+    assert!(
+        next.starts_with(&format!(
+            "http://{addr}/fleet/graph/v23.0/{w}/phone_numbers?fields=id,health_status%7Bcan_send_message%7D&limit=2&after="
+        )),
+        "{next}"
+    );
+    let (rest, pages) = all_pages(&h, &next).await;
+    assert_eq!(pages, 2);
+    assert_eq!(
+        ids_of(&rest),
+        (7..10).map(phone_number_id).collect::<Vec<_>>()
+    );
+    // The edge from its start, and the templates' edge.
+    let (all, pages) = all_pages(&h, &format!("{graph}/v24.0/{w}/phone_numbers?limit=4")).await;
+    assert_eq!((all.len(), pages), (5, 2));
+    let (templates, pages) = all_pages(
+        &h,
+        &format!("{graph}/v24.0/{w}/message_templates?fields={TEMPLATE_FIELDS}&limit=2"),
+    )
+    .await;
+    assert_eq!(
+        (ids_of(&templates), pages),
+        (
+            (0..3).map(|t| fleet::template_id(1, t)).collect::<Vec<_>>(),
+            2
+        )
+    );
+    // Past the end: an empty page.
+    let after_last = rest.len();
+    assert_eq!(after_last, 3);
+    let page = graph_ok(&h, &format!("{graph}/{w}/phone_numbers?limit=100")).await;
+    let last = page["paging"]["cursors"]["after"].as_str().expect("after");
+    let page = graph_ok(&h, &format!("{graph}/{w}/phone_numbers?after={last}")).await;
+    assert_eq!(page, serde_json::json!({"data": []}));
+    // An unknown WABA, an unknown edge.
+    let token = bearer(&h);
+    for path in [
+        format!("{}/phone_numbers", fleet::waba_id(2)),
+        format!("{w}/assigned_users"),
+    ] {
+        let got = get(
+            &format!("{graph}/v24.0/{path}"),
+            &[("Authorization", &token)],
+        )
+        .await;
+        assert_eq!(got.status, 400, "{path}");
+        assert_eq!(got.json()["error"]["code"], 100, "{path}");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn ids_look_up_up_to_fifty_numbers_and_refuse_unknown_ones() {
+    let h = start_businesses(1, 10, 10).await;
+    let graph = h.fleet_cloud_api_base_url();
+    let ids: Vec<String> = [3, 57, 99].into_iter().map(phone_number_id).collect();
+    for root in ["/v24.0/", "/v24.0", ""] {
+        let v = graph_ok(
+            &h,
+            &format!("{graph}{root}?ids={}&fields={NUMBER_FIELDS}", ids.join(",")),
+        )
+        .await;
+        let m = v.as_object().expect("object");
+        assert_eq!(m.len(), 3, "{root}");
+        for (id, i) in ids.iter().zip([3, 57, 99]) {
+            assert_eq!(m[id]["id"], *id);
+            assert_eq!(m[id]["quality_rating"], fleet::number_quality(i));
+            let alone = graph_ok(&h, &format!("{graph}/v24.0/{id}")).await;
+            assert_eq!(m[id], alone);
+        }
+    }
+    let token = bearer(&h);
+    let fifty: Vec<String> = (0..50).map(phone_number_id).collect();
+    let v = graph_ok(&h, &format!("{graph}/v24.0/?ids={}", fifty.join(","))).await;
+    assert_eq!(v.as_object().map(|m| m.len()), Some(50));
+    let fifty_one: Vec<String> = (0..51).map(phone_number_id).collect();
+    let got = get(
+        &format!("{graph}/v24.0/?ids={}", fifty_one.join(",")),
+        &[("Authorization", &token)],
+    )
+    .await;
+    assert_eq!(got.status, 400);
+    assert_eq!(got.json()["error"]["code"], 100);
+    assert!(
+        got.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Maximum: 50")),
+        "{}",
+        got.json()
+    );
+    let unknown = phone_number_id(100);
+    let got = get(
+        &format!("{graph}/v24.0/?ids={},{unknown}", ids[0]),
+        &[("Authorization", &token)],
+    )
+    .await;
+    assert_eq!(got.status, 404);
+    let e = &got.json()["error"];
+    assert_eq!(e["code"], 803);
+    assert_eq!(
+        e["message"],
+        format!("(#803) Some of the aliases you requested do not exist: {unknown}")
+    );
+    let got = get(
+        &format!("{graph}/v24.0/?ids="),
+        &[("Authorization", &token)],
+    )
+    .await;
+    assert_eq!(got.status, 400);
+    let got = get(
+        &format!("{graph}/v24.0/?ids={}", ids[0]),
+        &[("Authorization", "Bearer wrong")],
+    )
+    .await;
+    assert_eq!(got.status, 401);
+    assert_eq!(got.json()["error"]["code"], 190);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn debug_token_describes_the_fleet_token_and_refuses_others() {
+    let h = start_businesses(2, 3, 1).await;
+    let graph = h.fleet_cloud_api_base_url();
+    let token = h.simulator().options().cloud_api_token.clone();
+    let now = Utc::now().timestamp();
+    for auth in [bearer(&h), format!("Bearer {}", fleet::FLEET_APP_TOKEN)] {
+        let got = get(
+            &format!("{graph}/v24.0/debug_token?input_token={token}"),
+            &[("Authorization", &auth)],
+        )
+        .await;
+        assert_eq!(got.status, 200);
+        let d = &got.json()["data"];
+        assert_eq!(d["is_valid"], true);
+        assert_eq!(d["app_id"], fleet::FLEET_APP_ID);
+        assert_eq!(d["type"], "SYSTEM_USER");
+        assert_eq!(d["expires_at"], 0);
+        assert_eq!(d["user_id"], fleet::FLEET_SYSTEM_USER_ID);
+        let expires = d["data_access_expires_at"].as_i64().expect("expiry");
+        assert!((expires - (now + 90 * 86_400)).abs() < 60, "{d}");
+        let issued = d["issued_at"].as_i64().expect("issued");
+        assert!((issued - (now - 30 * 86_400)).abs() < 60, "{d}");
+        assert_eq!(
+            d["scopes"],
+            serde_json::json!([
+                "whatsapp_business_management",
+                "whatsapp_business_messaging",
+                "business_management"
+            ])
+        );
+        let wabas: Vec<String> = (0..6).map(fleet::waba_id).collect();
+        assert_eq!(
+            d["granular_scopes"][0],
+            serde_json::json!({"scope": "whatsapp_business_management", "target_ids": wabas})
+        );
+        assert_eq!(
+            d["granular_scopes"][2]["target_ids"],
+            serde_json::json!([fleet::business_id(0), fleet::business_id(1)])
+        );
+    }
+    // Another input token: 200 with is_valid false.
+    let v = graph_ok(
+        &h,
+        &format!("{graph}/v24.0/debug_token?input_token=someone-elses"),
+    )
+    .await;
+    assert_eq!(
+        v,
+        serde_json::json!({"data": {"is_valid": false, "error": {"code": 190,
+            "message": "Invalid OAuth access token."}, "scopes": []}})
+    );
+    // No input token; a bearer that is neither token; the app token elsewhere.
+    let got = get(
+        &format!("{graph}/v24.0/debug_token"),
+        &[("Authorization", &bearer(&h))],
+    )
+    .await;
+    assert_eq!(got.status, 400);
+    assert_eq!(got.json()["error"]["code"], 100);
+    let got = get(
+        &format!("{graph}/v24.0/debug_token?input_token={token}"),
+        &[("Authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(got.status, 401);
+    let got = get(
+        &format!("{graph}/v24.0/{}", fleet::waba_id(0)),
+        &[(
+            "Authorization",
+            &format!("Bearer {}", fleet::FLEET_APP_TOKEN),
+        )],
+    )
+    .await;
+    assert_eq!(got.status, 401);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn graph_requests_are_counted_by_kind_and_target() {
+    // Numbers 0..24 belong to businesses; 24..30 are per-number targets only.
+    let h = Simulator::new(SimulatorOptions {
+        fleet: 30,
+        fleet_businesses: FleetBusinesses {
+            businesses: 2,
+            wabas_per_business: 4,
+            numbers_per_waba: 3,
+        },
+        ..SimulatorOptions::default()
+    })
+    .spawn("127.0.0.1:0")
+    .await
+    .expect("spawn simulator");
+    let graph = h.fleet_cloud_api_base_url();
+    let b1 = fleet::business_id(1);
+    let token = bearer(&h);
+    let auth = [("Authorization", token.as_str())];
+    for path in [
+        format!("{b1}/owned_whatsapp_business_accounts?limit=2"),
+        format!("{b1}/owned_whatsapp_business_accounts?limit=2&after=x"),
+        format!("{b1}/client_whatsapp_business_accounts"),
+        format!("{}?fields=id,phone_numbers", fleet::waba_id(5)),
+        format!("{}/phone_numbers", fleet::waba_id(5)),
+        format!("{}/message_templates", fleet::waba_id(6)),
+        format!("{}/subscribed_apps", fleet::waba_id(6)),
+        format!("?ids={},{}", phone_number_id(2), phone_number_id(29)),
+        format!("?ids={}", phone_number_id(2)),
+        "debug_token?input_token=x".to_string(),
+        phone_number_id(29),
+        phone_number_id(30),
+    ] {
+        get(&format!("{graph}/v24.0/{path}"), &auth).await;
+    }
+    // Unauthorised requests count too.
+    get(&format!("{graph}/v24.0/{}", fleet::waba_id(5)), &[]).await;
+    let sim = h.simulator();
+    let expected = [
+        (FleetKind::GraphOwnedWabas, 2),
+        (FleetKind::GraphClientWabas, 1),
+        (FleetKind::GraphWaba, 2),
+        (FleetKind::GraphWabaPhoneNumbers, 1),
+        (FleetKind::GraphWabaTemplates, 1),
+        (FleetKind::GraphWabaSubscribedApps, 1),
+        (FleetKind::GraphIds, 2),
+        (FleetKind::GraphDebugToken, 1),
+        (FleetKind::CloudApi, 2),
+    ];
+    for (kind, n) in expected {
+        assert_eq!(sim.fleet_requests(kind), n, "{kind:?}");
+    }
+    assert_eq!(sim.fleet_target_requests(FleetKind::GraphOwnedWabas, 1), 2);
+    assert_eq!(sim.fleet_target_requests(FleetKind::GraphWaba, 5), 2);
+    assert_eq!(sim.fleet_target_requests(FleetKind::GraphIds, 2), 2);
+    assert_eq!(sim.fleet_target_requests(FleetKind::GraphIds, 29), 1);
+    assert_eq!(sim.fleet_target_requests(FleetKind::CloudApi, 29), 1);
+    assert!(FleetKind::ALL.iter().filter(|k| k.is_graph()).count() == 9);
+    let got = get(&format!("http://{}/fleet/stats?per_target=1", h.addr), &[]).await;
+    let stats = got.json();
+    assert_eq!(stats["graph_requests"], 13);
+    assert_eq!(stats["requests"]["graph_waba"], 2);
+    assert_eq!(stats["requests"]["graph_waba_message_templates"], 1);
+    assert_eq!(stats["requests"]["onprem_health"], 0);
+    assert_eq!(
+        stats["businesses"],
+        serde_json::json!({"businesses": 2, "wabas_per_business": 4, "numbers_per_waba": 3,
+            "wabas": 8, "numbers": 24})
+    );
+    let per_target = &stats["per_target"];
+    assert_eq!(per_target["graph_owned_wabas"], serde_json::json!([0, 2]));
+    assert_eq!(per_target["graph_waba"].as_array().map(Vec::len), Some(8));
+    assert_eq!(per_target["graph"].as_array().map(Vec::len), Some(30));
+    assert_eq!(per_target["graph_debug_token"], serde_json::json!([]));
+    assert_eq!(
+        per_target["onprem_health"].as_array().map(Vec::len),
+        Some(30)
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_config_route_writes_one_target_per_business() {
+    let h = start_businesses(3, 2, 2).await;
+    let url = |q: &str| format!("http://{}/fleet/config?{q}", h.addr);
+    let got = get(
+        &url("businesses=2&interval=20s&discovery_interval=5m&debug_token=1"),
+        &[],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    let text = String::from_utf8(got.body).expect("UTF-8");
+    assert_eq!(
+        text,
+        fleet::fleet_config_for(
+            &h,
+            &fleet::FleetConfigAsk {
+                businesses: 2,
+                interval: Duration::from_secs(20),
+                discovery_interval: Duration::from_secs(300),
+                debug_token: true,
+                ..fleet::FleetConfigAsk::default()
+            }
+        )
+    );
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    let targets = yaml["targets"].as_sequence().expect("targets");
+    assert_eq!(targets.len(), 2, "{text}");
+    for (b, t) in targets.iter().enumerate() {
+        assert_eq!(t["name"].as_str(), Some(format!("business-{b}").as_str()));
+        assert_eq!(t["type"].as_str(), Some("cloud_api"));
+        assert_eq!(
+            t["business_id"].as_str(),
+            Some(fleet::business_id(b).as_str())
+        );
+        assert_eq!(
+            t["base_url"].as_str(),
+            Some(h.fleet_cloud_api_base_url().as_str())
+        );
+        assert_eq!(
+            t["access_token"].as_str(),
+            Some(h.simulator().options().cloud_api_token.as_str())
+        );
+        assert_eq!(t["api_version"].as_str(), Some("v24.0"));
+        assert_eq!(t["discovery_interval"].as_str(), Some("5m"));
+        // 4 numbers a business, 100 series each, and 1,000.
+        assert_eq!(t["series_limit"].as_u64(), Some(1_400));
+        assert_eq!(
+            t["debug_token_access_token"].as_str(),
+            Some(fleet::FLEET_APP_TOKEN)
+        );
+    }
+    assert_eq!(yaml["global"]["interval"].as_str(), Some("20s"));
+    // Without debug_token: no app token; the default discovery interval.
+    let got = get(&url("businesses=3"), &[]).await;
+    let text = String::from_utf8(got.body).expect("UTF-8");
+    assert_eq!(text.matches("type: cloud_api").count(), 3, "{text}");
+    assert!(!text.contains("debug_token_access_token"), "{text}");
+    assert!(text.contains("discovery_interval: 10m"), "{text}");
+    for bad in [
+        "businesses=4",
+        "businesses=x",
+        "discovery_interval=0s",
+        "cloud=1",
+    ] {
+        let got = get(&url(bad), &[]).await;
+        assert_eq!(got.status, 400, "{bad}");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn failing_wabas_answer_faults_and_listings_do_not_fail() {
+    let h = Simulator::new(SimulatorOptions {
+        fleet_businesses: FleetBusinesses {
+            businesses: 1,
+            wabas_per_business: 4,
+            numbers_per_waba: 2,
+        },
+        fleet_faults: FleetFaults {
+            ratio: 1.0,
+            kinds: vec![FleetFault::ServerError],
+        },
+        ..SimulatorOptions::default()
+    })
+    .spawn("127.0.0.1:0")
+    .await
+    .expect("spawn simulator");
+    let graph = h.fleet_cloud_api_base_url();
+    let token = bearer(&h);
+    let auth = [("Authorization", token.as_str())];
+    for path in [
+        fleet::waba_id(1),
+        format!("{}/phone_numbers", fleet::waba_id(1)),
+        format!("?ids={}", phone_number_id(3)),
+        phone_number_id(3),
+    ] {
+        let got = get(&format!("{graph}/v24.0/{path}"), &auth).await;
+        assert_eq!(got.status, 500, "{path}");
+        assert!(got.headers.contains_key("x-app-usage"), "{path}");
+    }
+    for path in [
+        format!("{}/owned_whatsapp_business_accounts", fleet::business_id(0)),
+        "debug_token?input_token=x".to_string(),
+    ] {
+        let got = get(&format!("{graph}/v24.0/{path}"), &auth).await;
+        assert_eq!(got.status, 200, "{path}");
+    }
+    // Bad requests answer as without faults.
+    let got = get(
+        &format!("{graph}/v24.0/{}?fields=nope", fleet::waba_id(1)),
+        &auth,
+    )
+    .await;
+    assert_eq!(got.status, 400);
+    assert_eq!(
+        h.simulator().fleet_faults_answered(FleetFault::ServerError),
+        4
+    );
     h.shutdown().await;
 }

@@ -203,6 +203,10 @@ pub struct SimulatorOptions {
     pub fleet: usize,
     /// Which fleet targets fail, and how (see [`fleet::FleetFaults`]); none by default.
     pub fleet_faults: fleet::FleetFaults,
+    /// Businesses, WABAs and numbers of the fleet's Graph API (see
+    /// [`fleet::FleetBusinesses`]); with businesses, the fleet is served even without
+    /// [`SimulatorOptions::fleet`]. None by default.
+    pub fleet_businesses: fleet::FleetBusinesses,
 }
 
 impl Default for SimulatorOptions {
@@ -224,6 +228,7 @@ impl Default for SimulatorOptions {
             kapso_page_size: kapso::KAPSO_PAGE_SIZE,
             fleet: 0,
             fleet_faults: fleet::FleetFaults::default(),
+            fleet_businesses: fleet::FleetBusinesses::default(),
         }
     }
 }
@@ -250,6 +255,7 @@ impl fmt::Debug for SimulatorOptions {
             .field("kapso_page_size", &self.kapso_page_size)
             .field("fleet", &self.fleet)
             .field("fleet_faults", &self.fleet_faults)
+            .field("fleet_businesses", &self.fleet_businesses)
             .finish()
     }
 }
@@ -646,8 +652,14 @@ impl Simulator {
             kapso_platform_fault: None,
             kapso_item_without_id: false,
         };
-        let fleet = (opts.fleet > 0)
-            .then(|| fleet::Fleet::new(opts.fleet, started_at, opts.fleet_faults.clone()));
+        let fleet = (opts.fleet > 0 || opts.fleet_businesses.businesses > 0).then(|| {
+            fleet::Fleet::new(
+                opts.fleet,
+                opts.fleet_businesses,
+                started_at,
+                opts.fleet_faults.clone(),
+            )
+        });
         Simulator {
             inner: Arc::new(Inner {
                 opts,

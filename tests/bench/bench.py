@@ -39,6 +39,27 @@ Of tests/bench/soak.sh:
                                          reason=count,..." (- for a missing figure)
   bench.py fleet-rate STATS              from a /fleet/stats answer: "requests/s over the
                                          last 10 whole seconds, requests, faults answered"
+
+Of the Graph figures of run.sh (issue 15):
+
+  bench.py graph-numbers-config SIM N INTERVAL PER_TARGET
+                                         an exporter config of cloud_api targets polling
+                                         the fleet's numbers 0..N by phone_number_ids only,
+                                         PER_TARGET numbers a target
+  bench.py graph-figures START SETTLED END INTERVAL DEFAULT_INTERVAL DISCOVERY CPU METRICS
+                                         the Graph figures of issue 15 from three
+                                         /fleet/stats?per_target=1 answers (the exporter's
+                                         start, the window's start and end, a few
+                                         intervals of INTERVAL s apart), the exporter's CPU
+                                         seconds over the window and its /metrics body (the
+                                         numbers on it are the numbers polled):
+                                         "cycles per_cycle polls_per_cycle amortised
+                                         discovery_requests share_mean_% share_max_%
+                                         numbers_on_metrics cpu_us_per_number breakdown"
+  bench.py graph-wait STATS_URL BASELINE KINDS TIMEOUT
+                                         waits until the simulator has counted a request of
+                                         one of KINDS (comma-separated) since the
+                                         /fleet/stats answer BASELINE; prints the seconds
 """
 
 import http.client
@@ -51,6 +72,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -241,6 +263,137 @@ def series(path):
                 if t:
                     up_targets.add(t.group(1))
     print(lines, len(seen), duplicates, len(up_targets))
+
+
+GRAPH_TOKEN = "sim-graph-token-0123456789"
+PHONE_NUMBER_ID_BASE = 190_000_000_000_000
+# Business-level requests: a business's WABA listings and debug_token, the discovery's.
+DISCOVERY_KINDS = ("graph_owned_wabas", "graph_client_wabas", "graph_debug_token")
+# Requests on a WABA itself (its node and edges), by WABA.
+WABA_KINDS = (
+    "graph_waba",
+    "graph_waba_phone_numbers",
+    "graph_waba_message_templates",
+    "graph_waba_subscribed_apps",
+)
+# A WABA's per-hour budget of Graph requests (issue 15).
+WABA_BUDGET_PER_HOUR = 5000
+
+
+def graph_numbers_config(sim, n, interval, per_target):
+    """cloud_api targets polling numbers 0..n of the fleet by id, PER_TARGET each: the
+    per-number path (a target's numbers all answer within its timeout, or none counts)."""
+    n, interval, per_target = int(n), float(interval), int(per_target)
+    print(f"# The fleet's numbers 0..{n} by phone_number_ids only, {per_target} a target.")
+    print("global:")
+    print(f"  interval: {interval:g}s")
+    print(f"  timeout: {min(interval, 10.0):g}s")
+    print("targets:")
+    for t, first in enumerate(range(0, n, per_target)):
+        ids = ", ".join(
+            f'"{PHONE_NUMBER_ID_BASE + i}"' for i in range(first, min(first + per_target, n))
+        )
+        # Room for every number's series, as /fleet/config gives a business target.
+        print(
+            f'  - {{name: numbers-{t}, type: cloud_api, base_url: "{sim}/fleet/graph", '
+            f'access_token: "{GRAPH_TOKEN}", series_limit: {100 * per_target + 1000}, '
+            f"phone_number_ids: [{ids}]}}"
+        )
+
+
+def graph_kinds(stats):
+    return {k: v for k, v in stats["requests"].items() if k.startswith("graph")}
+
+
+def graph_figures(start_path, settled_path, end_path, interval, default_interval,
+                  discovery_interval, cpu_seconds, metrics_path):
+    """Graph requests per poll cycle, per WABA per hour and CPU per number (issue 15).
+
+    The window (SETTLED to END) is a few whole intervals after the first discovery, as long
+    as the simulator's uptime between the two answers says: its requests over its length in
+    intervals are the requests of one poll cycle. The business-level requests
+    (listings, debug_token) are the discovery's: counted from the exporter's start, they are
+    amortised over the discovery interval. A WABA's budget counts the requests on its node
+    and edges and on its numbers (alone or in ?ids= lookups: a lookup naming several of its
+    numbers counted once), per hour at DEFAULT_INTERVAL.
+    """
+    start, settled, end = (json.load(open(p)) for p in (start_path, settled_path, end_path))
+    interval = float(interval)
+    cycles = (end["uptime_seconds"] - settled["uptime_seconds"]) / interval
+    default_interval, discovery_interval = float(default_interval), float(discovery_interval)
+    cpu_seconds = float(cpu_seconds)
+    a, b = graph_kinds(settled), graph_kinds(end)
+    window = {k: b[k] - a.get(k, 0) for k in b}
+    total = sum(window.values())
+    per_cycle = total / cycles
+    in_window = sum(window.get(k, 0) for k in DISCOVERY_KINDS)
+    polls_per_cycle = (total - in_window) / cycles
+    run = end["uptime_seconds"] - start["uptime_seconds"]
+    s0 = graph_kinds(start)
+    discovery = sum(b.get(k, 0) - s0.get(k, 0) for k in DISCOVERY_KINDS)
+    discoveries = 1 + int(run // discovery_interval)
+    amortised = polls_per_cycle + discovery / discoveries * interval / discovery_interval
+
+    def delta(kind):
+        before = settled["per_target"].get(kind, [])
+        after = end["per_target"].get(kind, [])
+        return [x - (before[i] if i < len(before) else 0) for i, x in enumerate(after)]
+
+    shape = end.get("businesses", {})
+    wabas, per_waba = int(shape.get("wabas", 0)), int(shape.get("numbers_per_waba", 0))
+    mean_share = max_share = float("nan")
+    if wabas and per_waba:
+        counts = [0] * wabas
+        for kind in WABA_KINDS:
+            for w, n in enumerate(delta(kind)[:wabas]):
+                counts[w] += n
+        alone, looked_up = delta("graph"), delta("graph_ids")
+        for w in range(wabas):
+            mine = range(w * per_waba, (w + 1) * per_waba)
+            counts[w] += sum(alone[i] for i in mine if i < len(alone))
+            counts[w] += max((looked_up[i] for i in mine if i < len(looked_up)), default=0)
+        per_hour = [c / cycles * 3600 / default_interval for c in counts]
+        # The WABAs the exporter asked about: the others are not its budget's.
+        asked = [x for x in per_hour if x > 0] or per_hour
+        mean_share = sum(asked) / len(asked) / WABA_BUDGET_PER_HOUR * 100
+        max_share = max(asked) / WABA_BUDGET_PER_HOUR * 100
+    on_metrics = set()
+    label = re.compile(r'phone_number_id="([^"]*)"')
+    try:
+        with open(metrics_path, encoding="utf-8") as f:
+            for line in f:
+                if not line.startswith("#"):
+                    on_metrics.update(label.findall(line))
+    except OSError:
+        pass
+    # The numbers polled: those on /metrics, each once per cycle.
+    polled = len(on_metrics) * cycles
+    cpu_us = cpu_seconds / polled * 1e6 if polled else float("nan")
+    breakdown = ",".join(f"{k}={v / cycles:g}" for k, v in sorted(window.items()) if v) or "none"
+    print(
+        f"{cycles:.3f} {per_cycle:.1f} {polls_per_cycle:.1f} {amortised:.1f} {discovery} "
+        f"{mean_share:.3f} {max_share:.3f} {len(on_metrics)} {cpu_us:.3f} {breakdown}"
+    )
+
+
+def graph_wait(stats_url, baseline_path, kinds, timeout):
+    """Waits (at most TIMEOUT s) until the simulator counts a request of one of KINDS
+    (comma-separated) more than the /fleet/stats answer BASELINE; prints the seconds waited,
+    or nan."""
+    kinds = kinds.split(",")
+    baseline = json.load(open(baseline_path))["requests"]
+    start = time.monotonic()
+    while time.monotonic() - start < float(timeout):
+        try:
+            with urllib.request.urlopen(stats_url, timeout=5) as resp:
+                stats = json.load(resp)
+            if any(stats["requests"].get(k, 0) > baseline.get(k, 0) for k in kinds):
+                print(f"{time.monotonic() - start:.1f}")
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    print("nan")
 
 
 TARGET_LINE = re.compile(r"^  - (\{name: ([^,]+), type: ([a-z0-9_]+),.*)$")
@@ -442,6 +595,9 @@ def main():
         "soak-churn": soak_churn,
         "scrape": scrape,
         "fleet-rate": fleet_rate,
+        "graph-numbers-config": graph_numbers_config,
+        "graph-figures": graph_figures,
+        "graph-wait": graph_wait,
     }
     if command not in commands:
         sys.exit(__doc__)

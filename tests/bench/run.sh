@@ -10,6 +10,12 @@
 #   bash tests/bench/run.sh --soak 3600     # memory over an hour of polling (the goal)
 #   bash tests/bench/run.sh --perf          # also record perf profiles of the three loads
 #   bash tests/bench/run.sh --keep          # keep the work directory (logs, bodies, wrk output)
+#   bash tests/bench/run.sh --graph-only    # only the Graph figures of issue 15 (6. below)
+#   bash tests/bench/run.sh --graph-interval 10 --graph-cycles 3
+#                                           # their poll interval (s; default 30) and window
+#   bash tests/bench/run.sh --bin target/debug/whatsapp-exporter --graph-only
+#                                           # this binary, no release build: checks the
+#                                           # script (CPU figures are not the release's)
 #
 # It installs what is missing (wrk, nginx-light, prometheus-blackbox-exporter, python3,
 # curl; linux-perf with --perf) with apt-get, builds `cargo build --release`, and starts
@@ -41,6 +47,20 @@
 #     (the background polling's CPU, measured in 3, subtracted); series and promtool checks.
 #  5. Memory: resident at 10,000 targets against 2 x the body + 16 MiB; then --soak SECONDS
 #     (default 120) of polling with a scrape every 15 s, RSS at its start and end.
+#  6. The Cloud API at fleet scale (issue 15), against a simulator of one business of 1,000
+#     WABAs of 10 numbers (`simulate --fleet.businesses 1 --fleet.wabas-per-business 1000
+#     --fleet.numbers-per-waba 10`): the exporter with one cloud_api target by `business_id`
+#     (`/fleet/config?businesses=1`, discovery_interval 10m) at --graph-interval (30 s), left
+#     to settle past its first discovery (its first WABA listing, then two intervals), then
+#     measured over --graph-cycles (3) intervals: the simulator's Graph requests (every
+#     `graph...` kind of /fleet/stats) per cycle, the window's length in intervals taken from
+#     the simulator's clock, beside the old client's 11,000; the same with the business's
+#     listings and debug_token amortised over the 10m discovery; each WABA's requests (its
+#     node, edges and numbers) per hour at the 30 s default over its 5,000/hour budget; and
+#     the exporter's CPU per number polled (CPU seconds over the numbers on /metrics times
+#     the window in intervals). Beside them, the same run with the 10,000 numbers by
+#     phone_number_ids only (the per-number path), 50 a target (all the numbers of a target
+#     answer within its timeout). An exporter without `business_id` has its rows say n/a.
 #
 # Where the issue's words need a number, the script's reading is in the goal column: no
 # burst = the busiest second at most 1.5 x the mean; a scrape's cost not growing with how
@@ -51,8 +71,28 @@ set -uo pipefail
 SOAK=120
 PERF=0
 KEEP=0
+GRAPH_ONLY=0
+GRAPH_INTERVAL=30
+GRAPH_CYCLES=3
+GIVEN_BIN=
 while (($#)); do
     case "$1" in
+    --bin)
+        GIVEN_BIN="${2:?--bin needs a path}"
+        shift 2
+        ;;
+    --graph-only)
+        GRAPH_ONLY=1
+        shift
+        ;;
+    --graph-interval)
+        GRAPH_INTERVAL="${2:?--graph-interval needs seconds}"
+        shift 2
+        ;;
+    --graph-cycles)
+        GRAPH_CYCLES="${2:?--graph-cycles needs a count}"
+        shift 2
+        ;;
     --soak)
         SOAK="${2:?--soak needs seconds}"
         shift 2
@@ -81,6 +121,10 @@ while (($#)); do
 done
 [[ "$SOAK" =~ ^[0-9]+$ ]] || {
     echo "--soak takes whole seconds" >&2
+    exit 2
+}
+[[ "$GRAPH_INTERVAL" =~ ^[1-9][0-9]*$ && "$GRAPH_CYCLES" =~ ^[1-9][0-9]*$ ]] || {
+    echo "--graph-interval takes whole seconds and --graph-cycles a count, both above 0" >&2
     exit 2
 }
 
@@ -140,9 +184,11 @@ nginx_pids() { echo "$1 $(ps -o pid= --ppid "$1" | tr '\n' ' ')"; }
 log "work directory $WORK"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
-command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
+if ((!GRAPH_ONLY)); then
+    command -v wrk >/dev/null || need+=(wrk)
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
+    command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
+fi
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
 if ((PERF)) && ! command -v perf >/dev/null; then need+=(linux-perf); fi
@@ -155,11 +201,17 @@ if ((${#need[@]})); then
         die "apt-get install ${need[*]} (see $WORK/apt.log)"
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-BLACKBOX="$(command -v prometheus-blackbox-exporter)"
+BLACKBOX="$(command -v prometheus-blackbox-exporter || echo prometheus-blackbox-exporter)"
 
-log "building the release binary"
-(cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release"
-BIN="$ROOT/target/release/whatsapp-exporter"
+if [[ -n $GIVEN_BIN ]]; then
+    BIN="$(realpath "$GIVEN_BIN")"
+    [[ -x $BIN ]] || die "--bin $GIVEN_BIN is not an executable"
+    log "using $BIN (no release build)"
+else
+    log "building the release binary"
+    (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release"
+    BIN="$ROOT/target/release/whatsapp-exporter"
+fi
 RUN_BIN="$BIN"
 if ((PERF)); then
     log "building a release binary with symbols and frame pointers for perf"
@@ -188,10 +240,147 @@ sleep_until() {
     return 0
 }
 
-read -r SIM_PORT EXP_PORT BB_PORT NGX_PORT <<<"$(py ports 4)"
+read -r SIM_PORT EXP_PORT BB_PORT NGX_PORT GSIM_PORT <<<"$(py ports 5)"
 SIM="http://127.0.0.1:$SIM_PORT"
 EXP="http://127.0.0.1:$EXP_PORT"
 API_KEY=sim-api-key-0123456789
+
+# ---------------------------------------------------------------------------------------
+# 6. The Cloud API at fleet scale (issue 15); see the header. A function: --graph-only runs
+# it alone.
+GSIM="http://127.0.0.1:$GSIM_PORT"
+GRAPH_WABAS=1000
+GRAPH_PER_WABA=10
+GRAPH_NUMBERS=$((GRAPH_WABAS * GRAPH_PER_WABA))
+GRAPH_DEFAULT_INTERVAL=30
+GRAPH_DISCOVERY=600
+declare -A GF
+declare -A GW=([business]=- [numbers]=-)
+
+# One exporter run of NAME's config (graph-NAME.yaml) against the Graph simulator: settles
+# once a request of one of KINDS is seen (plus SETTLE seconds), then measures
+# GRAPH_CYCLES intervals. Sets GF[NAME] to bench.py graph-figures' line, or to "n/a REASON".
+graph_run() {
+    local name=$1 kinds=$2 settle=$3 pid waited c0 c1 w0
+    if ! "$RUN_BIN" --config.check --config.file "$WORK/graph-$name.yaml" >"$WORK/graph-$name-check.log" 2>&1; then
+        log "graph $name: the exporter refuses the config: $(grep -m1 -o 'FAILED.*' "$WORK/graph-$name-check.log" | cut -c1-200)"
+        GF[$name]="n/a config refused (see graph-$name-check.log)"
+        return
+    fi
+    curl -sf -o "$WORK/graph-$name-start.json" "$GSIM/fleet/stats?per_target=1" || die "fleet stats"
+    "$RUN_BIN" --config.file "$WORK/graph-$name.yaml" --web.listen-address "127.0.0.1:$EXP_PORT" 2>"$WORK/graph-$name-exporter.log" &
+    pid=$!
+    PIDS+=("$pid")
+    if ! wait_http "$EXP/-/ready" 30; then
+        stop "$pid"
+        GF[$name]="n/a the exporter did not start (see graph-$name-exporter.log)"
+        return
+    fi
+    waited=$(py graph-wait "$GSIM/fleet/stats" "$WORK/graph-$name-start.json" "$kinds" "$((2 * GRAPH_INTERVAL + 30))")
+    if [[ $waited == nan ]]; then
+        stop "$pid"
+        GF[$name]="n/a no Graph request of $kinds (see graph-$name-exporter.log)"
+        return
+    fi
+    log "graph $name: first $kinds request after $waited s; settling $settle s more"
+    sleep "$settle"
+    curl -sf -o "$WORK/graph-$name-settled.json" "$GSIM/fleet/stats?per_target=1" || die "fleet stats"
+    c0=$(cpu "$pid")
+    w0=$(date +%s.%N)
+    log "graph $name: measuring $GRAPH_CYCLES intervals of $GRAPH_INTERVAL s"
+    perf_record "$pid" "$((GRAPH_CYCLES * GRAPH_INTERVAL))" "graph-$name"
+    sleep_until "$w0" "$((GRAPH_CYCLES * GRAPH_INTERVAL))"
+    c1=$(cpu "$pid")
+    curl -sf -o "$WORK/graph-$name-end.json" "$GSIM/fleet/stats?per_target=1" || die "fleet stats"
+    perf_wait
+    curl -s -o "$WORK/graph-$name-metrics.txt" "$EXP/metrics"
+    GW[$name]=$(grep -c 'level=warn' "$WORK/graph-$name-exporter.log")
+    stop "$pid"
+    GF[$name]=$(py graph-figures "$WORK/graph-$name-start.json" "$WORK/graph-$name-settled.json" \
+        "$WORK/graph-$name-end.json" "$GRAPH_INTERVAL" "$GRAPH_DEFAULT_INTERVAL" \
+        "$GRAPH_DISCOVERY" "$(calc "$c1 - $c0")" "$WORK/graph-$name-metrics.txt")
+    log "graph $name: $(calc "$c1 - $c0") CPU s; figures: ${GF[$name]}"
+}
+
+graph_section() {
+    log "simulator of one business of $GRAPH_WABAS WABAs of $GRAPH_PER_WABA numbers on $GSIM"
+    "$BIN" simulate --fleet.businesses 1 --fleet.wabas-per-business "$GRAPH_WABAS" \
+        --fleet.numbers-per-waba "$GRAPH_PER_WABA" --step 0s \
+        --web.listen-address "127.0.0.1:$GSIM_PORT" >"$WORK/graph-simulator.out" 2>"$WORK/graph-simulator.log" &
+    GSIM_PID=$!
+    PIDS+=("$GSIM_PID")
+    wait_http "$GSIM/fleet/stats" || die "the Graph simulator did not start (see $WORK/graph-simulator.log)"
+    curl -sf -o "$WORK/graph-business.yaml" \
+        "$GSIM/fleet/config?businesses=1&interval=${GRAPH_INTERVAL}s&discovery_interval=$((GRAPH_DISCOVERY / 60))m" ||
+        die "fleet config of the business"
+    py graph-numbers-config "$GSIM" "$GRAPH_NUMBERS" "$GRAPH_INTERVAL" 50 >"$WORK/graph-numbers.yaml"
+    # The business: past its first listing, the first discovery's WABA reads (spread over an
+    # interval at most) and one whole interval more.
+    graph_run business graph_owned_wabas,graph_client_wabas "$((2 * GRAPH_INTERVAL))"
+    graph_run numbers graph,graph_ids "$GRAPH_INTERVAL"
+    stop "$GSIM_PID"
+
+    local b_cycles b_cycle b_polls b_amort b_disc b_mean b_max b_metrics b_cpu b_kinds
+    local n_cycles n_cycle n_polls n_amort n_disc n_mean n_max n_metrics n_cpu n_kinds
+    if [[ ${GF[business]} == n/a* ]]; then
+        b_cycles=nan b_cycle=nan b_polls=nan b_amort=nan b_disc=- b_mean=nan b_max=nan b_metrics=- b_cpu=nan b_kinds="${GF[business]}"
+    else
+        read -r b_cycles b_cycle b_polls b_amort b_disc b_mean b_max b_metrics b_cpu b_kinds <<<"${GF[business]}"
+    fi
+    if [[ ${GF[numbers]} == n/a* ]]; then
+        n_cycles=nan n_cycle=nan n_polls=nan n_amort=nan n_disc=- n_mean=nan n_max=nan n_metrics=- n_cpu=nan n_kinds="${GF[numbers]}"
+    else
+        read -r n_cycles n_cycle n_polls n_amort n_disc n_mean n_max n_metrics n_cpu n_kinds <<<"${GF[numbers]}"
+    fi
+    section "6. Cloud API at fleet scale (issue 15): 1 business x $GRAPH_WABAS WABAs x $GRAPH_PER_WABA numbers, interval $GRAPH_INTERVAL s, windows of $(fmt "$b_cycles" 2) and $(fmt "$n_cycles" 2) intervals"
+    row "Graph requests per poll cycle (business_id target)" "$(fmt "$b_cycle" 1)" "old client: 11,000 (issue)" "$(ratio "$b_cycle" 11000)" "<= 1050" "$(yes_if "$b_cycle" "<=" 1050)"
+    row "  the same with the discovery's listings and debug_token ($b_disc) amortised over 10m" "$(fmt "$b_amort" 1)" "-" "-" "<= 1050" "$(yes_if "$b_amort" "<=" 1050)"
+    row "  per cycle, by kind" "$b_kinds" "-" "-" "-" "-"
+    # The busiest WABA of a short window has one poll more when its phase falls at both
+    # ends: the goal reads the mean, the requests per WABA per hour.
+    row "share of a WABA's 5,000 requests/hour at the 30 s default: mean (busiest in the window), %" "$(fmt "$b_mean" 2) ($(fmt "$b_max" 2))" "phone_number_ids only (this run): $(fmt "$n_mean" 2) ($(fmt "$n_max" 2))" "$(ratio "$b_mean" "$n_mean")" "<= 3" "$(yes_if "$b_mean" "<=" 3)"
+    row "exporter CPU per polled number (us)" "$(fmt "$b_cpu" 2)" "phone_number_ids only (this run): $(fmt "$n_cpu" 2)" "$(ratio "$b_cpu" "$n_cpu")" "-" "-"
+    row "  phone_number_ids only (50 a target): Graph requests per poll cycle" "$(fmt "$n_cycle" 1)" "-" "-" "-" "-"
+    row "  phone_number_ids only: per cycle, by kind" "$n_kinds" "-" "-" "-" "-"
+    row "  numbers on /metrics (business; phone_number_ids only); warnings logged" "$b_metrics; $n_metrics; ${GW[business]} / ${GW[numbers]}" "-" "-" "$GRAPH_NUMBERS" "$([[ $b_metrics == "$GRAPH_NUMBERS" ]] && echo yes || echo NO)"
+}
+
+# Prints the table (and, with --perf, the profiles).
+report() {
+    echo
+    echo "whatsapp-exporter performance, $(date -u +%Y-%m-%dT%H:%M:%SZ), $("$BIN" --version 2>/dev/null)"
+    if ((GRAPH_ONLY)); then
+        echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB (--graph-only)"
+    else
+        echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $("$BLACKBOX" --version 2>&1 | head -1 | cut -d' ' -f1-3); $("$NGINX" -v 2>&1)"
+    fi
+    ((PERF)) && echo "(--perf: the exporter was a build with symbols and frame pointers, profiled at 499 Hz during the first run of each load)"
+    echo "load average before the run: $LOAD_BEFORE; at its end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew the figures)"
+    echo "ratio = ours / reference; CPU from /proc/<pid>/stat; wrk -t2 -c4 -d10s, medians of 3 runs"
+    echo
+    py table "$ROWS"
+
+    if ((PERF)); then
+        for name in probe polling metrics graph-business graph-numbers; do
+            [[ -s "$WORK/perf-$name.data" ]] || continue
+            echo
+            echo "== perf: $name (self time, top symbols)"
+            perf report -i "$WORK/perf-$name.data" --no-children --sort symbol -g none --percent-limit 1 --stdio 2>/dev/null |
+                grep -v '^[#]' | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-160 | head -30
+            echo "== perf: $name (including callees, top symbols; the runtime's own frames left out)"
+            perf report -i "$WORK/perf-$name.data" --children --sort symbol -g none --percent-limit 3 --stdio 2>/dev/null |
+                grep -v '^[#]' | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' |
+                grep -v -E 'thread_start|call_once|start_thread|rust_begin_short|worker::run|raw::poll|run_task|Harness|Pin<P> as core::future|blocking::pool|block_on|entry_SYSCALL|do_syscall|lang_start|libc_start|^ *[0-9.]+% +[0-9.]+% +\[\.\] (main|0x0*1|0+)$' |
+                cut -c1-160 | head -40
+        done
+    fi
+}
+
+if ((GRAPH_ONLY)); then
+    graph_section
+    report
+    exit 0
+fi
 
 log "simulator with a fleet of 10000 on $SIM"
 "$BIN" simulate --targets 10000 --web.listen-address "127.0.0.1:$SIM_PORT" >"$WORK/simulator.out" 2>"$WORK/simulator.log" &
@@ -621,27 +810,7 @@ row "resident after the polling window (MiB)" "$(mib "$FLEET_RSS_A")" "2 x body 
 row "resident after the /metrics load; peak (MiB)" "$(mib "$FLEET_RSS_B"); $(mib "$FLEET_HWM")" "2 x body + 16 MiB: $(mib "$LIMIT_KIB")" "$(ratio "$FLEET_RSS_B" "$LIMIT_KIB")" "<= 1" "$(yes_if "$FLEET_RSS_B" "<=" "$LIMIT_KIB")"
 row "soak of $SOAK s: resident at start -> end (min..max) (MiB)" "$(mib "$FLEET_RSS_B") -> $(mib "$FLEET_RSS_C") ($(mib "$SOAK_MIN")..$(mib "$SOAK_MAX"))" "start" "$(ratio "$FLEET_RSS_C" "$FLEET_RSS_B")" "<= 1.05 (flat; the goal: --soak 3600)" "$(yes_if "$(ratio "$FLEET_RSS_C" "$FLEET_RSS_B")" "<=" 1.05)"
 
-# ---------------------------------------------------------------------------------------
-echo
-echo "whatsapp-exporter performance, $(date -u +%Y-%m-%dT%H:%M:%SZ), $("$BIN" --version 2>/dev/null)"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $("$BLACKBOX" --version 2>&1 | head -1 | cut -d' ' -f1-3); $("$NGINX" -v 2>&1)"
-((PERF)) && echo "(--perf: the exporter was a build with symbols and frame pointers, profiled at 499 Hz during the first run of each load)"
-echo "load average before the run: $LOAD_BEFORE; at its end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew the figures)"
-echo "ratio = ours / reference; CPU from /proc/<pid>/stat; wrk -t2 -c4 -d10s, medians of 3 runs"
-echo
-py table "$ROWS"
+graph_section
 
-if ((PERF)); then
-    for name in probe polling metrics; do
-        [[ -s "$WORK/perf-$name.data" ]] || continue
-        echo
-        echo "== perf: $name (self time, top symbols)"
-        perf report -i "$WORK/perf-$name.data" --no-children --sort symbol -g none --percent-limit 1 --stdio 2>/dev/null |
-            grep -v '^[#]' | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-160 | head -30
-        echo "== perf: $name (including callees, top symbols; the runtime's own frames left out)"
-        perf report -i "$WORK/perf-$name.data" --children --sort symbol -g none --percent-limit 3 --stdio 2>/dev/null |
-            grep -v '^[#]' | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' |
-            grep -v -E 'thread_start|call_once|start_thread|rust_begin_short|worker::run|raw::poll|run_task|Harness|Pin<P> as core::future|blocking::pool|block_on|entry_SYSCALL|do_syscall|lang_start|libc_start|^ *[0-9.]+% +[0-9.]+% +\[\.\] (main|0x0*1|0+)$' |
-            cut -c1-160 | head -40
-    done
-fi
+# ---------------------------------------------------------------------------------------
+report
