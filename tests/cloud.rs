@@ -689,3 +689,58 @@ async fn a_deleted_number_does_not_hide_its_siblings() {
     assert!(sim.cloud_api_requests(CloudApiEndpoint::PhoneNumber) >= 2);
     run.stop().await;
 }
+
+/// A token that cannot be inspected (here Graph refuses the debug_token call) fails the
+/// token endpoint alone, and is asked again ever more rarely, not at every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_cannot_be_inspected_is_asked_ever_more_rarely() {
+    // Refused from the very first inspection: the fault is set before the exporter starts.
+    let run = common::start(SimulatorOptions::default(), |s| {
+        s.simulator().set_cloud_api_fault(
+            CloudApiEndpoint::DebugToken,
+            Some(CloudApiFault::GraphError {
+                status: 400,
+                code: 100,
+                message: "(#100) The App_id in the input_token did not match the Viewing App"
+                    .into(),
+            }),
+        );
+        cloud_target(s, "  discover: true\n  discovery_interval: 1h\n")
+    })
+    .await;
+    let sim = run.simulator.simulator().clone();
+    let token_errors =
+        "whatsapp_poll_errors_total{target=\"cloud\",endpoint=\"token\",reason=\"http_status\"}";
+    run.wait_until(
+        |m| value(m, token_errors).is_some_and(|v| v >= 1.0),
+        token_errors,
+    )
+    .await;
+    let (waba_before, token_before) = (
+        sim.cloud_api_requests(CloudApiEndpoint::Waba),
+        sim.cloud_api_requests(CloudApiEndpoint::DebugToken),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let polls = sim.cloud_api_requests(CloudApiEndpoint::Waba) - waba_before;
+    let inspections = sim.cloud_api_requests(CloudApiEndpoint::DebugToken) - token_before;
+    // Waits of 1, 2, 4, 8 intervals after the failures: at most 3 more in 10 polls.
+    assert!(
+        polls >= 6,
+        "{polls} health polls in 3 s at a 300 ms interval"
+    );
+    assert!(
+        inspections * 3 <= polls,
+        "{inspections} token inspections in {polls} polls"
+    );
+    let metrics = run.metrics().await;
+    assert!(has_line(
+        &metrics,
+        "whatsapp_poll_success{target=\"cloud\",endpoint=\"token\"} 0"
+    ));
+    assert!(has_line(
+        &metrics,
+        "whatsapp_poll_success{target=\"cloud\",endpoint=\"health\"} 1"
+    ));
+    assert!(!metrics.contains("whatsapp_access_token_valid{"));
+    run.stop().await;
+}

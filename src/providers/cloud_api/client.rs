@@ -103,7 +103,9 @@ pub struct CloudApiClient {
     /// discovery listed.
     wabas: Vec<Waba>,
     last_discovery: Option<Instant>,
-    last_token_check: Option<Instant>,
+    /// When the token is next inspected, and how many inspections failed in a row.
+    next_token_check: Option<Instant>,
+    token_failures: u32,
     /// Latest usage per (business object, usage type, measure), from the response headers,
     /// with the poll cycle that saw it: a figure no answer repeated for a whole cycle goes.
     usage: std::collections::BTreeMap<(String, String, String), (f64, u64)>,
@@ -203,7 +205,8 @@ impl CloudApiClient {
             config: config.clone(),
             body_limit: upstream.body_limit,
             last_discovery: None,
-            last_token_check: None,
+            next_token_check: None,
+            token_failures: 0,
             usage: Default::default(),
             cycle: 0,
             slowdown: 1,
@@ -250,14 +253,38 @@ impl CloudApiClient {
 
     /// The access token's validity, expiry and scopes from `GET /debug_token`, every
     /// `discovery_interval`. A token Graph refuses outright (code 190, asked with itself)
-    /// is reported invalid rather than failing the endpoint: that is the answer.
+    /// is reported invalid rather than failing the endpoint: that is the answer. A failed
+    /// inspection is tried again after one interval, then two, four, ... up to
+    /// `discovery_interval`: a token kind that cannot inspect itself costs no request per
+    /// poll.
     async fn token(&mut self, target: &str) -> Result<Polled, PollError> {
-        if self
-            .last_token_check
-            .is_some_and(|at| at.elapsed() < self.config.discovery_interval)
-        {
+        if self.next_token_check.is_some_and(|at| Instant::now() < at) {
             return Ok(Polled::NotDue);
         }
+        let inspected = self.inspect_token().await;
+        let wait = match &inspected {
+            Ok(_) => {
+                self.token_failures = 0;
+                self.config.discovery_interval
+            }
+            Err(_) => {
+                let wait = self
+                    .config
+                    .interval
+                    .saturating_mul(1 << self.token_failures.min(16))
+                    .min(self.config.discovery_interval);
+                self.token_failures = self.token_failures.saturating_add(1);
+                wait
+            }
+        };
+        self.next_token_check = Some(Instant::now() + wait);
+        let (info, problems) = inspected?;
+        let mut samples = Samples::new(target);
+        super::token_samples(&mut samples, &info);
+        Ok(Polled::read(samples, problems))
+    }
+
+    async fn inspect_token(&mut self) -> Result<(payload::TokenInfo, Problems), PollError> {
         let input = self.config.access_token.read().map_err(unreadable_token)?;
         let asked_with = match &self.config.debug_token_access_token {
             Some(source) => source.read().map_err(unreadable_token)?,
@@ -282,10 +309,7 @@ impl CloudApiClient {
             }
             Err(f) => return Err(f.failure.error),
         };
-        self.last_token_check = Some(Instant::now());
-        let mut samples = Samples::new(target);
-        super::token_samples(&mut samples, &info);
-        Ok(Polled::read(samples, problems))
+        Ok((info, problems))
     }
 
     // -----------------------------------------------------------------------------------
