@@ -230,7 +230,8 @@ impl CloudApiClient {
         if self.hurried || self.wabas.len() < 2 {
             return Duration::ZERO;
         }
-        let spaced = MAX_SPACING.saturating_mul(u32::try_from(self.wabas.len()).unwrap_or(u32::MAX));
+        let spaced =
+            MAX_SPACING.saturating_mul(u32::try_from(self.wabas.len()).unwrap_or(u32::MAX));
         self.config.interval.mul_f64(SPREAD_SHARE).min(spaced)
     }
 
@@ -386,7 +387,10 @@ impl CloudApiClient {
         let mut asked = Vec::with_capacity(self.wabas.len());
         for waba in &self.wabas {
             let discovering = expand && waba.discover_at.is_none_or(|at| at <= started);
-            asked.push((self.url(&self.waba_path(&waba.id, discovering))?, discovering));
+            asked.push((
+                self.url(&self.waba_path(&waba.id, discovering))?,
+                discovering,
+            ));
         }
         let header = self.bearer()?;
         let window = self.spread_window();
@@ -394,21 +398,26 @@ impl CloudApiClient {
         let per_request = self.config.timeout;
         // Built before any is sent: the futures own what they need, so the answers can be
         // taken (usage headers kept) while the others are still on their way.
-        let requests: Vec<_> = asked.iter().enumerate().map(|(i, (url, _))| {
-            let request = self
-                .http
-                .get(url.clone())
-                .header(AUTHORIZATION, header.clone());
-            let limit = self.body_limit;
-            let at = started + window * i as u32 / count;
-            async move {
-                tokio::time::sleep_until(at.into()).await;
-                let fetched = tokio::time::timeout(per_request, upstream::fetch(request, limit))
-                    .await
-                    .unwrap_or_else(|_| Err(timed_out(per_request)));
-                (i, fetched)
-            }
-        }).collect();
+        let requests: Vec<_> = asked
+            .iter()
+            .enumerate()
+            .map(|(i, (url, _))| {
+                let request = self
+                    .http
+                    .get(url.clone())
+                    .header(AUTHORIZATION, header.clone());
+                let limit = self.body_limit;
+                let at = started + window * i as u32 / count;
+                async move {
+                    tokio::time::sleep_until(at.into()).await;
+                    let fetched =
+                        tokio::time::timeout(per_request, upstream::fetch(request, limit))
+                            .await
+                            .unwrap_or_else(|_| Err(timed_out(per_request)));
+                    (i, fetched)
+                }
+            })
+            .collect();
         let mut answers = stream::iter(requests).buffer_unordered(MAX_IN_FLIGHT);
         let mut reads: Vec<Option<WabaNode>> = (0..asked.len()).map(|_| None).collect();
         let mut first_failure: Option<PollError> = None;
@@ -437,7 +446,9 @@ impl CloudApiClient {
                 continue;
             };
             let discovering = asked[i].1;
-            read_wabas.push(Some(self.take_waba(i, node, discovering, &mut problems).await?));
+            read_wabas.push(Some(
+                self.take_waba(i, node, discovering, &mut problems).await?,
+            ));
         }
 
         // Configured numbers no WABA answer held.
@@ -510,7 +521,13 @@ impl CloudApiClient {
                 self.number_fields
             );
             let read = self
-                .rest_of(&first, page, payload::parse_phone_numbers_page, problems, &mut phones)
+                .rest_of(
+                    &first,
+                    page,
+                    payload::parse_phone_numbers_page,
+                    problems,
+                    &mut phones,
+                )
                 .await;
             partly(read, problems, &id, "phone_numbers")?;
         }
@@ -521,7 +538,13 @@ impl CloudApiClient {
                     "{version}/{id}/message_templates?fields={TEMPLATE_FIELDS}&limit={PAGE_LIMIT}"
                 );
                 let read = self
-                    .rest_of(&first, page.clone(), payload::parse_templates_page, problems, &mut templates)
+                    .rest_of(
+                        &first,
+                        page.clone(),
+                        payload::parse_templates_page,
+                        problems,
+                        &mut templates,
+                    )
                     .await;
                 partly(read, problems, &id, "message_templates")?;
             }
@@ -529,7 +552,13 @@ impl CloudApiClient {
             if let Some(page) = &node.subscribed_apps {
                 let first = format!("{version}/{id}/subscribed_apps");
                 let read = self
-                    .rest_of(&first, page.clone(), payload::parse_subscribed_apps_page, problems, &mut apps)
+                    .rest_of(
+                        &first,
+                        page.clone(),
+                        payload::parse_subscribed_apps_page,
+                        problems,
+                        &mut apps,
+                    )
                     .await;
                 partly(read, problems, &id, "subscribed_apps")?;
             }
@@ -719,7 +748,10 @@ impl CloudApiClient {
                 (Err(e), _) => return Err(e),
             };
             let header = self.bearer()?;
-            let body = self.request(url, header).await.map_err(|f| f.failure.error)?;
+            let body = self
+                .request(url, header)
+                .await
+                .map_err(|f| f.failure.error)?;
             page = parse(&body, problems).map_err(decode)?;
         }
         Err(PollError::new(
@@ -733,11 +765,7 @@ impl CloudApiClient {
     }
 
     fn bearer(&self) -> Result<HeaderValue, PollError> {
-        let token = self
-            .config
-            .access_token
-            .read()
-            .map_err(unreadable_token)?;
+        let token = self.config.access_token.read().map_err(unreadable_token)?;
         upstream::secret_header(&format!("Bearer {}", token.expose()))
     }
 
@@ -762,8 +790,8 @@ impl CloudApiClient {
         self.record_usage(&fetched.headers);
         if !fetched.status.is_success() {
             let error = graph_error(fetched.status, &fetched.headers, &fetched.body);
-            let refused_token = payload::parse_graph_error(&fetched.body)
-                .is_some_and(|e| e.code == Some(190));
+            let refused_token =
+                payload::parse_graph_error(&fetched.body).is_some_and(|e| e.code == Some(190));
             let mut failure = Failure::from(error);
             failure.stops_poll |= refused_token;
             return Err(Refused {
@@ -826,7 +854,14 @@ fn partly(
     edge: &str,
 ) -> Result<(), PollError> {
     match read {
-        Err(e) if matches!(e.reason, Reason::RateLimited | Reason::Unavailable | Reason::Unauthorized) => Err(e),
+        Err(e)
+            if matches!(
+                e.reason,
+                Reason::RateLimited | Reason::Unavailable | Reason::Unauthorized
+            ) =>
+        {
+            Err(e)
+        }
         Err(e) => {
             problems.ignore(format_args!("WABA {waba}: {edge} past the pages read: {e}"));
             Ok(())

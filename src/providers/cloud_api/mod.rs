@@ -28,7 +28,11 @@ pub fn usage_samples(out: &mut Samples, usage: &[Usage]) {
 
 /// What `debug_token` says of the target's access token.
 pub fn token_samples(out: &mut Samples, token: &TokenInfo) {
-    out.push(Family::AccessTokenValid, &[], if token.valid { 1.0 } else { 0.0 });
+    out.push(
+        Family::AccessTokenValid,
+        &[],
+        if token.valid { 1.0 } else { 0.0 },
+    );
     if let Some(at) = token.expires_at {
         out.push(Family::AccessTokenExpiry, &[], at);
     }

@@ -11,8 +11,8 @@
 use serde_json::Value;
 
 use crate::json::{
-    as_object, clip, field, index, key, lenient_f64, present, required_str,
-    top_level_object, wrong_type, Obj, Problems, ROOT,
+    as_object, clip, field, index, key, lenient_f64, present, required_str, top_level_object,
+    wrong_type, Obj, Problems, ROOT,
 };
 pub use crate::meta::payload::{
     health_status_from_value, parse_graph_error, parse_health_status_body, Entity, EntityError,
@@ -56,7 +56,10 @@ pub struct Usage {
 /// Parses a phone number node (`GET /<PHONE_NUMBER_ID>?fields=health_status,quality_rating,...`).
 ///
 /// Only the `id` is required; a field that cannot be read is ignored (noted in `problems`).
-pub fn parse_phone_number(body: &[u8], problems: &mut Problems) -> Result<PhoneNumber, PayloadError> {
+pub fn parse_phone_number(
+    body: &[u8],
+    problems: &mut Problems,
+) -> Result<PhoneNumber, PayloadError> {
     let root = load_graph(body)?;
     phone_number(&root, "", problems)
 }
@@ -293,13 +296,14 @@ pub fn parse_phone_numbers_by_id(
         .iter()
         .filter_map(|(id, v)| {
             let path = key("", id);
-            let read = as_object(v, &path).and_then(|o| match crate::meta::payload::graph_error_of(o) {
-                Some(e) => Err(PayloadError::Invalid {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                }),
-                None => phone_number(o, &path, problems),
-            });
+            let read =
+                as_object(v, &path).and_then(|o| match crate::meta::payload::graph_error_of(o) {
+                    Some(e) => Err(PayloadError::Invalid {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }),
+                    None => phone_number(o, &path, problems),
+                });
             problems.item(read)
         })
         .collect())
@@ -315,7 +319,11 @@ pub fn parse_subscribed_apps_page(
 
 /// `{"whatsapp_business_api_data":{"id","link","name"}}` as Meta documents an entry; an
 /// entry with `id` and `name` at its top is read too.
-fn subscribed_app(o: &Obj, base: &str, problems: &mut Problems) -> Result<SubscribedApp, PayloadError> {
+fn subscribed_app(
+    o: &Obj,
+    base: &str,
+    problems: &mut Problems,
+) -> Result<SubscribedApp, PayloadError> {
     let (o, base) = match present(o, "whatsapp_business_api_data") {
         Some(v) => {
             let path = field(base, "whatsapp_business_api_data");
@@ -367,11 +375,10 @@ pub fn parse_debug_token(body: &[u8], problems: &mut Problems) -> Result<TokenIn
         path: "data".to_owned(),
     })?;
     let data = as_object(data, "data")?;
-    let valid = crate::json::opt_bool(data, "data", "is_valid")?.ok_or_else(|| {
-        PayloadError::Missing {
+    let valid =
+        crate::json::opt_bool(data, "data", "is_valid")?.ok_or_else(|| PayloadError::Missing {
             path: "data.is_valid".to_owned(),
-        }
-    })?;
+        })?;
     let mut timestamp = |name: &str| {
         let read = opt_integer(data, "data", name).map(|t| t.map(|t| t as f64));
         // Graph's 0: never.
@@ -559,9 +566,9 @@ fn load_header(header: &str) -> Result<Obj, PayloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::expected::{invalid, missing, wrong};
     #[allow(unused_imports)]
     use crate::json::Problems;
-    use crate::json::expected::{invalid, missing, wrong};
 
     macro_rules! fixture {
         ($dir:literal, $name:literal) => {
@@ -626,7 +633,9 @@ mod tests {
 
     /// What a reading could not use: the error of the whole body when it failed, else its
     /// only problem (without the "ignored: " or "item skipped: " in front).
-    fn only_problem<T: std::fmt::Debug>(read: impl FnOnce(&mut Problems) -> Result<T, PayloadError>) -> String {
+    fn only_problem<T: std::fmt::Debug>(
+        read: impl FnOnce(&mut Problems) -> Result<T, PayloadError>,
+    ) -> String {
         let mut problems = Problems::default();
         let read = match read(&mut problems) {
             Ok(read) => read,
@@ -847,7 +856,10 @@ mod tests {
         let e = health_problem(
             r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":"1"},{"entity_type":"APP","id":"2"},{"id":"3","can_send_message":"AVAILABLE"}]}}"#,
         );
-        assert_eq!(e, missing::<GraphError>("health_status.entities[2].entity_type").to_string());
+        assert_eq!(
+            e,
+            missing::<GraphError>("health_status.entities[2].entity_type").to_string()
+        );
         assert_eq!(
             e.to_string(),
             "missing required field `health_status.entities[2].entity_type` (absent or null)"
@@ -855,7 +867,10 @@ mod tests {
         let e = health_problem(
             r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"WABA","id":"1"},{"entity_type":"APP"}]}}"#,
         );
-        assert_eq!(e, missing::<GraphError>("health_status.entities[1].id").to_string());
+        assert_eq!(
+            e,
+            missing::<GraphError>("health_status.entities[1].id").to_string()
+        );
         assert_eq!(
             e.to_string(),
             "missing required field `health_status.entities[1].id` (absent or null)"
@@ -869,7 +884,10 @@ mod tests {
         let e = health_problem(
             r#"{"health_status":{"can_send_message":"AVAILABLE","entities":[{"entity_type":"APP","id":""}]}}"#,
         );
-        assert_eq!(e, invalid::<GraphError>("health_status.entities[0].id", "empty id").to_string());
+        assert_eq!(
+            e,
+            invalid::<GraphError>("health_status.entities[0].id", "empty id").to_string()
+        );
         assert_eq!(
             e.to_string(),
             "invalid value at `health_status.entities[0].id`: empty id"
@@ -1008,14 +1026,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            health_status_from_value(&v, "checks.messaging_health.details", &mut Problems::default()).unwrap(),
+            health_status_from_value(
+                &v,
+                "checks.messaging_health.details",
+                &mut Problems::default()
+            )
+            .unwrap(),
             HealthStatus {
                 can_send_message: "AVAILABLE".into(),
                 entities: vec![ent("WABA", "5", "AVAILABLE")]
             }
         );
         let v: Value = serde_json::from_str(r#"{"entities":[{"id":"5"}]}"#).unwrap();
-        let e = health_status_from_value(&v, "checks.messaging_health.details", &mut Problems::default()).unwrap_err();
+        let e = health_status_from_value(
+            &v,
+            "checks.messaging_health.details",
+            &mut Problems::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "missing required field `checks.messaging_health.details.can_send_message` (absent or null)"
@@ -1040,7 +1068,11 @@ mod tests {
 
     #[test]
     fn phone_number_v24_shape() {
-        let p = parse_phone_number(fixture!("graph", "phone_number_v24.json"), &mut Problems::default()).unwrap();
+        let p = parse_phone_number(
+            fixture!("graph", "phone_number_v24.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
         assert_eq!(
             p,
             PhoneNumber {
@@ -1084,7 +1116,11 @@ mod tests {
 
     #[test]
     fn phone_number_legacy_shape() {
-        let p = parse_phone_number(fixture!("graph", "phone_number_legacy.json"), &mut Problems::default()).unwrap();
+        let p = parse_phone_number(
+            fixture!("graph", "phone_number_legacy.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
         assert_eq!(
             p,
             PhoneNumber {
@@ -1137,15 +1173,28 @@ mod tests {
          &mut Problems::default())
         .unwrap();
         assert_eq!(p, phone("1"));
-        let p = parse_phone_number(br#"{"id":"1","throughput":{"level":null}}"#, &mut Problems::default()).unwrap();
+        let p = parse_phone_number(
+            br#"{"id":"1","throughput":{"level":null}}"#,
+            &mut Problems::default(),
+        )
+        .unwrap();
         assert_eq!(p, phone("1"));
     }
 
     #[test]
     fn phone_number_errors() {
-        assert_eq!(phone_problem(r#"{"quality_rating":"GREEN"}"#), missing::<GraphError>("id").to_string());
-        assert_eq!(phone_problem(r#"{"id":null}"#), missing::<GraphError>("id").to_string());
-        assert_eq!(phone_problem(r#"{"id":""}"#), invalid::<GraphError>("id", "empty id").to_string());
+        assert_eq!(
+            phone_problem(r#"{"quality_rating":"GREEN"}"#),
+            missing::<GraphError>("id").to_string()
+        );
+        assert_eq!(
+            phone_problem(r#"{"id":null}"#),
+            missing::<GraphError>("id").to_string()
+        );
+        assert_eq!(
+            phone_problem(r#"{"id":""}"#),
+            invalid::<GraphError>("id", "empty id").to_string()
+        );
         for (body, path, expected, found) in [
             (r#"{"id":["1"]}"#, "id", "string or number", "array"),
             (
@@ -1209,15 +1258,26 @@ mod tests {
                 "string",
             ),
         ] {
-            assert_eq!(phone_problem(body), wrong::<GraphError>(path, expected, found).to_string(), "{body}");
+            assert_eq!(
+                phone_problem(body),
+                wrong::<GraphError>(path, expected, found).to_string(),
+                "{body}"
+            );
         }
         let e = phone_problem(r#"{"id":"1","health_status":{"entities":[]}}"#);
-        assert_eq!(e, missing::<GraphError>("health_status.can_send_message").to_string());
+        assert_eq!(
+            e,
+            missing::<GraphError>("health_status.can_send_message").to_string()
+        );
     }
 
     #[test]
     fn phone_numbers_page() {
-        let page = parse_phone_numbers_page(fixture!("graph", "phone_numbers_page.json"), &mut Problems::default()).unwrap();
+        let page = parse_phone_numbers_page(
+            fixture!("graph", "phone_numbers_page.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
         assert_eq!(
             page,
             Page {
@@ -1289,7 +1349,11 @@ mod tests {
 
     #[test]
     fn templates_page_with_next() {
-        let page = parse_templates_page(fixture!("graph", "templates_page_1.json"), &mut Problems::default()).unwrap();
+        let page = parse_templates_page(
+            fixture!("graph", "templates_page_1.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
         assert_eq!(
             page,
             Page {
@@ -1319,7 +1383,11 @@ mod tests {
 
     #[test]
     fn templates_last_page_without_next() {
-        let page = parse_templates_page(fixture!("graph", "templates_page_2.json"), &mut Problems::default()).unwrap();
+        let page = parse_templates_page(
+            fixture!("graph", "templates_page_2.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
         assert_eq!(
             page,
             Page {
@@ -1369,7 +1437,9 @@ mod tests {
             let body = format!(
                 r#"{{"data":[{{"id":"1","name":"n","language":"en","status":"APPROVED","quality_score":{q}}}]}}"#
             );
-            parse_templates_page(body.as_bytes(), &mut Problems::default()).unwrap().data[0]
+            parse_templates_page(body.as_bytes(), &mut Problems::default())
+                .unwrap()
+                .data[0]
                 .quality
                 .clone()
         };
@@ -1415,11 +1485,9 @@ mod tests {
         // Without id or status a template is skipped; without name or language it is
         // kept with those labels empty.
         let mut problems = Problems::default();
-        let page = parse_templates_page(
-            t(r#""id":"2","status":"PAUSED""#).as_bytes(),
-            &mut problems,
-        )
-        .unwrap();
+        let page =
+            parse_templates_page(t(r#""id":"2","status":"PAUSED""#).as_bytes(), &mut problems)
+                .unwrap();
         assert_eq!(page.data.len(), 2);
         assert_eq!(
             (
@@ -1486,10 +1554,20 @@ mod tests {
                 "boolean",
             ),
         ] {
-            assert_eq!(templates_problem(&body), wrong::<GraphError>(path, expected, found).to_string(), "{body}");
+            assert_eq!(
+                templates_problem(&body),
+                wrong::<GraphError>(path, expected, found).to_string(),
+                "{body}"
+            );
         }
-        assert_eq!(templates_problem(r#"{"paging":{}}"#), missing::<GraphError>("data").to_string());
-        assert_eq!(templates_problem(r#"{"data":null}"#), missing::<GraphError>("data").to_string());
+        assert_eq!(
+            templates_problem(r#"{"paging":{}}"#),
+            missing::<GraphError>("data").to_string()
+        );
+        assert_eq!(
+            templates_problem(r#"{"data":null}"#),
+            missing::<GraphError>("data").to_string()
+        );
     }
 
     // --- error envelopes -------------------------------------------------------------------
@@ -1552,10 +1630,22 @@ mod tests {
             assert_eq!(want.to_string(), display);
             // The same body with a 2xx status is an error for every parser.
             let e = PayloadError::Upstream(want);
-            assert_eq!(parse_health_status_body(body, &mut Problems::default()), Err(e.clone()));
-            assert_eq!(parse_phone_number(body, &mut Problems::default()), Err(e.clone()));
-            assert_eq!(parse_phone_numbers_page(body, &mut Problems::default()), Err(e.clone()));
-            assert_eq!(parse_templates_page(body, &mut Problems::default()), Err(e.clone()));
+            assert_eq!(
+                parse_health_status_body(body, &mut Problems::default()),
+                Err(e.clone())
+            );
+            assert_eq!(
+                parse_phone_number(body, &mut Problems::default()),
+                Err(e.clone())
+            );
+            assert_eq!(
+                parse_phone_numbers_page(body, &mut Problems::default()),
+                Err(e.clone())
+            );
+            assert_eq!(
+                parse_templates_page(body, &mut Problems::default()),
+                Err(e.clone())
+            );
             assert_eq!(e.to_string(), display);
         }
     }
@@ -1792,10 +1882,22 @@ mod tests {
     #[test]
     fn empty_body() {
         for body in [&b""[..], b"  \r\n\t", b"\xEF\xBB\xBF"] {
-            assert_eq!(parse_health_status_body(body, &mut Problems::default()), Err(PayloadError::EmptyBody));
-            assert_eq!(parse_phone_number(body, &mut Problems::default()), Err(PayloadError::EmptyBody));
-            assert_eq!(parse_templates_page(body, &mut Problems::default()), Err(PayloadError::EmptyBody));
-            assert_eq!(parse_phone_numbers_page(body, &mut Problems::default()), Err(PayloadError::EmptyBody));
+            assert_eq!(
+                parse_health_status_body(body, &mut Problems::default()),
+                Err(PayloadError::EmptyBody)
+            );
+            assert_eq!(
+                parse_phone_number(body, &mut Problems::default()),
+                Err(PayloadError::EmptyBody)
+            );
+            assert_eq!(
+                parse_templates_page(body, &mut Problems::default()),
+                Err(PayloadError::EmptyBody)
+            );
+            assert_eq!(
+                parse_phone_numbers_page(body, &mut Problems::default()),
+                Err(PayloadError::EmptyBody)
+            );
         }
     }
 
@@ -1835,7 +1937,10 @@ mod tests {
     fn byte_order_mark_is_accepted() {
         let mut body = b"\xEF\xBB\xBF".to_vec();
         body.extend_from_slice(br#"{"id":"5"}"#);
-        assert_eq!(parse_phone_number(&body, &mut Problems::default()).unwrap(), phone("5"));
+        assert_eq!(
+            parse_phone_number(&body, &mut Problems::default()).unwrap(),
+            phone("5")
+        );
         let mut body = b"\xEF\xBB\xBF".to_vec();
         body.extend_from_slice(fixture!("graph", "error_190.json"));
         assert_eq!(parse_graph_error(&body).map(|e| e.code), Some(Some(190)));

@@ -209,8 +209,14 @@ pub fn lifetime(api_version: &str, now: SystemTime) -> Lifetime {
 /// Logs what [`lifetime`] says of target `target`'s `api_version` now, if anything. The
 /// target runs on either way.
 pub fn log_lifetime(target: &str, api_version: &str) {
-    let first = VERSIONS.first().map(|v| (v.major, v.minor)).unwrap_or_default();
-    let last = VERSIONS.last().map(|v| (v.major, v.minor)).unwrap_or_default();
+    let first = VERSIONS
+        .first()
+        .map(|v| (v.major, v.minor))
+        .unwrap_or_default();
+    let last = VERSIONS
+        .last()
+        .map(|v| (v.major, v.minor))
+        .unwrap_or_default();
     match lifetime(api_version, SystemTime::now()) {
         Lifetime::Served => {}
         Lifetime::EndsSoon {

@@ -114,22 +114,23 @@ impl Dialog360Client {
         }
         upstream::check_json_content_type(fetched.headers.get(CONTENT_TYPE))?;
         let mut problems = crate::json::Problems::default();
-        let health = payload::parse_health_status_body(&fetched.body, &mut problems).map_err(|e| {
-            // 360dialog sometimes wraps a failure in a 2xx: its envelope, or Meta's, says
-            // what it is.
-            match e {
-                payload::PayloadError::Upstream(meta_error) => crate::meta::envelope_error(
-                    fetched.status,
-                    &fetched.headers,
-                    &meta_error,
-                    None,
-                ),
-                e => match payload::parse_error(&fetched.body) {
-                    Some(_) => error(fetched.status, &fetched.headers, &fetched.body),
-                    None => PollError::new(Reason::Decode, e.to_string()),
-                },
-            }
-        })?;
+        let health =
+            payload::parse_health_status_body(&fetched.body, &mut problems).map_err(|e| {
+                // 360dialog sometimes wraps a failure in a 2xx: its envelope, or Meta's, says
+                // what it is.
+                match e {
+                    payload::PayloadError::Upstream(meta_error) => crate::meta::envelope_error(
+                        fetched.status,
+                        &fetched.headers,
+                        &meta_error,
+                        None,
+                    ),
+                    e => match payload::parse_error(&fetched.body) {
+                        Some(_) => error(fetched.status, &fetched.headers, &fetched.body),
+                        None => PollError::new(Reason::Decode, e.to_string()),
+                    },
+                }
+            })?;
         let mut samples = Samples::new(target);
         crate::meta::messaging_samples(&mut samples, &[&health]);
         Ok(Polled::read(samples, problems))

@@ -138,7 +138,11 @@ mod tests {
 
     #[test]
     fn seed_response_payload_with_placeholders() {
-        let h = parse_health_status_body(fixture!("health_status_placeholders.json"), &mut Problems::default()).unwrap();
+        let h = parse_health_status_body(
+            fixture!("health_status_placeholders.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
         assert_eq!(h.can_send_message, "<OVERALL_MESSAGING_STATUS>");
         assert_eq!(
             h.entities,
@@ -163,7 +167,11 @@ mod tests {
 
     #[test]
     fn seed_example_available() {
-        let h = parse_health_status_body(fixture!("health_status_available.json"), &mut Problems::default()).unwrap();
+        let h = parse_health_status_body(
+            fixture!("health_status_available.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
         let mut entities = vec![ent("PHONE_NUMBER", "106540352242922", "AVAILABLE")];
         entities.extend(others_available());
         assert_eq!(
@@ -177,7 +185,11 @@ mod tests {
 
     #[test]
     fn seed_example_limited() {
-        let h = parse_health_status_body(fixture!("health_status_limited.json"), &mut Problems::default()).unwrap();
+        let h = parse_health_status_body(
+            fixture!("health_status_limited.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
         let mut entities = vec![Entity {
             additional_info: vec![LIMITED_INFO.into()],
             ..ent("PHONE_NUMBER", "106540352242922", "LIMITED")
@@ -194,7 +206,11 @@ mod tests {
 
     #[test]
     fn seed_example_blocked() {
-        let h = parse_health_status_body(fixture!("health_status_blocked.json"), &mut Problems::default()).unwrap();
+        let h = parse_health_status_body(
+            fixture!("health_status_blocked.json"),
+            &mut Problems::default(),
+        )
+        .unwrap();
         let mut entities = vec![Entity {
             errors: vec![EntityError {
                 error_code: Some(141002),
@@ -219,7 +235,8 @@ mod tests {
 
     #[test]
     fn error_envelope_on_a_2xx_health_body_is_missing_health_status() {
-        let e = parse_health_status_body(fixture!("error_401.json"), &mut Problems::default()).unwrap_err();
+        let e = parse_health_status_body(fixture!("error_401.json"), &mut Problems::default())
+            .unwrap_err();
         assert_eq!(
             e,
             PayloadError::Missing {

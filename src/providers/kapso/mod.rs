@@ -319,7 +319,10 @@ mod tests {
         );
         assert_eq!(err.reason, Reason::RateLimited);
         assert_eq!(err.retry_after, Some(Duration::from_secs(60)));
-        assert_eq!(err.message, "HTTP 400: Graph error 80007: (#80007) Rate limit hit");
+        assert_eq!(
+            err.message,
+            "HTTP 400: Graph error 80007: (#80007) Rate limit hit"
+        );
         let err = error(
             StatusCode::INTERNAL_SERVER_ERROR,
             &HeaderMap::new(),
@@ -328,7 +331,10 @@ mod tests {
         assert_eq!(err.reason, Reason::Unauthorized);
         // No envelope at all.
         let err = error(StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"<html>");
-        assert_eq!((err.reason, err.message.as_str()), (Reason::HttpStatus, "HTTP 502"));
+        assert_eq!(
+            (err.reason, err.message.as_str()),
+            (Reason::HttpStatus, "HTTP 502")
+        );
     }
 
     #[test]
@@ -343,8 +349,8 @@ mod tests {
             err.message,
             "HTTP 200: Graph error 4: Application request limit reached"
         );
-        let err = read_health(&fetched(StatusCode::OK, br#"{"error":"Config not ready"}"#))
-            .unwrap_err();
+        let err =
+            read_health(&fetched(StatusCode::OK, br#"{"error":"Config not ready"}"#)).unwrap_err();
         assert_eq!(err.reason, Reason::Decode);
         assert_eq!(
             err.message,
@@ -405,9 +411,14 @@ mod tests {
             r#"whatsapp_webhook_subscribed{target="t"} 1"#,
             r#"whatsapp_phone_quality_rating{target="t",phone_number_id="123456789012345",rating="GREEN"} 1"#,
         ] {
-            assert!(without.iter().any(|l| l == line), "missing {line}\n{without:#?}");
+            assert!(
+                without.iter().any(|l| l == line),
+                "missing {line}\n{without:#?}"
+            );
         }
-        assert!(!without.iter().any(|l| l.starts_with("whatsapp_config_health_status{target=\"t\",phone_number_id")));
+        assert!(!without
+            .iter()
+            .any(|l| l.starts_with("whatsapp_config_health_status{target=\"t\",phone_number_id")));
     }
 
     #[test]
@@ -425,7 +436,10 @@ mod tests {
             r#"whatsapp_health_check_passed{target="t",check="webhook_subscription"} 0"#,
             r#"whatsapp_health_check_passed{target="t",check="webhook_verified"} 1"#,
         ] {
-            assert!(lines.iter().any(|l| l == line), "missing {line}\n{lines:#?}");
+            assert!(
+                lines.iter().any(|l| l == line),
+                "missing {line}\n{lines:#?}"
+            );
         }
     }
 }

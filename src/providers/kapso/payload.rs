@@ -112,16 +112,15 @@ pub fn parse_health(body: &[u8]) -> Result<KapsoHealth, PayloadError> {
     // serde_json's map is ordered unless `preserve_order` is enabled somewhere in the build.
     checks.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let phone = details(checks_obj, "phone_number_access", &mut problems).map(|(d, path)| {
-        KapsoPhone {
+    let phone =
+        details(checks_obj, "phone_number_access", &mut problems).map(|(d, path)| KapsoPhone {
             id: id(&mut problems, d, &path, "id"),
             verified_name: problems.opt_str(d, &path, "verified_name"),
             display_phone_number: problems.opt_str(d, &path, "display_phone_number"),
             quality_rating: problems.opt_str(d, &path, "quality_rating"),
             status: problems.opt_str(d, &path, "status"),
             throughput_tier: problems.opt_str(d, &path, "throughput_tier"),
-        }
-    });
+        });
 
     let overall_status = match checks_obj
         .get("messaging_health")
@@ -215,9 +214,9 @@ fn messaging_health(d: &Obj, path: &str, problems: &mut Problems) -> Option<Heal
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::expected::wrong;
     #[allow(unused_imports)]
     use crate::json::Problems;
-    use crate::json::expected::wrong;
     use crate::meta::payload::{Entity, EntityError, GraphError};
 
     macro_rules! fixture {
@@ -532,7 +531,10 @@ mod tests {
             (h.messaging, h.problems.notes().to_vec())
         };
         // Not a health status (only an error, or empty): no messaging health, no problem.
-        assert_eq!(messaging(r#"{"error":"Graph API timeout"}"#), (None, vec![]));
+        assert_eq!(
+            messaging(r#"{"error":"Graph API timeout"}"#),
+            (None, vec![])
+        );
         assert_eq!(messaging("{}"), (None, vec![]));
         // Meta's node body relayed whole.
         assert_eq!(
@@ -623,7 +625,10 @@ mod tests {
             }
         );
         // The one field an answer cannot do without.
-        assert_eq!(health_err(r#"{"status":1}"#), wrong("status", "string", "number"));
+        assert_eq!(
+            health_err(r#"{"status":1}"#),
+            wrong("status", "string", "number")
+        );
     }
 
     #[test]
@@ -872,7 +877,10 @@ mod tests {
         let messaging = h.messaging.unwrap();
         assert_eq!(messaging.can_send_message, "BLOCKED");
         let waba = &messaging.entities[1];
-        assert_eq!((waba.entity_type.as_str(), waba.id.as_str()), ("WABA", "556677889900112"));
+        assert_eq!(
+            (waba.entity_type.as_str(), waba.id.as_str()),
+            ("WABA", "556677889900112")
+        );
         assert_eq!(waba.errors[0].error_code, Some(141006));
         assert_eq!(messaging.entities[0].additional_info.len(), 1);
         assert_eq!(h.webhook_app_id.as_deref(), Some("112233445566778"));

@@ -21,8 +21,7 @@ use super::cloud_api::client::{item_failure, next_url};
 use super::kapso::{self, payload::KapsoHealth};
 use super::{Provider, TargetClient, TargetSettings};
 use crate::config_values::{
-    config_keys, duration_text, put, put_secret, required_secret, EnvString,
-    HumanDuration, Id,
+    config_keys, duration_text, put, put_secret, required_secret, EnvString, HumanDuration, Id,
 };
 use crate::exposition::Samples;
 use crate::json::{self, Problems};
@@ -301,7 +300,12 @@ impl KapsoPlatformClient {
         crate::meta::messaging_samples(&mut samples, &statuses);
         let errors: Vec<String> = answers
             .iter()
-            .filter_map(|(id, h)| Some(format!("phone number {id}: {}", json::clip(h.error.as_deref()?))))
+            .filter_map(|(id, h)| {
+                Some(format!(
+                    "phone number {id}: {}",
+                    json::clip(h.error.as_deref()?)
+                ))
+            })
             .collect();
         Ok(Polled::Data {
             samples,
@@ -320,7 +324,8 @@ mod tests {
         let text = format!(
             "global:\n  interval: 30s\ntargets:\n  - name: k\n    type: kapso_platform\n    api_key: sim-kapso-key-0123456789\n{keys}"
         );
-        let config = Config::parse(&text, std::path::Path::new("t.yaml")).map_err(|e| e.to_string())?;
+        let config =
+            Config::parse(&text, std::path::Path::new("t.yaml")).map_err(|e| e.to_string())?;
         match &config.targets[0].kind {
             crate::providers::TargetKind::KapsoPlatform(k) => Ok(k.clone()),
             other => panic!("not kapso_platform: {other:?}"),
@@ -339,19 +344,42 @@ mod tests {
         assert_eq!(k.discovery_interval, Duration::from_secs(3600));
         for (keys, error) in [
             ("", "set phone_number_ids, discover: true, or both"),
-            ("    discover: false\n", "set phone_number_ids, discover: true, or both"),
-            ("    phone_number_ids: []\n", "set phone_number_ids, discover: true, or both"),
-            ("    phone_number_ids: [\"1/2\"]\n", "phone_number_ids: \"1/2\" may hold only letters, digits, '-' and '_'"),
-            ("    phone_number_ids: [1, \"1\"]\n", "phone_number_ids lists 1 twice"),
-            ("    phone_number_ids: [1]\n    discovery_interval: 1h\n", "discovery_interval needs discover: true"),
-            ("    discover: true\n    discovery_interval: 10s\n", "discovery_interval (10s) must not be shorter than interval (30s)"),
+            (
+                "    discover: false\n",
+                "set phone_number_ids, discover: true, or both",
+            ),
+            (
+                "    phone_number_ids: []\n",
+                "set phone_number_ids, discover: true, or both",
+            ),
+            (
+                "    phone_number_ids: [\"1/2\"]\n",
+                "phone_number_ids: \"1/2\" may hold only letters, digits, '-' and '_'",
+            ),
+            (
+                "    phone_number_ids: [1, \"1\"]\n",
+                "phone_number_ids lists 1 twice",
+            ),
+            (
+                "    phone_number_ids: [1]\n    discovery_interval: 1h\n",
+                "discovery_interval needs discover: true",
+            ),
+            (
+                "    discover: true\n    discovery_interval: 10s\n",
+                "discovery_interval (10s) must not be shorter than interval (30s)",
+            ),
         ] {
             let e = load(keys).unwrap_err();
             assert!(e.contains(error), "{keys:?}: {e}");
         }
         let text = "targets:\n  - name: k\n    type: kapso_platform\n    discover: true\n";
-        let e = Config::parse(text, std::path::Path::new("t.yaml")).unwrap_err().to_string();
-        assert!(e.contains("api_key or api_key_file is required for type kapso_platform"), "{e}");
+        let e = Config::parse(text, std::path::Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("api_key or api_key_file is required for type kapso_platform"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -360,7 +388,10 @@ mod tests {
         let mut out = Mapping::new();
         k.redact(&mut out);
         let text = serde_yaml::to_string(&out).unwrap();
-        assert_eq!(text, "api_key: <secret>\nphone_number_ids:\n- '7'\ndiscover: false\n");
+        assert_eq!(
+            text,
+            "api_key: <secret>\nphone_number_ids:\n- '7'\ndiscover: false\n"
+        );
         assert!(!text.contains("sim-kapso-key"));
     }
 }

@@ -12,8 +12,7 @@ use std::convert::Infallible;
 use serde_json::Value;
 
 use crate::json::{
-    as_object, field, index, lenient_i64, load, opt_id, opt_str, present, wrong_type, Obj,
-    Problems,
+    as_object, field, index, lenient_i64, load, opt_id, opt_str, present, wrong_type, Obj, Problems,
 };
 use crate::providers::kapso::path_safe;
 pub use crate::providers::kapso::payload::PayloadError;
@@ -43,7 +42,10 @@ pub enum Next {
 ///
 /// Errors when the body is not an object with a `data` array (the listing's shape). An
 /// unreadable `meta` or `paging` ends the listing at this page, noted.
-pub fn parse_phone_numbers_page(body: &[u8], problems: &mut Problems) -> Result<Page, PayloadError> {
+pub fn parse_phone_numbers_page(
+    body: &[u8],
+    problems: &mut Problems,
+) -> Result<Page, PayloadError> {
     let root = load(body)?;
     let data = present(&root, "data").ok_or_else(|| PayloadError::Missing {
         path: "data".into(),
@@ -135,7 +137,10 @@ mod tests {
 
     fn page(body: &str) -> (Result<Page, PayloadError>, Problems) {
         let mut problems = Problems::default();
-        (parse_phone_numbers_page(body.as_bytes(), &mut problems), problems)
+        (
+            parse_phone_numbers_page(body.as_bytes(), &mut problems),
+            problems,
+        )
     }
 
     #[test]
@@ -187,7 +192,10 @@ mod tests {
         };
         assert_eq!(next(""), (Next::End, vec![]));
         assert_eq!(next(r#","meta":{"page":1}"#), (Next::End, vec![]));
-        assert_eq!(next(r#","meta":{"total_pages":0}"#), (Next::Pages(0), vec![]));
+        assert_eq!(
+            next(r#","meta":{"total_pages":0}"#),
+            (Next::Pages(0), vec![])
+        );
         assert_eq!(
             next(r#","paging":{"next":"https://api.kapso.ai/x?after=b","cursors":{"after":"b"}}"#),
             (Next::Url("https://api.kapso.ai/x?after=b".into()), vec![])
@@ -214,7 +222,10 @@ mod tests {
             next(r#","paging":{"next":5}"#),
             (
                 Next::End,
-                vec!["ignored: wrong type at `paging.next`: expected string, found number".to_owned()]
+                vec![
+                    "ignored: wrong type at `paging.next`: expected string, found number"
+                        .to_owned()
+                ]
             )
         );
     }

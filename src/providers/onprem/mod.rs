@@ -11,8 +11,8 @@ pub use config::{Login, OnPremEndpoint, OnPremTarget};
 
 use super::TargetClient;
 use crate::exposition::{Family, Samples};
-use crate::timestamp::unix_seconds;
 use crate::meta::MAX_LABEL_CHARS;
+use crate::timestamp::unix_seconds;
 use crate::upstream::{self, PollError, Polled, Reason};
 use client::OnPremClient;
 use payload::{HealthReport, Meta, Nodes, SupportReport};
@@ -312,9 +312,9 @@ mod tests {
             out.lines(Family::NodeErrorInfo),
             "whatsapp_node_error_info{target=\"wa\",node=\"h3:c3\",code=\"1011\",title=\"Service not ready\"} 1\n"
         );
-        assert!(out.lines(Family::NodeRole).contains(
-            "whatsapp_node_role{target=\"wa\",node=\"h3:c3\",role=\"coreapp\"} 1\n"
-        ));
+        assert!(out
+            .lines(Family::NodeRole)
+            .contains("whatsapp_node_role{target=\"wa\",node=\"h3:c3\",role=\"coreapp\"} 1\n"));
         assert!(out.unknown_values().is_empty());
     }
 

@@ -14,8 +14,8 @@
 use serde_json::Value;
 
 use crate::json::{
-    clip, field, index, key, kind, lenient_i64, load, present,
-    required_str, strip_bom, wrong_type, Obj, Problems,
+    clip, field, index, key, kind, lenient_i64, load, present, required_str, strip_bom, wrong_type,
+    Obj, Problems,
 };
 use crate::timestamp::parse_timestamp;
 
@@ -161,8 +161,8 @@ pub fn parse_health(body: &[u8]) -> Result<HealthReport, PayloadError> {
     let root = load(body)?;
     let health = payload_object(&root, "health")?;
     let mut problems = Problems::default();
-    let single = health.contains_key("gateway_status")
-        || health.get("errors").is_some_and(Value::is_array);
+    let single =
+        health.contains_key("gateway_status") || health.get("errors").is_some_and(Value::is_array);
     let nodes = if single {
         // A single instance's health is the whole answer: without a status or errors it
         // says nothing.
@@ -759,7 +759,10 @@ mod tests {
             health_err(r#"{"meta":{"version":"v2"}}"#),
             missing::<ApiError>("health")
         );
-        assert_eq!(health_err(r#"{"health":null}"#), missing::<ApiError>("health"));
+        assert_eq!(
+            health_err(r#"{"health":null}"#),
+            missing::<ApiError>("health")
+        );
         let e = health_err("{}");
         assert_eq!(e, missing::<ApiError>("health"));
         assert_eq!(
@@ -793,13 +796,19 @@ mod tests {
         let e = health_problem(
             r#"{"health":{"host:c0":{"gateway_status":"connected"},"host:c1":{"role":"coreapp"}}}"#,
         );
-        assert_eq!(e, missing::<ApiError>(r#"health["host:c1"].gateway_status"#).to_string());
+        assert_eq!(
+            e,
+            missing::<ApiError>(r#"health["host:c1"].gateway_status"#).to_string()
+        );
         assert_eq!(
             e.to_string(),
             r#"missing required field `health["host:c1"].gateway_status` (absent or null)"#
         );
         let e = health_problem(r#"{"health":{"host:c1":{"gateway_status":null}}}"#);
-        assert_eq!(e, missing::<ApiError>(r#"health["host:c1"].gateway_status"#).to_string());
+        assert_eq!(
+            e,
+            missing::<ApiError>(r#"health["host:c1"].gateway_status"#).to_string()
+        );
     }
 
     #[test]
@@ -830,7 +839,10 @@ mod tests {
             wrong::<ApiError>("health", "object", "array").to_string()
         );
         let e = health_problem(r#"{"health":{"gateway_status":1}}"#);
-        assert_eq!(e, wrong::<ApiError>("health.gateway_status", "string", "number").to_string());
+        assert_eq!(
+            e,
+            wrong::<ApiError>("health.gateway_status", "string", "number").to_string()
+        );
         assert_eq!(
             e.to_string(),
             "wrong type at `health.gateway_status`: expected string, found number"
@@ -868,8 +880,14 @@ mod tests {
         .unwrap();
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         let nodes = cluster_of(&r.nodes);
-        assert_eq!(nodes[0], ("h1:c1".into(), hnode("connected", "primary_master")));
-        assert_eq!(nodes[1], ("h2:c2".into(), hnode("disconnected", "secondary_master")));
+        assert_eq!(
+            nodes[0],
+            ("h1:c1".into(), hnode("connected", "primary_master"))
+        );
+        assert_eq!(
+            nodes[1],
+            ("h2:c2".into(), hnode("disconnected", "secondary_master"))
+        );
         assert_eq!(
             nodes[2],
             (
@@ -916,8 +934,9 @@ mod tests {
             wrong(r#"health["a:1"]"#, "object", "string")
         );
         // A single instance that answers errors in its health is one node with errors.
-        let r = parse_health(br#"{"health":{"errors":[{"code":1011,"title":"Service not ready"}]}}"#)
-            .unwrap();
+        let r =
+            parse_health(br#"{"health":{"errors":[{"code":1011,"title":"Service not ready"}]}}"#)
+                .unwrap();
         let node = single_of(&r.nodes);
         assert_eq!(node.gateway_status, None);
         assert_eq!(node.errors[0].code, Some(1011));
@@ -947,7 +966,10 @@ mod tests {
         let want = format!("health[\"{}…\"].gateway_status", "k".repeat(200));
         assert_eq!(e, missing::<ApiError>(&want).to_string());
         let e = health_problem(r#"{"health":{"a\"b\\c\nd":{}}}"#);
-        assert_eq!(e, missing::<ApiError>(r#"health["a\"b\\c d"].gateway_status"#).to_string());
+        assert_eq!(
+            e,
+            missing::<ApiError>(r#"health["a\"b\\c d"].gateway_status"#).to_string()
+        );
     }
 
     // --- body / envelope errors ------------------------------------------------------------
@@ -1057,9 +1079,18 @@ mod tests {
 
     #[test]
     fn empty_or_unusable_errors_array_is_not_upstream() {
-        assert_eq!(health_err(r#"{"errors":[]}"#), missing::<ApiError>("health"));
-        assert_eq!(health_err(r#"{"errors":[1,null,[]]}"#), missing::<ApiError>("health"));
-        assert_eq!(health_err(r#"{"errors":{"code":1}}"#), missing::<ApiError>("health"));
+        assert_eq!(
+            health_err(r#"{"errors":[]}"#),
+            missing::<ApiError>("health")
+        );
+        assert_eq!(
+            health_err(r#"{"errors":[1,null,[]]}"#),
+            missing::<ApiError>("health")
+        );
+        assert_eq!(
+            health_err(r#"{"errors":{"code":1}}"#),
+            missing::<ApiError>("health")
+        );
     }
 
     #[test]
@@ -1385,7 +1416,8 @@ mod tests {
             invalid::<ApiError>(
                 r#"support["h:c"].shards[1]"#,
                 "expected a [first, last] pair, found 3 elements"
-            ).to_string()
+            )
+            .to_string()
         );
         assert_eq!(
             support_problem(r#"{"support":{"h:c":{"shards":[[1.5,2]]}}}"#),
@@ -1393,7 +1425,8 @@ mod tests {
                 r#"support["h:c"].shards[0][0]"#,
                 "integer",
                 "non-integer number"
-            ).to_string()
+            )
+            .to_string()
         );
         assert_eq!(
             support_problem(r#"{"support":{"h:c":{"shards":[[1,"2"]]}}}"#),
@@ -1415,7 +1448,8 @@ mod tests {
                 invalid::<ApiError>(
                     r#"support["h:c"].shards"#,
                     "shard count does not fit in 64 bits"
-                ).to_string(),
+                )
+                .to_string(),
                 "{shards}"
             );
         }
@@ -1495,7 +1529,8 @@ mod tests {
             invalid::<ApiError>(
                 "support.expire_timestamp",
                 r#"unparseable timestamp "next tuesday""#
-            ).to_string()
+            )
+            .to_string()
         );
         assert_eq!(
             e.to_string(),
@@ -1506,7 +1541,8 @@ mod tests {
             invalid::<ApiError>(
                 r#"support["h:c"].device_iso8601"#,
                 r#"unparseable timestamp """#
-            ).to_string()
+            )
+            .to_string()
         );
         assert_eq!(
             support_problem(r#"{"support":{"device_iso8601":1631633366}}"#),
@@ -1518,7 +1554,8 @@ mod tests {
                 "support.expire_timestamp",
                 "timestamp string or number",
                 "boolean"
-            ).to_string()
+            )
+            .to_string()
         );
         let long = "x".repeat(500);
         let e = support_problem(&format!(r#"{{"support":{{"expire_timestamp":"{long}"}}}}"#));
@@ -1527,7 +1564,8 @@ mod tests {
             invalid::<ApiError>(
                 "support.expire_timestamp",
                 &format!("unparseable timestamp \"{}…\"", "x".repeat(200))
-            ).to_string()
+            )
+            .to_string()
         );
     }
 
@@ -1614,13 +1652,20 @@ mod tests {
                 "null",
             ),
         ] {
-            assert_eq!(support_problem(body), wrong::<ApiError>(path, expected, found).to_string(), "{body}");
+            assert_eq!(
+                support_problem(body),
+                wrong::<ApiError>(path, expected, found).to_string(),
+                "{body}"
+            );
         }
     }
 
     #[test]
     fn support_missing_or_empty_payload() {
-        assert_eq!(support_err(r#"{"meta":{}}"#), missing::<ApiError>("support"));
+        assert_eq!(
+            support_err(r#"{"meta":{}}"#),
+            missing::<ApiError>("support")
+        );
         assert_eq!(
             support_err(r#"{"support":{}}"#),
             invalid::<ApiError>("support", "empty object (no nodes)")
@@ -1684,7 +1729,10 @@ mod tests {
     fn login_bad_bodies() {
         let login_err = |b: &str| parse_login(b.as_bytes()).unwrap_err();
         assert_eq!(login_err(r#"{"meta":{}}"#), missing::<ApiError>("users"));
-        assert_eq!(login_err(r#"{"users":[]}"#), missing::<ApiError>("users[0]"));
+        assert_eq!(
+            login_err(r#"{"users":[]}"#),
+            missing::<ApiError>("users[0]")
+        );
         assert_eq!(
             login_err(r#"{"users":[{"expires_after":"2021-09-14 15:29:26+00:00"}]}"#),
             missing::<ApiError>("users[0].token")
