@@ -26,6 +26,9 @@ const WRONG_API_KEY: &str = "sEcReT-wrong-apikey-0b9c3d";
 const WRONG_PASSWORD: &str = "sEcReT-wrong-password-a8e210";
 const CLOUD_API_TOKEN: &str = "sEcReT-graph-token-EAAG91b2";
 const WRONG_CLOUD_API_TOKEN: &str = "sEcReT-graph-wrong-77aa01";
+/// An app token (`<app id>|<app secret>`) that debug_token refuses: the business target's
+/// token inspection fails with it, and its errors must not show it.
+const APP_TOKEN: &str = "634974688087057|sEcReT-app-secret-c0ffee";
 const DIALOG360_KEYS: [&str; 3] = [
     "sEcReT-d360-key-one-11",
     "sEcReT-d360-key-two-22",
@@ -62,6 +65,7 @@ fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String
          - name: onprem-bearer\n  type: onprem\n  base_url: {mc}\n  bearer_token: {ONPREM_BEARER}\n\
          - name: onprem-closed\n  type: onprem\n  base_url: http://127.0.0.1:{closed_port}\n  api_key: {ONPREM_API_KEY}\n  username: {ONPREM_USER}\n  password: {ONPREM_PASSWORD}\n\
          - name: cloud-good\n  type: cloud_api\n  base_url: {graph}\n  access_token: {CLOUD_API_TOKEN}\n  waba_id: \"{waba}\"\n  phone_number_ids: [\"{number}\"]\n  discover: true\n  discovery_interval: 1s\n\
+         - name: cloud-business\n  type: cloud_api\n  base_url: {graph}\n  access_token: {CLOUD_API_TOKEN}\n  debug_token_access_token: \"{APP_TOKEN}\"\n  business_id: \"{business}\"\n  discovery_interval: 1s\n\
          - name: cloud-wrong\n  type: cloud_api\n  base_url: {graph}\n  access_token: {WRONG_CLOUD_API_TOKEN}\n  phone_number_ids: [\"{number}\"]\n\
          - name: d360-good\n  type: dialog360\n  base_url: {d360}\n  api_key: {d360_key}\n\
          - name: d360-wrong\n  type: dialog360\n  base_url: {d360}\n  api_key: {WRONG_DIALOG360_KEY}\n\
@@ -75,6 +79,7 @@ fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String
         key_file = key_file.display(),
         graph = s.cloud_api_base_url(),
         waba = meta::WABA_ID,
+        business = meta::BUSINESS_ID,
         number = meta::PHONE_NUMBER_IDS[0],
         d360 = s.dialog360_base_url(),
         d360_key = DIALOG360_KEYS[0],
@@ -99,6 +104,7 @@ fn secrets(web_hash: &str) -> Vec<String> {
         WRONG_PASSWORD,
         CLOUD_API_TOKEN,
         WRONG_CLOUD_API_TOKEN,
+        APP_TOKEN,
         WRONG_DIALOG360_KEY,
         KAPSO_KEY,
         WRONG_KAPSO_KEY,
@@ -281,6 +287,9 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         "whatsapp_up{target=\"onprem-bearer\"} 0",
         "whatsapp_up{target=\"onprem-closed\"} 0",
         "whatsapp_up{target=\"cloud-wrong\"} 0",
+        // Its health is read with the good token; debug_token refuses the app token.
+        "whatsapp_poll_success{target=\"cloud-business\",endpoint=\"health\"} 1",
+        "whatsapp_up{target=\"cloud-business\"} 0",
         "whatsapp_up{target=\"d360-wrong\"} 0",
         "whatsapp_up{target=\"kapso-wrong\"} 0",
         "whatsapp_up{target=\"kapso-platform-wrong\"} 0",
@@ -290,6 +299,7 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         ("onprem-wrong", "support"),
         ("onprem-bearer", "health"),
         ("cloud-wrong", "health"),
+        ("cloud-business", "token"),
         ("d360-wrong", "health_status"),
         ("kapso-wrong", "health"),
         ("kapso-platform-wrong", "discovery"),
@@ -384,6 +394,7 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         "onprem-bearer",
         "onprem-closed",
         "cloud-good",
+        "cloud-business",
         "cloud-wrong",
         "d360-good",
         "d360-wrong",
@@ -431,7 +442,7 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         config_page.contains(&format!("  api_key_file: {}\n", key_file.display())),
         "{config_page}"
     );
-    assert_eq!(config_page.matches("<secret>").count(), 15, "{config_page}");
+    assert_eq!(config_page.matches("<secret>").count(), 17, "{config_page}");
     // Unauthenticated and wrongly authenticated requests.
     for (what, credentials) in [
         ("no credentials", None),
