@@ -2107,7 +2107,7 @@ mod tests {
                     data: vec![PhoneNumber {
                         quality_rating: Some("GREEN".into()),
                         throughput_level: Some("STANDARD".into()),
-                        display_phone_number: Some("+52 1 612 183 8341".into()),
+                        display_phone_number: Some("+52 1 612 555 0100".into()),
                         verified_name: Some("Lavarenta".into()),
                         ..phone("378162705390851")
                     }],

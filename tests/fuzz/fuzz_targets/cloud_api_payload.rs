@@ -10,6 +10,11 @@ fuzz_target!(|body: &[u8]| {
     let _ = payload::parse_phone_number(body, &mut whatsapp_exporter::json::Problems::default());
     let _ = payload::parse_phone_numbers_page(body, &mut whatsapp_exporter::json::Problems::default());
     let _ = payload::parse_templates_page(body, &mut whatsapp_exporter::json::Problems::default());
+    let _ = payload::parse_waba(body, &mut whatsapp_exporter::json::Problems::default());
+    let _ = payload::parse_phone_numbers_by_id(body, &mut whatsapp_exporter::json::Problems::default());
+    let _ = payload::parse_subscribed_apps_page(body, &mut whatsapp_exporter::json::Problems::default());
+    let _ = payload::parse_wabas_page(body, &mut whatsapp_exporter::json::Problems::default());
+    let _ = payload::parse_debug_token(body, &mut whatsapp_exporter::json::Problems::default());
     let _ = payload::parse_graph_error(body);
     if let Ok(header) = std::str::from_utf8(body) {
         let _ = payload::parse_business_use_case_usage(header);
