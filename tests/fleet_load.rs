@@ -129,11 +129,17 @@ async fn a_polled_fleet_under_scrape_load_shows_every_target_once() {
             "onprem-{i} never polled"
         );
     }
+    // cloud_api targets read their numbers with multi-id lookups.
     for i in 0..CLOUD {
-        let polled: u64 = [FleetKind::Dialog360, FleetKind::Kapso, FleetKind::CloudApi]
-            .iter()
-            .map(|&kind| simulator.fleet_target_requests(kind, i))
-            .sum();
+        let polled: u64 = [
+            FleetKind::Dialog360,
+            FleetKind::Kapso,
+            FleetKind::CloudApi,
+            FleetKind::GraphIds,
+        ]
+        .iter()
+        .map(|&kind| simulator.fleet_target_requests(kind, i))
+        .sum();
         assert!(polled > 0, "number {i} never polled");
     }
     run.stop().await;
