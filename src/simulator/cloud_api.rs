@@ -409,7 +409,7 @@ pub(crate) fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// One field of a `fields` value: `name`, `name.limit(N)`, `name{sub,fields}` or both.
+/// One name of a `fields` value at depth 0, with its `.limit(…)` and `{…}`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct FieldSpec<'a> {
     pub name: &'a str,
@@ -417,13 +417,12 @@ pub(crate) struct FieldSpec<'a> {
     pub sub: Option<&'a str>,
 }
 
-/// The fields of a `fields` value with their `.limit(…)` and `{…}`, split at top-level
-/// commas, in order (duplicates kept: the first wins where it matters).
+/// The top-level names of a `fields` value: `name{…}`, `name.limit(n)` (in either order)
+/// and other `.modifier(…)` are `name`; duplicates and empty names dropped.
 pub(crate) fn field_specs(value: &str) -> Vec<FieldSpec<'_>> {
-    let mut out = Vec::new();
+    let mut parts = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;
-    let mut parts = Vec::new();
     for (i, c) in value.char_indices() {
         match c {
             '{' | '(' => depth += 1,
@@ -436,58 +435,57 @@ pub(crate) fn field_specs(value: &str) -> Vec<FieldSpec<'_>> {
         }
     }
     parts.push(&value[start..]);
-    for part in parts {
-        let part = part.trim();
-        let name_end = part.find(['{', '.', '(']).unwrap_or(part.len());
-        let name = part[..name_end].trim();
-        if name.is_empty() {
-            continue;
+    let mut out: Vec<FieldSpec<'_>> = Vec::new();
+    for part in parts.into_iter().map(str::trim) {
+        let end = part.find(['{', '.', '(']).unwrap_or(part.len());
+        let name = part[..end].trim();
+        let mut rest = &part[end..];
+        let (mut limit, mut sub) = (None, None);
+        loop {
+            if rest.starts_with('{') {
+                let close = closing(rest, '{', '}');
+                sub = Some(&rest[1..close.saturating_sub(1).max(1)]);
+                rest = &rest[close..];
+            } else if let Some(r) = rest.strip_prefix('.') {
+                let open = r.find('(').unwrap_or(r.len());
+                let close = open + closing(&r[open..], '(', ')');
+                if &r[..open] == "limit" && close > open + 1 {
+                    limit = Some(r[open + 1..close - 1].trim());
+                }
+                rest = &r[close..];
+            } else {
+                break;
+            }
         }
-        let rest = &part[name_end..];
-        let limit = rest.find(".limit(").and_then(|at| {
-            let tail = &rest[at + ".limit(".len()..];
-            tail.find(')').map(|end| &tail[..end])
-        });
-        let sub = rest.find('{').and_then(|at| {
-            rest.rfind('}')
-                .filter(|end| *end > at)
-                .map(|end| &rest[at + 1..end])
-        });
-        out.push(FieldSpec { name, limit, sub });
+        if !name.is_empty() && !out.iter().any(|f| f.name == name) {
+            out.push(FieldSpec { name, limit, sub });
+        }
     }
     out
 }
 
-/// The names in a `fields` value: top-level commas split, `name{…}` and `name.x(…)` are
-/// `name`, duplicates and empty names dropped.
-fn parse_fields(value: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut push = |part: &str| {
-        let name = part
-            .split(['{', '.', '('])
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        if !name.is_empty() && !out.contains(&name) {
-            out.push(name);
-        }
-    };
+/// The end (exclusive) of the bracketed text `text` starts with; all of it when unclosed.
+fn closing(text: &str, open: char, close: char) -> usize {
     let mut depth = 0usize;
-    let mut start = 0;
-    for (i, c) in value.char_indices() {
-        match c {
-            '{' | '(' => depth += 1,
-            '}' | ')' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => {
-                push(&value[start..i]);
-                start = i + 1;
+    for (i, c) in text.char_indices() {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth = depth.saturating_sub(1);
+            if depth == 0 {
+                return i + 1;
             }
-            _ => {}
         }
     }
-    push(&value[start..]);
-    out
+    text.len()
+}
+
+/// The names in a `fields` value (see [`field_specs`]).
+fn parse_fields(value: &str) -> Vec<String> {
+    field_specs(value)
+        .into_iter()
+        .map(|f| f.name.to_string())
+        .collect()
 }
 
 /// A Graph API error answer.
@@ -812,14 +810,14 @@ fn object(id: &str, fields: &[String], get: impl Fn(&str) -> Option<Value>) -> V
 const CURSOR_PREFIX: &str = "sim-cursor:";
 
 /// An opaque cursor for a position.
-fn cursor(position: usize) -> String {
+pub(crate) fn cursor(position: usize) -> String {
     format!("{CURSOR_PREFIX}{position}")
         .bytes()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn decode_cursor(text: &str) -> Option<usize> {
+pub(crate) fn decode_cursor(text: &str) -> Option<usize> {
     if text.len() % 2 != 0 || text.len() > 64 || !text.is_ascii() {
         return None;
     }

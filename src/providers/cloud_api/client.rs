@@ -512,10 +512,16 @@ impl CloudApiClient {
         discovering: bool,
         problems: &mut Problems,
     ) -> Result<WabaRead, PollError> {
+        let WabaNode {
+            health_status,
+            phone_numbers,
+            templates: template_page,
+            subscribed_apps: apps_page,
+        } = node;
         let id = self.wabas[i].id.clone();
         let version = self.config.api_version.clone();
         let mut phones = Vec::new();
-        if let Some(page) = node.phone_numbers {
+        if let Some(page) = phone_numbers {
             let first = format!(
                 "{version}/{id}/phone_numbers?fields={}&limit={PAGE_LIMIT}",
                 self.number_fields
@@ -533,14 +539,15 @@ impl CloudApiClient {
         }
         if discovering {
             let mut templates = Vec::new();
-            if let Some(page) = &node.templates {
+            let asked_templates = template_page.is_some();
+            if let Some(page) = template_page {
                 let first = format!(
                     "{version}/{id}/message_templates?fields={TEMPLATE_FIELDS}&limit={PAGE_LIMIT}"
                 );
                 let read = self
                     .rest_of(
                         &first,
-                        page.clone(),
+                        page,
                         payload::parse_templates_page,
                         problems,
                         &mut templates,
@@ -549,12 +556,13 @@ impl CloudApiClient {
                 partly(read, problems, &id, "message_templates")?;
             }
             let mut apps = Vec::new();
-            if let Some(page) = &node.subscribed_apps {
+            let asked_apps = apps_page.is_some();
+            if let Some(page) = apps_page {
                 let first = format!("{version}/{id}/subscribed_apps");
                 let read = self
                     .rest_of(
                         &first,
-                        page.clone(),
+                        page,
                         payload::parse_subscribed_apps_page,
                         problems,
                         &mut apps,
@@ -563,8 +571,8 @@ impl CloudApiClient {
                 partly(read, problems, &id, "subscribed_apps")?;
             }
             let (templates, apps) = (
-                node.templates.is_some().then_some(templates),
-                node.subscribed_apps.is_some().then_some(apps),
+                asked_templates.then_some(templates),
+                asked_apps.then_some(apps),
             );
             let interval = self.config.discovery_interval;
             let waba = &mut self.wabas[i];
@@ -584,7 +592,7 @@ impl CloudApiClient {
             }
         }
         Ok(WabaRead {
-            health_status: node.health_status,
+            health_status,
             phones,
         })
     }

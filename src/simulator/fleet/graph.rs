@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::super::cloud_api::{self, GraphErr, Query};
+use super::super::cloud_api::{self, cursor, decode_cursor, field_specs, GraphErr, Query};
 use super::super::meta;
 use super::super::{body_response, Action, SimBody, Simulator};
 use super::{answer, authorization, Fleet, FleetFamily, FleetKind, Splice, PHONE_NUMBER_ID_BASE};
@@ -407,77 +407,6 @@ fn split_ids(ids: &str) -> Vec<&str> {
     out
 }
 
-/// One name of a `fields` value at depth 0, with its `.limit(…)` and `{…}`.
-#[derive(Debug, PartialEq, Eq)]
-struct FieldSpec<'a> {
-    name: &'a str,
-    limit: Option<&'a str>,
-    sub: Option<&'a str>,
-}
-
-/// The top-level names of a `fields` value: `name{…}`, `name.limit(n)` (in either order)
-/// and other `.modifier(…)` are `name`; duplicates and empty names dropped.
-fn field_specs(value: &str) -> Vec<FieldSpec<'_>> {
-    let mut parts = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0;
-    for (i, c) in value.char_indices() {
-        match c {
-            '{' | '(' => depth += 1,
-            '}' | ')' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => {
-                parts.push(&value[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&value[start..]);
-    let mut out: Vec<FieldSpec<'_>> = Vec::new();
-    for part in parts.into_iter().map(str::trim) {
-        let end = part.find(['{', '.', '(']).unwrap_or(part.len());
-        let name = part[..end].trim();
-        let mut rest = &part[end..];
-        let (mut limit, mut sub) = (None, None);
-        loop {
-            if rest.starts_with('{') {
-                let close = closing(rest, '{', '}');
-                sub = Some(&rest[1..close.saturating_sub(1).max(1)]);
-                rest = &rest[close..];
-            } else if let Some(r) = rest.strip_prefix('.') {
-                let open = r.find('(').unwrap_or(r.len());
-                let close = open + closing(&r[open..], '(', ')');
-                if &r[..open] == "limit" && close > open + 1 {
-                    limit = Some(r[open + 1..close - 1].trim());
-                }
-                rest = &r[close..];
-            } else {
-                break;
-            }
-        }
-        if !name.is_empty() && !out.iter().any(|f| f.name == name) {
-            out.push(FieldSpec { name, limit, sub });
-        }
-    }
-    out
-}
-
-/// The end (exclusive) of the bracketed text `text` starts with; all of it when unclosed.
-fn closing(text: &str, open: char, close: char) -> usize {
-    let mut depth = 0usize;
-    for (i, c) in text.char_indices() {
-        if c == open {
-            depth += 1;
-        } else if c == close {
-            depth = depth.saturating_sub(1);
-            if depth == 0 {
-                return i + 1;
-            }
-        }
-    }
-    text.len()
-}
-
 /// A Graph error to answer, in the envelope of [`GraphErr`].
 #[derive(Debug)]
 struct GraphError {
@@ -532,31 +461,6 @@ fn page_size(limit: Option<&str>) -> Result<usize, GraphError> {
             Err(_) => Err(invalid_param("(#100) Param limit must be a number")),
         },
     }
-}
-
-const CURSOR_PREFIX: &str = "fleet-cursor:";
-
-/// An opaque cursor for a position (hex, so links need no escaping).
-fn cursor(position: usize) -> String {
-    format!("{CURSOR_PREFIX}{position}")
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn decode_cursor(text: &str) -> Option<usize> {
-    if text.len() % 2 != 0 || text.len() > 80 || !text.is_ascii() {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect();
-    String::from_utf8(bytes?)
-        .ok()?
-        .strip_prefix(CURSOR_PREFIX)?
-        .parse()
-        .ok()
 }
 
 /// The positions `start..end` of a page of `len` items.
