@@ -289,6 +289,11 @@ pub struct Summary {
     pub quality: Option<Worst>,
     pub number_status: Option<Worst>,
     pub config_health: Option<String>,
+    /// `whatsapp_access_token_valid` and `..._expiry_timestamp_seconds` (`cloud_api`).
+    pub token_valid: Option<bool>,
+    pub token_expires_at: Option<f64>,
+    /// WABAs whose `subscribed_apps` lists no app.
+    pub wabas_without_webhooks: usize,
 }
 
 impl Summary {
@@ -302,7 +307,19 @@ impl Summary {
         let mut quality = States::default();
         let mut number_status = States::default();
         let mut config_health = States::default();
+        let mut token_valid = None;
+        let mut token_expires_at = None;
+        let mut wabas_without_webhooks = 0;
         for part in parts {
+            for series in series_of(part, Family::AccessTokenValid) {
+                token_valid = Some(series.value == 1.0);
+            }
+            for series in series_of(part, Family::AccessTokenExpiry) {
+                token_expires_at = Some(series.value);
+            }
+            wabas_without_webhooks += series_of(part, Family::WebhookSubscribedApps)
+                .filter(|s| s.value == 0.0)
+                .count();
             gateway.read(part, Family::GatewayStatus, "node", "status", &GATEWAY);
             for series in series_of(part, Family::NodeErrorInfo) {
                 if series.value == 1.0 {
@@ -343,6 +360,9 @@ impl Summary {
             quality: quality.worst(&QUALITY),
             number_status: number_status.worst(&NUMBER_STATUS),
             config_health: config_health.worst(&CONFIG_HEALTH).map(|w| w.value),
+            token_valid,
+            token_expires_at,
+            wabas_without_webhooks,
         }
     }
 }
@@ -516,6 +536,34 @@ impl Assessment {
                 CONFIG_HEALTH.verdict(value),
                 format!("Kapso config {value}"),
             ));
+        }
+        if summary.token_valid == Some(false) {
+            found.push((Verdict::Fail, "access token invalid".to_owned()));
+        } else if let Some(at) = summary.token_expires_at {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let days = (at - now) / 86_400.0;
+            // The threshold of WhatsAppAccessTokenExpiring.
+            if days < 0.0 {
+                found.push((Verdict::Fail, "access token expired".to_owned()));
+            } else if days < 7.0 {
+                found.push((
+                    Verdict::Warn,
+                    format!("access token expires in {:.1} days", days),
+                ));
+            }
+        }
+        match summary.wabas_without_webhooks {
+            0 => {}
+            1 => found.push((
+                Verdict::Fail,
+                "a WABA without webhook subscription".to_owned(),
+            )),
+            n => found.push((
+                Verdict::Fail,
+                format!("{n} WABAs without webhook subscription"),
+            )),
         }
         let verdict = found.iter().map(|(v, _)| *v).max().unwrap_or(Verdict::Ok);
         found.retain(|(v, _)| *v != Verdict::Ok);
@@ -895,6 +943,45 @@ mod tests {
         for (line, error) in cases {
             assert_eq!(parse_series(line), Err(error), "{line:?}");
         }
+    }
+
+    #[test]
+    fn a_cloud_token_and_webhooks_weigh_in_the_verdict() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let status = polled(&[("token", Some(true)), ("health", Some(true))]);
+        let verdict = |valid: f64, expires: f64, subscribed: &[f64]| {
+            let mut samples = Samples::new("c");
+            samples.push(Family::AccessTokenValid, &[], valid);
+            samples.push(Family::AccessTokenExpiry, &[], expires);
+            for (i, apps) in subscribed.iter().enumerate() {
+                samples.push(
+                    Family::WebhookSubscribedApps,
+                    &[("waba_id", &i.to_string())],
+                    *apps,
+                );
+            }
+            Assessment::of(&status, &Summary::read([&samples]))
+        };
+        assert_eq!(verdict(1.0, f64::INFINITY, &[1.0]).verdict, Verdict::Ok);
+        let soon = verdict(1.0, now + 4.0 * 86_400.0 + 3_600.0, &[1.0]);
+        assert_eq!(soon.verdict, Verdict::Warn);
+        assert_eq!(soon.reasons, ["access token expires in 4.0 days"]);
+        let invalid = verdict(0.0, f64::INFINITY, &[1.0, 0.0, 0.0]);
+        assert_eq!(invalid.verdict, Verdict::Fail);
+        assert_eq!(
+            invalid.reasons,
+            [
+                "access token invalid",
+                "2 WABAs without webhook subscription"
+            ]
+        );
+        assert_eq!(
+            verdict(1.0, now - 60.0, &[]).reasons,
+            ["access token expired"]
+        );
     }
 
     #[test]
