@@ -570,15 +570,20 @@ impl BaseUrl {
         if let Some(url) = joined.get(path) {
             return Ok(url.clone());
         }
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| PollError::new(Reason::Connect, format!("building URL: {e}")))?;
+        let url = self.join_unremembered(path)?;
         if joined.len() >= MAX_JOINED_URLS {
             joined.clear();
         }
         joined.insert(path.to_owned(), url.clone());
         Ok(url)
+    }
+
+    /// [`BaseUrl::join`] for a URL the caller keeps itself (one per WABA of a business,
+    /// more than the memo holds) or must not be kept (a secret in its query).
+    pub fn join_unremembered(&self, path: &str) -> Result<Url, PollError> {
+        self.base
+            .join(path)
+            .map_err(|e| PollError::new(Reason::Connect, format!("building URL: {e}")))
     }
 }
 

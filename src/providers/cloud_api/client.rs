@@ -58,12 +58,16 @@ struct Waba {
     discover_at: Option<Instant>,
     templates: Option<Vec<Template>>,
     subscribed_apps: Option<Vec<SubscribedApp>>,
+    /// Its request between discoveries, built once: parsing a URL costs more than the rest
+    /// of building a request, and a business has more WABAs than the base URL's memo holds.
+    health_url: Option<Url>,
 }
 
 impl Waba {
     fn new(id: String) -> Self {
         Waba {
             id,
+            health_url: None,
             discover_at: None,
             templates: None,
             subscribed_apps: None,
@@ -291,9 +295,10 @@ impl CloudApiClient {
             Some(source) => source.read().map_err(unreadable_token)?,
             None => input.clone(),
         };
-        // The token goes in the query: built here rather than through the base URL's memo,
-        // which would keep it.
-        let mut url = self.url(&format!("{}/debug_token", self.config.api_version))?;
+        // The token goes in the query: added to a URL the base URL's memo does not keep.
+        let mut url = self
+            .base
+            .join_unremembered(&format!("{}/debug_token", self.config.api_version))?;
         url.query_pairs_mut()
             .append_pair("input_token", input.expose());
         let header = upstream::secret_header(&format!("Bearer {}", asked_with.expose()))?;
@@ -385,12 +390,22 @@ impl CloudApiClient {
         let started = Instant::now();
         let expand = self.config.discover;
         let mut asked = Vec::with_capacity(self.wabas.len());
-        for waba in &self.wabas {
+        for i in 0..self.wabas.len() {
+            let waba = &self.wabas[i];
             let discovering = expand && waba.discover_at.is_none_or(|at| at <= started);
-            asked.push((
-                self.url(&self.waba_path(&waba.id, discovering))?,
-                discovering,
-            ));
+            let url = match (&waba.health_url, discovering) {
+                (Some(url), false) => url.clone(),
+                _ => {
+                    let url = self
+                        .base
+                        .join_unremembered(&self.waba_path(&waba.id, discovering))?;
+                    if !discovering {
+                        self.wabas[i].health_url = Some(url.clone());
+                    }
+                    url
+                }
+            };
+            asked.push((url, discovering));
         }
         let header = self.bearer()?;
         let window = self.spread_window();
