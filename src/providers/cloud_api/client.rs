@@ -345,7 +345,13 @@ impl CloudApiClient {
                 .list(&first, payload::parse_wabas_page, &mut problems)
                 .await?;
             for waba in wabas {
-                if !listed.contains(&waba.id) {
+                // It goes into a request path: Graph's ids are digits.
+                if !is_graph_id(&waba.id) {
+                    problems.skip(format_args!(
+                        "{edge}: WABA id {:?} is not a Graph id",
+                        crate::json::clip(&waba.id)
+                    ));
+                } else if !listed.contains(&waba.id) {
                     listed.push(waba.id);
                 }
             }
@@ -893,6 +899,11 @@ fn partly(
     }
 }
 
+/// Whether `id` is a Graph id (digits), safe to put in a request path.
+fn is_graph_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Where in its `discovery_interval` a WABA's discoveries fall, from its id: 0..1, stable.
 fn spread_fraction(id: &str) -> f64 {
     (crate::shard::stable_hash(id) % 1024) as f64 / 1024.0
@@ -977,6 +988,14 @@ mod tests {
     fn error_body(code: i64) -> Vec<u8> {
         format!(r#"{{"error":{{"message":"m{code}","type":"OAuthException","code":{code},"fbtrace_id":"x"}}}}"#)
             .into_bytes()
+    }
+
+    #[test]
+    fn only_digits_go_into_a_path() {
+        assert!(is_graph_id("102290129340398"));
+        for odd in ["", "12/../34", "12a", "../x", "1 2"] {
+            assert!(!is_graph_id(odd), "{odd}");
+        }
     }
 
     #[test]
