@@ -16,6 +16,10 @@
 #   bash tests/bench/run.sh --bin target/debug/whatsapp-exporter --graph-only
 #                                           # this binary, no release build: checks the
 #                                           # script (CPU figures are not the release's)
+#   bash tests/bench/run.sh --graph-only --exporter-bin OLD/whatsapp-exporter
+#                                           # the Graph figures of another build's exporter
+#                                           # (an older revision, built apart) against this
+#                                           # revision's simulator: "today's" CPU per number
 #
 # It installs what is missing (wrk, nginx-light, prometheus-blackbox-exporter, python3,
 # curl; linux-perf with --perf) with apt-get, builds `cargo build --release`, and starts
@@ -75,10 +79,15 @@ GRAPH_ONLY=0
 GRAPH_INTERVAL=30
 GRAPH_CYCLES=3
 GIVEN_BIN=
+EXPORTER_BIN=
 while (($#)); do
     case "$1" in
     --bin)
         GIVEN_BIN="${2:?--bin needs a path}"
+        shift 2
+        ;;
+    --exporter-bin)
+        EXPORTER_BIN="${2:?--exporter-bin needs a path}"
         shift 2
         ;;
     --graph-only)
@@ -213,6 +222,11 @@ else
     BIN="$ROOT/target/release/whatsapp-exporter"
 fi
 RUN_BIN="$BIN"
+if [[ -n $EXPORTER_BIN ]]; then
+    RUN_BIN="$(realpath "$EXPORTER_BIN")"
+    [[ -x $RUN_BIN ]] || die "--exporter-bin $EXPORTER_BIN is not an executable"
+    log "exporter runs use $RUN_BIN; the simulator is $BIN"
+fi
 if ((PERF)); then
     log "building a release binary with symbols and frame pointers for perf"
     (cd "$ROOT" && CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
