@@ -80,6 +80,9 @@ pub(super) async fn demo(
 ) -> anyhow::Result<()> {
     let simulator = Simulator::new(SimulatorOptions {
         auto_step: Some(args.step).filter(|s| !s.is_zero()),
+        // Graph's pages hold 100: each of the demo's WABAs costs one request a poll, as it
+        // would, where the simulator's default of 2 makes the tests page.
+        cloud_api_page_size: crate::simulator::cloud_api::MAX_LIMIT,
         ..SimulatorOptions::default()
     })
     .spawn(&args.simulator_address)
