@@ -30,3 +30,4 @@ pub mod trace;
 pub mod upstream;
 pub mod web;
 pub mod web_config;
+pub mod webhooks;
