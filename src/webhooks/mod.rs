@@ -2,3 +2,4 @@
 //! (the Cloud API format, also what 360dialog and Kapso relay), turned into series.
 
 pub mod auth;
+pub mod dedup;
