@@ -574,3 +574,676 @@ fn required_id(o: &Obj, base: &str, name: &str) -> Result<String, PayloadError> 
         Some(id) => Ok(id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS_SENT: &str =
+        include_str!("../../tests/corpus/webhooks/messages-status-sent-marketing.json");
+    const STATUS_SENT_V24: &str =
+        include_str!("../../tests/corpus/webhooks/messages-status-sent-v24-no-pricing.json");
+    const STATUS_FAILED: &str =
+        include_str!("../../tests/corpus/webhooks/messages-status-failed-131049.json");
+    const TEXT_INCOMING: &str =
+        include_str!("../../tests/corpus/webhooks/messages-text-incoming.json");
+    const ERRORS_130429: &str =
+        include_str!("../../tests/corpus/webhooks/messages-errors-130429.json");
+    const ACCOUNT_VIOLATION: &str =
+        include_str!("../../tests/corpus/webhooks/account-update-account-violation.json");
+    const ACCOUNT_DISABLED: &str =
+        include_str!("../../tests/corpus/webhooks/account-update-disabled-update.json");
+    const ALERT_DEFERRED: &str =
+        include_str!("../../tests/corpus/webhooks/account-alerts-capabilities-deferred.json");
+    const PHONE_QUALITY: &str = include_str!(
+        "../../tests/corpus/webhooks/phone-number-quality-update-throughput-upgrade.json"
+    );
+    const TEMPLATE_APPROVED: &str =
+        include_str!("../../tests/corpus/webhooks/template-status-approved.json");
+    const TEMPLATE_REJECTED: &str =
+        include_str!("../../tests/corpus/webhooks/template-status-rejected-invalid-format.json");
+    const TEMPLATE_QUALITY: &str =
+        include_str!("../../tests/corpus/webhooks/template-quality-update-green-yellow.json");
+    const CATEGORY_IMPENDING: &str =
+        include_str!("../../tests/corpus/webhooks/template-category-update-impending.json");
+    const CATEGORY_COMPLETED: &str =
+        include_str!("../../tests/corpus/webhooks/template-category-update-completed.json");
+    const CAPABILITY: &str =
+        include_str!("../../tests/corpus/webhooks/business-capability-update.json");
+
+    const FIXTURES: &[&str] = &[
+        STATUS_SENT,
+        STATUS_SENT_V24,
+        STATUS_FAILED,
+        TEXT_INCOMING,
+        ERRORS_130429,
+        ACCOUNT_VIOLATION,
+        ACCOUNT_DISABLED,
+        ALERT_DEFERRED,
+        PHONE_QUALITY,
+        TEMPLATE_APPROVED,
+        TEMPLATE_REJECTED,
+        TEMPLATE_QUALITY,
+        CATEGORY_IMPENDING,
+        CATEGORY_COMPLETED,
+        CAPABILITY,
+    ];
+
+    const WABA: &str = "102290129340398";
+    const PHONE: &str = "106540352242922";
+
+    fn parse(body: &str) -> (Delivery, Problems) {
+        let mut problems = Problems::default();
+        let delivery = parse_delivery(body.as_bytes(), &mut problems).unwrap();
+        (delivery, problems)
+    }
+
+    /// The one change of a published example, which parses without a problem.
+    fn only_change(body: &str) -> Change {
+        let (delivery, problems) = parse(body);
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(
+            delivery.object.as_deref(),
+            Some("whatsapp_business_account")
+        );
+        assert_eq!(delivery.changes.len(), 1, "{delivery:?}");
+        delivery.changes.into_iter().next().unwrap()
+    }
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_owned())
+    }
+
+    fn status(id: &str, kind: StatusKind, timestamp: f64) -> Status {
+        Status {
+            message_id: MessageId(id.to_owned()),
+            status: kind,
+            error_codes: vec![],
+            billable: None,
+            category: None,
+            timestamp: Some(timestamp),
+        }
+    }
+
+    fn messages_change(messages: Messages) -> Change {
+        Change {
+            waba_id: WABA.into(),
+            time: None,
+            field: "messages".into(),
+            event: Event::Messages(messages),
+        }
+    }
+
+    fn business(waba_id: &str, time: f64, field: &str, event: Event) -> Change {
+        Change {
+            waba_id: waba_id.into(),
+            time: Some(time),
+            field: field.into(),
+            event,
+        }
+    }
+
+    const WAMID_SENT: &str = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=";
+
+    #[test]
+    fn a_sent_status_carries_its_pricing() {
+        let expected = Messages {
+            phone_number_id: s(PHONE),
+            statuses: vec![Status {
+                billable: Some(true),
+                category: s("marketing"),
+                ..status(WAMID_SENT, StatusKind::Sent, 1_750_030_073.0)
+            }],
+            ..Messages::default()
+        };
+        assert_eq!(only_change(STATUS_SENT), messages_change(expected));
+    }
+
+    #[test]
+    fn a_v24_status_may_come_without_pricing() {
+        let expected = Messages {
+            phone_number_id: s(PHONE),
+            statuses: vec![status(WAMID_SENT, StatusKind::Sent, 1_750_030_073.0)],
+            ..Messages::default()
+        };
+        assert_eq!(only_change(STATUS_SENT_V24), messages_change(expected));
+    }
+
+    #[test]
+    fn a_failed_status_carries_its_error_codes() {
+        let expected = Messages {
+            phone_number_id: s(PHONE),
+            statuses: vec![Status {
+                error_codes: vec![131_049],
+                ..status(
+                    "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA",
+                    StatusKind::Failed,
+                    1_751_142_888.0,
+                )
+            }],
+            ..Messages::default()
+        };
+        assert_eq!(only_change(STATUS_FAILED), messages_change(expected));
+    }
+
+    #[test]
+    fn incoming_messages_are_only_counted() {
+        let expected = Messages {
+            phone_number_id: s(PHONE),
+            incoming: 1,
+            ..Messages::default()
+        };
+        assert_eq!(only_change(TEXT_INCOMING), messages_change(expected));
+    }
+
+    #[test]
+    fn errors_without_a_message_are_kept_by_code() {
+        let expected = Messages {
+            phone_number_id: s(PHONE),
+            error_codes: vec![130_429],
+            ..Messages::default()
+        };
+        assert_eq!(only_change(ERRORS_130429), messages_change(expected));
+    }
+
+    #[test]
+    fn account_updates_carry_their_event() {
+        let violation = Event::Account(AccountUpdate {
+            event: s("ACCOUNT_VIOLATION"),
+            ban_state: None,
+            violation_type: s("ADULT"),
+        });
+        assert_eq!(
+            only_change(ACCOUNT_VIOLATION),
+            business(WABA, 1_743_451_903.0, "account_update", violation)
+        );
+        let disabled = Event::Account(AccountUpdate {
+            event: s("DISABLED_UPDATE"),
+            ban_state: s("REINSTATE"),
+            violation_type: None,
+        });
+        let change = only_change(ACCOUNT_DISABLED);
+        assert_eq!(change.event.business_event(), Some("DISABLED_UPDATE"));
+        assert_eq!(
+            change,
+            business(WABA, 1_743_451_903.0, "account_update", disabled)
+        );
+    }
+
+    #[test]
+    fn an_account_alert_stands_for_its_type() {
+        let alert = Event::Alert(AccountAlert {
+            entity_type: s("BUSINESS"),
+            entity_id: s("506914307656634"),
+            alert_type: s("INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED"),
+            severity: s("WARNING"),
+            status: s("ACTIVE"),
+        });
+        let change = only_change(ALERT_DEFERRED);
+        assert_eq!(
+            change.event.business_event(),
+            Some("INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED")
+        );
+        assert_eq!(
+            change,
+            business(WABA, 1_745_612_159.0, "account_alerts", alert)
+        );
+    }
+
+    #[test]
+    fn a_phone_quality_update_names_the_business_number_and_limit() {
+        let quality = Event::PhoneQuality(PhoneQuality {
+            display_phone_number: s("15550783881"),
+            event: s("THROUGHPUT_UPGRADE"),
+            current_limit: s("TIER_UNLIMITED"),
+            old_limit: None,
+            max_daily_conversations_per_business: None,
+        });
+        let change = only_change(PHONE_QUALITY);
+        assert_eq!(change.event.business_event(), Some("THROUGHPUT_UPGRADE"));
+        assert_eq!(
+            change,
+            business(
+                WABA,
+                1_748_454_394.0,
+                "phone_number_quality_update",
+                quality
+            )
+        );
+    }
+
+    #[test]
+    fn template_status_events_name_the_template() {
+        let approved = Event::TemplateStatus(TemplateStatus {
+            template: TemplateRef {
+                id: s("1689556908129832"),
+                name: s("order_confirmation"),
+                language: s("en-US"),
+            },
+            event: s("APPROVED"),
+            reason: s("NONE"),
+            category: s("UTILITY"),
+        });
+        assert_eq!(
+            only_change(TEMPLATE_APPROVED),
+            business(
+                WABA,
+                1_751_247_548.0,
+                "message_template_status_update",
+                approved
+            )
+        );
+        let rejected = Event::TemplateStatus(TemplateStatus {
+            template: TemplateRef {
+                id: s("1689556908129835"),
+                name: s("abandoned_cart"),
+                language: s("en"),
+            },
+            event: s("REJECTED"),
+            reason: s("INVALID_FORMAT"),
+            category: s("MARKETING"),
+        });
+        let change = only_change(TEMPLATE_REJECTED);
+        assert_eq!(change.event.business_event(), Some("REJECTED"));
+        assert_eq!(
+            change,
+            business(
+                WABA,
+                1_751_247_548.0,
+                "message_template_status_update",
+                rejected
+            )
+        );
+    }
+
+    #[test]
+    fn a_template_quality_update_is_known_by_its_shape_whatever_its_field() {
+        let quality = |field: &str| {
+            business(
+                WABA,
+                1_674_864_290.0,
+                field,
+                Event::TemplateQuality(TemplateQuality {
+                    template: TemplateRef {
+                        id: s("806312974732579"),
+                        name: s("welcome_template"),
+                        language: s("en-US"),
+                    },
+                    previous_quality_score: s("GREEN"),
+                    new_quality_score: s("YELLOW"),
+                }),
+            )
+        };
+        // Meta's published example says `message_template_status_update`.
+        let change = only_change(TEMPLATE_QUALITY);
+        assert_eq!(change.event.business_event(), Some("YELLOW"));
+        assert_eq!(change, quality("message_template_status_update"));
+        let renamed = TEMPLATE_QUALITY.replace(
+            "\"message_template_status_update\"",
+            "\"message_template_quality_update\"",
+        );
+        assert_eq!(
+            only_change(&renamed),
+            quality("message_template_quality_update")
+        );
+    }
+
+    #[test]
+    fn a_category_update_stands_for_the_category_the_template_ends_up_in() {
+        let template = TemplateRef {
+            id: s("278077987957091"),
+            name: s("welcome_template"),
+            language: s("en-US"),
+        };
+        let impending = Event::TemplateCategory(TemplateCategory {
+            template: template.clone(),
+            previous_category: None,
+            new_category: s("UTILITY"),
+            correct_category: s("MARKETING"),
+        });
+        let change = only_change(CATEGORY_IMPENDING);
+        assert_eq!(change.event.business_event(), Some("MARKETING"));
+        assert_eq!(
+            change,
+            business(WABA, 1_746_082_800.0, "template_category_update", impending)
+        );
+        let completed = Event::TemplateCategory(TemplateCategory {
+            template,
+            previous_category: s("UTILITY"),
+            new_category: s("MARKETING"),
+            correct_category: None,
+        });
+        let change = only_change(CATEGORY_COMPLETED);
+        assert_eq!(change.event.business_event(), Some("MARKETING"));
+        assert_eq!(
+            change,
+            business(WABA, 1_746_169_200.0, "template_category_update", completed)
+        );
+    }
+
+    #[test]
+    fn a_capability_update_has_limits_and_no_event() {
+        let capability = Event::Capability(Capability {
+            max_daily_conversations_per_business: s("2000"),
+            max_daily_conversation_per_phone: None,
+            max_phone_numbers_per_business: None,
+            max_phone_numbers_per_waba: s("25"),
+        });
+        let change = only_change(CAPABILITY);
+        assert_eq!(change.event.business_event(), None);
+        assert_eq!(
+            change,
+            business(
+                "524126980791429",
+                1_739_321_024.0,
+                "business_capability_update",
+                capability
+            )
+        );
+    }
+
+    #[test]
+    fn no_customer_data_is_kept() {
+        let customers = [
+            // the customer's number, also inside every wamid (base64)
+            "16505551234",
+            "16503879439",
+            "MTY1MDM4Nzk0Mz",
+            "wamid",
+            "Fictitious Customer",
+            "Does it come in another color",
+            "recipient_id",
+            "wa_id",
+            "Limits cannot be increased",
+            "parameters placed next to each other",
+        ];
+        for body in FIXTURES {
+            let (delivery, problems) = parse(body);
+            let shown = format!("{delivery:?} {problems:?}");
+            for data in customers {
+                assert!(!shown.contains(data), "{data} in {shown}");
+            }
+        }
+        // Yet the ids are there, for de-duplication.
+        let change = only_change(STATUS_SENT);
+        let Event::Messages(m) = change.event else {
+            panic!("{change:?}")
+        };
+        assert_eq!(m.statuses[0].message_id.as_str(), WAMID_SENT);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Odd bodies
+
+    fn body_of(changes: &str) -> String {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{WABA}","changes":{changes}}}]}}"#
+        )
+    }
+
+    fn statuses_body(statuses: &str) -> String {
+        body_of(&format!(
+            r#"[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"{PHONE}"}},"statuses":{statuses}}}}}]"#
+        ))
+    }
+
+    fn statuses_of(body: &str) -> (Vec<Status>, Problems) {
+        let (delivery, problems) = parse(body);
+        let [Change {
+            event: Event::Messages(m),
+            ..
+        }] = delivery.changes.as_slice()
+        else {
+            panic!("{delivery:?}")
+        };
+        (m.statuses.clone(), problems)
+    }
+
+    #[test]
+    fn a_status_without_id_is_skipped_and_its_siblings_kept() {
+        let (statuses, problems) = statuses_of(&statuses_body(
+            r#"[{"status":"delivered","timestamp":"1"},{"id":"w2","status":"delivered","timestamp":"2"}]"#,
+        ));
+        assert_eq!(statuses, [status("w2", StatusKind::Delivered, 2.0)]);
+        assert_eq!(problems.skipped(), 1);
+        assert_eq!(
+            problems.notes(),
+            ["item skipped: missing required field `entry[0].changes[0].value.statuses[0].id` (absent or null)"]
+        );
+    }
+
+    #[test]
+    fn status_values_other_than_the_four_count_as_sent() {
+        let (statuses, problems) = statuses_of(&statuses_body(
+            r#"[{"id":"a","status":"played","timestamp":1},{"id":"b","status":"READ","timestamp":2},
+                {"id":"c","status":"something_new","timestamp":"3"},{"id":"d","status":7}]"#,
+        ));
+        let kinds: Vec<_> = statuses.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(kinds, ["sent", "read", "sent"]);
+        assert_eq!(
+            problems.notes(),
+            ["item skipped: wrong type at `entry[0].changes[0].value.statuses[3].status`: expected string, found number"]
+        );
+    }
+
+    #[test]
+    fn a_failed_status_with_errors_not_an_array_is_kept_without_codes() {
+        let (statuses, problems) = statuses_of(&statuses_body(
+            r#"[{"id":"f","status":"failed","timestamp":"5","errors":{"code":131026}}]"#,
+        ));
+        assert_eq!(statuses, [status("f", StatusKind::Failed, 5.0)]);
+        assert_eq!(problems.skipped(), 0);
+        assert_eq!(
+            problems.notes(),
+            ["ignored: wrong type at `entry[0].changes[0].value.statuses[0].errors`: expected array, found object"]
+        );
+    }
+
+    #[test]
+    fn error_codes_are_read_one_by_one() {
+        let (statuses, problems) = statuses_of(&statuses_body(
+            r#"[{"id":"f","status":"failed","errors":[{"code":"131047"},{"title":"no code"},"x",{"code":131026.0},{"code":true}]}]"#,
+        ));
+        assert_eq!(statuses[0].error_codes, [131_047, 131_026]);
+        assert_eq!(statuses[0].timestamp, None);
+        assert_eq!(problems.skipped(), 3);
+        assert_eq!(
+            problems.notes(),
+            [
+                "item skipped: missing required field `entry[0].changes[0].value.statuses[0].errors[1].code` (absent or null)",
+                "item skipped: wrong type at `entry[0].changes[0].value.statuses[0].errors[2]`: expected object, found string",
+                "item skipped: wrong type at `entry[0].changes[0].value.statuses[0].errors[4].code`: expected integer, found boolean",
+            ]
+        );
+    }
+
+    #[test]
+    fn odd_pricing_and_timestamps_are_ignored_and_the_status_kept() {
+        let (statuses, problems) = statuses_of(&statuses_body(
+            r#"[{"id":"p","status":"delivered","timestamp":"soon","pricing":{"billable":"yes","category":"utility"}},
+                {"id":"q","status":"delivered","timestamp":-4,"pricing":[]}]"#,
+        ));
+        assert_eq!(
+            statuses,
+            [
+                Status {
+                    category: s("utility"),
+                    timestamp: None,
+                    ..status("p", StatusKind::Delivered, 0.0)
+                },
+                Status {
+                    timestamp: None,
+                    ..status("q", StatusKind::Delivered, 0.0)
+                },
+            ]
+        );
+        assert_eq!(problems.skipped(), 0);
+        assert_eq!(
+            problems.notes(),
+            [
+                "ignored: wrong type at `entry[0].changes[0].value.statuses[0].pricing.billable`: expected boolean, found string",
+                "ignored: wrong type at `entry[0].changes[0].value.statuses[0].timestamp`: expected unix seconds (number or numeric string), found string",
+                "ignored: wrong type at `entry[0].changes[0].value.statuses[1].pricing`: expected object, found array",
+                "ignored: wrong type at `entry[0].changes[0].value.statuses[1].timestamp`: expected unix seconds (number or numeric string), found number",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_change_that_is_not_an_object_is_skipped_and_its_siblings_kept() {
+        let (delivery, problems) = parse(&body_of(
+            r#"[5,{"field":"account_update","value":{"event":"ACCOUNT_DELETED"}},{"value":{}},{"field":"account_update","value":"x"}]"#,
+        ));
+        assert_eq!(
+            delivery.changes,
+            [Change {
+                waba_id: WABA.into(),
+                time: None,
+                field: "account_update".into(),
+                event: Event::Account(AccountUpdate {
+                    event: s("ACCOUNT_DELETED"),
+                    ..AccountUpdate::default()
+                }),
+            }]
+        );
+        assert_eq!(problems.skipped(), 3);
+        assert_eq!(
+            problems.notes(),
+            [
+                "item skipped: wrong type at `entry[0].changes[0]`: expected object, found number",
+                "item skipped: missing required field `entry[0].changes[2].field` (absent or null)",
+                "item skipped: wrong type at `entry[0].changes[3].value`: expected object, found string",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_kept_by_name_unread() {
+        let (delivery, problems) = parse(&body_of(
+            r#"[{"field":"user_preferences","value":{"users":[{"wa_id":"16505551234"}]}},{"field":"smb_message_echoes","value":7}]"#,
+        ));
+        let fields: Vec<_> = delivery
+            .changes
+            .iter()
+            .map(|c| (c.field.as_str(), &c.event))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("user_preferences", &Event::Other),
+                ("smb_message_echoes", &Event::Other)
+            ]
+        );
+        assert!(problems.is_empty(), "{problems}");
+    }
+
+    #[test]
+    fn an_odd_entry_is_skipped_and_its_siblings_kept() {
+        let body = format!(
+            r#"{{"entry":[null,{{"changes":[]}},{{"id":42,"time":"17","changes":{{}}}},{{"id":"{WABA}","time":9,"changes":[{{"field":"account_update","value":{{"event":"X"}}}}]}}]}}"#
+        );
+        let (delivery, problems) = parse(&body);
+        assert_eq!(delivery.object, None);
+        assert_eq!(
+            delivery.changes,
+            [Change {
+                waba_id: WABA.into(),
+                time: Some(9.0),
+                field: "account_update".into(),
+                event: Event::Account(AccountUpdate {
+                    event: s("X"),
+                    ..AccountUpdate::default()
+                }),
+            }]
+        );
+        assert_eq!(problems.skipped(), 2);
+        assert_eq!(
+            problems.notes(),
+            [
+                "item skipped: wrong type at `entry[0]`: expected object, found null",
+                "item skipped: missing required field `entry[1].id` (absent or null)",
+                "ignored: wrong type at `entry[2].changes`: expected array, found object",
+            ]
+        );
+    }
+
+    #[test]
+    fn odd_parts_of_messages_changes_are_ignored() {
+        let (delivery, problems) = parse(&body_of(
+            r#"[{"field":"messages","value":{"metadata":"x","messages":{"from":"16505551234"},"statuses":"y","errors":[{"code":1}]}}]"#,
+        ));
+        assert_eq!(
+            delivery.changes,
+            [messages_change(Messages {
+                error_codes: vec![1],
+                ..Messages::default()
+            })]
+        );
+        assert_eq!(
+            problems.notes(),
+            [
+                "ignored: wrong type at `entry[0].changes[0].value.metadata`: expected object, found string",
+                "ignored: wrong type at `entry[0].changes[0].value.statuses`: expected array, found string",
+                "ignored: wrong type at `entry[0].changes[0].value.messages`: expected array, found object",
+            ]
+        );
+    }
+
+    #[test]
+    fn problem_notes_name_paths_and_types_never_values() {
+        let (_, problems) = parse(&statuses_body(
+            r#"[{"id":{"wa_id":"16505551234"},"status":"sent"},
+                {"id":"w","status":"sent","timestamp":"16505551234x","pricing":{"category":["16505551234"]},
+                 "errors":[{"code":"16505551234x"}]}]"#,
+        ));
+        assert_eq!(problems.notes().len(), 4, "{problems}");
+        assert!(!problems.to_string().contains("16505551234"), "{problems}");
+    }
+
+    fn parse_err(body: &[u8]) -> PayloadError {
+        parse_delivery(body, &mut Problems::default()).unwrap_err()
+    }
+
+    #[test]
+    fn a_body_fails_only_when_not_an_object_with_an_entry_array() {
+        assert_eq!(parse_err(b" \n"), PayloadError::EmptyBody);
+        assert_eq!(
+            parse_err(b"[]"),
+            PayloadError::WrongType {
+                path: "$".into(),
+                expected: "object",
+                found: "array"
+            }
+        );
+        assert_eq!(
+            parse_err(br#"{"object":"whatsapp_business_account"}"#),
+            PayloadError::Missing {
+                path: "entry".into()
+            }
+        );
+        assert_eq!(
+            parse_err(br#"{"entry":{"id":"1"}}"#),
+            PayloadError::WrongType {
+                path: "entry".into(),
+                expected: "array",
+                found: "object"
+            }
+        );
+        assert!(matches!(
+            parse_err(br#"{"entry":[{"id":"1""#),
+            PayloadError::Truncated { .. }
+        ));
+        let (delivery, problems) = parse(r#"{"entry":[]}"#);
+        assert_eq!(delivery, Delivery::default());
+        assert!(problems.is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!(r#"{{"entry":[{}"#, "[".repeat(100_000));
+        assert!(
+            matches!(parse_err(deep.as_bytes()), PayloadError::Malformed { .. }),
+            "serde_json's recursion limit"
+        );
+    }
+}
