@@ -20,6 +20,7 @@ pub mod meta;
 pub mod poller;
 pub mod probe;
 pub mod providers;
+pub mod query;
 pub mod secret;
 pub mod self_metrics;
 pub mod shard;

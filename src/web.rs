@@ -248,15 +248,8 @@ const PROBE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
 
 async fn probe(request: &Request<Incoming>, exporter: &Exporter) -> Response<Chunks> {
     let query = request.uri().query().unwrap_or("");
-    let params: Vec<(String, String)> = reqwest::Url::parse(&format!("http://probe/?{query}"))
-        .map(|url| url.query_pairs().into_owned().collect())
-        .unwrap_or_default();
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
+    let params = crate::query::QueryParams::parse(query);
+    let param = |name: &str| params.get(name);
     let debug = match param("debug") {
         None | Some("false") => false,
         Some("true") => true,

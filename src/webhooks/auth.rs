@@ -208,15 +208,8 @@ impl Refusal {
 /// mode, and checked before the challenge, so a caller without the token learns nothing
 /// about what else it got right.
 pub fn handshake(query: &str, verify_tokens: &[Secret]) -> Handshake {
-    let params: Vec<(String, String)> = reqwest::Url::parse(&format!("http://webhook/?{query}"))
-        .map(|url| url.query_pairs().into_owned().collect())
-        .unwrap_or_default();
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
+    let params = crate::query::QueryParams::parse(query);
+    let param = |name: &str| params.get(name);
     let token_ok = param("hub.verify_token").is_some_and(|token| matches_any(verify_tokens, token));
     if !token_ok {
         return Handshake::Refused(Refusal::Token);

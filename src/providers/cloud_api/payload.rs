@@ -1986,6 +1986,23 @@ mod tests {
         );
     }
 
+    /// Calls `run` on every prefix of `body` and on `body` with each byte replaced in turn
+    /// by a quote, a brace, a digit and an invalid UTF-8 byte.
+    fn prefixes_and_mutations(body: &[u8], run: impl Fn(&[u8])) {
+        for end in 0..=body.len() {
+            run(&body[..end]);
+        }
+        let mut m = body.to_vec();
+        for i in 0..m.len() {
+            let saved = m[i];
+            for replacement in [b'"', b'}', b'1', 0xff] {
+                m[i] = replacement;
+                run(&m);
+            }
+            m[i] = saved;
+        }
+    }
+
     #[test]
     fn never_panics_on_prefixes_and_mutations() {
         let run = |b: &[u8]| {
@@ -2001,18 +2018,7 @@ mod tests {
             }
         };
         for body in FIXTURES {
-            for end in 0..=body.len() {
-                run(&body[..end]);
-            }
-            let mut m = body.to_vec();
-            for i in 0..m.len() {
-                let saved = m[i];
-                for replacement in [b'"', b'}', b'1', 0xff] {
-                    m[i] = replacement;
-                    run(&m);
-                }
-                m[i] = saved;
-            }
+            prefixes_and_mutations(body, run);
         }
         let deep = "[".repeat(100_000);
         assert!(matches!(
@@ -2623,18 +2629,7 @@ mod tests {
             br#"{"1":{"id":"1","throughput":{"level":"STANDARD"}},"2":{"error":{"code":100}}}"#,
         ];
         for body in bodies {
-            for end in 0..=body.len() {
-                run(&body[..end]);
-            }
-            let mut m = body.to_vec();
-            for i in 0..m.len() {
-                let saved = m[i];
-                for replacement in [b'"', b'}', b'1', 0xff] {
-                    m[i] = replacement;
-                    run(&m);
-                }
-                m[i] = saved;
-            }
+            prefixes_and_mutations(body, run);
         }
     }
 }
