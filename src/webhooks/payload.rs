@@ -133,34 +133,49 @@ impl std::fmt::Debug for MessageId {
     }
 }
 
-/// A status's `status`. Any value other than the four counted ones (`played` for a voice
-/// message, or one Meta adds later) is kept as [`StatusKind::Sent`]: the message was
-/// accepted, which is what every status implies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A status's `status`. The four Meta documents for every message have their own
+/// variants; any other (`played` for a voice message, or one Meta adds later) is kept as
+/// sent, lowercased, so that it counts under its own name and never inflates `sent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusKind {
     Sent,
     Delivered,
     Read,
     Failed,
+    /// Lowercase letters, digits and `_`, at most [`MAX_STATUS_LEN`] bytes; a value that is
+    /// not (text that no status of Meta's looks like) reads `other`.
+    Other(String),
 }
+
+/// Longest status value kept as sent: Meta's are single words.
+pub const MAX_STATUS_LEN: usize = 32;
 
 impl StatusKind {
     fn of(s: &str) -> StatusKind {
-        match s.trim().to_ascii_lowercase().as_str() {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "sent" => StatusKind::Sent,
             "delivered" => StatusKind::Delivered,
             "read" => StatusKind::Read,
             "failed" => StatusKind::Failed,
-            _ => StatusKind::Sent,
+            _ if !s.is_empty()
+                && s.len() <= MAX_STATUS_LEN
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+            {
+                StatusKind::Other(s)
+            }
+            _ => StatusKind::Other("other".to_owned()),
         }
     }
 
     /// The `status` label value.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             StatusKind::Sent => "sent",
             StatusKind::Delivered => "delivered",
             StatusKind::Read => "read",
             StatusKind::Failed => "failed",
+            StatusKind::Other(s) => s,
         }
     }
 }
@@ -1013,13 +1028,14 @@ mod tests {
     }
 
     #[test]
-    fn status_values_other_than_the_four_count_as_sent() {
+    fn status_values_other_than_the_four_are_kept_as_sent() {
         let (statuses, problems) = statuses_of(&statuses_body(
             r#"[{"id":"a","status":"played","timestamp":1},{"id":"b","status":"READ","timestamp":2},
-                {"id":"c","status":"something_new","timestamp":"3"},{"id":"d","status":7}]"#,
+                {"id":"c","status":"something_new","timestamp":"3"},{"id":"d","status":7},
+                {"id":"e","status":"<b>x y</b>","timestamp":4},{"id":"f","status":" Sent ","timestamp":5}]"#,
         ));
         let kinds: Vec<_> = statuses.iter().map(|s| s.status.as_str()).collect();
-        assert_eq!(kinds, ["sent", "read", "sent"]);
+        assert_eq!(kinds, ["played", "read", "something_new", "other", "sent"]);
         assert_eq!(
             problems.notes(),
             ["item skipped: wrong type at `entry[0].changes[0].value.statuses[3].status`: expected string, found number"]
