@@ -100,6 +100,7 @@ pub mod fleet;
 pub mod kapso;
 pub mod meta;
 pub mod onprem;
+pub mod webhook_sender;
 
 #[cfg(test)]
 mod fleet_tests;
