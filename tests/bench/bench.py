@@ -60,8 +60,29 @@ Of the Graph figures of run.sh (issue 15):
                                          waits until the simulator has counted a request of
                                          one of KINDS (comma-separated) since the
                                          /fleet/stats answer BASELINE; prints the seconds
+
+Of the webhook figures of run.sh (issue 16):
+
+  bench.py webhook-requests CORPUS SECRET N TEMPLATE SIGS
+                                         the body template of webhooks.lua (Meta's status
+                                         delivery CORPUS, its id and status replaced by
+                                         @ID@ and @STATUS@) and the HMAC-SHA256 hex of the
+                                         N bodies it makes, one a line; prints the bytes of
+                                         the largest body
+  bench.py webhook-verify TEMPLATE SIGS SECRET SAMPLE
+                                         recomputes SAMPLE of the signatures (spread over
+                                         the file) with openssl, an implementation apart;
+                                         prints "checked mismatches"
+  bench.py webhook-counts URL            from a /metrics answer: "accepted
+                                         other_results series duplicates dropped": the
+                                         requests counted accepted, those counted with
+                                         any other result, the series of the webhook
+                                         families, the statuses counted as redelivered and
+                                         the increments series_limit dropped
 """
 
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -538,6 +559,86 @@ def scrape(path):
     )
 
 
+STATUSES = ("sent", "delivered", "read")
+
+
+def webhook_body(head, middle, tail, index):
+    """The index-th body, built as webhooks.lua builds it."""
+    return f"{head}{index:012d}{middle}{STATUSES[index % 3]}{tail}".encode()
+
+
+def webhook_template_parts(template):
+    head, rest = template.split("@ID@", 1)
+    middle, tail = rest.split("@STATUS@", 1)
+    return head, middle, tail
+
+
+def webhook_requests(corpus, secret, n, template_path, sigs_path):
+    doc = json.load(open(corpus))
+    status = doc["entry"][0]["changes"][0]["value"]["statuses"][0]
+    # A wamid-like id of Meta's length, the index in place of its tail.
+    status["id"] = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEz@ID@AA=="
+    status["status"] = "@STATUS@"
+    # Indented as Meta's published examples are: about 1.1 KB, the size the issue names.
+    template = json.dumps(doc, indent=2)
+    with open(template_path, "w") as f:
+        f.write(template)
+    head, middle, tail = webhook_template_parts(template)
+    key = secret.encode()
+    largest = 0
+    with open(sigs_path, "w") as f:
+        for i in range(int(n)):
+            body = webhook_body(head, middle, tail, i)
+            largest = max(largest, len(body))
+            f.write(hmac.new(key, body, hashlib.sha256).hexdigest())
+            f.write("\n")
+    print(largest)
+
+
+def webhook_verify(template_path, sigs_path, secret, sample):
+    head, middle, tail = webhook_template_parts(open(template_path).read())
+    sigs = open(sigs_path).read().split("\n")[:-1]
+    step = max(1, len(sigs) // int(sample))
+    checked = mismatches = 0
+    for i in range(0, len(sigs), step):
+        out = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-hmac", secret, "-r"],
+            input=webhook_body(head, middle, tail, i),
+            capture_output=True,
+            check=True,
+        ).stdout.split()[0].decode()
+        checked += 1
+        mismatches += out != sigs[i]
+    print(checked, mismatches)
+
+
+WEBHOOK_FAMILIES = re.compile(
+    r"^(whatsapp_webhook_|whatsapp_message_statuses_total|whatsapp_message_errors_total|"
+    r"whatsapp_message_billable_total|whatsapp_business_events_total)"
+)
+
+
+def webhook_counts(url):
+    text = urllib.request.urlopen(url, timeout=30).read().decode()
+    accepted, others, series, duplicates, dropped = 0, 0, 0, 0, 0
+    for line in text.splitlines():
+        if line.startswith("#") or not WEBHOOK_FAMILIES.match(line):
+            continue
+        series += 1
+        name, _, value = line.rpartition(" ")
+        if name == "whatsapp_webhook_duplicate_statuses_total":
+            duplicates = float(value)
+        elif name == "whatsapp_webhook_series_dropped_total":
+            dropped = float(value)
+        m = re.match(r'whatsapp_webhook_requests_total\{result="([^"]*)"\} (\S+)', line)
+        if m:
+            if m.group(1) == "accepted":
+                accepted = float(m.group(2))
+            else:
+                others += float(m.group(2))
+    print(f"{accepted:.0f} {others:.0f} {series} {duplicates:.0f} {dropped:.0f}")
+
+
 def fleet_rate(stats_path):
     stats = json.load(open(stats_path))
     counts = stats["per_second"]["counts"][-10:]
@@ -598,6 +699,9 @@ def main():
         "graph-numbers-config": graph_numbers_config,
         "graph-figures": graph_figures,
         "graph-wait": graph_wait,
+        "webhook-requests": webhook_requests,
+        "webhook-verify": webhook_verify,
+        "webhook-counts": webhook_counts,
     }
     if command not in commands:
         sys.exit(__doc__)

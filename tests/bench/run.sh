@@ -11,6 +11,10 @@
 #   bash tests/bench/run.sh --perf          # also record perf profiles of the three loads
 #   bash tests/bench/run.sh --keep          # keep the work directory (logs, bodies, wrk output)
 #   bash tests/bench/run.sh --graph-only    # only the Graph figures of issue 15 (6. below)
+#   bash tests/bench/run.sh --webhooks-only # only the webhook figures of issue 16 (7. below)
+#   bash tests/bench/run.sh --webhooks-only --webhooks-flood 100000
+#                                           # floods of that many distinct ids (default
+#                                           # 1,000,000; at most 1,000,000)
 #   bash tests/bench/run.sh --graph-interval 10 --graph-cycles 3
 #                                           # their poll interval (s; default 30) and window
 #   bash tests/bench/run.sh --bin target/debug/whatsapp-exporter --graph-only
@@ -65,6 +69,17 @@
 #     the window in intervals). Beside them, the same run with the 10,000 numbers by
 #     phone_number_ids only (the per-number path), 50 a target (all the numbers of a target
 #     answer within its timeout). An exporter without `business_id` has its rows say n/a.
+#  7. The webhook receiver (issue 16): an exporter with only a `webhooks:` section (no
+#     targets) takes Meta's status deliveries, one status of about 1.1 KB each, every one
+#     with its own message id and signed with the app secret (X-Hub-Signature-256), from
+#     wrk with webhooks.lua (the signatures precomputed by bench.py: wrk's Lua has no HMAC);
+#     nginx answers the same POSTs with `return 200`. Deliveries/s and CPU per 1,000 of
+#     both; the exporter's whatsapp_webhook_requests_total{result="accepted"} must have
+#     grown by what wrk completed (plus at most the requests in flight when wrk stopped).
+#     Then a fresh exporter: resident memory before (after a warm-up answered 403) and
+#     after 1,000,000 deliveries of distinct ids, and after 1,000,000 more, beside the bound
+#     of its dedup (two generations, 2.25 MiB at the default dedup_window 100,000; see
+#     src/webhooks/dedup.rs) plus the webhook families' series (capped by series_limit).
 #
 # Where the issue's words need a number, the script's reading is in the goal column: no
 # burst = the busiest second at most 1.5 x the mean; a scrape's cost not growing with how
@@ -76,8 +91,10 @@ SOAK=120
 PERF=0
 KEEP=0
 GRAPH_ONLY=0
+WEBHOOKS_ONLY=0
 GRAPH_INTERVAL=30
 GRAPH_CYCLES=3
+WH_FLOOD=1000000
 GIVEN_BIN=
 EXPORTER_BIN=
 while (($#)); do
@@ -93,6 +110,14 @@ while (($#)); do
     --graph-only)
         GRAPH_ONLY=1
         shift
+        ;;
+    --webhooks-only)
+        WEBHOOKS_ONLY=1
+        shift
+        ;;
+    --webhooks-flood)
+        WH_FLOOD="${2:?--webhooks-flood needs a count}"
+        shift 2
         ;;
     --graph-interval)
         GRAPH_INTERVAL="${2:?--graph-interval needs seconds}"
@@ -130,6 +155,10 @@ while (($#)); do
 done
 [[ "$SOAK" =~ ^[0-9]+$ ]] || {
     echo "--soak takes whole seconds" >&2
+    exit 2
+}
+[[ "$WH_FLOOD" =~ ^[1-9][0-9]*$ ]] && ((WH_FLOOD <= 1000000)) || {
+    echo "--webhooks-flood takes a count from 1 to 1000000" >&2
     exit 2
 }
 [[ "$GRAPH_INTERVAL" =~ ^[1-9][0-9]*$ && "$GRAPH_CYCLES" =~ ^[1-9][0-9]*$ ]] || {
@@ -193,7 +222,12 @@ nginx_pids() { echo "$1 $(ps -o pid= --ppid "$1" | tr '\n' ' ')"; }
 log "work directory $WORK"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 need=()
-if ((!GRAPH_ONLY)); then
+if ((WEBHOOKS_ONLY)); then
+    command -v wrk >/dev/null || need+=(wrk)
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
+    command -v openssl >/dev/null || need+=(openssl)
+elif ((!GRAPH_ONLY)); then
+    command -v openssl >/dev/null || need+=(openssl)
     command -v wrk >/dev/null || need+=(wrk)
     command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
     command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
@@ -254,10 +288,18 @@ sleep_until() {
     return 0
 }
 
-read -r SIM_PORT EXP_PORT BB_PORT NGX_PORT GSIM_PORT <<<"$(py ports 5)"
+read -r SIM_PORT EXP_PORT BB_PORT NGX_PORT GSIM_PORT WH_PORT WNGX_PORT <<<"$(py ports 7)"
 SIM="http://127.0.0.1:$SIM_PORT"
 EXP="http://127.0.0.1:$EXP_PORT"
 API_KEY=sim-api-key-0123456789
+
+# wrk -t2 -c4 -d10s; prints "requests_per_s requests bytes_per_s errors" and keeps the output.
+wrk_run() {
+    local out=$1
+    shift
+    wrk -t2 -c4 -d"${WRK_SECONDS:-10}s" "$@" >"$out" 2>&1
+    py wrk "$out"
+}
 
 # ---------------------------------------------------------------------------------------
 # 6. The Cloud API at fleet scale (issue 15); see the header. A function: --graph-only runs
@@ -359,11 +401,249 @@ graph_section() {
     row "  numbers on /metrics (business; phone_number_ids only); warnings logged" "$b_metrics; $n_metrics; ${GW[business]} / ${GW[numbers]}" "-" "-" "$GRAPH_NUMBERS" "$([[ $b_metrics == "$GRAPH_NUMBERS" ]] && echo yes || echo NO)"
 }
 
+# ---------------------------------------------------------------------------------------
+# 7. The webhook receiver (issue 16); see the header. A function: --webhooks-only runs it
+# alone.
+WH_SECRET=bench-app-secret-0123456789
+WH_IDS=1000000
+WH_URL="http://127.0.0.1:$WH_PORT/webhooks/whatsapp"
+WNGX_URL="http://127.0.0.1:$WNGX_PORT/webhooks/whatsapp"
+# The dedup's two generations at the default dedup_window 100,000 (src/webhooks/dedup.rs).
+WH_DEDUP_KIB=$((2359328 / 1024))
+# An allowance per series of the webhook families (its labels and counter), generous.
+WH_SERIES_KIB=1
+
+# wrk's webhooks.lua with MODE (good, bad) and TOTAL (0: for WRK_SECONDS) against URL,
+# from the id START on; output to FILE. Prints what wrk_run prints. (2: wrk_run's -t2.)
+wh_wrk() {
+    local file=$1 url=$2 mode=$3 total=$4 start=${5:-0}
+    wrk_run "$file" --timeout 10s -s "$BENCH/webhooks.lua" "$url" -- \
+        "$WORK/wh-template.json" "$WORK/wh-sigs.txt" "$mode" "$total" 2 "$start"
+}
+
+# Starts the exporter of wh.yaml; sets WH_PID, or returns 1 when it refuses the config or
+# does not answer.
+wh_start() {
+    local name=$1 i code
+    if ! "$RUN_BIN" --config.check --config.file "$WORK/wh.yaml" >"$WORK/wh-check.log" 2>&1; then
+        log "webhooks: the exporter refuses the config: $(grep -m1 -o 'FAILED.*' "$WORK/wh-check.log" | cut -c1-200)"
+        return 1
+    fi
+    "$RUN_BIN" --config.file "$WORK/wh.yaml" --web.listen-address "127.0.0.1:$EXP_PORT" 2>"$WORK/wh-$name-exporter.log" &
+    WH_PID=$!
+    PIDS+=("$WH_PID")
+    wait_http "$EXP/-/ready" || return 1
+    # The receiver's port: any answer (403 to a handshake without the token) will do.
+    for ((i = 0; i < 200; i++)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$WH_URL?hub.mode=subscribe")
+        [[ $code != 000 ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# The first field of the exporter's webhook counts (bench.py webhook-counts) now.
+wh_counts() { py webhook-counts "$EXP/metrics"; }
+
+webhook_section() {
+    log "webhooks: $WH_IDS signed status deliveries (bench.py webhook-requests)"
+    WH_BYTES=$(py webhook-requests "$ROOT/tests/corpus/webhooks/messages-status-sent-marketing.json" \
+        "$WH_SECRET" "$WH_IDS" "$WORK/wh-template.json" "$WORK/wh-sigs.txt") || die "webhook requests"
+    local checked mismatches
+    read -r checked mismatches <<<"$(py webhook-verify "$WORK/wh-template.json" "$WORK/wh-sigs.txt" "$WH_SECRET" 20)"
+    [[ $mismatches == 0 && $checked -gt 0 ]] || die "webhook signatures: $mismatches of $checked differ from openssl's"
+    log "webhooks: bodies up to $WH_BYTES bytes; $checked signatures checked with openssl"
+    cat >"$WORK/wh.yaml" <<EOF
+webhooks:
+  listen_address: "127.0.0.1:$WH_PORT"
+  app_secret: "$WH_SECRET"
+EOF
+    # nginx answers the POST with 200 and an empty body, as the receiver does, without
+    # verifying anything: `return` makes it read the body off the socket and discard it
+    # (ngx_http_discard_request_body, which keep-alive needs), neither buffering, hashing
+    # nor parsing it. It is the price of HTTP and of reading 1.1 KB, the limit of this
+    # machine with wrk on it too.
+    mkdir -p "$WORK/wh-nginx-tmp"
+    cat >"$WORK/wh-nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $WORK/wh-nginx.pid;
+error_log $WORK/wh-nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_max_body_size 1m;
+    client_body_temp_path $WORK/wh-nginx-tmp/body;
+    proxy_temp_path $WORK/wh-nginx-tmp/proxy;
+    fastcgi_temp_path $WORK/wh-nginx-tmp/fastcgi;
+    uwsgi_temp_path $WORK/wh-nginx-tmp/uwsgi;
+    scgi_temp_path $WORK/wh-nginx-tmp/scgi;
+    server {
+        listen 127.0.0.1:$WNGX_PORT;
+        location = /webhooks/whatsapp { return 200; }
+    }
+}
+EOF
+    "$NGINX" -p "$WORK" -e "$WORK/wh-nginx-error.log" -c "$WORK/wh-nginx.conf" >"$WORK/wh-nginx.out" 2>&1 &
+    local ngx_pid=$!
+    PIDS+=("$ngx_pid")
+    local i code
+    for ((i = 0; i < 200; i++)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$WORK/wh-template.json" "$WNGX_URL")
+        [[ $code == 200 ]] && break
+        sleep 0.05
+    done
+    [[ $code == 200 ]] || die "nginx did not answer the webhook POST (see $WORK/wh-nginx-error.log)"
+
+    declare -A WRPS WCPK WERR
+    local subject run pids rps n errors c0 c1 a0 a1 others series dups dropped
+    local done_sum=0 accepted_sum=0 over_min=0 over_max=0 ours_ok=1 next_id=0
+    for subject in ours nginx; do
+        WRPS[$subject]=""
+        WCPK[$subject]=""
+        WERR[$subject]=0
+    done
+    if ! wh_start load; then
+        ours_ok=0
+        [[ -n ${WH_PID:-} ]] && stop "$WH_PID"
+        log "webhooks: no receiver (see $WORK/wh-check.log, $WORK/wh-load-exporter.log); nginx only"
+    else
+        WRK_SECONDS=2 wh_wrk "$WORK/wrk-wh-warm.txt" "$WH_URL" bad 0 >/dev/null
+    fi
+    WRK_SECONDS=2 wh_wrk "$WORK/wrk-wh-nginx-warm.txt" "$WNGX_URL" good 0 >/dev/null
+    local others0=0
+    ((ours_ok)) && read -r _ others0 _ <<<"$(wh_counts)"
+    for run in 1 2 3; do
+        for subject in ours nginx; do
+            if [[ $subject == ours ]]; then
+                ((ours_ok)) || continue
+                pids=$WH_PID
+                read -r a0 _ <<<"$(wh_counts)"
+            else
+                pids=$(nginx_pids "$ngx_pid")
+            fi
+            # shellcheck disable=SC2086
+            c0=$(cpu $pids)
+            if [[ $subject == ours ]]; then
+                # Each run goes on from the ids of the last: none is seen twice.
+                read -r rps n _ errors <<<"$(wh_wrk "$WORK/wrk-wh-$subject-$run.txt" "$WH_URL" good 0 "$next_id")"
+            else
+                read -r rps n _ errors <<<"$(wh_wrk "$WORK/wrk-wh-$subject-$run.txt" "$WNGX_URL" good 0)"
+            fi
+            # shellcheck disable=SC2086
+            c1=$(cpu $pids)
+            WRPS[$subject]+="$rps "
+            WCPK[$subject]+="$(calc "($c1 - $c0) / $n * 1000") "
+            WERR[$subject]=$((WERR[$subject] + errors))
+            if [[ $subject == ours ]]; then
+                # Requests in flight when wrk stopped are still answered and counted.
+                sleep 0.5
+                read -r a1 _ <<<"$(wh_counts)"
+                done_sum=$((done_sum + n))
+                next_id=$((next_id + a1 - a0))
+                accepted_sum=$((accepted_sum + a1 - a0))
+                ((a1 - a0 - n > over_max)) && over_max=$((a1 - a0 - n))
+                ((a1 - a0 - n < over_min)) && over_min=$((a1 - a0 - n))
+                log "webhooks ours run $run: $rps deliveries/s, $n completed, $((a1 - a0)) accepted on /metrics, $errors errors, $(calc "$c1 - $c0") CPU s"
+            else
+                log "webhooks nginx run $run: $rps requests/s, $n completed, $errors errors, $(calc "$c1 - $c0") CPU s"
+            fi
+        done
+    done
+    local rps_ours rps_nginx cpk_ours cpk_nginx
+    # shellcheck disable=SC2086
+    rps_ours=$(py median ${WRPS[ours]:-nan})
+    # shellcheck disable=SC2086
+    rps_nginx=$(py median ${WRPS[nginx]})
+    # shellcheck disable=SC2086
+    cpk_ours=$(py median ${WCPK[ours]:-nan})
+    # shellcheck disable=SC2086
+    cpk_nginx=$(py median ${WCPK[nginx]})
+    local load_counts="-"
+    if ((ours_ok)); then
+        load_counts=$(wh_counts)
+        stop "$WH_PID"
+    fi
+    stop "$ngx_pid"
+
+    # Memory: a fresh exporter, warmed up with wrong signatures (connections, threads and
+    # body buffers exist, no status counted), then floods of distinct message ids.
+    local idle=nan idle_hwm before=nan after1=nan after2=nan hwm=nan flood1=nan flood2=nan
+    local mem_counts="nan nan nan nan nan" warm_counts="nan nan"
+    if ((ours_ok)) && wh_start memory; then
+        idle=$(rss_kib "$WH_PID")
+        WRK_SECONDS=3 wh_wrk "$WORK/wrk-wh-mem-warm.txt" "$WH_URL" bad 0 >/dev/null
+        warm_counts=$(wh_counts)
+        before=$(rss_kib "$WH_PID")
+        local flood wrk_pid a t0
+        for flood in 1 2; do
+            read -r a0 _ <<<"$(wh_counts)"
+            log "webhooks: flood $flood of $WH_FLOOD distinct message ids"
+            wrk -t2 -c4 -d600s --timeout 10s -s "$BENCH/webhooks.lua" "$WH_URL" -- \
+                "$WORK/wh-template.json" "$WORK/wh-sigs.txt" good "$WH_FLOOD" 2 >"$WORK/wrk-wh-flood-$flood.txt" 2>&1 &
+            wrk_pid=$!
+            # webhooks.lua's threads stop at the flood's last id (the last request may not
+            # go out); wrk itself waits out -d unless interrupted: done when the count
+            # reached the flood or stood still for 2 s.
+            t0=$(date +%s)
+            a=$a0
+            local last=-1 still=0
+            while (($(date +%s) - t0 < 300)) && ((a - a0 < WH_FLOOD && still < 4)); do
+                sleep 0.5
+                read -r a _ <<<"$(wh_counts)"
+                if ((a == last)); then still=$((still + 1)); else still=0; fi
+                last=$a
+            done
+            kill -INT "$wrk_pid" 2>/dev/null
+            wait "$wrk_pid"
+            sleep 0.5
+            read -r a _ <<<"$(wh_counts)"
+            if [[ $flood == 1 ]]; then
+                flood1=$((a - a0))
+                after1=$(rss_kib "$WH_PID")
+            else
+                flood2=$((a - a0))
+                after2=$(rss_kib "$WH_PID")
+            fi
+            log "webhooks: flood $flood: $((a - a0)) accepted in $(($(date +%s) - t0)) s; resident $(rss_kib "$WH_PID") KiB"
+        done
+        hwm=$(hwm_kib "$WH_PID")
+        mem_counts=$(wh_counts)
+        stop "$WH_PID"
+    fi
+
+    local m_acc m_others m_series m_dups m_dropped
+    read -r m_acc m_others m_series m_dups m_dropped <<<"$mem_counts"
+    local l_acc l_others l_series l_dups l_dropped
+    read -r l_acc l_others l_series l_dups l_dropped <<<"${load_counts/#-/nan nan nan nan nan}"
+    # Not the warm-up's 403s.
+    [[ $l_others != nan ]] && l_others=$((l_others - others0))
+    local bound=$((WH_DEDUP_KIB + WH_SERIES_KIB * ${m_series/nan/0}))
+    local growth=nan
+    [[ $after1 != nan && $before != nan ]] && growth=$((after1 - before))
+    local third
+    third=$(calc "${rps_nginx:-nan} / 3")
+
+    section "7. Webhook receiver (issue 16): signed status deliveries of $WH_BYTES bytes, each its own message id (wrk -t2 -c4 -d10s, webhooks.lua, median of 3)"
+    row "deliveries/s (POST, HMAC-SHA256 verified, counted)" "$(fmt "$rps_ours")" "-" "-" ">= 30000" "$(yes_if "$rps_ours" ">=" 30000)"
+    row "deliveries/s beside nginx" "$(fmt "$rps_ours")" "nginx return 200, same requests (this run): $(fmt "$rps_nginx")" "$(ratio "$rps_ours" "$rps_nginx")" ">= 0.33 x nginx ($(fmt "$third"))" "$(yes_if "$rps_ours" ">=" "$third")"
+    row "  accepted on /metrics / completed by wrk (3 runs); most over" "$accepted_sum / $done_sum; $over_min..$over_max" "-" "-" "0..4 over a run (in flight)" "$( ((ours_ok)) && ((over_min >= 0 && over_max <= 4)) && echo yes || echo NO)"
+    row "  errors (non-2xx, socket) over 3 runs; other results on /metrics" "${WERR[ours]}; $(fmt "$l_others")" "nginx ${WERR[nginx]}; -" "-" "0; 0" "$( ((ours_ok)) && [[ ${WERR[ours]} == 0 && $l_others == 0 ]] && echo yes || echo NO)"
+    row "CPU s per 1000 deliveries at that load" "$(fmt "$cpk_ours" 3)" "nginx (this run): $(fmt "$cpk_nginx" 3)" "$(ratio "$cpk_ours" "$cpk_nginx")" "-" "-"
+    row "resident idle; after a 403 warm-up (MiB)" "$(mib "${idle/nan/0}"); $(mib "${before/nan/0}")" "warm-up counted (accepted, other): $(echo "$warm_counts" | cut -d' ' -f1-2)" "-" "-" "-"
+    row "resident growth over $(fmt "$flood1") distinct ids (MiB)" "$(mib "${before/nan/0}") -> $(mib "${after1/nan/0}"): +$(mib "${growth/nan/0}")" "dedup 2.25 + $m_series series x $WH_SERIES_KIB KiB: $(mib "$bound")" "$(ratio "$growth" "$bound")" "<= 1" "$(yes_if "$growth" "<=" "$bound")"
+    row "resident after $(fmt "$flood2") more distinct ids; peak (MiB)" "$(mib "${after2/nan/0}"); $(mib "${hwm/nan/0}")" "after the first: $(mib "${after1/nan/0}")" "$(ratio "$after2" "$after1")" "<= 1.05 (flat)" "$(yes_if "$(ratio "$after2" "$after1")" "<=" 1.05)"
+    row "  duplicates counted; series dropped (load; floods); webhook series (load; floods)" "$(fmt "$l_dups"), $(fmt "$m_dups"); $(fmt "$l_dropped"), $(fmt "$m_dropped"); $(fmt "$l_series"), $(fmt "$m_series")" "-" "-" "0; 0" "$([[ $l_dups == 0 && $m_dups == 0 && $l_dropped == 0 && $m_dropped == 0 ]] && echo yes || echo NO)"
+}
+
 # Prints the table (and, with --perf, the profiles).
 report() {
     echo
     echo "whatsapp-exporter performance, $(date -u +%Y-%m-%dT%H:%M:%SZ), $("$BIN" --version 2>/dev/null)"
-    if ((GRAPH_ONLY)); then
+    if ((WEBHOOKS_ONLY)); then
+        echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $("$NGINX" -v 2>&1) (--webhooks-only)"
+    elif ((GRAPH_ONLY)); then
         echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB (--graph-only)"
     else
         echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $("$BLACKBOX" --version 2>&1 | head -1 | cut -d' ' -f1-3); $("$NGINX" -v 2>&1)"
@@ -392,6 +672,11 @@ report() {
 
 if ((GRAPH_ONLY)); then
     graph_section
+    report
+    exit 0
+fi
+if ((WEBHOOKS_ONLY)); then
+    webhook_section
     report
     exit 0
 fi
@@ -512,14 +797,6 @@ NGX_PID=$!
 PIDS+=("$NGX_PID")
 NGX="http://127.0.0.1:$NGX_PORT"
 wait_http "$NGX/fleet/onprem/0/v1/health" || die "nginx did not start (see $WORK/nginx-error.log)"
-
-# wrk -t2 -c4 -d10s; prints "requests_per_s requests bytes_per_s errors" and keeps the output.
-wrk_run() {
-    local out=$1
-    shift
-    wrk -t2 -c4 -d"${WRK_SECONDS:-10}s" "$@" >"$out" 2>&1
-    py wrk "$out"
-}
 
 # ---------------------------------------------------------------------------------------
 section "1. Binary, start-up and memory with the demo's configuration"
@@ -825,6 +1102,7 @@ row "resident after the /metrics load; peak (MiB)" "$(mib "$FLEET_RSS_B"); $(mib
 row "soak of $SOAK s: resident at start -> end (min..max) (MiB)" "$(mib "$FLEET_RSS_B") -> $(mib "$FLEET_RSS_C") ($(mib "$SOAK_MIN")..$(mib "$SOAK_MAX"))" "start" "$(ratio "$FLEET_RSS_C" "$FLEET_RSS_B")" "<= 1.05 (flat; the goal: --soak 3600)" "$(yes_if "$(ratio "$FLEET_RSS_C" "$FLEET_RSS_B")" "<=" 1.05)"
 
 graph_section
+webhook_section
 
 # ---------------------------------------------------------------------------------------
 report
