@@ -42,6 +42,8 @@ pub struct Config {
     pub targets: Vec<Arc<Target>>,
     /// The `target_files` globs, resolved against the config file's directory.
     pub target_files: Vec<String>,
+    /// The webhook receiver's section; `None`: the receiver is off.
+    pub webhooks: Option<crate::webhooks::config::WebhooksConfig>,
     /// Position of each target in `targets`, by name.
     by_name: HashMap<String, usize>,
 }
@@ -255,9 +257,10 @@ struct RawConfig {
     global: RawGlobal,
     targets: Vec<RawTarget>,
     target_files: Vec<EnvString>,
+    webhooks: Option<crate::webhooks::config::RawWebhooks>,
 }
 
-const CONFIG_KEYS: &[&str] = &["global", "targets", "target_files"];
+const CONFIG_KEYS: &[&str] = &["global", "targets", "target_files", "webhooks"];
 
 /// Reads the config file as a derived struct with `deny_unknown_fields` would, handing
 /// the types of its targets to their reading when a first reading found them.
@@ -296,6 +299,7 @@ impl<'de> Visitor<'de> for RawConfigSeed {
                         types: types.take(),
                     })?;
                 }
+                "webhooks" => raw.webhooks = map.next_value()?,
                 _ => raw.target_files = map.next_value()?,
             }
         }
@@ -696,10 +700,17 @@ impl RawConfig {
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
+        let base = path.parent().unwrap_or(Path::new("."));
+        let webhooks = self
+            .webhooks
+            .map(|raw| raw.validate(base))
+            .transpose()
+            .map_err(|message| invalid(path, message))?;
         Ok(Config {
             global,
             targets,
             target_files,
+            webhooks,
             by_name,
         })
     }

@@ -31,6 +31,9 @@ pub fn redacted_yaml(config: &Config) -> String {
     }
     let targets: Vec<Value> = config.targets.iter().map(|t| target(t)).collect();
     put(&mut root, "targets", targets);
+    if let Some(webhooks) = &config.webhooks {
+        put(&mut root, "webhooks", webhooks.redacted());
+    }
     // Serializing a tree of plain values cannot fail; say so rather than print nothing.
     serde_yaml::to_string(&Value::Mapping(root))
         .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
