@@ -154,6 +154,28 @@ families! {
         "Review status of the message template (APPROVED, PAUSED, DISABLED, ...); 1 marks the current one.";
     TemplateQuality => "whatsapp_template_quality", Gauge,
         "Quality of the message template (GREEN, YELLOW, RED, UNKNOWN); 1 marks the current one.";
+    WebhookRequests => "whatsapp_webhook_requests_total", Counter,
+        "Webhook deliveries (POST) the receiver answered, by result.";
+    WebhookVerifications => "whatsapp_webhook_verifications_total", Counter,
+        "Webhook subscription handshakes (GET) the receiver answered, by result.";
+    WebhookEvents => "whatsapp_webhook_events_total", Counter,
+        "Changes received in accepted webhook deliveries, by WABA and field.";
+    WebhookLastEvent => "whatsapp_webhook_last_event_timestamp_seconds", Gauge,
+        "Unix time the receiver last got a change for the WABA.";
+    MessageStatuses => "whatsapp_message_statuses_total", Counter,
+        "Statuses of sent messages Meta reported by webhook (sent, delivered, read, failed, ...), each message and status counted once.";
+    MessageErrors => "whatsapp_message_errors_total", Counter,
+        "Error codes of failed messages and of messages changes, by phone number.";
+    MessageBillable => "whatsapp_message_billable_total", Counter,
+        "Statuses of billable messages, by pricing category.";
+    BusinessEvents => "whatsapp_business_events_total", Counter,
+        "Account, quality, template and capability events received by webhook, by field and event.";
+    WebhookDuplicateStatuses => "whatsapp_webhook_duplicate_statuses_total", Counter,
+        "Message statuses Meta delivered again within the de-duplication window, counted once.";
+    WebhookItemsSkipped => "whatsapp_webhook_items_skipped_total", Counter,
+        "Parts of accepted webhook deliveries that could not be read or were too long to be labels.";
+    WebhookSeriesDropped => "whatsapp_webhook_series_dropped_total", Counter,
+        "Webhook counts not kept because the webhooks series_limit was reached.";
 }
 
 /// Which text format a scrape gets.

@@ -413,7 +413,7 @@ fn the_receivers_parser_reads_every_body_without_problems() {
             panic!("not messages");
         };
         for s in &m.statuses {
-            kinds.insert(s.status.as_str());
+            kinds.insert(s.status.as_str().to_owned());
             assert_eq!(s.timestamp, Some(NOW as f64));
         }
         if i < 20 {
@@ -425,7 +425,7 @@ fn the_receivers_parser_reads_every_body_without_problems() {
         }
     }
     assert_eq!(kinds.len(), 4, "{kinds:?}");
-    assert!(kinds.contains(StatusKind::Failed.as_str()));
+    assert!(kinds.contains(StatusKind::Failed.as_str()), "{kinds:?}");
 }
 
 #[test]

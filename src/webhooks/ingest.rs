@@ -1,0 +1,494 @@
+//! What the receiver counts, and its series on /metrics.
+//!
+//! Every verified body is parsed and counted before its 200 goes out, so once Meta got its
+//! answer the scrape shows the delivery. Counts are keyed by the target a WABA or number
+//! belongs to when it arrived (`""` for none), its ids and the value Meta sent; message ids
+//! go only into the de-duplication's keyed hashes, and numbers of customers nowhere.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use super::auth::{self, Handshake};
+use super::config::{Credentials, WebhooksConfig};
+use super::dedup::Dedup;
+use super::payload::{self, Event, StatusKind};
+use crate::config::Config;
+use crate::exposition::{escape_label_value, write_header, write_value, Family, Format};
+use crate::providers::TargetKind;
+
+/// Label values longer than this (ids, fields, events, categories, as a delivery wrote
+/// them) are not counted: a sender that verifies may still send nonsense, and no real one
+/// comes near it.
+pub const MAX_LABEL_BYTES: usize = 128;
+
+/// How one POST ended; each is a `result` of `whatsapp_webhook_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestResult {
+    Accepted,
+    BadSignature,
+    Unauthenticated,
+    Malformed,
+    TooLarge,
+    Timeout,
+}
+
+impl RequestResult {
+    pub const ALL: [RequestResult; 6] = [
+        RequestResult::Accepted,
+        RequestResult::BadSignature,
+        RequestResult::Unauthenticated,
+        RequestResult::Malformed,
+        RequestResult::TooLarge,
+        RequestResult::Timeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestResult::Accepted => "accepted",
+            RequestResult::BadSignature => "bad_signature",
+            RequestResult::Unauthenticated => "unauthenticated",
+            RequestResult::Malformed => "malformed",
+            RequestResult::TooLarge => "too_large",
+            RequestResult::Timeout => "timeout",
+        }
+    }
+}
+
+/// `result` values of `whatsapp_webhook_verifications_total`.
+const VERIFICATION_RESULTS: [&str; 4] = ["accepted", "bad_token", "bad_mode", "bad_challenge"];
+
+/// The statuses every configured number shows from the start, at 0.
+const KNOWN_STATUSES: [&str; 4] = ["sent", "delivered", "read", "failed"];
+
+/// Which configured target a WABA or number belongs to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routes {
+    wabas: HashMap<String, String>,
+    numbers: HashMap<String, String>,
+}
+
+impl Routes {
+    /// The WABAs and numbers that `cloud_api` targets name in the config. (Ids a target
+    /// only discovers are not known here: their series carry `target=""`.)
+    pub fn from_config(config: &Config) -> Routes {
+        let mut routes = Routes::default();
+        for target in &config.targets {
+            if let TargetKind::CloudApi(cloud) = &target.kind {
+                if let Some(waba) = &cloud.waba_id {
+                    routes
+                        .wabas
+                        .entry(waba.clone())
+                        .or_insert_with(|| target.name.clone());
+                }
+                for number in &cloud.phone_number_ids {
+                    routes
+                        .numbers
+                        .entry(number.clone())
+                        .or_insert_with(|| target.name.clone());
+                }
+            }
+        }
+        routes
+    }
+
+    pub fn waba(&self, waba_id: &str) -> Option<&str> {
+        self.wabas.get(waba_id).map(String::as_str)
+    }
+
+    /// The number's target, else that of the WABA the change came for.
+    pub fn number(&self, phone_number_id: &str, waba_id: &str) -> Option<&str> {
+        self.numbers
+            .get(phone_number_id)
+            .map(String::as_str)
+            .or_else(|| self.waba(waba_id))
+    }
+}
+
+/// The receiver's counts. One lock around the tallies: an accepted body takes it once, for
+/// microseconds; the request counters are atomics.
+pub struct Ingest {
+    requests: [AtomicU64; 6],
+    verifications: [AtomicU64; 4],
+    settings: ArcSwap<WebhooksConfig>,
+    credentials: ArcSwap<Credentials>,
+    routes: ArcSwap<Routes>,
+    tally: Mutex<Tally>,
+}
+
+/// A family's series by their label values, in label order (so in exposition order).
+type Series<const N: usize> = BTreeMap<[String; N], f64>;
+
+#[derive(Default)]
+struct Tally {
+    dedup: Option<Dedup>,
+    dedup_window: usize,
+    budget: Budget,
+    events: Series<3>,
+    last_event: Series<2>,
+    statuses: Series<3>,
+    errors: Series<3>,
+    billable: Series<3>,
+    business: Series<4>,
+    duplicates: u64,
+    skipped: u64,
+}
+
+/// How many series the tallies hold, their limit, and the counts it refused.
+#[derive(Default)]
+struct Budget {
+    series: usize,
+    limit: usize,
+    dropped: u64,
+}
+
+impl Budget {
+    /// Adds `by` to a series, or sets it (`set`), making it if there is room; else the
+    /// change is counted as dropped.
+    fn apply<const N: usize>(&mut self, map: &mut Series<N>, key: [String; N], by: f64, set: bool) {
+        if let Some(value) = map.get_mut(&key) {
+            *value = if set { by } else { *value + by };
+        } else if self.series < self.limit {
+            map.insert(key, by);
+            self.series += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn add<const N: usize>(&mut self, map: &mut Series<N>, key: [String; N]) {
+        self.apply(map, key, 1.0, false);
+    }
+}
+
+impl Tally {
+    fn configure(&mut self, config: &WebhooksConfig, routes: &Routes) {
+        if self.dedup.is_none() || self.dedup_window != config.dedup_window {
+            self.dedup = Some(Dedup::new(config.dedup_window));
+            self.dedup_window = config.dedup_window;
+        }
+        self.budget.limit = config.series_limit;
+        let mut numbers: Vec<_> = routes.numbers.iter().collect();
+        numbers.sort();
+        for (number, target) in numbers {
+            for status in KNOWN_STATUSES {
+                let key = [target.clone(), number.clone(), status.to_owned()];
+                if !self.statuses.contains_key(&key) {
+                    self.budget.apply(&mut self.statuses, key, 0.0, false);
+                }
+            }
+        }
+    }
+
+    fn count_change(&mut self, routes: &Routes, change: &payload::Change, now: f64) -> bool {
+        let waba = change.waba_id.as_str();
+        let target = routes.waba(waba).unwrap_or_default();
+        if !labels_fit(&[waba, &change.field]) {
+            self.skipped += 1;
+            return false;
+        }
+        let budget = &mut self.budget;
+        budget.add(
+            &mut self.events,
+            [target.to_owned(), waba.to_owned(), change.field.clone()],
+        );
+        budget.apply(
+            &mut self.last_event,
+            [target.to_owned(), waba.to_owned()],
+            now,
+            true,
+        );
+        match &change.event {
+            Event::Messages(messages) => {
+                self.count_messages(routes, waba, messages);
+                false
+            }
+            Event::Other => false,
+            event => {
+                let name = event.business_event().unwrap_or_default();
+                if !labels_fit(&[name]) {
+                    self.skipped += 1;
+                    return false;
+                }
+                self.budget.add(
+                    &mut self.business,
+                    [
+                        target.to_owned(),
+                        waba.to_owned(),
+                        change.field.clone(),
+                        name.to_owned(),
+                    ],
+                );
+                true
+            }
+        }
+    }
+
+    fn count_messages(&mut self, routes: &Routes, waba: &str, messages: &payload::Messages) {
+        let phone = messages.phone_number_id.as_deref().unwrap_or_default();
+        if !labels_fit(&[phone]) {
+            self.skipped += 1;
+            return;
+        }
+        let target = routes.number(phone, waba).unwrap_or_default();
+        let key = |last: &str| [target.to_owned(), phone.to_owned(), last.to_owned()];
+        for status in &messages.statuses {
+            let kind = status.status.as_str();
+            let first = self
+                .dedup
+                .as_mut()
+                .is_none_or(|d| d.first_time(status.message_id.as_str(), kind));
+            if !first {
+                self.duplicates += 1;
+                continue;
+            }
+            self.budget.add(&mut self.statuses, key(kind));
+            if status.status == StatusKind::Failed {
+                for code in &status.error_codes {
+                    self.budget.add(&mut self.errors, key(&code.to_string()));
+                }
+            }
+            if status.billable == Some(true) {
+                let category = status.category.as_deref().unwrap_or("unknown");
+                if labels_fit(&[category]) {
+                    self.budget.add(&mut self.billable, key(category));
+                } else {
+                    self.skipped += 1;
+                }
+            }
+        }
+        for code in &messages.error_codes {
+            self.budget.add(&mut self.errors, key(&code.to_string()));
+        }
+    }
+}
+
+fn labels_fit(values: &[&str]) -> bool {
+    values.iter().all(|v| v.len() <= MAX_LABEL_BYTES)
+}
+
+impl Ingest {
+    pub fn new(config: &WebhooksConfig, credentials: Credentials, routes: Routes) -> Ingest {
+        let mut tally = Tally::default();
+        tally.configure(config, &routes);
+        Ingest {
+            requests: Default::default(),
+            verifications: Default::default(),
+            settings: ArcSwap::from_pointee(config.clone()),
+            credentials: ArcSwap::from_pointee(credentials),
+            routes: ArcSwap::from_pointee(routes),
+            tally: Mutex::new(tally),
+        }
+    }
+
+    /// A reload: new secrets, routes and limits; counts stay (a changed `dedup_window`
+    /// starts an empty window).
+    pub fn reconfigure(&self, config: &WebhooksConfig, credentials: Credentials, routes: Routes) {
+        self.settings.store(Arc::new(config.clone()));
+        self.credentials.store(Arc::new(credentials));
+        self.lock().configure(config, &routes);
+        self.routes.store(Arc::new(routes));
+    }
+
+    /// The section as last loaded: path and limits for each request.
+    pub fn settings(&self) -> Arc<WebhooksConfig> {
+        self.settings.load_full()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn count_request(&self, result: RequestResult) {
+        self.requests[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Answers a subscription handshake, and counts it.
+    pub fn handshake(&self, query: &str) -> Handshake {
+        let answer = auth::handshake(query, &self.credentials.load().verify_tokens);
+        let result = match &answer {
+            Handshake::Accept(_) => "accepted",
+            Handshake::Refused(refusal) => refusal.result(),
+        };
+        if let Some(i) = VERIFICATION_RESULTS.iter().position(|r| *r == result) {
+            self.verifications[i].fetch_add(1, Ordering::Relaxed);
+        }
+        answer
+    }
+
+    /// Whether a request carries a credential this receiver can check: without one it is
+    /// refused before its body is read.
+    pub fn has_credential(&self, signature: Option<&str>, authorization: Option<&str>) -> bool {
+        let credentials = self.credentials.load();
+        (signature.is_some() && !credentials.app_secrets.is_empty())
+            || (authorization.is_some() && !credentials.bearer_tokens.is_empty())
+    }
+
+    /// Checks the body's signature, or else the relay's bearer token. The error is the
+    /// result to count: `unauthenticated` (answered 401) when there is nothing to check,
+    /// `bad_signature` (403) when a signature or token is wrong.
+    pub fn authenticate(
+        &self,
+        signature: Option<&str>,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), RequestResult> {
+        let credentials = self.credentials.load();
+        if signature.is_some() && !credentials.app_secrets.is_empty() {
+            return auth::verify_signature(&credentials.app_secrets, signature, body)
+                .map_err(|_| RequestResult::BadSignature);
+        }
+        if authorization.is_some() && !credentials.bearer_tokens.is_empty() {
+            return match auth::verify_bearer(&credentials.bearer_tokens, authorization) {
+                Ok(()) => Ok(()),
+                Err(auth::BearerError::Missing) => Err(RequestResult::Unauthenticated),
+                Err(_) => Err(RequestResult::BadSignature),
+            };
+        }
+        Err(RequestResult::Unauthenticated)
+    }
+
+    /// Counts a verified body received at `now` (unix seconds), `accepted` or `malformed`
+    /// (a body that is not Meta's format changes nothing else). Returns the business
+    /// changes of WABAs that belong to a target, with that target, for its own series.
+    pub fn ingest(
+        &self,
+        body: &[u8],
+        now: f64,
+    ) -> Result<Vec<(String, payload::Change)>, payload::PayloadError> {
+        let mut problems = crate::json::Problems::default();
+        let delivery = match payload::parse_delivery(body, &mut problems) {
+            Ok(delivery) => delivery,
+            Err(e) => {
+                self.count_request(RequestResult::Malformed);
+                return Err(e);
+            }
+        };
+        let routes = self.routes.load();
+        let mut for_targets = Vec::new();
+        {
+            let mut tally = self.lock();
+            tally.skipped += problems.skipped();
+            for change in delivery.changes {
+                if tally.count_change(&routes, &change, now) {
+                    if let Some(target) = routes.waba(&change.waba_id) {
+                        for_targets.push((target.to_owned(), change));
+                    }
+                }
+            }
+        }
+        self.count_request(RequestResult::Accepted);
+        Ok(for_targets)
+    }
+
+    /// Appends the receiver's families to a /metrics body.
+    pub fn render(&self, out: &mut String, format: Format) {
+        let requests: Vec<(&str, &AtomicU64)> = RequestResult::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .zip(&self.requests)
+            .collect();
+        let verifications: Vec<(&str, &AtomicU64)> = VERIFICATION_RESULTS
+            .into_iter()
+            .zip(&self.verifications)
+            .collect();
+        for (family, counters) in [
+            (Family::WebhookRequests, requests),
+            (Family::WebhookVerifications, verifications),
+        ] {
+            write_header(out, family, format);
+            for (result, value) in counters {
+                line(
+                    out,
+                    family,
+                    &["result"],
+                    &[result],
+                    value.load(Ordering::Relaxed) as f64,
+                );
+            }
+        }
+        let tally = self.lock();
+        const TPS: [&str; 3] = ["target", "phone_number_id", "status"];
+        rows(
+            out,
+            format,
+            Family::WebhookEvents,
+            ["target", "waba_id", "field"],
+            &tally.events,
+        );
+        rows(
+            out,
+            format,
+            Family::WebhookLastEvent,
+            ["target", "waba_id"],
+            &tally.last_event,
+        );
+        rows(out, format, Family::MessageStatuses, TPS, &tally.statuses);
+        let errors = ["target", "phone_number_id", "error_code"];
+        rows(out, format, Family::MessageErrors, errors, &tally.errors);
+        let billable = ["target", "phone_number_id", "category"];
+        rows(
+            out,
+            format,
+            Family::MessageBillable,
+            billable,
+            &tally.billable,
+        );
+        let business = ["target", "waba_id", "field", "event"];
+        rows(
+            out,
+            format,
+            Family::BusinessEvents,
+            business,
+            &tally.business,
+        );
+        for (family, value) in [
+            (Family::WebhookDuplicateStatuses, tally.duplicates),
+            (Family::WebhookItemsSkipped, tally.skipped),
+            (Family::WebhookSeriesDropped, tally.budget.dropped),
+        ] {
+            write_header(out, family, format);
+            line(out, family, &[], &[], value as f64);
+        }
+    }
+}
+
+/// A family's header and series; nothing while it has none.
+fn rows<const N: usize>(
+    out: &mut String,
+    format: Format,
+    family: Family,
+    names: [&str; N],
+    series: &Series<N>,
+) {
+    if series.is_empty() {
+        return;
+    }
+    write_header(out, family, format);
+    for (values, value) in series {
+        let values: [&str; N] = std::array::from_fn(|i| values[i].as_str());
+        line(out, family, &names, &values, *value);
+    }
+}
+
+fn line(out: &mut String, family: Family, names: &[&str], values: &[&str], value: f64) {
+    out.push_str(family.name());
+    if !names.is_empty() {
+        out.push('{');
+        for (i, (name, value)) in names.iter().zip(values).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{name}=\"");
+            escape_label_value(out, value);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    write_value(out, value);
+    out.push('\n');
+}
