@@ -20,6 +20,7 @@ use crate::probe::{ProbeError, Probes};
 use crate::self_metrics::{ReloadLabels, SelfMetrics};
 use crate::shard::Shard;
 use crate::upstream::{ClientError, ClientFor, Clients};
+use crate::webhooks::ingest::{Ingest, Routes};
 
 /// How the exporter runs, from the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub enum ReloadError {
     Client { target: String, error: ClientError },
     #[error("no config file to reload: the exporter was started with a generated config")]
     NoFile,
+    #[error("webhooks: {0}")]
+    WebhookSecret(#[from] crate::secret::SecretError),
 }
 
 /// A target and the task that polls it.
@@ -83,6 +86,8 @@ pub struct Exporter {
     /// encoding.
     target_set: AtomicU64,
     body_cache: Arc<std::sync::Mutex<BodyCache>>,
+    /// The webhook receiver's counts, when the config at start had a `webhooks:` section.
+    webhooks: Option<Arc<Ingest>>,
 }
 
 /// The targets' part of the /metrics body for one generation of the data, per format
@@ -128,6 +133,14 @@ impl Exporter {
             .as_deref()
             .and_then(|path| std::fs::read_to_string(path).ok());
         let concurrency = config.global.max_concurrent_polls;
+        let webhooks = match &config.webhooks {
+            Some(section) => Some(Arc::new(Ingest::new(
+                section,
+                section.credentials()?,
+                Routes::from_config(&config),
+            ))),
+            None => None,
+        };
         let exporter = Arc::new(Exporter {
             config_file,
             source: std::sync::Mutex::new(source),
@@ -145,6 +158,7 @@ impl Exporter {
             changes: Arc::new(AtomicU64::new(1)),
             target_set: AtomicU64::new(0),
             body_cache: Arc::new(std::sync::Mutex::new(BodyCache::default())),
+            webhooks,
         });
         exporter.apply(config)?;
         exporter.record_reload(true);
@@ -155,6 +169,19 @@ impl Exporter {
 
     pub fn options(&self) -> Options {
         self.options
+    }
+
+    /// The webhook receiver's counts, when the receiver is on.
+    pub fn webhooks(&self) -> Option<Arc<Ingest>> {
+        self.webhooks.clone()
+    }
+
+    /// Business changes the receiver accepted for WABAs of configured targets: what the
+    /// targets' own series should show before their next poll.
+    pub fn webhook_changes(&self, changes: Vec<(String, crate::webhooks::payload::Change)>) {
+        for (target, change) in changes {
+            tracing::debug!(target, field = change.field, "webhook change for a target");
+        }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -238,6 +265,12 @@ impl Exporter {
     /// Swaps in `config`: unchanged targets keep polling (and their counters), changed and
     /// new ones start, removed ones stop and vanish from /metrics.
     fn apply(&self, config: Config) -> Result<(), ReloadError> {
+        // Read first, so that an unreadable secret file rejects the whole reload.
+        let webhook_credentials = config
+            .webhooks
+            .as_ref()
+            .map(|section| section.credentials())
+            .transpose()?;
         let current = self.targets.load_full();
         let mut by_name: HashMap<&str, &Arc<RunningTarget>> = current
             .iter()
@@ -293,6 +326,18 @@ impl Exporter {
             .filter(|t| self.options.shard.owns(&t.name))
         {
             target.kind.log_warnings(&target.name);
+        }
+        match (&self.webhooks, &config.webhooks, webhook_credentials) {
+            (Some(ingest), Some(section), Some(credentials)) => {
+                ingest.reconfigure(section, credentials, Routes::from_config(&config));
+            }
+            (None, Some(_), _) => tracing::warn!(
+                "the webhooks section is new: the receiver starts at the next restart"
+            ),
+            (Some(_), None, _) => tracing::warn!(
+                "the webhooks section is gone: the receiver keeps its last settings until the next restart"
+            ),
+            _ => {}
         }
         self.config.store(Arc::new(config));
         // Targets left in `current` only are dropped with it, which aborts their tasks.
@@ -371,6 +416,9 @@ impl Exporter {
     pub fn exposition(&self, format: Format, gzip: bool) -> Body {
         let mut own = String::with_capacity(4096);
         self.metrics.render(&mut own, format);
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.render(&mut own, format);
+        }
         if format == Format::OpenMetrics {
             own.push_str("# EOF\n");
         }

@@ -54,8 +54,31 @@ pub async fn serve(
     options: WebOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let tls = options.security.tls.clone();
     let options = Arc::new(options);
+    let handler = move |request| {
+        let exporter = Arc::clone(&exporter);
+        let options = Arc::clone(&options);
+        async move { respond(request, &exporter, &options).await }
+    };
+    serve_with(listener, tls, HEADER_READ_TIMEOUT, handler, shutdown).await
+}
+
+/// The connection handling of every listener of the exporter: at most `MAX_CONNECTIONS`
+/// at once, TLS when `tls` is set, clients dropped that send no headers within
+/// `header_timeout`, and a graceful end when `shutdown` resolves.
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    header_timeout: Duration,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Chunks>> + Send + 'static,
+{
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (closing, closed) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -80,27 +103,25 @@ pub async fn serve(
                 }
             },
         };
-        let exporter = Arc::clone(&exporter);
-        let options = Arc::clone(&options);
+        let handler = handler.clone();
         let closed = closed.clone();
-        let tls = options
-            .security
-            .tls
+        let tls = tls
             .as_ref()
             .map(|config| tokio_rustls::TlsAcceptor::from(Arc::clone(config)));
         tasks.spawn(async move {
             let service = service_fn(move |request| {
-                let exporter = Arc::clone(&exporter);
-                let options = Arc::clone(&options);
-                async move { Ok::<_, Infallible>(respond(request, &exporter, &options).await) }
+                let answer = handler(request);
+                async move { Ok::<_, Infallible>(answer.await) }
             });
             match tls {
-                None => serve_connection(stream, service, closed).await,
+                None => serve_connection(stream, service, header_timeout, closed).await,
                 // A client that has not finished its handshake in time is dropped, as one
                 // that does not send its headers.
                 Some(acceptor) => {
-                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, service, closed).await,
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, service, header_timeout, closed).await
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -127,6 +148,7 @@ pub async fn serve(
 async fn serve_connection<S, F>(
     stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     service: S,
+    header_timeout: Duration,
     mut closed: tokio::sync::watch::Receiver<bool>,
 ) where
     S: hyper::service::Service<
@@ -139,7 +161,7 @@ async fn serve_connection<S, F>(
 {
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let result = tokio::select! {
@@ -329,7 +351,7 @@ fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     })
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Chunks> {
+pub(crate) fn text(status: StatusCode, body: &str) -> Response<Chunks> {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -344,7 +366,7 @@ fn html(body: String) -> Response<Chunks> {
         .unwrap_or_else(|_| plain_error())
 }
 
-fn plain_error() -> Response<Chunks> {
+pub(crate) fn plain_error() -> Response<Chunks> {
     let mut response = Response::new(Chunks::one(Bytes::from_static(b"internal error\n")));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
@@ -364,7 +386,7 @@ pub struct Chunks {
 const FRAME_SIZE: usize = 256 * 1024;
 
 impl Chunks {
-    fn one(bytes: Bytes) -> Self {
+    pub(crate) fn one(bytes: Bytes) -> Self {
         Chunks::from(Body {
             shared: Arc::from([bytes]),
             own: Vec::new(),

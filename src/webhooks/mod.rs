@@ -7,5 +7,8 @@
 //! of them.
 
 pub mod auth;
+pub mod config;
 pub mod dedup;
+pub mod ingest;
 pub mod payload;
+pub mod server;
