@@ -218,7 +218,7 @@ pub fn parse_listen_address(text: &str) -> anyhow::Result<SocketAddr> {
         text.to_owned()
     };
     text.parse()
-        .with_context(|| format!("invalid --web.listen-address {text:?}: want host:port"))
+        .with_context(|| format!("invalid listen address {text:?}: want host:port"))
 }
 
 pub(crate) async fn bind(address: &str) -> anyhow::Result<TcpListener> {
@@ -250,16 +250,43 @@ async fn run(
         basic_auth = web.security.auth.is_some(),
         "whatsapp-exporter listening"
     );
-    serve_until_signal(listener, exporter, web).await
+    let receiver = start_receiver(&exporter).await?;
+    serve_until_signal(listener, exporter, web, receiver).await
+}
+
+/// Starts the webhook receiver when the config has a `webhooks:` section.
+pub(crate) async fn start_receiver(
+    exporter: &Arc<Exporter>,
+) -> anyhow::Result<Option<crate::webhooks::server::Running>> {
+    let Some(ingest) = exporter.webhooks() else {
+        return Ok(None);
+    };
+    let settings = ingest.settings();
+    let listener = bind(&settings.listen_address)
+        .await
+        .context("webhooks.listen_address")?;
+    let running = crate::webhooks::server::start(listener, Arc::clone(exporter), ingest)?;
+    tracing::info!(
+        address = %running.address,
+        path = settings.path,
+        tls = running.tls,
+        "webhook receiver listening"
+    );
+    Ok(Some(running))
 }
 
 pub(crate) async fn serve_until_signal(
     listener: TcpListener,
     exporter: Arc<Exporter>,
     web: WebOptions,
+    receiver: Option<crate::webhooks::server::Running>,
 ) -> anyhow::Result<()> {
     let reloader = tokio::spawn(reload_on_sighup(Arc::clone(&exporter)));
-    web::serve(listener, Arc::clone(&exporter), web, termination()).await?;
+    let served = web::serve(listener, Arc::clone(&exporter), web, termination()).await;
+    if let Some(receiver) = receiver {
+        receiver.stop().await;
+    }
+    served?;
     reloader.abort();
     exporter.shutdown();
     tracing::info!("shut down");

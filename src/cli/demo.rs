@@ -9,9 +9,12 @@ use clap::Args;
 use super::{bind, parse_listen_address, serve_until_signal, termination, DEFAULT_SIMULATOR_PORT};
 use crate::config::Config;
 use crate::exporter::{Exporter, Options};
+use crate::secret::Secret;
 use crate::simulator::fleet::FleetBusinesses;
+use crate::simulator::webhook_sender::{self, SenderOptions};
 use crate::simulator::{Cluster, FleetFault, FleetFaults, Simulator, SimulatorOptions};
 use crate::web::WebOptions;
+use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub(super) struct DemoArgs {
@@ -24,7 +27,16 @@ pub(super) struct DemoArgs {
     /// How often the simulated states move on (0s: never).
     #[arg(long = "step", default_value = "15s", value_parser = humantime::parse_duration)]
     step: Duration,
+    /// Address for the webhook receiver, which the simulator's signed deliveries reach
+    /// (port 0 picks a free one).
+    #[arg(long = "webhooks.listen-address", default_value = "127.0.0.1:0")]
+    webhooks_address: String,
 }
+
+/// The demo receiver's app secret and verify token: public, like the simulator's demo
+/// credentials; the simulator signs its deliveries with the secret.
+pub const DEMO_APP_SECRET: &str = "demo-app-secret";
+pub const DEMO_VERIFY_TOKEN: &str = "demo-verify-token";
 
 #[derive(Debug, Args)]
 pub(super) struct SimulateArgs {
@@ -73,6 +85,19 @@ pub fn demo_config(simulator: &crate::simulator::SimulatorHandle, interval: Dura
     )
 }
 
+/// [`demo_config`] with a webhook receiver on `listen_address`, verified with the demo's
+/// public app secret and verify token.
+pub fn demo_config_with_webhooks(
+    simulator: &crate::simulator::SimulatorHandle,
+    interval: Duration,
+    listen_address: &str,
+) -> String {
+    format!(
+        "{}webhooks:\n  listen_address: {listen_address:?}\n  app_secret: {DEMO_APP_SECRET}\n  verify_token: {DEMO_VERIFY_TOKEN}\n",
+        demo_config(simulator, interval)
+    )
+}
+
 pub(super) async fn demo(
     args: DemoArgs,
     listen_address: Option<String>,
@@ -97,11 +122,30 @@ pub(super) async fn demo(
     simulator
         .simulator()
         .set_phone_health(numbers[2], "BLOCKED", None);
-    let config_text = demo_config(&simulator, args.interval);
+    let config_text = demo_config_with_webhooks(&simulator, args.interval, &args.webhooks_address);
     let config = Config::parse(&config_text, std::path::Path::new("<demo>"))?;
     let listener = bind(listen_address.as_deref().unwrap_or("127.0.0.1:10109")).await?;
     let address = listener.local_addr()?;
     let exporter = Exporter::start(config, None, Options::default())?;
+    let receiver = super::start_receiver(&exporter).await?;
+    let webhooks_url = match &receiver {
+        Some(running) => {
+            let url = format!(
+                "http://{}{}",
+                running.address,
+                crate::webhooks::config::DEFAULT_PATH
+            );
+            let options =
+                SenderOptions::demo(reqwest::Url::parse(&url)?, Secret::new(DEMO_APP_SECRET));
+            tokio::spawn(webhook_sender::run(
+                options,
+                reqwest::Client::new(),
+                Arc::new(webhook_sender::SenderStats::default()),
+            ));
+            url
+        }
+        None => String::new(),
+    };
     let scheme = if web.security.tls.is_some() {
         "https"
     } else {
@@ -111,13 +155,14 @@ pub(super) async fn demo(
     println!("  metrics:      {scheme}://{address}{}", web.telemetry_path);
     println!("  landing page: {scheme}://{address}/");
     println!("  simulator:    http://{}", simulator.addr);
+    println!("  webhooks:     {webhooks_url} (the simulator posts signed statuses and events)");
     print_simulator(&simulator);
     println!(
         "Targets are polled every {}; simulated states move every {}. Ctrl-C stops.",
         humantime::format_duration(args.interval),
         humantime::format_duration(args.step)
     );
-    let result = serve_until_signal(listener, exporter, web).await;
+    let result = serve_until_signal(listener, exporter, web, receiver).await;
     simulator.shutdown().await;
     result
 }

@@ -160,7 +160,8 @@ impl StatusKind {
             "failed" => StatusKind::Failed,
             _ if !s.is_empty()
                 && s.len() <= MAX_STATUS_LEN
-                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
             {
                 StatusKind::Other(s)
             }
