@@ -492,3 +492,314 @@ fn line(out: &mut String, family: Family, names: &[&str], values: &[&str], value
     write_value(out, value);
     out.push('\n');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAILED: &str =
+        include_str!("../../tests/corpus/webhooks/messages-status-failed-131049.json");
+    const SENT: &str =
+        include_str!("../../tests/corpus/webhooks/messages-status-sent-marketing.json");
+    const ERRORS: &str = include_str!("../../tests/corpus/webhooks/messages-errors-130429.json");
+    const TEMPLATE: &str =
+        include_str!("../../tests/corpus/webhooks/template-status-approved.json");
+    const ACCOUNT: &str =
+        include_str!("../../tests/corpus/webhooks/account-update-account-violation.json");
+    const NOW: f64 = 1_800_000_000.0;
+
+    fn section(yaml: &str) -> WebhooksConfig {
+        let raw: super::super::config::RawWebhooks = serde_yaml::from_str(yaml).unwrap();
+        raw.validate(std::path::Path::new("/")).unwrap()
+    }
+
+    fn ingest_with(yaml: &str, routes: Routes) -> Ingest {
+        let config = section(yaml);
+        let credentials = config.credentials().unwrap();
+        Ingest::new(&config, credentials, routes)
+    }
+
+    /// The example WABA and the number of Meta's failed-status example belong to "cloud".
+    fn routes() -> Routes {
+        let mut routes = Routes::default();
+        routes
+            .wabas
+            .insert("102290129340398".into(), "cloud".into());
+        routes
+            .numbers
+            .insert("106540352242922".into(), "cloud".into());
+        routes
+    }
+
+    /// Meta's `X-Hub-Signature-256` value for `body`.
+    fn sign(body: &[u8], secret: &str) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        let tag = ring::hmac::sign(&key, body);
+        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256={hex}")
+    }
+
+    fn rendered(ingest: &Ingest) -> String {
+        let mut out = String::new();
+        ingest.render(&mut out, Format::Text);
+        out
+    }
+
+    fn series(text: &str, prefix: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn configured_numbers_start_at_zero_and_every_result_is_exported() {
+        let ingest = ingest_with("app_secret: s\n", routes());
+        let text = rendered(&ingest);
+        assert_eq!(
+            series(&text, "whatsapp_message_statuses_total"),
+            [
+                "whatsapp_message_statuses_total{target=\"cloud\",phone_number_id=\"106540352242922\",status=\"delivered\"} 0",
+                "whatsapp_message_statuses_total{target=\"cloud\",phone_number_id=\"106540352242922\",status=\"failed\"} 0",
+                "whatsapp_message_statuses_total{target=\"cloud\",phone_number_id=\"106540352242922\",status=\"read\"} 0",
+                "whatsapp_message_statuses_total{target=\"cloud\",phone_number_id=\"106540352242922\",status=\"sent\"} 0",
+            ]
+        );
+        for result in [
+            "accepted",
+            "bad_signature",
+            "unauthenticated",
+            "malformed",
+            "too_large",
+            "timeout",
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "whatsapp_webhook_requests_total{{result=\"{result}\"}} 0\n"
+                )),
+                "{text}"
+            );
+        }
+        for result in VERIFICATION_RESULTS {
+            assert!(
+                text.contains(&format!(
+                    "whatsapp_webhook_verifications_total{{result=\"{result}\"}} 0\n"
+                )),
+                "{text}"
+            );
+        }
+        assert!(text.contains("# TYPE whatsapp_webhook_series_dropped_total counter\nwhatsapp_webhook_series_dropped_total 0\n"));
+    }
+
+    #[test]
+    fn metas_failed_status_counts_its_error_code_once_however_often_it_comes() {
+        let ingest = ingest_with("app_secret: s\n", routes());
+        for _ in 0..3 {
+            assert!(ingest.ingest(FAILED.as_bytes(), NOW).unwrap().is_empty());
+        }
+        let text = rendered(&ingest);
+        assert!(text.contains("whatsapp_message_statuses_total{target=\"cloud\",phone_number_id=\"106540352242922\",status=\"failed\"} 1\n"), "{text}");
+        assert_eq!(
+            series(&text, "whatsapp_message_errors_total{"),
+            ["whatsapp_message_errors_total{target=\"cloud\",phone_number_id=\"106540352242922\",error_code=\"131049\"} 1"]
+        );
+        assert!(
+            text.contains("whatsapp_webhook_duplicate_statuses_total 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("whatsapp_webhook_requests_total{result=\"accepted\"} 3\n"));
+        // Every delivery is an event, a redelivery too.
+        assert!(text.contains("whatsapp_webhook_events_total{target=\"cloud\",waba_id=\"102290129340398\",field=\"messages\"} 3\n"), "{text}");
+        assert!(text.contains("whatsapp_webhook_last_event_timestamp_seconds{target=\"cloud\",waba_id=\"102290129340398\"} 1800000000\n"));
+        // Nothing of the customer: the recipient's number and the message id.
+        assert!(
+            !text.contains("16505551234") && !text.contains("wamid"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn billable_statuses_count_by_category_and_value_errors_by_code() {
+        let ingest = ingest_with("app_secret: s\n", Routes::default());
+        ingest.ingest(SENT.as_bytes(), NOW).unwrap();
+        ingest.ingest(ERRORS.as_bytes(), NOW).unwrap();
+        let text = rendered(&ingest);
+        let billable = series(&text, "whatsapp_message_billable_total{");
+        assert_eq!(billable.len(), 1, "{text}");
+        assert!(billable[0].contains("category=\"marketing\"} 1"), "{text}");
+        assert!(
+            billable[0].starts_with("whatsapp_message_billable_total{target=\"\","),
+            "{text}"
+        );
+        let errors = series(&text, "whatsapp_message_errors_total{");
+        assert_eq!(errors.len(), 1, "{text}");
+        assert!(errors[0].contains("error_code=\"130429\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn business_events_count_and_go_to_the_wabas_target() {
+        let template: serde_json::Value = serde_json::from_str(TEMPLATE).unwrap();
+        let waba = template["entry"][0]["id"].as_str().unwrap().to_owned();
+        let mut routes = Routes::default();
+        routes.wabas.insert(waba.clone(), "cloud".into());
+        let ingest = ingest_with("app_secret: s\n", routes);
+        let for_targets = ingest.ingest(TEMPLATE.as_bytes(), NOW).unwrap();
+        assert_eq!(for_targets.len(), 1);
+        assert_eq!(for_targets[0].0, "cloud");
+        assert_eq!(for_targets[0].1.field, "message_template_status_update");
+        // The same event for a WABA that is no target's: counted with target "", handed to
+        // none.
+        let elsewhere = ACCOUNT.replace(&format!("\"{waba}\""), "\"4000\"");
+        assert!(ingest.ingest(elsewhere.as_bytes(), NOW).unwrap().is_empty());
+        let text = rendered(&ingest);
+        assert!(text.contains(&format!(
+            "whatsapp_business_events_total{{target=\"cloud\",waba_id=\"{waba}\",field=\"message_template_status_update\",event=\"APPROVED\"}} 1\n"
+        )), "{text}");
+        let account = series(&text, "whatsapp_business_events_total{target=\"\"");
+        assert_eq!(account.len(), 1, "{text}");
+        assert!(
+            account[0].contains("field=\"account_update\",event=\"ACCOUNT_VIOLATION\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bodies_not_in_metas_format_are_malformed_and_change_nothing_else() {
+        let ingest = ingest_with("app_secret: s\n", Routes::default());
+        for body in [
+            "",
+            "[]",
+            "{\"entry\": 3}",
+            "{\"object\":\"x\"}",
+            "{\"entry\":[",
+            "\u{0}",
+        ] {
+            assert!(ingest.ingest(body.as_bytes(), NOW).is_err(), "{body:?}");
+        }
+        let text = rendered(&ingest);
+        assert!(
+            text.contains("whatsapp_webhook_requests_total{result=\"malformed\"} 6\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("whatsapp_webhook_requests_total{result=\"accepted\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            series(&text, "whatsapp_webhook_events_total").is_empty(),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn odd_items_are_skipped_and_counted_beside_their_siblings() {
+        let ingest = ingest_with("app_secret: s\n", Routes::default());
+        let long = "9".repeat(MAX_LABEL_BYTES + 1);
+        let body = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[
+                {{"changes":[{{"field":"messages","value":{{}}}}]}},
+                {{"id":"{long}","changes":[{{"field":"messages","value":{{}}}}]}},
+                {{"id":"7","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"8"}},
+                  "statuses":[{{"id":"wamid.a","status":"delivered"}},{{"status":"read"}}]}}}}]}}]}}"#
+        );
+        ingest.ingest(body.as_bytes(), NOW).unwrap();
+        let text = rendered(&ingest);
+        assert!(text.contains("whatsapp_message_statuses_total{target=\"\",phone_number_id=\"8\",status=\"delivered\"} 1\n"), "{text}");
+        assert!(
+            text.contains("whatsapp_webhook_items_skipped_total 3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_series_limit_drops_new_series_and_counts_what_it_dropped() {
+        let ingest = ingest_with("app_secret: s\nseries_limit: 4\n", Routes::default());
+        for number in 0..5 {
+            let body = format!(
+                r#"{{"entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"{number}"}},"statuses":[{{"id":"m{number}","status":"sent"}}]}}}}]}}]}}"#
+            );
+            ingest.ingest(body.as_bytes(), NOW).unwrap();
+        }
+        let text = rendered(&ingest);
+        // events + last event + 2 numbers' statuses fill the four; 3 numbers are dropped.
+        assert_eq!(
+            series(&text, "whatsapp_message_statuses_total").len(),
+            2,
+            "{text}"
+        );
+        assert!(
+            text.contains("whatsapp_webhook_series_dropped_total 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "whatsapp_webhook_events_total{target=\"\",waba_id=\"1\",field=\"messages\"} 5\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn signatures_and_bearer_tokens_are_checked_against_every_configured_one() {
+        let ingest = ingest_with(
+            "app_secret: [old, new]\nbearer_token: relay\n",
+            Routes::default(),
+        );
+        let body = b"{}";
+        let sign = |secret: &str| sign(body, secret);
+        assert_eq!(ingest.authenticate(Some(&sign("new")), None, body), Ok(()));
+        assert_eq!(ingest.authenticate(Some(&sign("old")), None, body), Ok(()));
+        assert_eq!(
+            ingest.authenticate(Some(&sign("other")), None, body),
+            Err(RequestResult::BadSignature)
+        );
+        assert_eq!(
+            ingest.authenticate(Some("sha256=zz"), None, body),
+            Err(RequestResult::BadSignature)
+        );
+        assert_eq!(
+            ingest.authenticate(None, Some("Bearer relay"), body),
+            Ok(())
+        );
+        assert_eq!(
+            ingest.authenticate(None, Some("Bearer other"), body),
+            Err(RequestResult::BadSignature)
+        );
+        assert_eq!(
+            ingest.authenticate(None, None, body),
+            Err(RequestResult::Unauthenticated)
+        );
+        assert!(!ingest.has_credential(None, None));
+        let signed_only = ingest_with("app_secret: s\n", Routes::default());
+        assert!(!signed_only.has_credential(None, Some("Bearer relay")));
+    }
+
+    #[test]
+    fn a_reload_changes_secrets_and_routes_and_keeps_the_counts() {
+        let ingest = ingest_with("app_secret: s\n", Routes::default());
+        ingest.ingest(FAILED.as_bytes(), NOW).unwrap();
+        let config = section("app_secret: t\n");
+        ingest.reconfigure(&config, config.credentials().unwrap(), routes());
+        let body = b"{}";
+        let sign = |secret: &str| sign(body, secret);
+        assert_eq!(ingest.authenticate(Some(&sign("t")), None, body), Ok(()));
+        assert_eq!(
+            ingest.authenticate(Some(&sign("s")), None, body),
+            Err(RequestResult::BadSignature)
+        );
+        let text = rendered(&ingest);
+        assert!(text.contains("whatsapp_message_statuses_total{target=\"\",phone_number_id=\"106540352242922\",status=\"failed\"} 1\n"), "{text}");
+        assert!(text.contains("whatsapp_message_statuses_total{target=\"cloud\",phone_number_id=\"106540352242922\",status=\"failed\"} 0\n"), "{text}");
+        // The window survives a reload that keeps its size: a redelivery is still known.
+        ingest.ingest(FAILED.as_bytes(), NOW).unwrap();
+        assert!(rendered(&ingest).contains("whatsapp_webhook_duplicate_statuses_total 1\n"));
+    }
+
+    #[test]
+    fn openmetrics_types_counters_without_their_total_suffix() {
+        let ingest = ingest_with("app_secret: s\n", Routes::default());
+        let mut out = String::new();
+        ingest.render(&mut out, Format::OpenMetrics);
+        assert!(out.contains("# TYPE whatsapp_webhook_requests counter\nwhatsapp_webhook_requests_total{result=\"accepted\"} 0\n"), "{out}");
+    }
+}
