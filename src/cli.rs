@@ -265,7 +265,10 @@ pub(crate) async fn start_receiver(
     let listener = bind(&settings.listen_address)
         .await
         .context("webhooks.listen_address")?;
-    let running = crate::webhooks::server::start(listener, Arc::clone(exporter), ingest)?;
+    let target_side = Arc::clone(exporter);
+    let deliver: crate::webhooks::server::Deliver =
+        Arc::new(move |changes| target_side.webhook_changes(changes));
+    let running = crate::webhooks::server::start(listener, ingest, deliver)?;
     tracing::info!(
         address = %running.address,
         path = settings.path,

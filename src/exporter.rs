@@ -108,6 +108,21 @@ struct BodyCache {
     gzip: [Option<crate::gzip::Head>; 2],
 }
 
+/// Which target the webhook series of a WABA or number carry: the `cloud_api` target that
+/// names it in the config.
+fn webhook_routes(config: &Config) -> Routes {
+    let cloud = || {
+        config.targets.iter().filter_map(|t| match &t.kind {
+            crate::providers::TargetKind::CloudApi(c) => Some((t.name.as_str(), c)),
+            _ => None,
+        })
+    };
+    Routes::new(
+        cloud().filter_map(|(name, c)| c.waba_id.as_deref().map(|w| (w, name))),
+        cloud().flat_map(|(name, c)| c.phone_number_ids.iter().map(move |n| (n.as_str(), name))),
+    )
+}
+
 /// With thousands of targets some target publishes every few milliseconds, so "encode when
 /// the data changes" alone would encode at every scrape. An encoding is kept for this many
 /// times as long as it took (at most [`MAX_ENCODING_HOLD`]): encoding then costs at most
@@ -137,7 +152,7 @@ impl Exporter {
             Some(section) => Some(Arc::new(Ingest::new(
                 section,
                 section.credentials()?,
-                Routes::from_config(&config),
+                webhook_routes(&config),
             ))),
             None => None,
         };
@@ -329,7 +344,7 @@ impl Exporter {
         }
         match (&self.webhooks, &config.webhooks, webhook_credentials) {
             (Some(ingest), Some(section), Some(credentials)) => {
-                ingest.reconfigure(section, credentials, Routes::from_config(&config));
+                ingest.reconfigure(section, credentials, webhook_routes(&config));
             }
             (None, Some(_), _) => tracing::warn!(
                 "the webhooks section is new: the receiver starts at the next restart"

@@ -13,6 +13,7 @@ pub mod config_yaml;
 pub mod exporter;
 pub mod exposition;
 pub mod gzip;
+pub mod http_server;
 pub mod json;
 pub mod landing;
 pub mod logging;

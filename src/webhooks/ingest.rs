@@ -16,9 +16,7 @@ use super::auth::{self, Handshake};
 use super::config::{Credentials, WebhooksConfig};
 use super::dedup::Dedup;
 use super::payload::{self, Event, StatusKind};
-use crate::config::Config;
 use crate::exposition::{escape_label_value, write_header, write_value, Family, Format};
-use crate::providers::TargetKind;
 
 /// Label values longer than this (ids, fields, events, categories, as a delivery wrote
 /// them) are not counted: a sender that verifies may still send nonsense, and no real one
@@ -72,25 +70,24 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The WABAs and numbers that `cloud_api` targets name in the config. (Ids a target
-    /// only discovers are not known here: their series carry `target=""`.)
-    pub fn from_config(config: &Config) -> Routes {
+    /// Routes from (WABA id, target) and (phone number id, target) pairs; the first
+    /// target named for an id keeps it.
+    pub fn new<'a>(
+        wabas: impl IntoIterator<Item = (&'a str, &'a str)>,
+        numbers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Routes {
         let mut routes = Routes::default();
-        for target in &config.targets {
-            if let TargetKind::CloudApi(cloud) = &target.kind {
-                if let Some(waba) = &cloud.waba_id {
-                    routes
-                        .wabas
-                        .entry(waba.clone())
-                        .or_insert_with(|| target.name.clone());
-                }
-                for number in &cloud.phone_number_ids {
-                    routes
-                        .numbers
-                        .entry(number.clone())
-                        .or_insert_with(|| target.name.clone());
-                }
-            }
+        for (id, target) in wabas {
+            routes
+                .wabas
+                .entry(id.to_owned())
+                .or_insert_with(|| target.to_owned());
+        }
+        for (id, target) in numbers {
+            routes
+                .numbers
+                .entry(id.to_owned())
+                .or_insert_with(|| target.to_owned());
         }
         routes
     }

@@ -16,32 +16,35 @@ use tokio::net::TcpListener;
 
 use super::auth::{Handshake, SIGNATURE_HEADER};
 use super::ingest::{Ingest, RequestResult};
-use crate::exporter::Exporter;
-use crate::web::{serve_with, text, Chunks};
+use crate::http_server::{serve_with, text, Chunks};
 
-/// Serves the receiver of `exporter` until `shutdown` resolves; `tls` from the section's
+/// Where the business changes of accepted deliveries go, with the target of their WABA:
+/// the exporter, whose targets show them before their next poll.
+pub type Deliver = Arc<dyn Fn(Changes) + Send + Sync>;
+
+/// Serves the receiver until `shutdown` resolves; `tls` from the section's
 /// `web_config_file`. Path, limits and secrets are read per request, so a reload changes
 /// them; the address and TLS are the start's.
 pub async fn serve(
     listener: TcpListener,
-    exporter: Arc<Exporter>,
     ingest: Arc<Ingest>,
+    deliver: Deliver,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let header_timeout = ingest.settings().header_timeout;
     let handler = move |request| {
-        let exporter = Arc::clone(&exporter);
         let ingest = Arc::clone(&ingest);
-        async move { respond(request, &exporter, &ingest).await }
+        let deliver = Arc::clone(&deliver);
+        async move { respond(request, &ingest, &deliver).await }
     };
     serve_with(listener, tls, header_timeout, handler, shutdown).await
 }
 
 async fn respond(
     request: Request<Incoming>,
-    exporter: &Exporter,
     ingest: &Ingest,
+    deliver: &Deliver,
 ) -> Response<Chunks> {
     let settings = ingest.settings();
     if request.uri().path() != settings.path {
@@ -59,8 +62,8 @@ async fn respond(
             let limit = settings.body_size_limit;
             let body_timeout = settings.body_timeout;
             let (result, changes) = receive(request, ingest, limit, body_timeout).await;
-            if result == RequestResult::Accepted {
-                exporter.webhook_changes(changes);
+            if result == RequestResult::Accepted && !changes.is_empty() {
+                deliver(changes);
             }
             answer(result)
         }
@@ -74,7 +77,7 @@ async fn respond(
     }
 }
 
-type Changes = Vec<(String, super::payload::Change)>;
+pub type Changes = Vec<(String, super::payload::Change)>;
 
 /// Reads, verifies and counts one delivery. Nothing of the body is ever logged.
 async fn receive(
@@ -186,12 +189,12 @@ impl Running {
     }
 }
 
-/// Starts the receiver of `exporter` on `listener`, with the TLS of the section's
-/// `web_config_file` (its basic auth and headers do not apply: Meta sends neither).
+/// Starts the receiver on `listener`, with the TLS of the section's `web_config_file`
+/// (its basic auth and headers do not apply: Meta sends neither).
 pub fn start(
     listener: TcpListener,
-    exporter: Arc<Exporter>,
     ingest: Arc<Ingest>,
+    deliver: Deliver,
 ) -> Result<Running, ServerError> {
     let tls = match &ingest.settings().web_config_file {
         Some(path) => crate::web_config::WebSecurity::load(path)?.tls,
@@ -200,7 +203,7 @@ pub fn start(
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running_tls = tls.is_some();
-    let task = tokio::spawn(serve(listener, exporter, ingest, tls, async move {
+    let task = tokio::spawn(serve(listener, ingest, deliver, tls, async move {
         let _ = stopped.await;
     }));
     Ok(Running {
