@@ -264,11 +264,12 @@ pub async fn run(options: SenderOptions, http: reqwest::Client, stats: Arc<Sende
     let mut tick = 0u64;
     loop {
         interval.tick().await;
-        tick += 1;
         let mut bodies = vec![generator.status_body(unix_now())];
+        // The first tick carries an event too, so a fresh demo shows one at once.
         if tick % ticks_per_event == 0 {
             bodies.extend(generator.event_body(unix_now()));
         }
+        tick += 1;
         for body in bodies {
             if options.limit.is_some_and(|limit| posted >= limit) {
                 return;

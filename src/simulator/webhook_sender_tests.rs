@@ -530,7 +530,7 @@ async fn run_posts_signed_bodies_the_receiver_reads() {
     let secret = Secret::new("demo-app-secret");
     let opts = SenderOptions {
         statuses_per_second: 3_000.0,
-        // Every 4th status body is followed by an event.
+        // The first status body, and every 4th after it, is followed by an event.
         event_every: Duration::from_millis(4),
         limit: Some(40),
         ..SenderOptions::demo(
