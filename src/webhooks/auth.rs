@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use ring::hmac;
 
+use super::ingest::RequestResult;
 use crate::secret::Secret;
 
 /// The header Meta signs deliveries with.
@@ -43,13 +44,13 @@ pub enum Malformed {
 }
 
 impl SignatureError {
-    /// The `result` label of `whatsapp_webhook_requests_total` this refusal counts under:
-    /// a request without any credential is `unauthenticated`, one with a wrong or garbled
-    /// signature `bad_signature`.
-    pub fn result(&self) -> &'static str {
+    /// The `result` of `whatsapp_webhook_requests_total` this refusal counts under: a
+    /// request without any credential is `unauthenticated` (401), one with a wrong or
+    /// garbled signature `bad_signature` (403).
+    pub fn result(&self) -> RequestResult {
         match self {
-            SignatureError::Missing => "unauthenticated",
-            SignatureError::Malformed(_) | SignatureError::Mismatch => "bad_signature",
+            SignatureError::Missing => RequestResult::Unauthenticated,
+            SignatureError::Malformed(_) | SignatureError::Mismatch => RequestResult::BadSignature,
         }
     }
 }
@@ -114,10 +115,15 @@ pub enum BearerError {
 }
 
 impl BearerError {
-    /// The `result` label of `whatsapp_webhook_requests_total` this refusal counts under.
-    pub fn result(&self) -> &'static str {
-        // Even a wrong token is not a bad signature: nothing was signed.
-        "unauthenticated"
+    /// The `result` of `whatsapp_webhook_requests_total` this refusal counts under, as for
+    /// a signature: no credential is `unauthenticated` (401); a credential presented and
+    /// wrong is `bad_signature` (403), so one alert on that result covers a relay with a
+    /// stale token as well as a forger.
+    pub fn result(&self) -> RequestResult {
+        match self {
+            BearerError::Missing => RequestResult::Unauthenticated,
+            BearerError::Malformed | BearerError::Mismatch => RequestResult::BadSignature,
+        }
     }
 }
 
@@ -274,7 +280,10 @@ mod tests {
             verify_signature(&[], Some(&header), RFC4231_DATA),
             Err(SignatureError::Mismatch)
         );
-        assert_eq!(SignatureError::Mismatch.result(), "bad_signature");
+        assert_eq!(
+            SignatureError::Mismatch.result(),
+            RequestResult::BadSignature
+        );
     }
 
     #[test]
@@ -341,7 +350,7 @@ mod tests {
         );
         assert_eq!(
             SignatureError::Malformed(Malformed::NotHex).result(),
-            "bad_signature"
+            RequestResult::BadSignature
         );
     }
 
@@ -349,7 +358,7 @@ mod tests {
     fn missing_header_is_unauthenticated() {
         let err = verify_signature(&secrets(&[RFC4231_KEY]), None, RFC4231_DATA).unwrap_err();
         assert_eq!(err, SignatureError::Missing);
-        assert_eq!(err.result(), "unauthenticated");
+        assert_eq!(err.result(), RequestResult::Unauthenticated);
     }
 
     #[test]
@@ -416,8 +425,12 @@ mod tests {
                 "{header:?}"
             );
         }
-        assert_eq!(BearerError::Missing.result(), "unauthenticated");
-        assert_eq!(BearerError::Mismatch.result(), "unauthenticated");
+        assert_eq!(
+            BearerError::Missing.result(),
+            RequestResult::Unauthenticated
+        );
+        assert_eq!(BearerError::Malformed.result(), RequestResult::BadSignature);
+        assert_eq!(BearerError::Mismatch.result(), RequestResult::BadSignature);
     }
 
     #[test]

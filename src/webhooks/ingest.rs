@@ -62,6 +62,31 @@ const VERIFICATION_RESULTS: [&str; 4] = ["accepted", "bad_token", "bad_mode", "b
 /// The statuses every configured number shows from the start, at 0.
 const KNOWN_STATUSES: [&str; 4] = ["sent", "delivered", "read", "failed"];
 
+/// Which credential of a request the receiver checks: Meta's signature when an app secret
+/// is configured and the request is signed, else a relay's bearer token when tokens are
+/// configured and the request has an `Authorization` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presented {
+    Signature,
+    Bearer,
+}
+
+impl Presented {
+    fn of(
+        credentials: &Credentials,
+        signature: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Option<Presented> {
+        if signature.is_some() && !credentials.app_secrets.is_empty() {
+            Some(Presented::Signature)
+        } else if authorization.is_some() && !credentials.bearer_tokens.is_empty() {
+            Some(Presented::Bearer)
+        } else {
+            None
+        }
+    }
+}
+
 /// Which configured target a WABA or number belongs to.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Routes {
@@ -319,14 +344,11 @@ impl Ingest {
     /// Whether a request carries a credential this receiver can check: without one it is
     /// refused before its body is read.
     pub fn has_credential(&self, signature: Option<&str>, authorization: Option<&str>) -> bool {
-        let credentials = self.credentials.load();
-        (signature.is_some() && !credentials.app_secrets.is_empty())
-            || (authorization.is_some() && !credentials.bearer_tokens.is_empty())
+        Presented::of(&self.credentials.load(), signature, authorization).is_some()
     }
 
     /// Checks the body's signature, or else the relay's bearer token. The error is the
-    /// result to count: `unauthenticated` (answered 401) when there is nothing to check,
-    /// `bad_signature` (403) when a signature or token is wrong.
+    /// result to count, as [`auth`] classifies it.
     pub fn authenticate(
         &self,
         signature: Option<&str>,
@@ -334,18 +356,17 @@ impl Ingest {
         body: &[u8],
     ) -> Result<(), RequestResult> {
         let credentials = self.credentials.load();
-        if signature.is_some() && !credentials.app_secrets.is_empty() {
-            return auth::verify_signature(&credentials.app_secrets, signature, body)
-                .map_err(|_| RequestResult::BadSignature);
+        match Presented::of(&credentials, signature, authorization) {
+            Some(Presented::Signature) => {
+                auth::verify_signature(&credentials.app_secrets, signature, body)
+                    .map_err(|e| e.result())
+            }
+            Some(Presented::Bearer) => {
+                auth::verify_bearer(&credentials.bearer_tokens, authorization)
+                    .map_err(|e| e.result())
+            }
+            None => Err(RequestResult::Unauthenticated),
         }
-        if authorization.is_some() && !credentials.bearer_tokens.is_empty() {
-            return match auth::verify_bearer(&credentials.bearer_tokens, authorization) {
-                Ok(()) => Ok(()),
-                Err(auth::BearerError::Missing) => Err(RequestResult::Unauthenticated),
-                Err(_) => Err(RequestResult::BadSignature),
-            };
-        }
-        Err(RequestResult::Unauthenticated)
     }
 
     /// Counts a verified body received at `now` (unix seconds), `accepted` or `malformed`
