@@ -192,6 +192,13 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 crate::upstream::build_client(&target.tls)
                     .with_context(|| format!("target {:?}", target.name))?;
             }
+            // The receiver reads its secrets and TLS files when it starts: so does the check.
+            if let Some(webhooks) = &config.webhooks {
+                webhooks.credentials().context("webhooks")?;
+                if let Some(file) = &webhooks.web_config_file {
+                    WebSecurity::load(file).context("webhooks: web_config_file")?;
+                }
+            }
             Ok(config)
         });
     match loaded {

@@ -202,6 +202,49 @@ fn config_check_of_the_example_and_of_a_bad_file() {
         "FAILED: target \"a\": tls_config: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)\n"
     );
 
+    // So are the webhook receiver's secret files and its TLS file, read as at start.
+    let webhooks = dir.path().join("webhooks.yaml");
+    let targets = "targets:\n  - name: a\n    type: onprem\n    base_url: http://h\n    api_key: abcdefghijklmnop\n";
+    let check = |section: &str| {
+        std::fs::write(&webhooks, format!("{targets}webhooks:\n{section}")).unwrap();
+        let out = Command::new(BIN)
+            .args(["--config.check", "--config.file"])
+            .arg(&webhooks)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        check("  app_secret_file: /nonexistent/app-secret\n"),
+        (
+            Some(1),
+            "FAILED: webhooks: cannot read secret file /nonexistent/app-secret: No such file or directory (os error 2)\n".to_owned()
+        )
+    );
+    let secret = dir.path().join("app-secret");
+    std::fs::write(&secret, "webhook-app-secret-0123\n").unwrap();
+    let (code, stdout) = check(&format!(
+        "  app_secret_file: {}\n  web_config_file: /nonexistent/web.yml\n",
+        secret.display()
+    ));
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("FAILED: webhooks: web_config_file: ")
+            && stdout.contains("/nonexistent/web.yml"),
+        "{stdout}"
+    );
+    let (code, stdout) = check(&format!("  app_secret_file: {}\n", secret.display()));
+    assert_eq!(
+        (code, stdout),
+        (
+            Some(0),
+            format!("SUCCESS: {} is valid: 1 target(s)\n", webhooks.display())
+        )
+    );
+
     // Starting with a bad config exits 1 with the same message.
     let out = Command::new(BIN)
         .args(["--web.listen-address", "127.0.0.1:0", "--config.file"])
