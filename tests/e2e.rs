@@ -242,6 +242,8 @@ fn write_alertmanager_config(dir: &Path, receiver: &str) -> PathBuf {
 
 struct Stack {
     receiver: Receiver,
+    /// Meta's side of the webhooks: the exporter's receiver, fed by the simulator's sender.
+    _webhooks: whatsapp_exporter::webhooks::server::Running,
     prometheus: String,
     http: reqwest::Client,
     _processes: Vec<Process>,
@@ -386,7 +388,44 @@ fn config(s: &SimulatorHandle) -> String {
         o.kapso_api_key,
         o.kapso_config_ids[0]
     ));
+    text.push_str(&format!(
+        "webhooks:\n  listen_address: 127.0.0.1:0\n  app_secret: {WEBHOOK_APP_SECRET}\n"
+    ));
     text
+}
+
+const WEBHOOK_APP_SECRET: &str = "e2e-webhook-app-secret-0123";
+
+/// Starts the exporter's webhook receiver (as `run` does) and the simulator's sender
+/// posting signed statuses to it: 50 a second, 1% failed (far below the alert's 5%, even
+/// in the first seconds), and no business event (each one pages by design).
+async fn start_webhooks(run: &common::Running) -> whatsapp_exporter::webhooks::server::Running {
+    use whatsapp_exporter::simulator::webhook_sender::{self, SenderOptions, SenderStats};
+    let ingest = run
+        .exporter
+        .webhooks()
+        .expect("the config has a webhooks section");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let exporter = Arc::clone(&run.exporter);
+    let deliver: whatsapp_exporter::webhooks::server::Deliver =
+        Arc::new(move |changes| exporter.webhook_changes(changes));
+    let receiver = whatsapp_exporter::webhooks::server::start(listener, ingest, deliver).unwrap();
+    let url = format!("http://{}/webhooks/whatsapp", receiver.address);
+    let options = SenderOptions {
+        statuses_per_second: 50.0,
+        failed_share: 0.01,
+        event_every: None,
+        ..SenderOptions::demo(
+            url.parse().unwrap(),
+            whatsapp_exporter::secret::Secret::new(WEBHOOK_APP_SECRET),
+        )
+    };
+    tokio::spawn(webhook_sender::run(
+        options,
+        reqwest::Client::new(),
+        Arc::new(SenderStats::default()),
+    ));
+    receiver
 }
 
 async fn start_stack() -> (Stack, common::Running) {
@@ -402,6 +441,7 @@ async fn start_stack() -> (Stack, common::Running) {
         .simulator()
         .set_app_subscribed(meta::CLIENT_WABA_ID, true);
     let exporter = run.url.trim_start_matches("http://").to_owned();
+    let webhooks = start_webhooks(&run).await;
 
     let receiver_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let receiver_address = receiver_listener.local_addr().unwrap().to_string();
@@ -443,6 +483,7 @@ async fn start_stack() -> (Stack, common::Running) {
     );
     let stack = Stack {
         receiver,
+        _webhooks: webhooks,
         prometheus: format!("http://127.0.0.1:{prom_port}"),
         http: reqwest::Client::new(),
         _processes: vec![alertmanager, prometheus],

@@ -176,8 +176,8 @@ pub struct SenderOptions {
     /// Share of messages that fail (0..=1).
     pub failed_share: f64,
     /// Period of the business events (rounded to a whole number of status bodies, at
-    /// least one).
-    pub event_every: Duration,
+    /// least one); `None` sends statuses only (a test of a quiet fleet: no event pages).
+    pub event_every: Option<Duration>,
     pub seed: u64,
     /// Stop after this many bodies (statuses and events); `None` runs until aborted.
     pub limit: Option<u64>,
@@ -193,7 +193,7 @@ impl SenderOptions {
             wabas: SimulatedWaba::demo(),
             statuses_per_second: 4.0,
             failed_share: 0.03,
-            event_every: Duration::from_secs(45),
+            event_every: Some(Duration::from_secs(45)),
             seed: 0x5EED_0016,
             limit: None,
         }
@@ -210,9 +210,9 @@ impl SenderOptions {
     }
 
     /// How many status bodies go out per business event.
-    fn ticks_per_event(&self) -> u64 {
-        let ratio = self.event_every.as_secs_f64() / self.period().as_secs_f64();
-        (ratio.round() as u64).max(1)
+    fn ticks_per_event(&self) -> Option<u64> {
+        let ratio = self.event_every?.as_secs_f64() / self.period().as_secs_f64();
+        Some((ratio.round() as u64).max(1))
     }
 }
 
@@ -266,7 +266,7 @@ pub async fn run(options: SenderOptions, http: reqwest::Client, stats: Arc<Sende
         interval.tick().await;
         let mut bodies = vec![generator.status_body(unix_now())];
         // The first tick carries an event too, so a fresh demo shows one at once.
-        if tick % ticks_per_event == 0 {
+        if ticks_per_event.is_some_and(|n| tick % n == 0) {
             bodies.extend(generator.event_body(unix_now()));
         }
         tick += 1;

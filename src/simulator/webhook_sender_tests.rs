@@ -463,14 +463,19 @@ fn signature_verifies_with_ring_and_the_receivers_check() {
 fn period_and_event_spacing() {
     let demo = options("http://127.0.0.1:9/");
     assert_eq!(demo.period(), Duration::from_millis(750));
-    assert_eq!(demo.ticks_per_event(), 60);
+    assert_eq!(demo.ticks_per_event(), Some(60));
     let odd = SenderOptions {
         statuses_per_second: f64::NAN,
-        event_every: Duration::ZERO,
+        event_every: Some(Duration::ZERO),
         ..demo
     };
     assert_eq!(odd.period(), Duration::from_secs(3));
-    assert_eq!(odd.ticks_per_event(), 1);
+    assert_eq!(odd.ticks_per_event(), Some(1));
+    let quiet = SenderOptions {
+        event_every: None,
+        ..odd
+    };
+    assert_eq!(quiet.ticks_per_event(), None);
 }
 
 /// One request the test receiver got.
@@ -531,7 +536,7 @@ async fn run_posts_signed_bodies_the_receiver_reads() {
     let opts = SenderOptions {
         statuses_per_second: 3_000.0,
         // The first status body, and every 4th after it, is followed by an event.
-        event_every: Duration::from_millis(4),
+        event_every: Some(Duration::from_millis(4)),
         limit: Some(40),
         ..SenderOptions::demo(
             format!("http://{addr}/webhooks/whatsapp").parse().unwrap(),
