@@ -261,8 +261,9 @@ async fn run(
     serve_until_signal(listener, exporter, web, receiver).await
 }
 
-/// Starts the webhook receiver when the config has a `webhooks:` section.
-pub(crate) async fn start_receiver(
+/// Starts the webhook receiver when the config has a `webhooks:` section, handing the
+/// business changes it accepts to the exporter's targets.
+pub async fn start_receiver(
     exporter: &Arc<Exporter>,
 ) -> anyhow::Result<Option<crate::webhooks::server::Running>> {
     let Some(ingest) = exporter.webhooks() else {

@@ -15,12 +15,14 @@ use tokio::task::AbortHandle;
 
 use crate::config::{self, Config, ConfigError, Target};
 use crate::exposition::{encode_families, Body, Format};
-use crate::poller::{supervise, Runner, TargetState};
+use crate::poller::{supervise, IdsSink, Runner, TargetState};
 use crate::probe::{ProbeError, Probes};
 use crate::self_metrics::{ReloadLabels, SelfMetrics};
 use crate::shard::Shard;
 use crate::upstream::{ClientError, ClientFor, Clients};
 use crate::webhooks::ingest::{Ingest, Routes};
+use crate::webhooks::payload::Change;
+use crate::webhooks::update::TargetUpdate;
 
 /// How the exporter runs, from the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,8 +110,9 @@ struct BodyCache {
     gzip: [Option<crate::gzip::Head>; 2],
 }
 
-/// Which target the webhook series of a WABA or number carry: the `cloud_api` target that
-/// names it in the config.
+/// Which target the webhook series of a WABA or number carry, as far as the config says:
+/// the `cloud_api` target that names it. The WABAs and numbers a target's polls find
+/// (with `business_id`) are added as it polls ([`Ingest::learn_routes`]).
 fn webhook_routes(config: &Config) -> Routes {
     let cloud = || {
         config.targets.iter().filter_map(|t| match &t.kind {
@@ -191,12 +194,38 @@ impl Exporter {
         self.webhooks.clone()
     }
 
-    /// Business changes the receiver accepted for WABAs of configured targets: what the
-    /// targets' own series should show before their next poll.
-    pub fn webhook_changes(&self, changes: Vec<(String, crate::webhooks::payload::Change)>) {
+    /// Business changes the receiver accepted for WABAs of targets: each that changes a
+    /// polled series (a template's status or quality, a number's quality, tier or
+    /// throughput) goes to its target, whose series show it before the next poll.
+    pub fn webhook_changes(&self, changes: Vec<(String, Change)>) {
         for (target, change) in changes {
-            tracing::debug!(target, field = change.field, "webhook change for a target");
+            if let Some(update) = TargetUpdate::from_change(&change) {
+                self.deliver_webhook_update(&target, update);
+            }
         }
+    }
+
+    /// Hands `update` to the polling task of target `target`, which applies it to the data
+    /// of its last polls and publishes at once. False when this replica does not poll that
+    /// target, or too many updates wait for it.
+    pub fn deliver_webhook_update(&self, target: &str, update: TargetUpdate) -> bool {
+        let targets = self.targets.load();
+        let Some(running) = targets.iter().find(|t| t.state.config.name == target) else {
+            tracing::debug!(
+                target_name = target,
+                update = update.kind(),
+                "webhook update for a target this replica does not poll: ignored"
+            );
+            return false;
+        };
+        let delivered = running.state.deliver(update);
+        if !delivered {
+            tracing::debug!(
+                target_name = target,
+                "too many webhook updates waiting for the target: one dropped"
+            );
+        }
+        delivered
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -319,6 +348,18 @@ impl Exporter {
                 _ => plan.push(Err((target.clone(), http))),
             }
         }
+        // What stopped or starts afresh routes nowhere until its new task has polled; done
+        // before the new tasks start, so none of them is forgotten after it learnt.
+        if let Some(ingest) = &self.webhooks {
+            let starting = plan.iter().filter_map(|p| p.as_ref().err());
+            for name in by_name
+                .keys()
+                .copied()
+                .chain(starting.map(|(target, _)| target.name.as_str()))
+            {
+                ingest.forget_routes(name);
+            }
+        }
         self.resize_semaphore(config.global.max_concurrent_polls);
         let next: Vec<Arc<RunningTarget>> = plan
             .into_iter()
@@ -364,6 +405,12 @@ impl Exporter {
             Arc::clone(&config),
             Arc::clone(&self.changes),
         ));
+        let ids_sink: Option<IdsSink> = self.webhooks.as_ref().map(|ingest| {
+            let (ingest, name) = (Arc::clone(ingest), config.name.clone());
+            Arc::new(move |ids: &crate::providers::PolledIds| {
+                ingest.learn_routes(&name, &ids.wabas, &ids.numbers);
+            }) as IdsSink
+        });
         let start = {
             let (state, config, semaphore) = (
                 Arc::clone(&state),
@@ -372,7 +419,12 @@ impl Exporter {
             );
             move || {
                 let client = config.client(http.client.clone());
-                Runner::new(Arc::clone(&state), client, Arc::clone(&semaphore)).run()
+                let runner = Runner::new(Arc::clone(&state), client, Arc::clone(&semaphore));
+                match &ids_sink {
+                    Some(sink) => runner.with_ids_sink(Arc::clone(sink)),
+                    None => runner,
+                }
+                .run()
             }
         };
         let task = tokio::spawn(supervise(

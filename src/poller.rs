@@ -2,7 +2,7 @@
 //! data of each endpoint until it goes stale, and publishes an immutable snapshot that
 //! scrapes read without waiting on a poll.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -20,15 +20,23 @@ use tokio::time::sleep_until;
 use crate::config::Target;
 use crate::exposition::{Family, Samples};
 use crate::json::Problems;
-use crate::providers::{Client, TargetClient};
+use crate::providers::{Applied, Client, PolledIds, TargetClient};
 use crate::timestamp::unix_seconds;
 use crate::trace;
 use crate::upstream::{PollError, Polled, Reason, RequestCount};
+use crate::webhooks::update::TargetUpdate;
 
 /// After a rate limit without Retry-After the next poll waits the interval plus this,
 /// doubled at each refusal in a row, up to one more interval: an overloaded upstream sees
 /// fewer polls, never more.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
+
+/// Webhook updates waiting for a target's task at most: more in one burst are dropped (the
+/// next poll reads what they said anyway).
+const MAX_WAITING_UPDATES: usize = 1024;
+
+/// Told the WABAs and numbers a target polls, each time they change.
+pub type IdsSink = Arc<dyn Fn(&PolledIds) + Send + Sync>;
 
 /// What a scrape and the landing page see of a target: replaced whole after every poll.
 #[derive(Debug, Default)]
@@ -62,6 +70,9 @@ pub struct TargetState {
     snapshot: ArcSwap<Snapshot>,
     /// Bumped at every publish: tells the exporter its cached /metrics body is old.
     changes: Arc<AtomicU64>,
+    /// Webhook updates for the target's task, which owns the client they change.
+    updates: std::sync::Mutex<VecDeque<TargetUpdate>>,
+    updates_waiting: tokio::sync::Notify,
 }
 
 impl TargetState {
@@ -79,7 +90,27 @@ impl TargetState {
                 status: TargetStatus::default(),
             }),
             changes,
+            updates: std::sync::Mutex::new(VecDeque::new()),
+            updates_waiting: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Hands a webhook's update to the target's task, which applies it between polls.
+    /// False when too many are waiting already: it is dropped.
+    pub fn deliver(&self, update: TargetUpdate) -> bool {
+        {
+            let mut waiting = self.updates.lock().unwrap_or_else(|e| e.into_inner());
+            if waiting.len() >= MAX_WAITING_UPDATES {
+                return false;
+            }
+            waiting.push_back(update);
+        }
+        self.updates_waiting.notify_one();
+        true
+    }
+
+    fn take_updates(&self) -> VecDeque<TargetUpdate> {
+        std::mem::take(&mut *self.updates.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -142,6 +173,9 @@ pub struct Runner {
     rate_limited_in_a_row: u32,
     logged_unknown: HashSet<(Family, String)>,
     last_poll: Option<SystemTime>,
+    ids_sink: Option<IdsSink>,
+    /// The polled ids last told to `ids_sink`.
+    told_ids: Option<Arc<PolledIds>>,
 }
 
 impl Runner {
@@ -180,7 +214,16 @@ impl Runner {
             rate_limited_in_a_row: 0,
             logged_unknown: HashSet::new(),
             last_poll: None,
+            ids_sink: None,
+            told_ids: None,
         }
+    }
+
+    /// Tells `sink` the WABAs and numbers the target polls after each poll that changed
+    /// them (the webhook receiver routes their deliveries to the target).
+    pub fn with_ids_sink(mut self, sink: IdsSink) -> Self {
+        self.ids_sink = Some(sink);
+        self
     }
 
     /// Polls forever on the target's schedule; the task is aborted to stop it.
@@ -193,12 +236,15 @@ impl Runner {
         loop {
             if let Some(stale_at) = self.next_stale_deadline() {
                 if stale_at < next {
-                    sleep_until(stale_at.into()).await;
-                    self.drop_stale();
+                    if self.sleep_until(stale_at).await {
+                        self.drop_stale();
+                    }
                     continue;
                 }
             }
-            sleep_until(next.into()).await;
+            if !self.sleep_until(next).await {
+                continue;
+            }
             let retry = {
                 let semaphore = Arc::clone(&self.semaphore);
                 let Ok(_permit) = semaphore.acquire().await else {
@@ -226,6 +272,110 @@ impl Runner {
                 }
             };
         }
+    }
+
+    /// Waits until `at`, applying webhook updates as they come; false when updates came
+    /// first (the caller waits again).
+    async fn sleep_until(&mut self, at: Instant) -> bool {
+        let state = Arc::clone(&self.state);
+        let updates_came = tokio::select! {
+            () = sleep_until(at.into()) => false,
+            () = state.updates_waiting.notified() => true,
+        };
+        if updates_came {
+            self.apply_updates();
+        }
+        !updates_came
+    }
+
+    /// Applies the webhook updates waiting to the client's data, and publishes the
+    /// endpoints they changed, rendered again. Only endpoints that hold data: what went
+    /// stale stays gone until a poll succeeds.
+    pub fn apply_updates(&mut self) {
+        let updates = self.state.take_updates();
+        if updates.is_empty() {
+            return;
+        }
+        let config = Arc::clone(&self.state.config);
+        let name = config.name.as_str();
+        let mut changed = BTreeSet::new();
+        for update in &updates {
+            match self.client.apply_update(update) {
+                Applied::Changed { endpoint } => {
+                    changed.insert(endpoint);
+                }
+                Applied::Unchanged => {}
+                // Nothing of the delivery itself is logged.
+                Applied::Unknown => tracing::debug!(
+                    target_name = name,
+                    update = update.kind(),
+                    "webhook update names nothing the target polls: ignored"
+                ),
+            }
+        }
+        let mut published = false;
+        for index in changed {
+            if self.endpoints.get(index).is_none_or(|e| e.data.is_none()) {
+                continue;
+            }
+            if let Some(samples) = self.client.render(index, name) {
+                self.store_data(index, samples);
+                published = true;
+            }
+        }
+        if published {
+            self.publish();
+        }
+    }
+
+    /// Tells the ids sink what the target polls, when that changed since it was last told.
+    fn tell_polled_ids(&mut self) {
+        let Some(sink) = &self.ids_sink else {
+            return;
+        };
+        let Some(ids) = self.client.polled_ids() else {
+            return;
+        };
+        if self
+            .told_ids
+            .as_ref()
+            .is_some_and(|told| Arc::ptr_eq(told, &ids))
+        {
+            return;
+        }
+        sink(&ids);
+        self.told_ids = Some(ids);
+    }
+
+    /// Keeps `samples` as the data of endpoint `index`, within what the target's
+    /// `series_limit` leaves it: the other endpoints keep what they hold.
+    fn store_data(&mut self, index: usize, mut samples: Samples) {
+        let config = Arc::clone(&self.state.config);
+        let others: usize = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| *i != index && e.data.is_some())
+            .map(|(_, e)| e.data_series)
+            .sum();
+        let room = config.series_limit.saturating_sub(others);
+        let answered = samples.series();
+        let dropped = samples.limit_series(room);
+        let endpoint = &mut self.endpoints[index];
+        if dropped > 0 {
+            endpoint.series_dropped += dropped as u64;
+            tracing::warn!(
+                target_name = %config.name,
+                endpoint = endpoint.name,
+                series = answered,
+                dropped,
+                series_limit = config.series_limit,
+                "answer over series_limit: series left out"
+            );
+        }
+        endpoint.data_series = answered - dropped;
+        samples.shrink();
+        endpoint.data = Some(Arc::new(samples));
     }
 
     fn next_stale_deadline(&self) -> Option<Instant> {
@@ -362,34 +512,8 @@ impl Runner {
                         );
                     }
                     endpoint.problems = Arc::new(problems);
-                    let mut samples = samples;
-                    // The target's other endpoints keep what they hold; this one gets
-                    // what is left of the limit.
-                    let others: usize = self
-                        .endpoints
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, e)| *i != index && e.data.is_some())
-                        .map(|(_, e)| e.data_series)
-                        .sum();
-                    let room = config.series_limit.saturating_sub(others);
-                    let answered = samples.series();
-                    let dropped = samples.limit_series(room);
+                    self.store_data(index, samples);
                     let endpoint = &mut self.endpoints[index];
-                    if dropped > 0 {
-                        endpoint.series_dropped += dropped as u64;
-                        tracing::warn!(
-                            target_name = %config.name,
-                            endpoint = endpoint.name,
-                            series = answered,
-                            dropped,
-                            series_limit = config.series_limit,
-                            "answer over series_limit: series left out"
-                        );
-                    }
-                    endpoint.data_series = answered - dropped;
-                    samples.shrink();
-                    endpoint.data = Some(Arc::new(samples));
                     endpoint.data_at = Some(Instant::now());
                     endpoint.success = Some(true);
                     endpoint.last_success = Some(SystemTime::now());
@@ -423,6 +547,9 @@ impl Runner {
             }
         }
         self.last_poll = Some(SystemTime::now());
+        // Before the poll shows: once its series are on /metrics, deliveries for what it
+        // found carry the target's name.
+        self.tell_polled_ids();
         self.publish();
         if !rate_limited {
             self.rate_limited_in_a_row = 0;
@@ -713,6 +840,30 @@ pub(crate) mod tests {
         assert_eq!(starts.load(Ordering::SeqCst), 1);
         assert_eq!(panics.get(), 0);
         assert_eq!(live.get(), 0);
+    }
+
+    /// Updates wait for the task up to a bound; beyond it they are refused, and the task
+    /// takes all that wait at once.
+    #[test]
+    fn waiting_updates_are_bounded() {
+        let config = crate::config::Config::parse(
+            "targets:\n  - {name: a, type: onprem, base_url: \"http://127.0.0.1:9\", api_key: key-of-16-chars}\n",
+            std::path::Path::new("test.yaml"),
+        )
+        .unwrap();
+        let state = TargetState::new(Arc::clone(&config.targets[0]));
+        let update = TargetUpdate::TemplateStatus {
+            waba_id: "1".into(),
+            template: Default::default(),
+            status: "PAUSED".into(),
+        };
+        for _ in 0..MAX_WAITING_UPDATES {
+            assert!(state.deliver(update.clone()));
+        }
+        assert!(!state.deliver(update.clone()));
+        assert_eq!(state.take_updates().len(), MAX_WAITING_UPDATES);
+        assert!(state.take_updates().is_empty());
+        assert!(state.deliver(update));
     }
 
     struct Decrement(Arc<AtomicU64>);

@@ -137,11 +137,20 @@ pub(super) async fn demo(
             );
             let options =
                 SenderOptions::demo(reqwest::Url::parse(&url)?, Secret::new(DEMO_APP_SECRET));
-            tokio::spawn(webhook_sender::run(
-                options,
-                reqwest::Client::new(),
-                Arc::new(webhook_sender::SenderStats::default()),
-            ));
+            let ingest = exporter.webhooks();
+            let first_poll_within = args.interval * 3;
+            tokio::spawn(async move {
+                if let Some(ingest) = ingest {
+                    wait_for_route(&ingest, crate::simulator::meta::WABA_ID, first_poll_within)
+                        .await;
+                }
+                webhook_sender::run(
+                    options,
+                    reqwest::Client::new(),
+                    Arc::new(webhook_sender::SenderStats::default()),
+                )
+                .await;
+            });
             url
         }
         None => String::new(),
@@ -165,6 +174,16 @@ pub(super) async fn demo(
     let result = serve_until_signal(listener, exporter, web, receiver).await;
     simulator.shutdown().await;
     result
+}
+
+/// Waits (at most `limit`) until the WABA's deliveries route to a target: the demo's
+/// business target knows its WABAs only once it has polled, and what comes before is
+/// counted without its name for good.
+async fn wait_for_route(ingest: &crate::webhooks::ingest::Ingest, waba_id: &str, limit: Duration) {
+    let started = std::time::Instant::now();
+    while ingest.waba_target(waba_id).is_none() && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub(super) async fn simulate(

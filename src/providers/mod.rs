@@ -11,6 +11,7 @@
 //! through one.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserializer;
@@ -20,6 +21,7 @@ use crate::config_values::Keys;
 use crate::exposition::Samples;
 use crate::secret::SecretSource;
 use crate::upstream::{PollError, Polled, Upstream};
+use crate::webhooks::update::TargetUpdate;
 
 /// The settings of a target that every provider has, as far as a provider's validation
 /// needs them.
@@ -70,6 +72,25 @@ pub trait Provider: Clone + std::fmt::Debug + PartialEq {
     }
 }
 
+/// The WABAs and phone numbers a target polls, by id: deliveries of Meta's webhooks for
+/// them belong to the target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolledIds {
+    pub wabas: Vec<String>,
+    pub numbers: Vec<String>,
+}
+
+/// What a webhook's update did to a client's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The data of endpoint `endpoint` changed: its samples are to be rendered again.
+    Changed { endpoint: usize },
+    /// It names what the target polls, which already is so.
+    Unchanged,
+    /// It names nothing the target polls (or the provider takes no updates).
+    Unknown,
+}
+
 /// What the poller asks of a target's client.
 pub trait TargetClient {
     /// The endpoint names (the `endpoint` label), polled in this order each cycle.
@@ -108,6 +129,24 @@ pub trait TargetClient {
         index: usize,
         target: &str,
     ) -> impl Future<Output = Result<Polled, PollError>> + Send;
+
+    /// Applies what a webhook says to the data the last polls read, until the next poll
+    /// reads it again.
+    fn apply_update(&mut self, _update: &TargetUpdate) -> Applied {
+        Applied::Unknown
+    }
+
+    /// The samples of endpoint `index` from the data as it is now, updates applied,
+    /// without asking the upstream; `None` when it holds none.
+    fn render(&self, _index: usize, _target: &str) -> Option<Samples> {
+        None
+    }
+
+    /// The WABAs and numbers the last polls asked about, the same `Arc` while they stay
+    /// the same; `None` for a provider that has none to tell.
+    fn polled_ids(&self) -> Option<Arc<PolledIds>> {
+        None
+    }
 }
 
 /// How long the data of a `discovery` endpoint survives failed polls: it is refreshed only
@@ -294,6 +333,24 @@ macro_rules! registry {
             async fn poll(&mut self, index: usize, target: &str) -> Result<Polled, PollError> {
                 match self {
                     $(Client::$variant(client) => client.poll(index, target).await),+
+                }
+            }
+
+            fn apply_update(&mut self, update: &TargetUpdate) -> Applied {
+                match self {
+                    $(Client::$variant(client) => client.apply_update(update)),+
+                }
+            }
+
+            fn render(&self, index: usize, target: &str) -> Option<Samples> {
+                match self {
+                    $(Client::$variant(client) => client.render(index, target)),+
+                }
+            }
+
+            fn polled_ids(&self) -> Option<Arc<PolledIds>> {
+                match self {
+                    $(Client::$variant(client) => client.polled_ids()),+
                 }
             }
         }

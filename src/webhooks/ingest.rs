@@ -87,7 +87,7 @@ impl Presented {
     }
 }
 
-/// Which configured target a WABA or number belongs to.
+/// Which target a WABA or number belongs to.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Routes {
     wabas: HashMap<String, String>,
@@ -130,6 +130,30 @@ impl Routes {
     }
 }
 
+/// Where the routes come from: the config, then what the targets' polls found (a
+/// `business_id` target's WABAs and numbers), target by target in name order. An id the
+/// config names keeps its target.
+#[derive(Default)]
+struct RouteSources {
+    configured: Routes,
+    /// Per target: the WABA ids and phone number ids it polls.
+    polled: BTreeMap<String, (Vec<String>, Vec<String>)>,
+}
+
+impl RouteSources {
+    fn merged(&self) -> Routes {
+        let mut routes = self.configured.clone();
+        for (target, (wabas, numbers)) in &self.polled {
+            for (map, ids) in [(&mut routes.wabas, wabas), (&mut routes.numbers, numbers)] {
+                for id in ids {
+                    map.entry(id.clone()).or_insert_with(|| target.clone());
+                }
+            }
+        }
+        routes
+    }
+}
+
 /// The receiver's counts. One lock around the tallies: an accepted body takes it once, for
 /// microseconds; the request counters are atomics.
 pub struct Ingest {
@@ -138,6 +162,7 @@ pub struct Ingest {
     settings: ArcSwap<WebhooksConfig>,
     credentials: ArcSwap<Credentials>,
     routes: ArcSwap<Routes>,
+    route_sources: Mutex<RouteSources>,
     tally: Mutex<Tally>,
 }
 
@@ -301,18 +326,62 @@ impl Ingest {
             verifications: Default::default(),
             settings: ArcSwap::from_pointee(config.clone()),
             credentials: ArcSwap::from_pointee(credentials),
-            routes: ArcSwap::from_pointee(routes),
+            routes: ArcSwap::from_pointee(routes.clone()),
+            route_sources: Mutex::new(RouteSources {
+                configured: routes,
+                polled: BTreeMap::new(),
+            }),
             tally: Mutex::new(tally),
         }
     }
 
-    /// A reload: new secrets, routes and limits; counts stay (a changed `dedup_window`
-    /// starts an empty window).
+    /// A reload: new secrets, configured routes and limits; counts stay (a changed
+    /// `dedup_window` starts an empty window), and so do the routes the targets' polls
+    /// found.
     pub fn reconfigure(&self, config: &WebhooksConfig, credentials: Credentials, routes: Routes) {
         self.settings.store(Arc::new(config.clone()));
         self.credentials.store(Arc::new(credentials));
         self.lock().configure(config, &routes);
-        self.routes.store(Arc::new(routes));
+        let mut sources = self.sources();
+        sources.configured = routes;
+        self.routes.store(Arc::new(sources.merged()));
+    }
+
+    /// The WABAs and numbers target `target` polls now: from here on their deliveries
+    /// carry its name (where the config names them for no other target). Counts made
+    /// before stay where they were counted. Cheap when nothing changed; false then.
+    pub fn learn_routes(&self, target: &str, wabas: &[String], numbers: &[String]) -> bool {
+        let mut sources = self.sources();
+        if sources
+            .polled
+            .get(target)
+            .is_some_and(|(w, n)| w == wabas && n == numbers)
+        {
+            return false;
+        }
+        sources
+            .polled
+            .insert(target.to_owned(), (wabas.to_vec(), numbers.to_vec()));
+        self.routes.store(Arc::new(sources.merged()));
+        true
+    }
+
+    /// Target `target` stopped (removed, or restarted with a new config): what its polls
+    /// found routes nowhere until it polls again.
+    pub fn forget_routes(&self, target: &str) {
+        let mut sources = self.sources();
+        if sources.polled.remove(target).is_some() {
+            self.routes.store(Arc::new(sources.merged()));
+        }
+    }
+
+    /// The target a WABA's deliveries are counted for now.
+    pub fn waba_target(&self, waba_id: &str) -> Option<String> {
+        self.routes.load().waba(waba_id).map(str::to_owned)
+    }
+
+    fn sources(&self) -> std::sync::MutexGuard<'_, RouteSources> {
+        self.route_sources.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The section as last loaded: path and limits for each request.
@@ -811,6 +880,49 @@ mod tests {
         // The window survives a reload that keeps its size: a redelivery is still known.
         ingest.ingest(FAILED.as_bytes(), NOW).unwrap();
         assert!(rendered(&ingest).contains("whatsapp_webhook_duplicate_statuses_total 1\n"));
+    }
+
+    /// A `business_id` target's polls find the example WABA and number: from then on their
+    /// deliveries carry its name and go to it; what came before stays counted without.
+    #[test]
+    fn routes_learnt_from_polls_name_their_target_from_then_on() {
+        let waba = "102290129340398";
+        let ingest = ingest_with("app_secret: s\n", Routes::default());
+        assert!(ingest.ingest(TEMPLATE.as_bytes(), NOW).unwrap().is_empty());
+        let (wabas, numbers) = (vec![waba.to_owned()], vec!["106540352242922".to_owned()]);
+        assert!(ingest.learn_routes("biz", &wabas, &numbers));
+        assert!(!ingest.learn_routes("biz", &wabas, &numbers), "nothing new");
+        assert_eq!(ingest.waba_target(waba).as_deref(), Some("biz"));
+        let for_targets = ingest.ingest(TEMPLATE.as_bytes(), NOW).unwrap();
+        let targets: Vec<&str> = for_targets.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(targets, ["biz"]);
+        ingest.ingest(FAILED.as_bytes(), NOW).unwrap();
+        let text = rendered(&ingest);
+        assert_eq!(
+            series(&text, "whatsapp_business_events_total"),
+            [
+                format!("whatsapp_business_events_total{{target=\"\",waba_id=\"{waba}\",field=\"message_template_status_update\",event=\"APPROVED\"}} 1"),
+                format!("whatsapp_business_events_total{{target=\"biz\",waba_id=\"{waba}\",field=\"message_template_status_update\",event=\"APPROVED\"}} 1"),
+            ]
+        );
+        assert_eq!(
+            series(&text, "whatsapp_message_statuses_total"),
+            ["whatsapp_message_statuses_total{target=\"biz\",phone_number_id=\"106540352242922\",status=\"failed\"} 1"]
+        );
+        // The config's word comes first, and outlives the target's polls.
+        let config = section("app_secret: s\n");
+        ingest.reconfigure(&config, config.credentials().unwrap(), routes());
+        assert_eq!(ingest.waba_target(waba).as_deref(), Some("cloud"));
+        let other = vec!["4000".to_owned()];
+        assert!(ingest.learn_routes("biz", &other, &[]));
+        assert_eq!(ingest.waba_target("4000").as_deref(), Some("biz"));
+        ingest.reconfigure(&config, config.credentials().unwrap(), Routes::default());
+        assert_eq!(ingest.waba_target("4000").as_deref(), Some("biz"));
+        assert_eq!(ingest.waba_target(waba), None);
+        // A stopped target's finds route nowhere.
+        ingest.forget_routes("biz");
+        assert_eq!(ingest.waba_target("4000"), None);
+        assert!(ingest.learn_routes("biz", &other, &[]), "learnt afresh");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!   owned and client WABAs.
 //! - `token`, every `discovery_interval`: the access token's health from `debug_token`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,8 +25,9 @@ use super::payload::{
 };
 use crate::exposition::Samples;
 use crate::json::Problems;
-use crate::providers::TargetClient;
+use crate::providers::{Applied, PolledIds, TargetClient};
 use crate::upstream::{self, Fetched, PollError, Polled, Reason, Upstream};
+use crate::webhooks::update::TargetUpdate;
 
 pub const TOKEN: &str = "token";
 pub const DISCOVERY: &str = "discovery";
@@ -61,6 +63,11 @@ struct Waba {
     /// Its request between discoveries, built once: parsing a URL costs more than the rest
     /// of building a request, and a business has more WABAs than the base URL's memo holds.
     health_url: Option<Url>,
+    /// What the last health poll read of it (`None` when its request failed): the series
+    /// are rendered from it, again when a webhook changes it.
+    read: Option<WabaRead>,
+    /// Its numbers as its last good read listed them.
+    number_ids: Vec<String>,
 }
 
 impl Waba {
@@ -71,11 +78,14 @@ impl Waba {
             discover_at: None,
             templates: None,
             subscribed_apps: None,
+            read: None,
+            number_ids: Vec::new(),
         }
     }
 }
 
-/// What one WABA's request gave this poll.
+/// What one WABA's request gave a poll.
+#[derive(Debug)]
 struct WabaRead {
     health_status: Option<HealthStatus>,
     phones: Vec<PhoneNumber>,
@@ -117,6 +127,12 @@ pub struct CloudApiClient {
     slowdown: u32,
     /// A poll that must end soon (`/probe`): nothing is spread.
     hurried: bool,
+    /// Configured numbers outside the polled WABAs, as the last health poll read them.
+    outside: Vec<PhoneNumber>,
+    /// A health poll succeeded: there is data to render.
+    health_read: bool,
+    /// The WABAs and numbers the polls ask about, replaced when they change.
+    polled_ids: Option<Arc<PolledIds>>,
 }
 
 impl TargetClient for CloudApiClient {
@@ -190,6 +206,48 @@ impl TargetClient for CloudApiClient {
         self.usage_samples(out);
         super::versions::expiry_samples(out, &self.config.api_version);
     }
+
+    /// Edits the templates of the update's WABA, or the number whose display number it
+    /// names, as the last health poll (templates: discovery) read them. A phone number is
+    /// registered to one WABA only, so a number is looked for in that WABA's answer and
+    /// among the configured numbers outside the polled WABAs (whose WABA the exporter does
+    /// not know).
+    fn apply_update(&mut self, update: &TargetUpdate) -> Applied {
+        if !self.health_read {
+            return Applied::Unknown;
+        }
+        let waba = self.wabas.iter_mut().find(|w| w.id == update.waba_id());
+        let results: Vec<Option<bool>> = match update {
+            TargetUpdate::TemplateStatus { .. } | TargetUpdate::TemplateQuality { .. } => waba
+                .and_then(|w| w.templates.as_mut())
+                .into_iter()
+                .flatten()
+                .map(|t| update.apply_to_template(t))
+                .collect(),
+            TargetUpdate::PhoneQuality { .. } => waba
+                .and_then(|w| w.read.as_mut())
+                .into_iter()
+                .flat_map(|r| r.phones.iter_mut())
+                .chain(self.outside.iter_mut())
+                .map(|p| update.apply_to_phone(p))
+                .collect(),
+        };
+        let health = self.endpoint_names().iter().position(|e| *e == HEALTH);
+        match (results.contains(&Some(true)), health) {
+            (true, Some(endpoint)) => Applied::Changed { endpoint },
+            _ if results.iter().any(Option::is_some) => Applied::Unchanged,
+            _ => Applied::Unknown,
+        }
+    }
+
+    fn render(&self, index: usize, target: &str) -> Option<Samples> {
+        let health = self.endpoint_names().get(index) == Some(&HEALTH);
+        (health && self.health_read).then(|| self.health_samples(target))
+    }
+
+    fn polled_ids(&self) -> Option<Arc<PolledIds>> {
+        self.polled_ids.clone()
+    }
 }
 
 impl CloudApiClient {
@@ -215,6 +273,30 @@ impl CloudApiClient {
             cycle: 0,
             slowdown: 1,
             hurried: false,
+            outside: Vec::new(),
+            health_read: false,
+            polled_ids: None,
+        }
+    }
+
+    /// Keeps [`PolledIds`] up to date: the WABAs asked, their numbers as their last good
+    /// answers listed them, and the configured numbers. A new `Arc` only when they changed.
+    fn refresh_polled_ids(&mut self) {
+        let mut numbers: Vec<String> = self
+            .wabas
+            .iter()
+            .flat_map(|w| w.number_ids.iter())
+            .chain(&self.config.phone_number_ids)
+            .cloned()
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let ids = PolledIds {
+            wabas: self.wabas.iter().map(|w| w.id.clone()).collect(),
+            numbers,
+        };
+        if self.polled_ids.as_deref() != Some(&ids) {
+            self.polled_ids = Some(Arc::new(ids));
         }
     }
 
@@ -378,6 +460,7 @@ impl CloudApiClient {
                     None => Waba::new(id),
                 })
                 .collect();
+            self.refresh_polled_ids();
         }
         self.last_discovery = Some(Instant::now());
         let mut samples = Samples::new(target);
@@ -500,10 +583,16 @@ impl CloudApiClient {
         if let (true, Some(failure)) = (nothing, first_failure) {
             return Err(failure);
         }
-        Ok(Polled::read(
-            self.health_samples(target, &read_wabas, &outside),
-            problems,
-        ))
+        for (waba, read) in self.wabas.iter_mut().zip(read_wabas) {
+            if let Some(read) = &read {
+                waba.number_ids = read.phones.iter().map(|p| p.id.clone()).collect();
+            }
+            waba.read = read;
+        }
+        self.outside = outside;
+        self.health_read = true;
+        self.refresh_polled_ids();
+        Ok(Polled::read(self.health_samples(target), problems))
     }
 
     /// `GET /{waba}?fields=...`: its health_status, its numbers (with `discover`), and when
@@ -676,23 +765,20 @@ impl CloudApiClient {
         }
     }
 
-    fn health_samples(
-        &self,
-        target: &str,
-        read: &[Option<WabaRead>],
-        outside: &[PhoneNumber],
-    ) -> Samples {
+    /// The health endpoint's series from what the last health poll read, and the
+    /// templates and subscriptions of the WABAs' last discoveries.
+    fn health_samples(&self, target: &str) -> Samples {
         let mut samples = Samples::new(target);
         // A target of one WABA keeps the label sets it always had; a business's series
         // each name their WABA.
         let scoped = self.config.business_id.is_some();
         let mut statuses: Vec<&HealthStatus> = Vec::new();
-        for (waba, read) in self.wabas.iter().zip(read) {
+        for waba in &self.wabas {
             if scoped {
                 samples.scope(&[("waba_id", waba.id.as_str())]);
                 statuses.clear();
             }
-            if let Some(read) = read {
+            if let Some(read) = &waba.read {
                 for phone in &read.phones {
                     crate::meta::phone_samples(&mut samples, phone);
                 }
@@ -714,10 +800,10 @@ impl CloudApiClient {
         if scoped {
             statuses.clear();
         }
-        for phone in outside {
+        for phone in &self.outside {
             crate::meta::phone_samples(&mut samples, phone);
         }
-        statuses.extend(outside.iter().filter_map(|p| p.health_status.as_ref()));
+        statuses.extend(self.outside.iter().filter_map(|p| p.health_status.as_ref()));
         crate::meta::messaging_samples(&mut samples, &statuses);
         samples
     }
@@ -1046,6 +1132,170 @@ mod tests {
             panic!("not cloud_api");
         };
         CloudApiClient::new(target.upstream(reqwest::Client::new()), cloud)
+    }
+
+    fn polled_template(id: &str, name: &str, status: &str) -> payload::Template {
+        payload::Template {
+            id: id.into(),
+            name: name.into(),
+            language: "en_US".into(),
+            status: status.into(),
+            category: Some("MARKETING".into()),
+            quality: Some("GREEN".into()),
+        }
+    }
+
+    fn polled_phone(id: &str, display: &str) -> PhoneNumber {
+        PhoneNumber {
+            id: id.into(),
+            health_status: None,
+            quality_rating: Some("GREEN".into()),
+            messaging_limit_tier: Some("TIER_1K".into()),
+            status: Some("CONNECTED".into()),
+            name_status: None,
+            throughput_level: Some("STANDARD".into()),
+            display_phone_number: Some(display.into()),
+            verified_name: None,
+        }
+    }
+
+    /// A client whose health poll of WABA 1 read two templates and a number, as
+    /// `health()` leaves them.
+    fn polled_client() -> CloudApiClient {
+        let mut client = client(0.8);
+        client.wabas[0].templates = Some(vec![
+            polled_template("11", "promo", "APPROVED"),
+            polled_template("12", "receipt", "APPROVED"),
+        ]);
+        client.wabas[0].read = Some(WabaRead {
+            health_status: None,
+            phones: vec![polled_phone("21", "+1 555-010-0001")],
+        });
+        client.health_read = true;
+        client
+    }
+
+    fn update(body: String) -> TargetUpdate {
+        let delivery =
+            crate::webhooks::payload::parse_delivery(body.as_bytes(), &mut Problems::default())
+                .unwrap();
+        TargetUpdate::from_change(&delivery.changes[0]).unwrap()
+    }
+
+    fn template_status(waba: &str, template_id: &str, event: &str) -> TargetUpdate {
+        update(format!(
+            r#"{{"entry":[{{"id":"{waba}","changes":[{{"field":"message_template_status_update","value":{{"event":"{event}","message_template_id":{template_id},"message_template_name":"x","message_template_language":"en"}}}}]}}]}}"#
+        ))
+    }
+
+    fn phone_quality(waba: &str, display: &str, event: &str) -> TargetUpdate {
+        update(format!(
+            r#"{{"entry":[{{"id":"{waba}","changes":[{{"field":"phone_number_quality_update","value":{{"display_phone_number":"{display}","event":"{event}","current_limit":"TIER_10K"}}}}]}}]}}"#
+        ))
+    }
+
+    fn state_lines(family: &str, labels: &str, label: &str, known: &[&str], current: &str) -> String {
+        known
+            .iter()
+            .map(|s| {
+                let value = u8::from(*s == current);
+                format!("{family}{{target=\"c\",{labels},{label}=\"{s}\"}} {value}\n")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_template_status_update_renders_the_health_samples_again() {
+        use crate::exposition::Family;
+        let mut client = polled_client();
+        let health = client.endpoint_names().iter().position(|e| *e == HEALTH);
+        assert_eq!(health, Some(1));
+        let applied = client.apply_update(&template_status("1", "11", "PAUSED"));
+        assert_eq!(applied, Applied::Changed { endpoint: 1 });
+        let samples = client.render(1, "c").unwrap();
+        let promo = "template_id=\"11\",template_name=\"promo\",language=\"en_US\"";
+        let receipt = "template_id=\"12\",template_name=\"receipt\",language=\"en_US\"";
+        let statuses = crate::meta::TEMPLATE_STATUSES;
+        let family = "whatsapp_template_status";
+        assert_eq!(
+            samples.lines(Family::TemplateStatus),
+            state_lines(family, promo, "status", statuses, "PAUSED")
+                + &state_lines(family, receipt, "status", statuses, "APPROVED")
+        );
+        // The same again changes nothing; another WABA's or an unknown template, nothing.
+        let again = client.apply_update(&template_status("1", "11", "PAUSED"));
+        assert_eq!(again, Applied::Unchanged);
+        for other in [
+            template_status("2", "11", "DISABLED"),
+            template_status("1", "13", "DISABLED"),
+        ] {
+            assert_eq!(client.apply_update(&other), Applied::Unknown);
+        }
+        assert_eq!(
+            client.render(1, "c").unwrap().lines(Family::TemplateStatus),
+            samples.lines(Family::TemplateStatus)
+        );
+        // The token endpoint renders nothing of its own.
+        assert!(client.render(0, "c").is_none());
+    }
+
+    #[test]
+    fn a_flagged_number_turns_red_at_once() {
+        use crate::exposition::Family;
+        let mut client = polled_client();
+        let flagged = phone_quality("1", "15550100001", "FLAGGED");
+        assert_eq!(client.apply_update(&flagged), Applied::Changed { endpoint: 1 });
+        let samples = client.render(1, "c").unwrap();
+        assert_eq!(
+            samples.lines(Family::PhoneQualityRating),
+            state_lines(
+                "whatsapp_phone_quality_rating",
+                "phone_number_id=\"21\"",
+                "rating",
+                crate::meta::QUALITY_RATINGS,
+                "RED"
+            )
+        );
+        // Another number's digits name nothing here.
+        let elsewhere = phone_quality("1", "15550100002", "FLAGGED");
+        assert_eq!(client.apply_update(&elsewhere), Applied::Unknown);
+    }
+
+    #[test]
+    fn nothing_is_applied_before_the_first_health_poll() {
+        let mut client = polled_client();
+        client.health_read = false;
+        let paused = template_status("1", "11", "PAUSED");
+        assert_eq!(client.apply_update(&paused), Applied::Unknown);
+        assert!(client.render(1, "c").is_none());
+    }
+
+    #[test]
+    fn polled_ids_change_only_when_the_wabas_or_numbers_do() {
+        let mut client = polled_client();
+        assert_eq!(client.polled_ids(), None);
+        client.wabas[0].number_ids = vec!["21".into()];
+        client.refresh_polled_ids();
+        let first = client.polled_ids().unwrap();
+        assert_eq!(
+            *first,
+            PolledIds {
+                wabas: vec!["1".into()],
+                numbers: vec!["21".into()],
+            }
+        );
+        client.refresh_polled_ids();
+        assert!(Arc::ptr_eq(&first, &client.polled_ids().unwrap()));
+        client.wabas.push(Waba::new("2".into()));
+        client.wabas[1].number_ids = vec!["20".into(), "21".into()];
+        client.refresh_polled_ids();
+        assert_eq!(
+            *client.polled_ids().unwrap(),
+            PolledIds {
+                wabas: vec!["1".into(), "2".into()],
+                numbers: vec!["20".into(), "21".into()],
+            }
+        );
     }
 
     fn usage_headers(percent: u32) -> HeaderMap {
