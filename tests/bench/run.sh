@@ -541,7 +541,8 @@ EOF
                 sleep 0.5
                 read -r a1 _ <<<"$(wh_counts)"
                 done_sum=$((done_sum + n))
-                next_id=$((next_id + a1 - a0))
+                next_id=$(grep -m1 -o 'next_index [0-9]*' "$WORK/wrk-wh-$subject-$run.txt" | cut -d' ' -f2)
+                [[ -n $next_id ]] || die "webhooks.lua printed no next_index (see $WORK/wrk-wh-$subject-$run.txt)"
                 accepted_sum=$((accepted_sum + a1 - a0))
                 ((a1 - a0 - n > over_max)) && over_max=$((a1 - a0 - n))
                 ((a1 - a0 - n < over_min)) && over_min=$((a1 - a0 - n))

@@ -18,14 +18,32 @@
 -- seen lately.
 
 local threads = 0
+local thread_list = {}
 
 function setup(thread)
   thread:set("thread_index", threads)
   threads = threads + 1
+  table.insert(thread_list, thread)
 end
 
-local head, middle, tail, sigs, count, bad, share, thread_count, start
-local sent = 0
+-- The first index no thread has used: where the next run starts so that it repeats no id.
+-- Threads do not send equally many requests, so it is not START + the requests sent.
+function done(summary, latency, requests)
+  local next_index = 0
+  for _, thread in ipairs(thread_list) do
+    local first = thread:get("start") + thread:get("thread_index")
+    local reached = first + thread:get("sent") * threads
+    if reached > next_index then
+      next_index = reached
+    end
+  end
+  io.write(string.format("next_index %d\n", next_index))
+end
+
+local head, middle, tail, sigs, count, bad, share, thread_count
+-- Globals, for done() to read through thread:get.
+start = 0
+sent = 0
 local statuses = { "sent", "delivered", "read" }
 local prefix
 
