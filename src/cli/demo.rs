@@ -135,8 +135,10 @@ pub(super) async fn demo(
                 running.address,
                 crate::webhooks::config::DEFAULT_PATH
             );
-            let options =
-                SenderOptions::demo(reqwest::Url::parse(&url)?, Secret::new(DEMO_APP_SECRET));
+            let options = SenderOptions {
+                simulator: Some(simulator.simulator().clone()),
+                ..SenderOptions::demo(reqwest::Url::parse(&url)?, Secret::new(DEMO_APP_SECRET))
+            };
             let ingest = exporter.webhooks();
             let first_poll_within = args.interval * 3;
             tokio::spawn(async move {

@@ -181,6 +181,10 @@ pub struct SenderOptions {
     pub seed: u64,
     /// Stop after this many bodies (statuses and events); `None` runs until aborted.
     pub limit: Option<u64>,
+    /// The simulator whose Graph API the exporter polls: a template event is applied to it
+    /// before it is sent, as Meta's own state changes before its webhook goes out, so the
+    /// target's next discovery agrees with the event instead of undoing it.
+    pub simulator: Option<super::Simulator>,
 }
 
 impl SenderOptions {
@@ -196,6 +200,7 @@ impl SenderOptions {
             event_every: Some(Duration::from_secs(45)),
             seed: 0x5EED_0016,
             limit: None,
+            simulator: None,
         }
     }
 
@@ -267,6 +272,9 @@ pub async fn run(options: SenderOptions, http: reqwest::Client, stats: Arc<Sende
         let mut bodies = vec![generator.status_body(unix_now())];
         // The first tick carries an event too, so a fresh demo shows one at once.
         if ticks_per_event.is_some_and(|n| tick % n == 0) {
+            if let (Some(simulator), Some(event)) = (&options.simulator, generator.upcoming()) {
+                event.apply_to(simulator);
+            }
             bodies.extend(generator.event_body(unix_now()));
         }
         tick += 1;
@@ -370,6 +378,33 @@ enum Scripted {
     AccountUpdate {
         waba_id: String,
     },
+}
+
+impl Scripted {
+    /// What the event says of the simulated Graph state, set there. Phone quality events
+    /// are left to the simulator's own scenario, which moves the same numbers' quality and
+    /// tier.
+    fn apply_to(&self, simulator: &super::Simulator) {
+        match self {
+            Scripted::TemplateStatus {
+                template, event, ..
+            } => {
+                // Meta's REINSTATED ends a pause: Graph lists the template APPROVED again.
+                let status = if *event == "REINSTATED" {
+                    "APPROVED"
+                } else {
+                    event
+                };
+                simulator.set_template_status(&template.id, status);
+            }
+            Scripted::TemplateQuality { template, new, .. } => {
+                simulator.set_template_quality(&template.id, new);
+            }
+            Scripted::PhoneQuality { .. }
+            | Scripted::AccountAlert { .. }
+            | Scripted::AccountUpdate { .. } => {}
+        }
+    }
 }
 
 /// Builds the bodies: deterministic for a seed, given the same `now`s.
@@ -543,6 +578,11 @@ impl Generator {
             "wamid.{}",
             base64::engine::general_purpose::STANDARD.encode(raw)
         )
+    }
+
+    /// The business event [`Generator::event_body`] sends next.
+    fn upcoming(&self) -> Option<&Scripted> {
+        self.script.get(self.next_event % self.script.len().max(1))
     }
 
     /// The next business event of the rotation (`None` when the WABAs have nothing to

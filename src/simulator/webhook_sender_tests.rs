@@ -610,3 +610,41 @@ async fn refused_and_unreachable_posts_are_counted_as_failed() {
     run(opts, reqwest::Client::new(), stats.clone()).await;
     assert_eq!((stats.sent(), stats.failed()), (0, 3));
 }
+
+#[tokio::test]
+async fn template_events_are_applied_to_the_simulated_graph_state_first() {
+    let (addr, got) = receiver(200).await;
+    let simulator = super::super::Simulator::new(super::super::SimulatorOptions::default());
+    let status_of = |id: &str| {
+        let state = simulator.lock();
+        let template = state.cloud.templates.iter().find(|t| t.id == id).cloned();
+        template.map(|t| (t.status, t.quality))
+    };
+    let opts = SenderOptions {
+        statuses_per_second: 3_000.0,
+        // Every status body is followed by an event: paused, flagged, quality down.
+        event_every: Some(Duration::ZERO),
+        limit: Some(6),
+        simulator: Some(simulator.clone()),
+        ..options(&format!("http://{addr}/webhooks/whatsapp"))
+    };
+    run(
+        opts,
+        reqwest::Client::new(),
+        Arc::new(SenderStats::default()),
+    )
+    .await;
+    let got = got.lock().unwrap();
+    let template_of = |i: usize| {
+        let value = &parse(&got[i].body)["entry"][0]["changes"][0]["value"];
+        value["message_template_id"].to_string()
+    };
+    // Bodies: status, PAUSED, status, FLAGGED, status, template quality GREEN -> YELLOW.
+    let paused = template_of(1);
+    let (status, _) = status_of(&paused).unwrap();
+    assert_eq!(status, "PAUSED");
+    let degraded = template_of(5);
+    assert_ne!(degraded, paused);
+    let (_, quality) = status_of(&degraded).unwrap();
+    assert_eq!(quality, "YELLOW");
+}
