@@ -1,6 +1,8 @@
 //! No secret ever leaves the exporter: the real binary, at log level debug, in both log
-//! formats, runs against the simulator with distinctive credentials of every kind, while
-//! every endpoint is exercised and the upstreams fail in every way the test can make them.
+//! formats, runs against the simulator with distinctive credentials of every kind (the
+//! webhook receiver's app secrets, verify and bearer tokens among them, inline and in
+//! files), while every endpoint and the receiver are exercised with right and wrong
+//! credentials and the upstreams fail in every way the test can make them.
 //! Then every log line, every response (head and body, gzip bodies unpacked) and every
 //! `--config.check` message is searched for each secret.
 
@@ -39,6 +41,23 @@ const KAPSO_KEY: &str = "sEcReT-kapso-key-9e8d7c";
 const WRONG_KAPSO_KEY: &str = "sEcReT-kapso-wrong-5f";
 const WEB_USER: &str = "scraper";
 const WEB_PASSWORD: &str = "sEcReT-web-password-4411";
+/// The webhook receiver's secrets, inline and in files, and the wrong ones callers present.
+const WEBHOOK_APP_SECRET: &str = "sEcReT-webhook-app-5a1f90";
+const WEBHOOK_APP_SECRET_IN_FILE: &str = "sEcReT-webhook-app-file-8c2e";
+const WEBHOOK_VERIFY_TOKEN: &str = "sEcReT-webhook-verify-3d7b";
+const WEBHOOK_VERIFY_TOKEN_IN_FILE: &str = "sEcReT-webhook-verify-file-61a0";
+const WEBHOOK_BEARER_TOKEN: &str = "sEcReT-webhook-bearer-e94c";
+const WEBHOOK_BEARER_TOKEN_IN_FILE: &str = "sEcReT-webhook-bearer-file-27d5";
+const WRONG_WEBHOOK_SECRET: &str = "sEcReT-webhook-forged-0c3a";
+const WEBHOOK_SECRETS: [&str; 7] = [
+    WEBHOOK_APP_SECRET,
+    WEBHOOK_APP_SECRET_IN_FILE,
+    WEBHOOK_VERIFY_TOKEN,
+    WEBHOOK_VERIFY_TOKEN_IN_FILE,
+    WEBHOOK_BEARER_TOKEN,
+    WEBHOOK_BEARER_TOKEN_IN_FILE,
+    WRONG_WEBHOOK_SECRET,
+];
 
 fn simulator_options() -> SimulatorOptions {
     SimulatorOptions {
@@ -53,12 +72,29 @@ fn simulator_options() -> SimulatorOptions {
     }
 }
 
-/// Targets of every kind and credential, good and bad, and one on a closed port.
+/// The webhook receiver's secret files in `dir`: app secret, verify token, bearer token.
+fn webhook_files(dir: &Path) -> [std::path::PathBuf; 3] {
+    [
+        "webhook-app.secret",
+        "webhook-verify.token",
+        "webhook-relay.token",
+    ]
+    .map(|f| dir.join(f))
+}
+
+/// Targets of every kind and credential, good and bad, and one on a closed port; the
+/// webhook receiver with each of its secrets inline and in a file (of `webhook_files`).
 fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String {
     use whatsapp_exporter::simulator::meta;
     let o = s.simulator().options();
+    let [app_file, verify_file, bearer_file] =
+        webhook_files(key_file.parent().expect("the key file's directory"));
     format!(
-        "global:\n  interval: 300ms\n  timeout: 300ms\ntargets:\n\
+        "webhooks:\n  listen_address: 127.0.0.1:0\n\
+         \x20 verify_token: {WEBHOOK_VERIFY_TOKEN}\n  verify_token_file: {verify_file}\n\
+         \x20 app_secret: {WEBHOOK_APP_SECRET}\n  app_secret_file: {app_file}\n\
+         \x20 bearer_token: {WEBHOOK_BEARER_TOKEN}\n  bearer_token_file: {bearer_file}\n\
+         global:\n  interval: 300ms\n  timeout: 300ms\ntargets:\n\
          - name: onprem-good\n  type: onprem\n  base_url: {single}\n  api_key: {ONPREM_API_KEY}\n  username: {ONPREM_USER}\n  password: {ONPREM_PASSWORD}\n\
          - name: onprem-key-file\n  type: onprem\n  base_url: {single}\n  api_key_file: {key_file}\n\
          - name: onprem-wrong\n  type: onprem\n  base_url: {ha}\n  api_key: {WRONG_API_KEY}\n  username: {ONPREM_USER}\n  password: {WRONG_PASSWORD}\n\
@@ -86,6 +122,9 @@ fn config_text(s: &SimulatorHandle, key_file: &Path, closed_port: u16) -> String
         kapso = s.kapso_base_url(),
         kapso_platform = s.kapso_platform_base_url(),
         kapso_config = o.kapso_config_ids[0],
+        app_file = app_file.display(),
+        verify_file = verify_file.display(),
+        bearer_file = bearer_file.display(),
     )
 }
 
@@ -115,6 +154,7 @@ fn secrets(web_hash: &str) -> Vec<String> {
     .map(|s| (*s).to_owned())
     .collect();
     all.extend(DIALOG360_KEYS.iter().map(|s| (*s).to_owned()));
+    all.extend(WEBHOOK_SECRETS.iter().map(|s| (*s).to_owned()));
     all.push(basic(ONPREM_USER, ONPREM_PASSWORD));
     all.push(basic(ONPREM_USER, WRONG_PASSWORD));
     all.push(basic(WEB_USER, WEB_PASSWORD));
@@ -163,6 +203,8 @@ impl Captured {
 struct Scene {
     exporter: ExporterProcess,
     base: String,
+    /// The webhook receiver's URL: its own listener, without the web config's basic auth.
+    webhooks: String,
     credentials: String,
     captured: Captured,
 }
@@ -174,6 +216,18 @@ impl Scene {
         args.push(format!("{}{path}", self.base));
         let answer = curl(args);
         let body = self.captured.answer(what, &answer);
+        (answer.status, body)
+    }
+
+    /// A request to the webhook receiver; `args` before its URL (`query` after it).
+    fn webhook(&mut self, what: &str, args: &[String], query: &str) -> (u16, String) {
+        let mut args = args.to_vec();
+        args.push(format!("{}{query}", self.webhooks));
+        let answer = curl(args);
+        let body = self.captured.answer(what, &answer);
+        if answer.status == 401 {
+            assert_eq!(answer.header("WWW-Authenticate").as_deref(), Some("Bearer"));
+        }
         (answer.status, body)
     }
 
@@ -244,6 +298,14 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("onprem.key");
     std::fs::write(&key_file, format!("{ONPREM_API_KEY}\n")).unwrap();
+    let [app_file, verify_file, bearer_file] = webhook_files(dir.path());
+    for (file, secret) in [
+        (&app_file, WEBHOOK_APP_SECRET_IN_FILE),
+        (&verify_file, WEBHOOK_VERIFY_TOKEN_IN_FILE),
+        (&bearer_file, WEBHOOK_BEARER_TOKEN_IN_FILE),
+    ] {
+        std::fs::write(file, format!("{secret}\n")).unwrap();
+    }
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
@@ -268,9 +330,11 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         &web_path.display().to_string(),
     ]);
     let base = format!("http://{}", exporter.address);
+    let webhooks = format!("http://{}/webhooks/whatsapp", exporter.webhook_address());
     let mut scene = Scene {
         exporter,
         base,
+        webhooks,
         credentials: format!("{WEB_USER}:{WEB_PASSWORD}"),
         captured: Captured::default(),
     };
@@ -442,7 +506,101 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         config_page.contains(&format!("  api_key_file: {}\n", key_file.display())),
         "{config_page}"
     );
-    assert_eq!(config_page.matches("<secret>").count(), 17, "{config_page}");
+    for (key, file) in [
+        ("verify_token", &verify_file),
+        ("app_secret", &app_file),
+        ("bearer_token", &bearer_file),
+    ] {
+        let shown = format!(
+            "  {key}:\n  - <secret>\n  {key}_file:\n  - {}\n",
+            file.display()
+        );
+        assert!(config_page.contains(&shown), "{shown}\n{config_page}");
+    }
+    // 17 of the targets, the receiver's inline three.
+    assert_eq!(config_page.matches("<secret>").count(), 20, "{config_page}");
+
+    // The webhook receiver: the handshake with each verify token and a wrong one, a
+    // delivery signed with each app secret and a forged one, with each bearer token and a
+    // wrong one, and without any credential.
+    for (what, token, expected) in [
+        ("handshake, inline token", WEBHOOK_VERIFY_TOKEN, 200),
+        (
+            "handshake, token from file",
+            WEBHOOK_VERIFY_TOKEN_IN_FILE,
+            200,
+        ),
+        ("handshake, wrong token", WRONG_WEBHOOK_SECRET, 403),
+    ] {
+        let query =
+            format!("?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444");
+        let (status, body) = scene.webhook(what, &[], &query);
+        assert_eq!(status, expected, "{what}: {body}");
+    }
+    let delivery = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/corpus/webhooks/messages-status-failed-131049.json"
+    ))
+    .unwrap();
+    let signed = |secret: &str| {
+        let signature = whatsapp_exporter::simulator::webhook_sender::signature(
+            delivery.as_bytes(),
+            &whatsapp_exporter::secret::Secret::new(secret),
+        );
+        format!("X-Hub-Signature-256: {signature}")
+    };
+    let bearer = |token: &str| format!("Authorization: Bearer {token}");
+    for (what, header, expected) in [
+        (
+            "delivery, inline app secret",
+            signed(WEBHOOK_APP_SECRET),
+            200,
+        ),
+        (
+            "delivery, app secret from file",
+            signed(WEBHOOK_APP_SECRET_IN_FILE),
+            200,
+        ),
+        (
+            "delivery, forged signature",
+            signed(WRONG_WEBHOOK_SECRET),
+            403,
+        ),
+        (
+            "delivery, inline bearer token",
+            bearer(WEBHOOK_BEARER_TOKEN),
+            200,
+        ),
+        (
+            "delivery, bearer token from file",
+            bearer(WEBHOOK_BEARER_TOKEN_IN_FILE),
+            200,
+        ),
+        (
+            "delivery, wrong bearer token",
+            bearer(WRONG_WEBHOOK_SECRET),
+            403,
+        ),
+        ("delivery, no credential", "X-Nothing: 1".to_owned(), 401),
+    ] {
+        let args = [
+            "-H".to_owned(),
+            "Content-Type: application/json".to_owned(),
+            "-H".to_owned(),
+            header,
+            "--data-binary".to_owned(),
+            delivery.clone(),
+        ];
+        let (status, body) = scene.webhook(what, &args, "");
+        assert_eq!(status, expected, "{what}: {body}");
+    }
+    scene.wait_for_lines(&[
+        "whatsapp_webhook_verifications_total{result=\"accepted\"} 2",
+        "whatsapp_webhook_verifications_total{result=\"bad_token\"} 1",
+        "whatsapp_webhook_requests_total{result=\"accepted\"} 4",
+        "whatsapp_webhook_requests_total{result=\"bad_signature\"} 2",
+        "whatsapp_webhook_requests_total{result=\"unauthenticated\"} 1",
+    ]);
     // Unauthenticated and wrongly authenticated requests.
     for (what, credentials) in [
         ("no credentials", None),
@@ -463,7 +621,8 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
     }
 
     // Reloads: the same config, a config with an unknown key, one whose syntax error is on
-    // a secret's line, one with a secret too short to be an API key, and back.
+    // a secret's line, one with a secret too short to be an API key, secrets of the
+    // wrong type, a webhook secret file that is not there, and back.
     let (status, body) = scene.request("reload valid", &["-X", "POST"], "/-/reload");
     assert_eq!((status, body.as_str()), (200, "configuration reloaded\n"));
     let broken = [
@@ -499,6 +658,33 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
             ),
             "invalid type: sequence",
         ),
+        (
+            "syntax error on a webhook secret's line",
+            good_config.replacen(
+                &format!("app_secret: {WEBHOOK_APP_SECRET}\n"),
+                &format!("app_secret: {WEBHOOK_APP_SECRET}: x\n"),
+                1,
+            ),
+            "mapping values are not allowed",
+        ),
+        (
+            "webhook token of the wrong type",
+            good_config.replacen(
+                &format!("bearer_token: {WEBHOOK_BEARER_TOKEN}\n"),
+                &format!("bearer_token: {{token: {WEBHOOK_BEARER_TOKEN}}}\n"),
+                1,
+            ),
+            "webhooks.bearer_token: invalid type: map, expected a string or a list of strings",
+        ),
+        (
+            "webhook secret file missing",
+            good_config.replacen(
+                &app_file.display().to_string(),
+                &dir.path().join("webhook-app.missing").display().to_string(),
+                1,
+            ),
+            "webhook-app.missing",
+        ),
     ];
     for (what, text, expected) in &broken {
         std::fs::write(&config_path, text).unwrap();
@@ -519,7 +705,7 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
     assert!(
         common::has_line(
             &metrics,
-            "whatsapp_exporter_config_reloads_total{result=\"failure\"} 4"
+            "whatsapp_exporter_config_reloads_total{result=\"failure\"} 7"
         ),
         "{metrics}"
     );
@@ -546,6 +732,9 @@ async fn no_secret_leaves_the_exporter(log_format: &str) {
         "configuration reload failed",
         "request refused: basic auth",
         "login token refused, logging in again",
+        "webhook receiver listening",
+        "webhook handshake refused",
+        "webhook delivery refused",
         "shut down",
     ] {
         assert!(

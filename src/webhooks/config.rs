@@ -88,11 +88,68 @@ impl WebhooksConfig {
 }
 
 /// One value or a list of them (`app_secret: s` or `app_secret: [s1, s2]`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+///
+/// Read by hand: as an untagged enum, any error (an unset `${VAR}` above all) came out as
+/// "data did not match any variant of untagged enum OneOrMany".
+#[derive(Debug)]
 pub(crate) enum OneOrMany {
     One(EnvString),
     Many(Vec<EnvString>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}
+
+struct OneOrManyVisitor;
+
+impl OneOrManyVisitor {
+    /// serde's own error would show the value: these keys hold secrets.
+    fn not_a_string<E: serde::de::Error>(kind: &str) -> E {
+        E::custom(format!(
+            "invalid type: {kind}, expected a string or a list of strings (quote the value)"
+        ))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for OneOrManyVisitor {
+    type Value = OneOrMany;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string or a list of strings")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<OneOrMany, E> {
+        crate::config_values::expand_env(value, |name| std::env::var(name).ok())
+            .map(|expanded| OneOrMany::One(EnvString(expanded)))
+            .map_err(E::custom)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+        let mut values = Vec::new();
+        while let Some(value) = seq.next_element::<EnvString>()? {
+            values.push(value);
+        }
+        Ok(OneOrMany::Many(values))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<OneOrMany, E> {
+        Err(Self::not_a_string("boolean"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<OneOrMany, E> {
+        Err(Self::not_a_string("integer"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<OneOrMany, E> {
+        Err(Self::not_a_string("integer"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<OneOrMany, E> {
+        Err(Self::not_a_string("floating point number"))
+    }
 }
 
 impl OneOrMany {
@@ -256,11 +313,43 @@ mod tests {
             ("app_secret: s\nbody_timeout: 0s\n", "greater than 0"),
             ("app_secret: s\ndedup_window: 0\n", "at least 1"),
             ("app_secret: s\nsecret: x\n", "unknown field `secret`"),
+            (
+                "app_secret: ${WE_TEST_UNSET_WEBHOOK_SECRET}\n",
+                "environment variable WE_TEST_UNSET_WEBHOOK_SECRET is not set",
+            ),
+            (
+                "bearer_token: [a, \"${WE_TEST_UNSET_WEBHOOK_SECRET}\"]\n",
+                "environment variable WE_TEST_UNSET_WEBHOOK_SECRET is not set",
+            ),
+            (
+                "app_secret: {value: s}\n",
+                "invalid type: map, expected a string or a list of strings",
+            ),
         ];
         for (yaml, expected) in cases {
             let err = parse(yaml).unwrap_err();
             assert!(err.contains(expected), "{yaml:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_secret_yaml_reads_as_a_number_or_boolean_is_refused_without_its_value() {
+        for (yaml, kind) in [
+            ("app_secret: 738121\n", "integer"),
+            ("app_secret: -738121\n", "integer"),
+            ("verify_token: 7381.21\n", "floating point number"),
+            ("app_secret: s\nbearer_token: true\n", "boolean"),
+        ] {
+            let err = parse(yaml).unwrap_err();
+            assert!(err.contains(&format!("invalid type: {kind}, expected a string or a list of strings (quote the value)")), "{yaml:?}: {err}");
+            assert!(!err.contains("7381"), "{err}");
+        }
+        // Quoted, the same value is a secret.
+        let config = parse("app_secret: \"738121\"\n").unwrap();
+        assert_eq!(
+            config.app_secrets,
+            vec![SecretSource::Inline(Secret::new("738121"))]
+        );
     }
 
     #[test]

@@ -100,6 +100,13 @@ impl ExporterProcess {
         }
     }
 
+    /// host:port of the webhook receiver, from its "webhook receiver listening" line
+    /// (waited for, bounded): it comes after the exporter's own.
+    pub fn webhook_address(&self) -> String {
+        let line = self.wait_for_log("webhook receiver listening");
+        logged_address(&line).unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
+
     /// Stops it with SIGTERM and waits (bounded) for it to exit, so its last lines are in.
     pub fn stop(&mut self) {
         let _ = Command::new("kill")
