@@ -1194,7 +1194,13 @@ mod tests {
         ))
     }
 
-    fn state_lines(family: &str, labels: &str, label: &str, known: &[&str], current: &str) -> String {
+    fn state_lines(
+        family: &str,
+        labels: &str,
+        label: &str,
+        known: &[&str],
+        current: &str,
+    ) -> String {
         known
             .iter()
             .map(|s| {
@@ -1244,7 +1250,10 @@ mod tests {
         use crate::exposition::Family;
         let mut client = polled_client();
         let flagged = phone_quality("1", "15550100001", "FLAGGED");
-        assert_eq!(client.apply_update(&flagged), Applied::Changed { endpoint: 1 });
+        assert_eq!(
+            client.apply_update(&flagged),
+            Applied::Changed { endpoint: 1 }
+        );
         let samples = client.render(1, "c").unwrap();
         assert_eq!(
             samples.lines(Family::PhoneQualityRating),
