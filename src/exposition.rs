@@ -238,6 +238,8 @@ pub struct Samples {
     index: FamilyIndex,
     /// Lines while samples are being added, one string per family in `index` order.
     lines: Vec<String>,
+    /// Lines in `lines`: what [`Samples::series`] answers before packing.
+    unpacked_series: usize,
     /// Once packed: every family's lines, one after the other, and where each is.
     packed: Bytes,
     spans: Vec<(u32, u32)>,
@@ -277,7 +279,7 @@ impl Samples {
         }
         let slot = self.index.0[family as usize];
         let index = if slot == 0 {
-            self.lines.push(String::new());
+            self.lines.push(spare_string());
             // At most one entry per family, and the catalog has fewer than 255.
             self.index.0[family as usize] = self.lines.len() as u8;
             self.lines.len() - 1
@@ -296,6 +298,7 @@ impl Samples {
                 String::from_utf8_lossy(&self.packed[start as usize..end as usize]).into_owned()
             })
             .collect();
+        self.unpacked_series = self.lines.iter().map(|t| count_lines(t.as_bytes())).sum();
         self.packed = Bytes::new();
         self.spans = Vec::new();
     }
@@ -318,6 +321,7 @@ impl Samples {
         write_value(out, value);
         out.push('\n');
         self.target_label = target_label;
+        self.unpacked_series += 1;
     }
 
     /// A state set: one series per known state, 1 for `current` and 0 for the rest. A
@@ -406,7 +410,10 @@ impl Samples {
         self.packed = Bytes::from(packed);
         self.spans = spans;
         // `index` still says which span is whose.
-        self.lines = Vec::new();
+        for text in std::mem::take(&mut self.lines) {
+            give_back_string(text);
+        }
+        self.unpacked_series = 0;
         self.unknown.shrink_to_fit();
     }
 
@@ -429,10 +436,7 @@ impl Samples {
         if !self.spans.is_empty() {
             return count_lines(&self.packed);
         }
-        self.lines
-            .iter()
-            .map(|text| count_lines(text.as_bytes()))
-            .sum()
+        self.unpacked_series
     }
 
     /// Keeps the first `max` series in exposition order and drops the rest, so one answer
@@ -466,8 +470,40 @@ impl Samples {
             dropped += count - room;
             kept = max;
         }
+        self.unpacked_series -= dropped;
         dropped
     }
+}
+
+thread_local! {
+    /// Family buffers of samples already packed, for the next poll on this thread: a poll
+    /// then writes its lines without growing (and copying) each buffer from empty.
+    static SPARE_STRINGS: std::cell::RefCell<Vec<String>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many spare buffers a thread keeps, and the largest it keeps: enough for the
+/// families of a few polls, so the spares stay a small, fixed share of memory.
+const SPARE_STRINGS_KEPT: usize = 128;
+const SPARE_STRING_MAX_CAPACITY: usize = 16 * 1024;
+
+fn spare_string() -> String {
+    SPARE_STRINGS
+        .with(|spares| spares.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+fn give_back_string(mut text: String) {
+    if text.capacity() == 0 || text.capacity() > SPARE_STRING_MAX_CAPACITY {
+        return;
+    }
+    text.clear();
+    SPARE_STRINGS.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        if spares.len() < SPARE_STRINGS_KEPT {
+            spares.push(text);
+        }
+    });
 }
 
 fn count_lines(text: &[u8]) -> usize {
@@ -575,6 +611,11 @@ pub fn encode_families(format: Format, parts: &[&Samples]) -> Vec<Bytes> {
 
 /// Escapes a label value as both text formats require: backslash, double quote, newline.
 pub fn escape_label_value(out: &mut String, value: &str) {
+    // Almost every value (ids, states, names) needs no escaping: one scan, one copy.
+    if memchr::memchr3(b'\\', b'"', b'\n', value.as_bytes()).is_none() {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -593,7 +634,8 @@ pub fn write_value(out: &mut String, value: f64) {
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        let _ = write!(out, "{}", value as i64);
+        // Most samples are 0 or 1 (state sets) or counts: formatted without core::fmt.
+        out.push_str(itoa::Buffer::new().format(value as i64));
     } else {
         let _ = write!(out, "{value}");
     }
