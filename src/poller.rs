@@ -132,6 +132,23 @@ fn target_info(config: &Target) -> Samples {
     samples
 }
 
+/// Wake-ups of the poll schedule are gathered on ticks this far apart: thousands of targets
+/// then wake the process a hundred times a second, a few polls each, rather than once per
+/// poll, and every wake-up costs context switches whatever it does.
+const POLL_TICK: Duration = Duration::from_millis(10);
+
+/// `at`, put off to the next [`POLL_TICK`] (counted from when the process started polling).
+/// Only the wake-up moves: the schedule is kept from the exact times, so it does not drift.
+fn on_tick(at: Instant) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let tick = POLL_TICK.as_nanos();
+    let since = at.saturating_duration_since(epoch).as_nanos();
+    let rounded = since.div_ceil(tick) * tick;
+    // Fits: a u64 of nanoseconds is 584 years of uptime.
+    epoch + Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
+}
+
 /// Where in its interval a target is polled, so polls spread over the interval.
 pub fn phase(name: &str, interval: Duration) -> Duration {
     let nanos = interval.as_nanos().max(1);
@@ -242,7 +259,7 @@ impl Runner {
                     continue;
                 }
             }
-            if !self.sleep_until(next).await {
+            if !self.sleep_until(on_tick(next)).await {
                 continue;
             }
             let retry = {
@@ -735,6 +752,19 @@ pub(crate) mod tests {
     /// its poll slot held): the one way to exercise the panic path, since nothing from
     /// outside the process may make a poll panic.
     pub(crate) const PANIC_ON_POLL: &str = "test-panic-on-poll";
+
+    #[test]
+    fn wake_ups_fall_on_ticks_never_before_the_time() {
+        let first = on_tick(Instant::now());
+        for ms in [0u64, 1, 9, 10, 11, 25, 1234] {
+            let at = first + Duration::from_micros(ms * 1000 + 300);
+            let woken = on_tick(at);
+            assert!(woken >= at);
+            assert!(woken - at < POLL_TICK);
+            assert_eq!((woken - first).as_nanos() % POLL_TICK.as_nanos(), 0);
+        }
+        assert_eq!(on_tick(first), first);
+    }
 
     #[test]
     fn phases_are_stable_and_spread() {

@@ -53,7 +53,7 @@
 #  4. /metrics of those 10,000 targets: MiB/s beside nginx serving the same bytes from a
 #     file at the same path; gzip; CPU per scrape at full load and at one scrape per second
 #     (the background polling's CPU, measured in 3, subtracted); series and promtool checks.
-#  5. Memory: resident at 10,000 targets against 2 x the body + 16 MiB; then --soak SECONDS
+#  5. Memory: resident at 10,000 targets against 1.5 x the body + 16 MiB; then --soak SECONDS
 #     (default 120) of polling with a scrape every 15 s, RSS at its start and end.
 #  6. The Cloud API at fleet scale (issue 15), against a simulator of one business of 1,000
 #     WABAs of 10 numbers (`simulate --fleet.businesses 1 --fleet.wabas-per-business 1000
@@ -817,8 +817,9 @@ for name in demo fleet; do
     START_MS=$(py median "${runs[@]}")
     log "start to first answer ($name): ${runs[*]} ms"
     label="demo's configuration"
-    [[ $name == fleet ]] && label="10,000 targets"
-    row "start to first 200 on /metrics, $label (ms)" "$(fmt "$START_MS" 1)" "-" "-" "< 100" "$(yes_if "$START_MS" "<" 100)"
+    goal=100
+    [[ $name == fleet ]] && label="10,000 targets" && goal=50
+    row "start to first 200 on /metrics, $label (ms)" "$(fmt "$START_MS" 1)" "-" "-" "<= $goal" "$(yes_if "$START_MS" "<=" "$goal")"
 done
 
 log "exporter with the demo's configuration: resident memory after 15 s of polling"
@@ -934,7 +935,7 @@ stop "$BB_PID"
 section "2. /probe of a simulated On-Premises /v1/health (wrk -t2 -c4 -d10s, median of 3)"
 row "/probe requests/s" "$(fmt "${RPS_M[ours]}")" "blackbox_exporter 0.23 (this run): $(fmt "${RPS_M[bb]}")" "$(ratio "${RPS_M[ours]}" "${RPS_M[bb]}")" ">= 15000" "$(yes_if "${RPS_M[ours]}" ">=" 15000)"
 row "/probe requests/s" "$(fmt "${RPS_M[ours]}")" "json_exporter 0.5: 5047 (issue; not run)" "$(ratio "${RPS_M[ours]}" 5047)" "-" "-"
-row "/probe requests/s" "$(fmt "${RPS_M[ours]}")" "nginx, same JSON, the limit (this run): $(fmt "${RPS_M[nginx]}")" "$(ratio "${RPS_M[ours]}" "${RPS_M[nginx]}")" "-" "-"
+row "/probe requests/s" "$(fmt "${RPS_M[ours]}")" "nginx, same JSON, the limit (this run): $(fmt "${RPS_M[nginx]}")" "$(ratio "${RPS_M[ours]}" "${RPS_M[nginx]}")" ">= 0.3 x nginx" "$(yes_if "$(ratio "${RPS_M[ours]}" "${RPS_M[nginx]}")" ">=" 0.3)"
 row "  the upstream: simulator's /v1/health alone (one 5 s run)" "$(fmt "$SIM_RPS") requests/s; $(fmt "$SIM_CPK" 3) CPU s per 1000" "nginx, same JSON: $(fmt "${RPS_M[nginx]}")" "$(ratio "$SIM_RPS" "${RPS_M[nginx]}")" "not the bottleneck" "$(yes_if "$SIM_RPS" ">" "$(calc "2 * ${RPS_M[ours]}")")"
 row "  errors (non-2xx, socket) over 3 runs" "${ERR[ours]}" "blackbox ${ERR[bb]}, nginx ${ERR[nginx]}" "-" "0" "$(yes_if "${ERR[ours]}" "==" 0)"
 row "  the same, 4 targets in turn (not a goal)" "$(fmt "${RPS_M[four]}"); $(fmt "${CPK_M[four]}" 3) CPU s per 1000; ${ERR[four]} errors" "one target (above): $(fmt "${RPS_M[ours]}")" "$(ratio "${RPS_M[four]}" "${RPS_M[ours]}")" "-" "-"
@@ -1077,7 +1078,7 @@ ERRORS=$(grep -c 'level=error' "$WORK/fleet-exporter.log")
 stop "$FLEET_PID"
 
 section "3. Background polling: 10,000 targets (1,000 onprem, 9,000 Cloud API numbers) every 30 s, over $(fmt "$SP_WINDOW") s"
-row "CPU, % of one core" "$(fmt "$(calc "$BG_RATE * 100")" 2)" "blackbox_exporter at 333 probes/s: $(fmt "$(calc "${CPK_M[bb]} * 10000 / 30 / 1000 * 100")" 1) (its CPU per probe, this run)" "$(ratio "$BG_RATE" "$(calc "${CPK_M[bb]} * 10000 / 30 / 1000")")" "<= 5" "$(yes_if "$(calc "$BG_RATE * 100")" "<=" 5)"
+row "CPU, % of one core" "$(fmt "$(calc "$BG_RATE * 100")" 2)" "blackbox_exporter at 333 probes/s: $(fmt "$(calc "${CPK_M[bb]} * 10000 / 30 / 1000 * 100")" 1) (its CPU per probe, this run)" "$(ratio "$BG_RATE" "$(calc "${CPK_M[bb]} * 10000 / 30 / 1000")")" "<= 3" "$(yes_if "$(calc "$BG_RATE * 100")" "<=" 3)"
 row "upstream requests per second, max / mean" "$SP_MAX / $(fmt "$SP_MEAN" 1) = $SP_PEAK" "-" "-" "<= 1.5 (no burst)" "$(yes_if "$SP_PEAK" "<=" 1.5)"
 SP_EXTRA=$(calc "$SP_WINDOW - $SP_K * 30")
 SP_TOL=$(calc "3 * sqrt($SP_EXPECTED) + 5")
@@ -1089,7 +1090,7 @@ section "4. /metrics with 10,000 targets"
 row "body (MiB; series lines; gzip MiB)" "$(mib "$((BODY / 1024))"); $S_LINES; $(mib "$((GZ_SIZE / 1024))")" "-" "-" "-" "-"
 row "series appearing twice; targets with whatsapp_up" "$S_DUP; $S_UP" "-" "-" "0; 10000" "$( [[ $S_DUP == 0 && $S_UP == 10000 ]] && echo yes || echo NO)"
 row "promtool check metrics: problems" "$PROMTOOL" "-" "-" "0" "$(yes_if "${PROMTOOL_PROBLEMS:-nan}" "==" 0)"
-row "/metrics MiB/s" "$(fmt "${M_MIB_M[ours]}" 1)" "nginx, same bytes at /metrics (this run): $(fmt "${M_MIB_M[nginx]}" 1)" "$(ratio "${M_MIB_M[ours]}" "${M_MIB_M[nginx]}")" ">= 0.5 x nginx" "$(yes_if "$(ratio "${M_MIB_M[ours]}" "${M_MIB_M[nginx]}")" ">=" 0.5)"
+row "/metrics MiB/s" "$(fmt "${M_MIB_M[ours]}" 1)" "nginx, same bytes at /metrics (this run): $(fmt "${M_MIB_M[nginx]}" 1)" "$(ratio "${M_MIB_M[ours]}" "${M_MIB_M[nginx]}")" ">= 0.8 x nginx" "$(yes_if "$(ratio "${M_MIB_M[ours]}" "${M_MIB_M[nginx]}")" ">=" 0.8)"
 row "/metrics requests/s" "$(fmt "${M_RPS_M[ours]}" 1)" "nginx (this run): $(fmt "${M_RPS_M[nginx]}" 1)" "$(ratio "${M_RPS_M[ours]}" "${M_RPS_M[nginx]}")" "-" "-"
 row "nginx, 10 MiB static file, MiB/s (wrk -d5s)" "-" "this run: $(fmt "${M_MIB_M[static]}"); issue: 2880" "$(ratio "${M_MIB_M[static]}" 2880)" "-" "-"
 row "CPU ms per scrape at full load" "$(fmt "${M_CPS_M[ours]}" 1)" "at 1 scrape/s (this run): $(fmt "$SLOW_M" 1)" "$(ratio "${M_CPS_M[ours]}" "$SLOW_M")" "<= 0.5 (cost not per request)" "$(yes_if "$(ratio "${M_CPS_M[ours]}" "$SLOW_M")" "<=" 0.5)"
@@ -1097,9 +1098,9 @@ row "gzip: requests/s; CPU ms per scrape" "$(fmt "${M_RPS_M[gzip]}" 1); $(fmt "$
 row "  errors over the runs (ours, gzip, nginx)" "${M_ERR[ours]}, ${M_ERR[gzip]}" "${M_ERR[nginx]}" "-" "0" "$(yes_if "$((M_ERR[ours] + M_ERR[gzip]))" "==" 0)"
 
 section "5. Memory at 10,000 targets"
-LIMIT_KIB=$(((2 * BODY + 16 * 1048576) / 1024))
-row "resident after the polling window (MiB)" "$(mib "$FLEET_RSS_A")" "2 x body + 16 MiB: $(mib "$LIMIT_KIB")" "$(ratio "$FLEET_RSS_A" "$LIMIT_KIB")" "<= 1" "$(yes_if "$FLEET_RSS_A" "<=" "$LIMIT_KIB")"
-row "resident after the /metrics load; peak (MiB)" "$(mib "$FLEET_RSS_B"); $(mib "$FLEET_HWM")" "2 x body + 16 MiB: $(mib "$LIMIT_KIB")" "$(ratio "$FLEET_RSS_B" "$LIMIT_KIB")" "<= 1" "$(yes_if "$FLEET_RSS_B" "<=" "$LIMIT_KIB")"
+LIMIT_KIB=$(((3 * BODY / 2 + 16 * 1048576) / 1024))
+row "resident after the polling window (MiB)" "$(mib "$FLEET_RSS_A")" "1.5 x body + 16 MiB: $(mib "$LIMIT_KIB")" "$(ratio "$FLEET_RSS_A" "$LIMIT_KIB")" "<= 1" "$(yes_if "$FLEET_RSS_A" "<=" "$LIMIT_KIB")"
+row "resident after the /metrics load; peak (MiB)" "$(mib "$FLEET_RSS_B"); $(mib "$FLEET_HWM")" "1.5 x body + 16 MiB: $(mib "$LIMIT_KIB")" "$(ratio "$FLEET_RSS_B" "$LIMIT_KIB")" "<= 1" "$(yes_if "$FLEET_RSS_B" "<=" "$LIMIT_KIB")"
 row "soak of $SOAK s: resident at start -> end (min..max) (MiB)" "$(mib "$FLEET_RSS_B") -> $(mib "$FLEET_RSS_C") ($(mib "$SOAK_MIN")..$(mib "$SOAK_MAX"))" "start" "$(ratio "$FLEET_RSS_C" "$FLEET_RSS_B")" "<= 1.05 (flat; the goal: --soak 3600)" "$(yes_if "$(ratio "$FLEET_RSS_C" "$FLEET_RSS_B")" "<=" 1.05)"
 
 graph_section
