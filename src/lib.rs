@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+mod config_split;
 pub mod config_values;
 pub mod config_yaml;
 pub mod exporter;
