@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use serde::{Deserialize, Deserializer};
 use crate::config_split::{split_config, split_target_file, PLACEHOLDER};
 pub use crate::config_values::defaults;
 use crate::config_values::{is_label_name, ByteSize, EnvString, HumanDuration};
+use crate::cores::on_every_core;
 pub use crate::providers::TargetKind;
 use crate::providers::{Client, RawKeys, TargetSettings, Type};
 pub use crate::upstream::TlsConfig;
@@ -109,11 +109,15 @@ impl Config {
 
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        Config::parse(&Config::read(path)?, path)
+    }
+
+    /// The text of a config file, for [`Config::parse`].
+    pub fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             error: source,
-        })?;
-        Config::parse(&text, path)
+        })
     }
 
     /// Parses and validates config text, and reads the target files it names; `path`
@@ -170,7 +174,7 @@ impl Config {
 /// Targets a piece of a long list holds (see [`crate::config_split`]): with 10,000
 /// targets, enough pieces to keep every core busy to the end, and each small enough that
 /// the parser's buffers are reused from piece to piece rather than grown.
-const TARGETS_PER_PIECE: usize = 256;
+const TARGETS_PER_PIECE: usize = 128;
 
 /// Reads a configuration with its long lists of targets cut into pieces, read and
 /// validated on every core. `None` when anything is wrong (the whole reading then says
@@ -204,7 +208,7 @@ fn read_in_pieces(text: &str, path: &Path, per_piece: usize) -> Option<Config> {
     for raw_target in std::mem::take(&mut raw.targets) {
         targets.push(Arc::new(raw_target.validate(&global).ok()?));
     }
-    let read = on_every_core(&pieces, |piece| {
+    let read = on_every_core(&pieces, 1, |piece| {
         read_targets(piece)
             .ok()?
             .into_iter()
@@ -233,49 +237,6 @@ fn read_in_pieces(text: &str, path: &Path, per_piece: usize) -> Option<Config> {
         webhooks,
         by_name,
     })
-}
-
-/// Runs `work` on each job, on as many threads as there are cores (this one among them),
-/// and returns the results in the order of the jobs.
-fn on_every_core<J: Sync, T: Send>(jobs: &[J], work: impl Fn(&J) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len());
-    if threads <= 1 {
-        return jobs.iter().map(work).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let run = || {
-        let mut done = Vec::new();
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(job) = jobs.get(index) else {
-                return done;
-            };
-            done.push((index, work(job)));
-        }
-    };
-    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
-        // A thread the system refuses leaves its share to the others.
-        let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .name("config-reader".into())
-                    .spawn_scoped(scope, run)
-                    .ok()
-            })
-            .collect();
-        let mut done = run();
-        for helper in helpers {
-            match helper.join() {
-                Ok(theirs) => done.extend(theirs),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        done
-    });
-    done.sort_unstable_by_key(|(index, _)| *index);
-    done.into_iter().map(|(_, result)| result).collect()
 }
 
 /// The `target_files` globs, relative ones resolved against the config file's directory.
@@ -1832,13 +1793,5 @@ mod tests {
         );
         assert!(error.contains("line 3"), "{error}");
         assert_eq!(parsed, Err(error));
-    }
-
-    #[test]
-    fn jobs_on_every_core_come_back_in_order() {
-        let jobs: Vec<usize> = (0..1000).collect();
-        let doubled = on_every_core(&jobs, |job| job * 2);
-        assert_eq!(doubled, (0..2000).step_by(2).collect::<Vec<_>>());
-        assert!(on_every_core(&[] as &[usize], |job| *job).is_empty());
     }
 }
