@@ -350,33 +350,33 @@ impl Exporter {
             .targets
             .iter()
             .filter(|t| self.options.background && self.options.shard.owns(&t.name));
-        // Targets mostly share a few TLS settings: each distinct one is read once here.
-        let mut read: HashMap<&TlsConfig, ClientFor> = HashMap::new();
+        // Targets mostly share a few TLS settings: each distinct one is read once here, and
+        // the plan names it by its place in `clients`.
+        let mut clients: Vec<ClientFor> = Vec::new();
+        let mut client_of: HashMap<&TlsConfig, usize> = HashMap::new();
         for target in polled {
-            let http = match read.entry(&target.tls) {
-                Entry::Occupied(read) => read.into_mut(),
+            let client = match client_of.entry(&target.tls) {
+                Entry::Occupied(read) => *read.get(),
                 Entry::Vacant(unread) => {
-                    unread.insert(self.clients.get(&target.tls).map_err(|error| {
+                    clients.push(self.clients.get(&target.tls).map_err(|error| {
                         ReloadError::Client {
                             target: target.name.clone(),
                             error,
                         }
-                    })?)
+                    })?);
+                    *unread.insert(clients.len() - 1)
                 }
             };
-            let http = ClientFor {
-                client: http.client.clone(),
-                tls_fingerprint: http.tls_fingerprint,
-            };
-            in_use.push((&target.tls, http.tls_fingerprint));
+            let tls_fingerprint = clients[client].tls_fingerprint;
+            in_use.push((&target.tls, tls_fingerprint));
             match by_name.remove(target.name.as_str()) {
                 Some(running)
                     if *running.state.config == **target
-                        && running.tls_fingerprint == http.tls_fingerprint =>
+                        && running.tls_fingerprint == tls_fingerprint =>
                 {
-                    plan.push(Ok(Arc::clone(running)))
+                    plan.push(Ok(running))
                 }
-                _ => plan.push(Err((target.clone(), http))),
+                _ => plan.push(Err((target, client))),
             }
         }
         // What stopped or starts afresh routes nowhere until its new task has polled; done
@@ -398,7 +398,9 @@ impl Exporter {
         let next: Vec<Arc<RunningTarget>> =
             on_every_core(&plan, SPAWNS_PER_THREAD, |entry| match entry {
                 Ok(running) => Arc::clone(running),
-                Err((target, http)) => self.spawn(&runtime, Arc::clone(target), http),
+                Err((target, client)) => {
+                    self.spawn(&runtime, Arc::clone(target), &clients[*client])
+                }
             });
         self.metrics.targets.set(next.len() as i64);
         self.targets.store(Arc::new(next));
