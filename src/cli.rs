@@ -187,10 +187,14 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     let loaded = Config::load(path)
         .map_err(anyhow::Error::from)
         .and_then(|config| {
-            // The TLS files are read when clients are built: check them too.
+            // The TLS files are read when clients are built: check them too, once for each
+            // distinct setting (the first target that has it names a failure).
+            let mut checked = std::collections::HashSet::new();
             for target in &config.targets {
-                crate::upstream::build_client(&target.tls)
-                    .with_context(|| format!("target {:?}", target.name))?;
+                if checked.insert(&target.tls) {
+                    crate::upstream::build_client(&target.tls)
+                        .with_context(|| format!("target {:?}", target.name))?;
+                }
             }
             // The receiver reads its secrets and TLS files when it starts: so does the check.
             if let Some(webhooks) = &config.webhooks {
@@ -241,10 +245,12 @@ async fn run(
     web: WebOptions,
     options: Options,
 ) -> anyhow::Result<()> {
-    let config = Config::load(config_file)?;
+    let text = Config::read(config_file)?;
+    let config = Config::parse(&text, config_file)?;
     let listener = bind(listen_address.as_deref().unwrap_or(":10109")).await?;
     let configured = config.targets.len();
-    let exporter = Exporter::start(config, Some(config_file.to_owned()), options)?;
+    let exporter =
+        Exporter::start_with_source(config, Some(config_file.to_owned()), Some(text), options)?;
     tracing::info!(
         version = LONG_VERSION,
         address = %listener.local_addr()?,

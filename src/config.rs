@@ -13,8 +13,10 @@ use std::time::Duration;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::config_split::{split_config, split_target_file, PLACEHOLDER};
 pub use crate::config_values::defaults;
 use crate::config_values::{is_label_name, ByteSize, EnvString, HumanDuration};
+use crate::cores::on_every_core;
 pub use crate::providers::TargetKind;
 use crate::providers::{Client, RawKeys, TargetSettings, Type};
 pub use crate::upstream::TlsConfig;
@@ -107,43 +109,48 @@ impl Config {
 
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        Config::parse(&Config::read(path)?, path)
+    }
+
+    /// The text of a config file, for [`Config::parse`].
+    pub fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             error: source,
-        })?;
-        Config::parse(&text, path)
+        })
     }
 
     /// Parses and validates config text, and reads the target files it names; `path`
     /// names the source in errors, and relative `target_files` globs are resolved against
     /// its directory.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = if text.trim().is_empty() {
-            RawConfig::default()
-        } else {
-            read_document(
-                text,
-                |types| RawConfigSeed { types },
-                |raw: &RawConfig| &raw.targets,
-            )
-            .map_err(|message| ConfigError::Parse {
-                path: path.to_owned(),
-                message,
-            })?
+        Config::parse_in_pieces_of(text, path, TARGETS_PER_PIECE)
+    }
+
+    /// [`Config::parse`], long lists of targets read `per_piece` targets at a time.
+    fn parse_in_pieces_of(
+        text: &str,
+        path: &Path,
+        per_piece: usize,
+    ) -> Result<Config, ConfigError> {
+        // A configuration with an error anywhere is read again, whole and in order: the
+        // error it reports is the first in the files, with the lines and target indexes of
+        // the whole documents.
+        match read_in_pieces(text, path, per_piece) {
+            Some(config) => Ok(config),
+            None => Config::parse_in_order(text, path),
+        }
+    }
+
+    /// Reads the config file, then each target file, each document whole, validates what
+    /// they say in order, and stops at the first error.
+    fn parse_in_order(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let parse_error = |path: &Path, message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
         };
-        let base = path.parent().unwrap_or(Path::new("."));
-        let patterns: Vec<String> = raw
-            .target_files
-            .iter()
-            .map(|pattern| {
-                let pattern = Path::new(&pattern.0);
-                if pattern.is_absolute() {
-                    pattern.display().to_string()
-                } else {
-                    base.join(pattern).display().to_string()
-                }
-            })
-            .collect();
+        let raw = read_config_document(text, false).map_err(|m| parse_error(path, m))?;
+        let patterns = resolve_target_files(&raw.target_files, path);
         let mut files = Vec::new();
         for pattern in &patterns {
             for file in target_file_paths(pattern).map_err(|message| ConfigError::Invalid {
@@ -154,16 +161,9 @@ impl Config {
                     path: file.clone(),
                     error,
                 })?;
-                let targets: Vec<RawTarget> = if text.trim().is_empty() {
-                    Vec::new()
-                } else {
-                    read_document(&text, |types| TargetsSeed { types }, |t: &Vec<_>| t).map_err(
-                        |message| ConfigError::Parse {
-                            path: file.clone(),
-                            message,
-                        },
-                    )?
-                };
+                let targets = check_nesting(&text)
+                    .and_then(|()| read_targets(&text))
+                    .map_err(|m| parse_error(&file, m))?;
                 files.push((file, targets));
             }
         }
@@ -171,32 +171,142 @@ impl Config {
     }
 }
 
+/// Targets a piece of a long list holds (see [`crate::config_split`]): with 10,000
+/// targets, enough pieces to keep every core busy to the end, and each small enough that
+/// the parser's buffers are reused from piece to piece rather than grown.
+const TARGETS_PER_PIECE: usize = 128;
+
+/// Reads a configuration with its long lists of targets cut into pieces, read and
+/// validated on every core. `None` when anything is wrong (the whole reading then says
+/// what), and when a piece does not read alone (an alias to another piece's anchor).
+fn read_in_pieces(text: &str, path: &Path, per_piece: usize) -> Option<Config> {
+    check_nesting(text).ok()?;
+    let split = split_config(text, per_piece);
+    let mut raw = match &split {
+        Some(split) => read_config_document(split.rest.as_deref()?, true).ok()?,
+        None => read_config_document(text, false).ok()?,
+    };
+    let global = std::mem::take(&mut raw.global).validate().ok()?;
+    let patterns = resolve_target_files(&raw.target_files, path);
+    let mut file_texts = Vec::new();
+    for pattern in &patterns {
+        for file in target_file_paths(pattern).ok()? {
+            let text = std::fs::read_to_string(&file).ok()?;
+            check_nesting(&text).ok()?;
+            file_texts.push(text);
+        }
+    }
+    // Inline targets first, then those of the files, in order.
+    let mut pieces: Vec<&str> = split.as_ref().map_or_else(Vec::new, |s| s.pieces.clone());
+    for text in &file_texts {
+        match split_target_file(text, per_piece) {
+            Some(split) => pieces.extend(split.pieces),
+            None => pieces.push(text),
+        }
+    }
+    let mut targets = Vec::new();
+    for raw_target in std::mem::take(&mut raw.targets) {
+        targets.push(Arc::new(raw_target.validate(&global).ok()?));
+    }
+    let read = on_every_core(&pieces, 1, |piece| {
+        read_targets(piece)
+            .ok()?
+            .into_iter()
+            .map(|raw| raw.validate(&global).ok().map(Arc::new))
+            .collect::<Option<Vec<_>>>()
+    });
+    for piece in read {
+        targets.extend(piece?);
+    }
+    let mut by_name = HashMap::with_capacity(targets.len());
+    for (index, target) in targets.iter().enumerate() {
+        if target.name.is_empty() || by_name.insert(target.name.clone(), index).is_some() {
+            return None;
+        }
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let webhooks = raw
+        .webhooks
+        .map(|raw| raw.validate(base))
+        .transpose()
+        .ok()?;
+    Some(Config {
+        global,
+        targets,
+        target_files: patterns,
+        webhooks,
+        by_name,
+    })
+}
+
+/// The `target_files` globs, relative ones resolved against the config file's directory.
+fn resolve_target_files(globs: &[EnvString], path: &Path) -> Vec<String> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    globs
+        .iter()
+        .map(|pattern| {
+            let pattern = Path::new(&pattern.0);
+            if pattern.is_absolute() {
+                pattern.display().to_string()
+            } else {
+                base.join(pattern).display().to_string()
+            }
+        })
+        .collect()
+}
+
+/// The config file as written; with `placeholder`, the rest of a config file whose
+/// targets are read in pieces (see [`split_config`]).
+fn read_config_document(text: &str, placeholder: bool) -> Result<RawConfig, String> {
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    if !placeholder {
+        check_nesting(text)?;
+    }
+    read_document(
+        text,
+        |types| RawConfigSeed { types, placeholder },
+        |raw: &RawConfig| &raw.targets,
+    )
+}
+
+/// A target file, or a piece of a list of targets; its nesting already checked.
+fn read_targets(text: &str) -> Result<Vec<RawTarget>, String> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    read_document(text, |types| TargetsSeed { types }, |t: &Vec<_>| t)
+}
+
 /// Deeper than this, brackets are refused before YAML parsing.
 const MAX_FLOW_DEPTH: usize = 1000;
 
-/// YAML text, with flow collections (`[`, `{`) nested at most [`MAX_FLOW_DEPTH`] deep.
+/// Checks that flow collections (`[`, `{`) nest at most [`MAX_FLOW_DEPTH`] deep.
 ///
 /// The YAML scanner's time grows with the square of the flow nesting depth (100,000
 /// unclosed `[` took over a minute), and a reload parses on the async runtime. Brackets
 /// are counted everywhere, in strings and comments too: an over-count only refuses a text
 /// with a thousand unclosed brackets, which no real configuration has.
-fn from_yaml<'de, S: DeserializeSeed<'de>>(text: &'de str, seed: S) -> Result<S::Value, String> {
+fn check_nesting(text: &str) -> Result<(), String> {
     let mut depth = 0usize;
-    for (line, text_line) in text.lines().enumerate() {
-        for c in text_line.chars() {
-            match c {
-                '[' | '{' => depth += 1,
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => continue,
-            }
-            if depth > MAX_FLOW_DEPTH {
-                return Err(format!(
-                    "brackets nested more than {MAX_FLOW_DEPTH} deep at line {}",
-                    line + 1
-                ));
-            }
+    for (offset, byte) in text.bytes().enumerate() {
+        match byte {
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => continue,
+        }
+        if depth > MAX_FLOW_DEPTH {
+            let line = memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count() + 1;
+            return Err(format!(
+                "brackets nested more than {MAX_FLOW_DEPTH} deep at line {line}"
+            ));
         }
     }
+    Ok(())
+}
+
+fn from_yaml<'de, S: DeserializeSeed<'de>>(text: &'de str, seed: S) -> Result<S::Value, String> {
     seed.deserialize(serde_yaml::Deserializer::from_str(text))
         .map_err(|e| e.to_string())
 }
@@ -266,6 +376,9 @@ const CONFIG_KEYS: &[&str] = &["global", "targets", "target_files", "webhooks"];
 /// the types of its targets to their reading when a first reading found them.
 struct RawConfigSeed {
     types: Option<Vec<Type>>,
+    /// The targets are read in pieces: `targets` must hold the list of
+    /// [`PLACEHOLDER`] alone.
+    placeholder: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for RawConfigSeed {
@@ -294,6 +407,12 @@ impl<'de> Visitor<'de> for RawConfigSeed {
             seen.push(key);
             match key {
                 "global" => raw.global = map.next_value()?,
+                "targets" if self.placeholder => {
+                    let items: Vec<String> = map.next_value()?;
+                    if items != [PLACEHOLDER] {
+                        return Err(de::Error::custom("not the targets' placeholder"));
+                    }
+                }
                 "targets" => {
                     raw.targets = map.next_value_seed(TargetsSeed {
                         types: types.take(),
@@ -302,6 +421,9 @@ impl<'de> Visitor<'de> for RawConfigSeed {
                 "webhooks" => raw.webhooks = map.next_value()?,
                 _ => raw.target_files = map.next_value()?,
             }
+        }
+        if self.placeholder && !seen.contains(&"targets") {
+            return Err(de::Error::custom("the targets' placeholder is missing"));
         }
         Ok(raw)
     }
@@ -1506,5 +1628,170 @@ mod tests {
         let deep = format!("global: {}{}", "[".repeat(1000), "]".repeat(1000));
         let error = parse(&deep).unwrap_err();
         assert!(error.contains("expected struct RawGlobal"), "{error}");
+    }
+
+    /// Both readings of `text` (config file `dir/config.yaml`), the list cut one target a
+    /// piece: what reading in pieces gives (`None`: it fell back) and what the whole
+    /// reading in order gives.
+    fn both_readings(
+        dir: &Path,
+        text: &str,
+    ) -> (
+        Option<Config>,
+        Result<Config, String>,
+        Result<Config, String>,
+    ) {
+        let path = dir.join("config.yaml");
+        (
+            read_in_pieces(text, &path, 1),
+            Config::parse_in_pieces_of(text, &path, 1).map_err(|e| e.to_string()),
+            Config::parse_in_order(text, &path).map_err(|e| e.to_string()),
+        )
+    }
+
+    #[test]
+    fn a_list_read_in_pieces_is_the_list_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "# fleet a\n- {name: fa-1, type: dialog360, api_key: k}\n- name: fa-2\n  type: kapso\n  api_key: k\n  config_id: c\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.json"),
+            r#"[{"name": "fb-1", "type": "dialog360", "api_key": "k"}]"#,
+        )
+        .unwrap();
+        let text = "global:\n  interval: 1m\n\
+            targets: # inline\n\
+            \x20 - {name: a, type: onprem, base_url: \"http://h\", api_key: abcdefghijkl}\n\
+            \x20 # a comment between items\n\
+            \x20 - access_token: t\n    waba_id: 12\n    name: c\n    type: cloud_api\n\
+            \x20 - name: d\n    type: dialog360\n    api_key: |\n      multi\n      line\n    labels: {team: ops}\n\
+            target_files: [a.yaml, b.json]\n";
+        assert_eq!(split_config(text, 1).map(|s| s.pieces.len()), Some(3));
+        let (pieces, parsed, whole) = both_readings(dir.path(), text);
+        let whole = whole.unwrap();
+        assert_eq!(pieces.as_ref(), Some(&whole));
+        assert_eq!(parsed.as_ref(), Ok(&whole));
+        let names: Vec<&str> = whole.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a", "c", "d", "fa-1", "fa-2", "fb-1"]);
+        assert_eq!(
+            whole.target("fa-2").map(|t| t.interval),
+            Some(Duration::from_secs(60))
+        );
+        // Items at column 0, and a config of nothing but targets.
+        let text = "targets:\n- {name: a, type: dialog360, api_key: k}\n- {name: b, type: dialog360, api_key: k}\n";
+        let (pieces, _, whole) = both_readings(dir.path(), text);
+        assert_eq!(pieces, Some(whole.unwrap()));
+    }
+
+    #[test]
+    fn pieces_that_do_not_read_alone_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // An alias to an anchor of another piece.
+        let text = "targets:\n  - {name: a, type: dialog360, api_key: &key k}\n  - {name: b, type: dialog360, api_key: *key}\n";
+        let (pieces, parsed, whole) = both_readings(dir.path(), text);
+        assert_eq!(pieces, None);
+        let whole = whole.unwrap();
+        assert_eq!(whole.targets.len(), 2);
+        assert_eq!(parsed, Ok(whole));
+        // A quoted scalar that goes on over a line that looks like an item.
+        let text = "targets:\n  - name: \"a\n  - b\"\n    type: dialog360\n    api_key: k\n";
+        let (pieces, parsed, whole) = both_readings(dir.path(), text);
+        assert_eq!(pieces, None);
+        assert_eq!(whole.as_ref().unwrap().targets[0].name, "a - b");
+        assert_eq!(parsed, whole);
+        // `targets:` inside a quoted scalar of the keys before it is no key: the whole
+        // reading finds no targets, and no targets are read in pieces.
+        let text = "webhooks:\n  app_secret: s\n  path: \"/a\ntargets:\n  - {name: a, type: dialog360, api_key: k}\n  - {name: b, type: dialog360, api_key: k}\ntarget_files: x\"\n";
+        let (pieces, parsed, whole) = both_readings(dir.path(), text);
+        assert_eq!(pieces, None);
+        let whole = whole.unwrap();
+        assert!(whole.targets.is_empty());
+        assert_eq!(parsed, Ok(whole));
+        // Inside a flow mapping, `- ` items are an error.
+        let text = "{global: {},\ntargets:\n  - {name: a, type: dialog360, api_key: k}\n  - {name: b, type: dialog360, api_key: k}\n}\n";
+        let (pieces, parsed, whole) = both_readings(dir.path(), text);
+        assert_eq!(pieces, None);
+        assert!(whole.is_err());
+        assert_eq!(parsed, whole);
+    }
+
+    #[test]
+    fn errors_are_those_of_the_whole_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = |name: &str| format!("  - {{name: {name}, type: dialog360, api_key: k}}\n");
+        let list = |extra: &str| {
+            format!(
+                "targets:\n{}{}{extra}{}",
+                target("a"),
+                target("b"),
+                target("c")
+            )
+        };
+        let cases = [
+            (
+                list("  - {name: x, type: dialog360, api_key: k, intervall: 5s}\n"),
+                "targets[2]: unknown field `intervall`",
+                Some("line 4"),
+            ),
+            (
+                list(&target("a")),
+                "targets[2] (\"a\"): duplicate target name \"a\"",
+                None,
+            ),
+            (
+                list("  - {name: x, type: dialog360}\n"),
+                "targets[2] (\"x\"): api_key or api_key_file is required for type dialog360",
+                None,
+            ),
+            (
+                list("  - {name: \"\", type: dialog360, api_key: k}\n"),
+                "targets[2]: name must not be empty",
+                None,
+            ),
+            // A parse error after a validation error: the parse error, as the whole
+            // reading parses everything first.
+            (
+                format!("{}global: {{interval: soon}}\n", list(&target("a"))),
+                "invalid duration \"soon\"",
+                Some("line 6"),
+            ),
+            (
+                format!("global: {{stale_after: 1s}}\n{}", list("")),
+                "global: stale_after (1s) must not be shorter",
+                None,
+            ),
+        ];
+        for (text, expected, line) in cases {
+            let (pieces, parsed, whole) = both_readings(dir.path(), &text);
+            assert_eq!(pieces, None, "{text}");
+            let error = whole.unwrap_err();
+            assert!(error.contains(expected), "{error}");
+            if let Some(line) = line {
+                assert!(error.contains(line), "{error}");
+            }
+            assert_eq!(parsed, Err(error));
+        }
+        // In a target file cut in pieces: the file's own index and line.
+        std::fs::write(
+            dir.path().join("t.yaml"),
+            "- {name: f1, type: dialog360, api_key: k}\n- {name: f2, type: dialog360, api_key: k}\n- {name: f3, type: dialog360, api_key: k, waba_idd: 1}\n",
+        )
+        .unwrap();
+        let text = format!("{}target_files: [t.yaml]\n", list(""));
+        let (pieces, parsed, whole) = both_readings(dir.path(), &text);
+        assert_eq!(pieces, None);
+        let error = whole.unwrap_err();
+        assert!(
+            error.starts_with(&format!(
+                "{}: .[2]: unknown field `waba_idd`",
+                dir.path().join("t.yaml").display()
+            )),
+            "{error}"
+        );
+        assert!(error.contains("line 3"), "{error}");
+        assert_eq!(parsed, Err(error));
     }
 }

@@ -181,10 +181,16 @@ pub struct EnvString(pub String);
 impl<'de> Deserialize<'de> for EnvString {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        expand_env(&raw, |name| std::env::var(name).ok())
-            .map(EnvString)
-            .map_err(serde::de::Error::custom)
+        env_expanded(raw).map(EnvString)
     }
+}
+
+/// `raw` with `${VAR}` expanded; most values have no `$` and are kept as they are.
+fn env_expanded<E: serde::de::Error>(raw: String) -> Result<String, E> {
+    if !raw.contains('$') {
+        return Ok(raw);
+    }
+    expand_env(&raw, |name| std::env::var(name).ok()).map_err(E::custom)
 }
 
 pub(crate) fn expand_env(
@@ -227,16 +233,77 @@ pub struct Id(pub String);
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match serde_yaml::Value::deserialize(deserializer)? {
-            serde_yaml::Value::Number(n) if n.as_u64().is_some() => Ok(Id(n.to_string())),
-            serde_yaml::Value::String(text) => expand_env(&text, |name| std::env::var(name).ok())
-                .map(Id)
-                .map_err(serde::de::Error::custom),
-            other => Err(serde::de::Error::custom(format!(
-                "expected an id (a string or a whole number), not {}",
-                serde_yaml::to_string(&other).unwrap_or_default().trim()
-            ))),
+        deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+/// An [`Id`] straight from the parser's scalar. What is not an id is refused with its
+/// YAML form, read whole for a list or mapping.
+struct IdVisitor;
+
+impl IdVisitor {
+    fn refuse<E: serde::de::Error>(value: serde_yaml::Value) -> E {
+        E::custom(format!(
+            "expected an id (a string or a whole number), not {}",
+            serde_yaml::to_string(&value).unwrap_or_default().trim()
+        ))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for IdVisitor {
+    type Value = Id;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an id (a string or a whole number)")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Id, E> {
+        Ok(Id(n.to_string()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Id, E> {
+        match u64::try_from(n) {
+            Ok(n) => self.visit_u64(n),
+            Err(_) => Err(Self::refuse(n.into())),
         }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Id, E> {
+        Err(Self::refuse(n.into()))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Id, E> {
+        Err(Self::refuse(b.into()))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Id, E> {
+        Err(Self::refuse(serde_yaml::Value::Null))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Id, E> {
+        env_expanded(text.to_owned()).map(Id)
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Id, E> {
+        env_expanded(text).map(Id)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Id, A::Error> {
+        let value =
+            serde_yaml::Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Err(Self::refuse(value))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Id, A::Error> {
+        let value =
+            serde_yaml::Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Err(Self::refuse(value))
+    }
+
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Id, A::Error> {
+        let value =
+            serde_yaml::Value::deserialize(serde::de::value::EnumAccessDeserializer::new(data))?;
+        Err(Self::refuse(value))
     }
 }
 
@@ -314,5 +381,83 @@ mod tests {
             expand_env("${KEY", lookup).unwrap_err(),
             "unterminated ${ in value"
         );
+    }
+
+    /// How an id was read through a generic YAML value before: the typed reading must
+    /// give the same ids and the same errors.
+    fn id_through_a_value(yaml: &str) -> Result<String, String> {
+        match serde_yaml::from_str::<serde_yaml::Value>(yaml).map_err(|e| e.to_string())? {
+            serde_yaml::Value::Number(n) if n.as_u64().is_some() => Ok(n.to_string()),
+            serde_yaml::Value::String(text) => expand_env(&text, |name| std::env::var(name).ok()),
+            other => Err(format!(
+                "expected an id (a string or a whole number), not {}",
+                serde_yaml::to_string(&other).unwrap_or_default().trim()
+            )),
+        }
+    }
+
+    #[test]
+    fn ids_are_read_as_they_were_through_a_generic_value() {
+        std::env::set_var("WAE_TEST_ID", "106540352242922");
+        for yaml in [
+            "102290129340398",
+            "\"0012\"",
+            "'12'",
+            "abc",
+            "${WAE_TEST_ID}",
+            "x${WAE_TEST_UNSET_ID}",
+            "0",
+            "-5",
+            "1.5",
+            "true",
+            "~",
+            "[1, 2]",
+            "{a: 1}",
+            "!custom 7",
+            "0x1F",
+        ] {
+            let typed = serde_yaml::from_str::<Id>(yaml)
+                .map(|id| id.0)
+                .map_err(|e| e.to_string());
+            let expected = id_through_a_value(yaml);
+            match (&typed, &expected) {
+                (Ok(typed), Ok(expected)) => assert_eq!(typed, expected, "{yaml}"),
+                // serde_yaml adds the position to an error raised while reading.
+                (Err(typed), Err(expected)) => {
+                    assert!(
+                        typed.starts_with(expected.as_str()),
+                        "{yaml}: {typed} / {expected}"
+                    )
+                }
+                _ => panic!("{yaml}: {typed:?} / {expected:?}"),
+            }
+        }
+        assert_eq!(
+            serde_yaml::from_str::<Id>("-5").unwrap_err().to_string(),
+            "expected an id (a string or a whole number), not -5"
+        );
+        assert_eq!(
+            serde_yaml::from_str::<Id>("[1]").unwrap_err().to_string(),
+            "expected an id (a string or a whole number), not - 1"
+        );
+        // Beyond u64, serde_yaml names what it expected: now an id, no longer "any YAML
+        // value".
+        assert_eq!(
+            serde_yaml::from_str::<Id>("99999999999999999999").unwrap_err().to_string(),
+            "invalid type: integer `99999999999999999999` as u128, expected an id (a string or a whole number)"
+        );
+    }
+
+    #[test]
+    fn env_strings_expand_only_what_names_a_variable() {
+        std::env::set_var("WAE_TEST_ENV_STRING", "v4lue");
+        let read = |yaml: &str| serde_yaml::from_str::<EnvString>(yaml).map(|s| s.0);
+        assert_eq!(read("plain text").unwrap(), "plain text");
+        assert_eq!(read("'a${WAE_TEST_ENV_STRING}b'").unwrap(), "av4lueb");
+        assert_eq!(read("cost $$5").unwrap(), "cost $5");
+        assert!(read("${WAE_TEST_UNSET_ENV_STRING}")
+            .unwrap_err()
+            .to_string()
+            .starts_with("environment variable WAE_TEST_UNSET_ENV_STRING is not set"));
     }
 }

@@ -2,6 +2,7 @@
 //! with its polling task, reloads that swap in a new config only when it is valid, target
 //! files re-read when they change, `/probe`, and the `/metrics` body.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,8 @@ use bytes::Bytes;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::AbortHandle;
 
-use crate::config::{self, Config, ConfigError, Target};
+use crate::config::{self, Config, ConfigError, Target, TlsConfig};
+use crate::cores::on_every_core;
 use crate::exposition::{encode_families, Body, Format};
 use crate::poller::{supervise, IdsSink, Runner, TargetState};
 use crate::probe::{ProbeError, Probes};
@@ -80,6 +82,8 @@ pub struct Exporter {
     probes: Probes,
     semaphore: Arc<Semaphore>,
     semaphore_size: std::sync::Mutex<usize>,
+    /// Turns to set up a poller: see [`PollerSetup::run`].
+    starting: Arc<Semaphore>,
     reload_lock: Mutex<()>,
     watcher: std::sync::Mutex<Option<AbortHandle>>,
     /// Bumped whenever any target publishes or the set of targets changes.
@@ -150,6 +154,18 @@ impl Exporter {
         let source = config_file
             .as_deref()
             .and_then(|path| std::fs::read_to_string(path).ok());
+        Exporter::start_with_source(config, config_file, source, options)
+    }
+
+    /// [`Exporter::start`], given the text `config` was parsed from (what a change of the
+    /// target files parses again) rather than reading the file a second time.
+    pub fn start_with_source(
+        config: Config,
+        config_file: Option<PathBuf>,
+        source: Option<String>,
+        options: Options,
+    ) -> Result<Arc<Self>, ReloadError> {
+        let config = Arc::new(config);
         let concurrency = config.global.max_concurrent_polls;
         let webhooks = match &config.webhooks {
             Some(section) => Some(Arc::new(Ingest::new(
@@ -163,13 +179,15 @@ impl Exporter {
             config_file,
             source: std::sync::Mutex::new(source),
             options,
-            config: ArcSwap::from_pointee(config.clone()),
+            config: ArcSwap::new(Arc::clone(&config)),
             targets: ArcSwap::from_pointee(Vec::new()),
             metrics: SelfMetrics::new(options.shard),
             clients: Clients::default(),
             probes: Probes::new(concurrency),
             semaphore: Arc::new(Semaphore::new(concurrency)),
             semaphore_size: std::sync::Mutex::new(concurrency),
+            // No turns until every task of the config has been spawned (below).
+            starting: Arc::new(Semaphore::new(0)),
             reload_lock: Mutex::new(()),
             watcher: std::sync::Mutex::new(None),
             // Starts above BodyCache's generation 0, so the first scrape encodes.
@@ -179,6 +197,9 @@ impl Exporter {
             webhooks,
         });
         exporter.apply(config)?;
+        // The pollers set up only once every task exists: spawning them all, which the first
+        // answer waits for, has every core to itself until then.
+        exporter.starting.add_permits(setting_up_at_once());
         exporter.record_reload(true);
         let watcher = tokio::spawn(watch_target_files(Arc::downgrade(&exporter)));
         *exporter.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(watcher.abort_handle());
@@ -249,7 +270,7 @@ impl Exporter {
                 })),
                 Ok(text) => Config::parse(&text, path)
                     .map_err(ReloadError::from)
-                    .and_then(|config| self.apply(config))
+                    .and_then(|config| self.apply(Arc::new(config)))
                     .map(|()| {
                         *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
                     }),
@@ -270,7 +291,7 @@ impl Exporter {
         let result = match (&self.config_file, source) {
             (Some(path), Some(text)) => Config::parse(&text, path)
                 .map_err(ReloadError::from)
-                .and_then(|config| self.apply(config)),
+                .and_then(|config| self.apply(Arc::new(config))),
             _ => Err(ReloadError::NoFile),
         };
         self.finish_reload(&result, "target files changed: targets reloaded");
@@ -308,7 +329,7 @@ impl Exporter {
 
     /// Swaps in `config`: unchanged targets keep polling (and their counters), changed and
     /// new ones start, removed ones stop and vanish from /metrics.
-    fn apply(&self, config: Config) -> Result<(), ReloadError> {
+    fn apply(&self, config: Arc<Config>) -> Result<(), ReloadError> {
         // Read first, so that an unreadable secret file rejects the whole reload.
         let webhook_credentials = config
             .webhooks
@@ -329,23 +350,33 @@ impl Exporter {
             .targets
             .iter()
             .filter(|t| self.options.background && self.options.shard.owns(&t.name));
+        // Targets mostly share a few TLS settings: each distinct one is read once here, and
+        // the plan names it by its place in `clients`.
+        let mut clients: Vec<ClientFor> = Vec::new();
+        let mut client_of: HashMap<&TlsConfig, usize> = HashMap::new();
         for target in polled {
-            let http = self
-                .clients
-                .get(&target.tls)
-                .map_err(|error| ReloadError::Client {
-                    target: target.name.clone(),
-                    error,
-                })?;
-            in_use.push((&target.tls, http.tls_fingerprint));
+            let client = match client_of.entry(&target.tls) {
+                Entry::Occupied(read) => *read.get(),
+                Entry::Vacant(unread) => {
+                    clients.push(self.clients.get(&target.tls).map_err(|error| {
+                        ReloadError::Client {
+                            target: target.name.clone(),
+                            error,
+                        }
+                    })?);
+                    *unread.insert(clients.len() - 1)
+                }
+            };
+            let tls_fingerprint = clients[client].tls_fingerprint;
+            in_use.push((&target.tls, tls_fingerprint));
             match by_name.remove(target.name.as_str()) {
                 Some(running)
                     if *running.state.config == **target
-                        && running.tls_fingerprint == http.tls_fingerprint =>
+                        && running.tls_fingerprint == tls_fingerprint =>
                 {
-                    plan.push(Ok(Arc::clone(running)))
+                    plan.push(Ok(running))
                 }
-                _ => plan.push(Err((target.clone(), http))),
+                _ => plan.push(Err((target, client))),
             }
         }
         // What stopped or starts afresh routes nowhere until its new task has polled; done
@@ -361,13 +392,16 @@ impl Exporter {
             }
         }
         self.resize_semaphore(config.global.max_concurrent_polls);
-        let next: Vec<Arc<RunningTarget>> = plan
-            .into_iter()
-            .map(|entry| match entry {
-                Ok(running) => running,
-                Err((target, http)) => self.spawn(target, http),
-            })
-            .collect();
+        // Spawning thousands of tasks, each with its state, is what start-up takes longest
+        // for after reading the config: it is spread over the cores.
+        let runtime = tokio::runtime::Handle::current();
+        let next: Vec<Arc<RunningTarget>> =
+            on_every_core(&plan, SPAWNS_PER_THREAD, |entry| match entry {
+                Ok(running) => Arc::clone(running),
+                Err((target, client)) => {
+                    self.spawn(&runtime, Arc::clone(target), &clients[*client])
+                }
+            });
         self.metrics.targets.set(next.len() as i64);
         self.targets.store(Arc::new(next));
         self.target_set.fetch_add(1, Ordering::Release);
@@ -395,12 +429,17 @@ impl Exporter {
             ),
             _ => {}
         }
-        self.config.store(Arc::new(config));
+        self.config.store(config);
         // Targets left in `current` only are dropped with it, which aborts their tasks.
         Ok(())
     }
 
-    fn spawn(&self, config: Arc<Target>, http: ClientFor) -> Arc<RunningTarget> {
+    fn spawn(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        config: Arc<Target>,
+        http: &ClientFor,
+    ) -> Arc<RunningTarget> {
         let state = Arc::new(TargetState::counting(
             Arc::clone(&config),
             Arc::clone(&self.changes),
@@ -411,30 +450,23 @@ impl Exporter {
                 ingest.learn_routes(&name, &ids.wabas, &ids.numbers);
             }) as IdsSink
         });
-        let start = {
-            let (state, config, semaphore) = (
-                Arc::clone(&state),
-                Arc::clone(&config),
-                Arc::clone(&self.semaphore),
-            );
-            move || {
-                let client = config.client(http.client.clone());
-                let runner = Runner::new(Arc::clone(&state), client, Arc::clone(&semaphore));
-                match &ids_sink {
-                    Some(sink) => runner.with_ids_sink(Arc::clone(sink)),
-                    None => runner,
-                }
-                .run()
-            }
-        };
-        let task = tokio::spawn(supervise(
-            config.name.clone(),
-            start,
-            config.interval,
-            self.metrics.target_panics.clone(),
-            self.metrics.poller_tasks.clone(),
-        ))
-        .abort_handle();
+        let setup = Arc::new(PollerSetup {
+            state: Arc::clone(&state),
+            http: http.client.clone(),
+            semaphore: Arc::clone(&self.semaphore),
+            starting: Arc::clone(&self.starting),
+            ids_sink,
+        });
+        let start = move || Arc::clone(&setup).run();
+        let task = runtime
+            .spawn(supervise(
+                config.name.clone(),
+                start,
+                config.interval,
+                self.metrics.target_panics.clone(),
+                self.metrics.poller_tasks.clone(),
+            ))
+            .abort_handle();
         Arc::new(RunningTarget {
             state,
             tls_fingerprint: http.tls_fingerprint,
@@ -648,6 +680,59 @@ impl Exporter {
     }
 }
 
+/// What a target's task needs to set up its poller, kept for each start (a panic starts it
+/// again).
+struct PollerSetup {
+    state: Arc<TargetState>,
+    http: reqwest::Client,
+    semaphore: Arc<Semaphore>,
+    starting: Arc<Semaphore>,
+    ids_sink: Option<IdsSink>,
+}
+
+impl PollerSetup {
+    /// Thousands of tasks start at once (at start-up, at a reload). Each sets up its poller
+    /// (client, first publish, timer) in a turn of `starting`, which lets a few do so at a
+    /// time and leaves a worker free: a request that arrives meanwhile (the first scrape)
+    /// is not queued behind all of them.
+    async fn run(self: Arc<Self>) {
+        // Closed only when the exporter shuts down, which aborts this task.
+        let turn = self.starting.acquire().await.ok();
+        let client = self.state.config.client(self.http.clone());
+        let runner = Runner::new(Arc::clone(&self.state), client, Arc::clone(&self.semaphore));
+        let runner = match &self.ids_sink {
+            Some(sink) => runner.with_ids_sink(Arc::clone(sink)),
+            None => runner,
+        };
+        // Boxed once it has its turn: a task waiting for its turn holds only what it takes
+        // to start.
+        holding_until_it_waits(Box::pin(runner.run()), turn).await;
+    }
+}
+
+/// Tasks that each thread spawning them takes at least: with fewer, one thread spawns them
+/// all sooner than another thread starts.
+const SPAWNS_PER_THREAD: usize = 1000;
+
+/// How many tasks set up their pollers at once: one fewer than the runtime's workers (at
+/// least one), so that one worker is always free for requests.
+fn setting_up_at_once() -> usize {
+    let workers = tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers());
+    workers.saturating_sub(1).max(1)
+}
+
+/// Runs `future`, holding `turn` through its first poll only.
+async fn holding_until_it_waits<F: std::future::Future, T>(future: F, turn: T) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut turn = Some(turn);
+    std::future::poll_fn(move |cx| {
+        let polled = future.as_mut().poll(cx);
+        drop(turn.take());
+        polled
+    })
+    .await
+}
+
 /// Checks the target files every `target_files_refresh_interval` and reloads the targets
 /// when what they say changed (like Prometheus' file_sd). Ends with the exporter.
 async fn watch_target_files(exporter: Weak<Exporter>) {
@@ -755,5 +840,81 @@ mod tests {
             "{metrics}"
         );
         exporter.shutdown();
+    }
+
+    /// A config of thousands of targets: every task is spawned (over several threads),
+    /// every target is on /metrics at once, and every poller is set up in its turn, its
+    /// first publish showing its request counters.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_poller_of_a_large_config_is_set_up() {
+        let targets = 2 * SPAWNS_PER_THREAD + 500;
+        let mut text = "global:\n  interval: 1h\n  timeout: 1s\ntargets:\n".to_owned();
+        for i in 0..targets {
+            text.push_str(&format!(
+                "  - {{name: t{i}, type: dialog360, base_url: \"http://127.0.0.1:9\", api_key: k}}\n"
+            ));
+        }
+        let config = Config::parse(&text, Path::new("test.yaml")).expect("a valid config");
+        let exporter = Exporter::start(config, None, Options::default()).expect("starts");
+        let lines = |metrics: &str, prefix: &str| {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
+                .collect::<HashSet<String>>()
+                .len()
+        };
+        let first = exporter.render(Format::Text);
+        assert_eq!(lines(&first, "whatsapp_target_info{"), targets);
+        assert!(
+            first.contains(&format!("\nwhatsapp_exporter_targets {targets}\n")),
+            "{first}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let metrics = exporter.render(Format::Text);
+            if lines(&metrics, "whatsapp_upstream_requests_total{") == targets {
+                assert!(
+                    metrics.contains(&format!("\nwhatsapp_exporter_poller_tasks {targets}\n")),
+                    "{metrics}"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "not every poller was set up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // All turns are back.
+        assert_eq!(exporter.starting.available_permits(), setting_up_at_once());
+        exporter.shutdown();
+    }
+
+    /// A task holds its turn while its poller is set up, through the first poll of its
+    /// future, and gives it back when that future first waits.
+    #[tokio::test]
+    async fn a_turn_is_held_through_the_first_poll_only() {
+        let turns = Arc::new(Semaphore::new(1));
+        let turn = turns.clone().acquire_owned().await.expect("open");
+        let (resume, resumed) = tokio::sync::oneshot::channel::<()>();
+        let during_first_poll = Arc::new(AtomicU64::new(u64::MAX));
+        let task = tokio::spawn(holding_until_it_waits(
+            {
+                let (turns, during_first_poll) =
+                    (Arc::clone(&turns), Arc::clone(&during_first_poll));
+                async move {
+                    during_first_poll.store(turns.available_permits() as u64, Ordering::SeqCst);
+                    resumed.await.ok();
+                }
+            },
+            turn,
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while turns.available_permits() == 0 {
+            assert!(Instant::now() < deadline, "the turn was not given back");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(during_first_poll.load(Ordering::SeqCst), 0);
+        resume.send(()).expect("the task waits");
+        task.await.expect("ends");
+        assert_eq!(turns.available_permits(), 1);
     }
 }

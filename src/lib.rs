@@ -8,8 +8,10 @@
 
 pub mod cli;
 pub mod config;
+mod config_split;
 pub mod config_values;
 pub mod config_yaml;
+mod cores;
 pub mod exporter;
 pub mod exposition;
 pub mod gzip;

@@ -184,11 +184,19 @@ fn config_check_of_the_example_and_of_a_bad_file() {
         "FAILED: --shard.index 3 is not below --shard.count 3\n"
     );
 
-    // A TLS file that cannot be used is found by the check too.
+    // A TLS file that cannot be used is found by the check too; the first target that
+    // uses it is named.
     let tls = dir.path().join("tls.yaml");
+    let tls_target = |name: &str| {
+        format!("  - name: {name}\n    type: onprem\n    base_url: https://h\n    api_key: abcdefghijklmnop\n    tls_config:\n      ca_file: /nonexistent/ca.pem\n")
+    };
     std::fs::write(
         &tls,
-        "targets:\n  - name: a\n    type: onprem\n    base_url: https://h\n    api_key: abcdefghijklmnop\n    tls_config:\n      ca_file: /nonexistent/ca.pem\n",
+        format!(
+            "targets:\n  - {{name: plain, type: onprem, base_url: \"https://h\", api_key: abcdefghijklmnop}}\n{}{}",
+            tls_target("a"),
+            tls_target("b")
+        ),
     )
     .unwrap();
     let out = Command::new(BIN)
