@@ -6,7 +6,7 @@
 #
 # Run it from anywhere, on Debian, as root (or with sudo for apt-get):
 #
-#   bash tests/bench/run.sh                 # about 11 minutes
+#   bash tests/bench/run.sh                 # about 18 minutes
 #   bash tests/bench/run.sh --soak 3600     # memory over an hour of polling (the goal)
 #   bash tests/bench/run.sh --perf          # also record perf profiles of the three loads
 #   bash tests/bench/run.sh --keep          # keep the work directory (logs, bodies, wrk output)
