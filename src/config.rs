@@ -197,7 +197,7 @@ fn read_in_pieces(text: &str, path: &Path, per_piece: usize) -> Option<Config> {
         }
     }
     // Inline targets first, then those of the files, in order.
-    let mut pieces: Vec<&str> = split.as_ref().map_or_else(Vec::new, |s| s.pieces.clone());
+    let mut pieces: Vec<&str> = split.map_or_else(Vec::new, |s| s.pieces);
     for text in &file_texts {
         match split_target_file(text, per_piece) {
             Some(split) => pieces.extend(split.pieces),
@@ -218,25 +218,12 @@ fn read_in_pieces(text: &str, path: &Path, per_piece: usize) -> Option<Config> {
     for piece in read {
         targets.extend(piece?);
     }
-    let mut by_name = HashMap::with_capacity(targets.len());
-    for (index, target) in targets.iter().enumerate() {
-        if target.name.is_empty() || by_name.insert(target.name.clone(), index).is_some() {
-            return None;
-        }
+    if targets.iter().any(|target| target.name.is_empty()) {
+        return None;
     }
-    let base = path.parent().unwrap_or(Path::new("."));
-    let webhooks = raw
-        .webhooks
-        .map(|raw| raw.validate(base))
-        .transpose()
-        .ok()?;
-    Some(Config {
-        global,
-        targets,
-        target_files: patterns,
-        webhooks,
-        by_name,
-    })
+    let config = Config::assemble(global, targets, patterns, raw.webhooks, path).ok()?;
+    // A name twice: fewer names than targets.
+    (config.by_name.len() == config.targets.len()).then_some(config)
 }
 
 /// The `target_files` globs, relative ones resolved against the config file's directory.
@@ -817,17 +804,28 @@ impl RawConfig {
                 targets.push(Arc::new(target));
             }
         }
+        Config::assemble(global, targets, target_files, self.webhooks, path)
+            .map_err(|message| invalid(path, message))
+    }
+}
+
+impl Config {
+    /// The config of its validated global settings and targets, indexed by name, and its
+    /// webhooks section, validated against the config file's directory.
+    fn assemble(
+        global: Global,
+        targets: Vec<Arc<Target>>,
+        target_files: Vec<String>,
+        webhooks: Option<crate::webhooks::config::RawWebhooks>,
+        path: &Path,
+    ) -> Result<Config, String> {
         let by_name = targets
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
         let base = path.parent().unwrap_or(Path::new("."));
-        let webhooks = self
-            .webhooks
-            .map(|raw| raw.validate(base))
-            .transpose()
-            .map_err(|message| invalid(path, message))?;
+        let webhooks = webhooks.map(|raw| raw.validate(base)).transpose()?;
         Ok(Config {
             global,
             targets,
